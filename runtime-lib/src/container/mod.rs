@@ -1,0 +1,88 @@
+//! The lifecycle verbs, one file each. A [`Container`] is a loaded state directory plus the lock that
+//! makes every operation on one id exclusive.
+
+mod create;
+mod delete;
+mod kill;
+mod list;
+mod start;
+
+use std::path::{Path, PathBuf};
+
+use crate::state::StateDir;
+
+pub use kill::parse_signal;
+pub use list::list;
+
+/// What `create` needs beyond the bundle: the runtime's own knobs (runc's flags of the same names).
+#[derive(Debug, Clone)]
+pub struct CreateOptions {
+    /// State root (`--root`), default `/run/hull`.
+    pub root: PathBuf,
+    /// The bundle directory holding config.json.
+    pub bundle: PathBuf,
+    /// Written atomically with the init's host pid before `create` returns.
+    pub pid_file: Option<PathBuf>,
+    /// Unix socket that receives the pty master when `process.terminal` is true.
+    pub console_socket: Option<PathBuf>,
+    /// MS_MOVE + chroot instead of pivot_root (for ramfs roots).
+    pub no_pivot: bool,
+    /// Pass fds 3..3+N of the caller into the container.
+    pub preserve_fds: u32,
+    /// Do not create a new session keyring for the container.
+    pub no_new_keyring: bool,
+}
+
+impl CreateOptions {
+    pub fn new(root: impl Into<PathBuf>, bundle: impl Into<PathBuf>) -> Self {
+        CreateOptions {
+            root: root.into(),
+            bundle: bundle.into(),
+            pid_file: None,
+            console_socket: None,
+            no_pivot: false,
+            preserve_fds: 0,
+            no_new_keyring: false,
+        }
+    }
+}
+
+/// A container known to the state root. Holds the state directory's lock while it lives.
+#[derive(Debug)]
+pub struct Container {
+    dir: StateDir,
+    record: crate::state::Record,
+    /// Set only in the process that created the container: it is the init's parent and can wait.
+    child: Option<nix::unistd::Pid>,
+}
+
+impl Container {
+    /// Loads the container `id` from `root` and locks it.
+    pub fn load(root: &Path, id: &str) -> crate::Result<Container> {
+        let dir = StateDir::open(root, id)?;
+        let record = dir.read()?;
+        Ok(Container {
+            dir,
+            record,
+            child: None,
+        })
+    }
+
+    pub fn id(&self) -> &str {
+        &self.record.state.id
+    }
+
+    /// The state as `hull state` prints it, with the status computed now.
+    pub fn state(&self) -> crate::State {
+        let mut s = self.record.state.clone();
+        s.status = self.status();
+        if s.status == crate::Status::Stopped {
+            s.pid = 0;
+        }
+        s
+    }
+
+    pub fn status(&self) -> crate::Status {
+        self.dir.status(&self.record)
+    }
+}

@@ -1,0 +1,268 @@
+//! Hull's one error convention.
+//!
+//! Every failure is an [`Error`] variant that says *which step* failed and *what* it concerned (a path,
+//! an id, a config field). Errors raised inside the container's init cross the process boundary as an
+//! [`InitFailure`] (a typed, serialisable record, see `process::channel`) and come back as
+//! [`Error::Init`], so a caller sees the same shape whichever process failed.
+//!
+//! Messages are written for the person reading containerd's or conmon's log: lower case, no trailing
+//! period, the failing thing named in quotes, mirroring runc's wording where runc has one.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A file or directory operation failed on the host side.
+    #[error("{step} {path:?}: {source}")]
+    Io {
+        step: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// A system call failed on the host side.
+    #[error("{step}{}: {source}", fmt_path(.path))]
+    Sys {
+        step: &'static str,
+        path: Option<PathBuf>,
+        #[source]
+        source: nix::Error,
+    },
+
+    /// config.json is not valid JSON, or does not match the runtime-spec schema.
+    #[error("{path:?}: line {line} column {column}: {msg}")]
+    ConfigSyntax {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        msg: String,
+    },
+
+    /// config.json parsed, but a field breaks a rule of the spec (or one Hull must enforce).
+    #[error("invalid config {field}: {problem}")]
+    InvalidConfig { field: String, problem: String },
+
+    /// A container id that runc would also refuse.
+    #[error("invalid container id {id:?}: {problem}")]
+    InvalidId { id: String, problem: &'static str },
+
+    #[error("container with id {id:?} already exists")]
+    ContainerExists { id: String },
+
+    #[error("container {id:?} does not exist")]
+    ContainerNotFound { id: String },
+
+    /// The operation is not allowed in the container's current status.
+    #[error("cannot {op} container {id:?}: container is {status}")]
+    InvalidStatus {
+        id: String,
+        op: &'static str,
+        status: crate::Status,
+    },
+
+    #[error("invalid signal {signal:?}")]
+    InvalidSignal { signal: String },
+
+    /// A runc feature Hull does not implement (yet). Never silently ignored.
+    #[error("{feature} is not supported by hull")]
+    Unsupported { feature: String },
+
+    /// A step inside the container's init failed; the init reported it over the channel.
+    #[error("{0}")]
+    Init(InitFailure),
+
+    /// The init died or closed the channel without saying why.
+    #[error("container init {step}: {detail}")]
+    InitLost { step: &'static str, detail: String },
+}
+
+fn fmt_path(p: &Option<PathBuf>) -> String {
+    match p {
+        Some(p) => format!(" {p:?}"),
+        None => String::new(),
+    }
+}
+
+/// The init sequence's steps, in the order the init runs them. Named after the spec field or
+/// operation they apply, so an error reads as the spec does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum InitStep {
+    JoinNamespace,
+    CreateNamespaces,
+    IdMappings,
+    RootfsPropagation,
+    RootfsBind,
+    Mount,
+    Devices,
+    Pivot,
+    MaskedPaths,
+    ReadonlyPaths,
+    ReadonlyRoot,
+    Hostname,
+    Domainname,
+    Sysctl,
+    Console,
+    OomScoreAdj,
+    Rlimits,
+    User,
+    Capabilities,
+    NoNewPrivileges,
+    Cwd,
+    Executable,
+    Exec,
+    Sync,
+}
+
+impl std::fmt::Display for InitStep {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let s = match self {
+            InitStep::JoinNamespace => "join namespace",
+            InitStep::CreateNamespaces => "create namespaces",
+            InitStep::IdMappings => "apply uid/gid mappings",
+            InitStep::RootfsPropagation => "set rootfsPropagation",
+            InitStep::RootfsBind => "bind mount root.path",
+            InitStep::Mount => "mount",
+            InitStep::Devices => "create device",
+            InitStep::Pivot => "pivot_root",
+            InitStep::MaskedPaths => "mask path",
+            InitStep::ReadonlyPaths => "make path read-only",
+            InitStep::ReadonlyRoot => "make root read-only",
+            InitStep::Hostname => "set hostname",
+            InitStep::Domainname => "set domainname",
+            InitStep::Sysctl => "set sysctl",
+            InitStep::Console => "set up console",
+            InitStep::OomScoreAdj => "set oomScoreAdj",
+            InitStep::Rlimits => "set rlimit",
+            InitStep::User => "set user",
+            InitStep::Capabilities => "set capabilities",
+            InitStep::NoNewPrivileges => "set noNewPrivileges",
+            InitStep::Cwd => "chdir to cwd",
+            InitStep::Executable => "exec",
+            InitStep::Exec => "exec",
+            InitStep::Sync => "sync with runtime",
+        };
+        f.write_str(s)
+    }
+}
+
+/// An error raised inside the container's init, as it crosses the channel to the runtime.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub struct InitFailure {
+    pub step: InitStep,
+    /// What the step concerned: a path (mount destination, device, cwd), a sysctl key, an rlimit...
+    pub subject: Option<String>,
+    /// The errno of the failing system call, when one failed.
+    pub errno: Option<i32>,
+    /// Extra words when errno alone would not explain it (e.g. "executable file not found in $PATH").
+    pub detail: Option<String>,
+}
+
+impl std::fmt::Display for InitFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if matches!(self.step, InitStep::Executable | InitStep::Exec) {
+            // runc's wording, which engines and users grep for.
+            write!(f, "exec: {:?}", self.subject.as_deref().unwrap_or(""))?;
+        } else {
+            write!(f, "{}", self.step)?;
+            if let Some(s) = &self.subject {
+                write!(f, " {s:?}")?;
+            }
+        }
+        if let Some(d) = &self.detail {
+            write!(f, ": {d}")?;
+        }
+        if let Some(e) = self.errno {
+            write!(f, ": {}", nix::errno::Errno::from_raw(e).desc().to_lowercase())?;
+        }
+        Ok(())
+    }
+}
+
+impl InitFailure {
+    pub fn new(step: InitStep) -> Self {
+        InitFailure {
+            step,
+            subject: None,
+            errno: None,
+            detail: None,
+        }
+    }
+    pub fn sys(step: InitStep, subject: impl std::fmt::Display, errno: nix::Error) -> Self {
+        InitFailure {
+            step,
+            subject: Some(subject.to_string()),
+            errno: Some(errno as i32),
+            detail: None,
+        }
+    }
+    pub fn subject(mut self, s: impl std::fmt::Display) -> Self {
+        self.subject = Some(s.to_string());
+        self
+    }
+    pub fn errno(mut self, e: nix::Error) -> Self {
+        self.errno = Some(e as i32);
+        self
+    }
+    pub fn detail(mut self, d: impl Into<String>) -> Self {
+        self.detail = Some(d.into());
+        self
+    }
+}
+
+impl From<InitFailure> for Error {
+    fn from(f: InitFailure) -> Self {
+        Error::Init(f)
+    }
+}
+
+/// Result type of the code that runs inside the container's init.
+pub type InitResult<T = ()> = std::result::Result<T, InitFailure>;
+
+/// Shorthands so call sites stay one line.
+pub(crate) trait Context<T> {
+    fn io(self, step: &'static str, path: impl Into<PathBuf>) -> Result<T>;
+}
+
+impl<T> Context<T> for std::io::Result<T> {
+    fn io(self, step: &'static str, path: impl Into<PathBuf>) -> Result<T> {
+        self.map_err(|source| Error::Io {
+            step,
+            path: path.into(),
+            source,
+        })
+    }
+}
+
+pub(crate) trait SysContext<T> {
+    fn sys(self, step: &'static str) -> Result<T>;
+    fn sys_path(self, step: &'static str, path: impl Into<PathBuf>) -> Result<T>;
+    /// Inside the init: tag a failed syscall with its step and subject.
+    fn init(self, step: InitStep, subject: impl std::fmt::Display) -> InitResult<T>;
+}
+
+impl<T> SysContext<T> for nix::Result<T> {
+    fn sys(self, step: &'static str) -> Result<T> {
+        self.map_err(|source| Error::Sys {
+            step,
+            path: None,
+            source,
+        })
+    }
+    fn sys_path(self, step: &'static str, path: impl Into<PathBuf>) -> Result<T> {
+        self.map_err(|source| Error::Sys {
+            step,
+            path: Some(path.into()),
+            source,
+        })
+    }
+    fn init(self, step: InitStep, subject: impl std::fmt::Display) -> InitResult<T> {
+        self.map_err(|e| InitFailure::sys(step, subject, e))
+    }
+}

@@ -1,0 +1,1 @@
+//! OCI hooks (prestart, createRuntime, createContainer, startContainer, poststart, poststop).

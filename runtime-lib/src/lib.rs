@@ -1,0 +1,34 @@
+//! Hull: an OCI runtime-spec container runtime as a library.
+//!
+//! ```no_run
+//! use hull::{Container, CreateOptions};
+//! let opts = CreateOptions::new("/run/hull", "/path/to/bundle");
+//! let mut c = Container::create("demo", &opts)?;
+//! c.start()?;
+//! let status = c.wait()?; // only the process that created the container can wait for it
+//! c.delete(true)?;
+//! # Ok::<(), hull::Error>(())
+//! ```
+//!
+//! The process that calls [`Container::create`] must be single-threaded: the container's init is
+//! forked from it (no re-exec of any binary), as in `hull create`.
+
+pub mod bundle;
+pub mod capabilities;
+pub mod container;
+pub mod error;
+pub mod hooks;
+pub mod namespaces;
+pub mod process;
+pub mod rlimits;
+pub mod rootfs;
+pub mod spec;
+pub mod state;
+pub mod syscall;
+pub mod sysctl;
+pub mod tty;
+pub mod user;
+
+pub use container::{Container, CreateOptions};
+pub use error::{Error, InitFailure, InitStep, Result};
+pub use state::{State, Status};

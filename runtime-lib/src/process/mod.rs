@@ -1,0 +1,6 @@
+//! The only module that forks. `spawn` clones the init into its namespaces; `channel` is the one
+//! message protocol between the runtime and the init; `init` is the init sequence.
+
+pub mod channel;
+pub mod init;
+pub mod spawn;

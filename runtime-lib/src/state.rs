@@ -1,0 +1,267 @@
+//! The state root: `<root>/<id>/` holds `state.json` (the [`Record`]) and, while the container is
+//! `created`, `exec.fifo` (the init blocks on it until `start`).
+//!
+//! Every operation on one id holds an exclusive `flock` on the id's directory for its whole length, so
+//! two concurrent verbs on one container serialise instead of corrupting it. The status is never
+//! stored: it is computed from the init process (matched by pid *and* start time, so a recycled pid
+//! is not mistaken for the container) and from the fifo's presence.
+
+use std::collections::HashMap;
+use std::fs;
+use std::io::Write;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use nix::fcntl::{Flock, FlockArg, OFlag};
+use nix::sys::stat::Mode;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Context, Error, Result, SysContext};
+
+pub const DEFAULT_ROOT: &str = "/run/hull";
+pub(crate) const STATE_FILE: &str = "state.json";
+pub(crate) const EXEC_FIFO: &str = "exec.fifo";
+
+/// runtime.md's state, with runc's field set (what `hull state` prints).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct State {
+    #[serde(rename = "ociVersion")]
+    pub oci_version: String,
+    pub id: String,
+    /// The init's host pid; 0 once the container has stopped (as runc prints it).
+    pub pid: i32,
+    pub status: Status,
+    pub bundle: PathBuf,
+    pub rootfs: PathBuf,
+    /// RFC 3339 with nanoseconds, UTC.
+    pub created: String,
+    pub owner: String,
+    #[serde(default, skip_serializing_if = "HashMap::is_empty")]
+    pub annotations: HashMap<String, String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Creating,
+    Created,
+    Running,
+    Paused,
+    Stopped,
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Status::Creating => "creating",
+            Status::Created => "created",
+            Status::Running => "running",
+            Status::Paused => "paused",
+            Status::Stopped => "stopped",
+        })
+    }
+}
+
+/// What `state.json` holds: the public state plus what later verbs need to find the init again.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Record {
+    #[serde(flatten)]
+    pub state: State,
+    /// /proc/<pid>/stat field 22 of the init, to tell it from a later process with the same pid.
+    pub init_start_time: u64,
+    /// The spec's hooks, kept for the verbs that run after the bundle may have changed (poststop).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hooks: Option<oci_spec::runtime::Hooks>,
+}
+
+/// Validates an id with runc's rule: `^[\w+\-\.]+$`, and not `.` or `..`.
+pub fn validate_id(id: &str) -> Result<()> {
+    let problem = if id.is_empty() {
+        Some("must not be empty")
+    } else if id == "." || id == ".." {
+        Some("must not be \".\" or \"..\"")
+    } else if !id
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '+' | '-' | '.'))
+    {
+        Some("may contain only letters, digits, '_', '+', '-' and '.'")
+    } else {
+        None
+    };
+    match problem {
+        Some(problem) => Err(Error::InvalidId {
+            id: id.to_string(),
+            problem,
+        }),
+        None => Ok(()),
+    }
+}
+
+/// `<root>/<id>`, locked for as long as this value lives.
+#[derive(Debug)]
+pub struct StateDir {
+    path: PathBuf,
+    _lock: Flock<OwnedFd>,
+}
+
+impl StateDir {
+    /// Makes a new, locked state directory; fails if the id is taken.
+    pub fn create(root: &Path, id: &str) -> Result<StateDir> {
+        validate_id(id)?;
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o711)
+            .create(root)
+            .io("create state root", root)?;
+        let path = root.join(id);
+        match fs::DirBuilder::new().mode(0o711).create(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                return Err(Error::ContainerExists { id: id.to_string() })
+            }
+            Err(e) => return Err(e).io("create state directory", &path),
+        }
+        match Self::lock(path.clone()) {
+            Ok(d) => Ok(d),
+            Err(e) => {
+                let _ = fs::remove_dir_all(&path);
+                Err(e)
+            }
+        }
+    }
+
+    /// Opens and locks the state directory of an existing container.
+    pub fn open(root: &Path, id: &str) -> Result<StateDir> {
+        validate_id(id)?;
+        let path = root.join(id);
+        let dir = Self::lock(path)?;
+        // A create that died between mkdir and writing state.json leaves an empty dir: not a container.
+        if !dir.path.join(STATE_FILE).exists() {
+            return Err(Error::ContainerNotFound { id: id.to_string() });
+        }
+        Ok(dir)
+    }
+
+    fn lock(path: PathBuf) -> Result<StateDir> {
+        let fd: OwnedFd = match nix::fcntl::open(
+            &path,
+            OFlag::O_DIRECTORY | OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        ) {
+            Ok(fd) => fd,
+            Err(nix::errno::Errno::ENOENT) => {
+                return Err(Error::ContainerNotFound {
+                    id: path
+                        .file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_default(),
+                })
+            }
+            Err(e) => return Err(e).sys_path("open state directory", &path),
+        };
+        let lock = Flock::lock(fd, FlockArg::LockExclusive)
+            .map_err(|(_, e)| e)
+            .sys_path("lock state directory", &path)?;
+        Ok(StateDir { path, _lock: lock })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub(crate) fn fifo_path(&self) -> PathBuf {
+        self.path.join(EXEC_FIFO)
+    }
+
+    pub(crate) fn read(&self) -> Result<Record> {
+        let p = self.path.join(STATE_FILE);
+        let data = fs::read(&p).io("read state", &p)?;
+        serde_json::from_slice(&data).map_err(|e| Error::ConfigSyntax {
+            path: p,
+            line: e.line(),
+            column: e.column(),
+            msg: e.to_string(),
+        })
+    }
+
+    /// Writes state.json atomically (temp file + rename), so a reader never sees half of it.
+    pub(crate) fn write(&self, record: &Record) -> Result<()> {
+        let data = serde_json::to_vec(record).expect("state serialises");
+        write_atomic(&self.path.join(STATE_FILE), &data, 0o600)
+    }
+
+    /// Removes the directory; the lock goes with the value.
+    pub(crate) fn remove(self) -> Result<()> {
+        fs::remove_dir_all(&self.path).io("remove state directory", &self.path)
+    }
+
+    /// The status right now (see the module comment).
+    pub(crate) fn status(&self, record: &Record) -> Status {
+        if !init_alive(record.state.pid, record.init_start_time) {
+            return Status::Stopped;
+        }
+        if self.fifo_path().exists() {
+            Status::Created
+        } else {
+            Status::Running
+        }
+    }
+
+    pub(crate) fn fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self._lock.as_fd()
+    }
+}
+
+/// True while `pid` is the process that was started at `start_time` and has not exited.
+pub(crate) fn init_alive(pid: i32, start_time: u64) -> bool {
+    if pid <= 0 {
+        return false;
+    }
+    match procfs::process::Process::new(pid).and_then(|p| p.stat()) {
+        Ok(stat) => stat.starttime == start_time && !matches!(stat.state, 'Z' | 'X' | 'x'),
+        Err(_) => false,
+    }
+}
+
+/// The start time of `pid` (field 22 of /proc/<pid>/stat).
+pub(crate) fn start_time(pid: i32) -> Result<u64> {
+    procfs::process::Process::new(pid)
+        .and_then(|p| p.stat())
+        .map(|s| s.starttime)
+        .map_err(|e| Error::Io {
+            step: "read start time of",
+            path: PathBuf::from(format!("/proc/{pid}/stat")),
+            source: std::io::Error::other(e.to_string()),
+        })
+}
+
+/// Temp file in the same directory + rename: readers see the old content or the new, never a part.
+pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let tmp = dir.join(format!(
+        ".{}.{}.tmp",
+        path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default(),
+        std::process::id()
+    ));
+    let result = (|| {
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(mode)
+            .custom_flags(libc::O_CLOEXEC)
+            .open(&tmp)?;
+        f.write_all(data)?;
+        fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result.io("write", path)
+}
+
+/// RFC 3339 UTC with nanoseconds, as runc prints `created`.
+pub fn now_rfc3339() -> String {
+    humantime::format_rfc3339_nanos(std::time::SystemTime::now()).to_string()
+}

@@ -1,0 +1,106 @@
+//! The seam between the init sequence and the kernel.
+//!
+//! The init sequence (`process::init`) and `rootfs` reach the kernel only through [`Syscall`], so unit
+//! tests can run the whole sequence against a recorder and assert its order and error handling without
+//! privileges. [`LinuxSyscall`] is the real thing: each method is one system call, no policy.
+
+use std::os::fd::BorrowedFd;
+use std::path::Path;
+
+use nix::mount::{MntFlags, MsFlags};
+use nix::sched::CloneFlags;
+use nix::sys::stat::{Mode, SFlag};
+use nix::unistd::{Gid, Uid};
+
+pub trait Syscall {
+    fn mount(
+        &self,
+        source: Option<&Path>,
+        target: &Path,
+        fstype: Option<&str>,
+        flags: MsFlags,
+        data: Option<&str>,
+    ) -> nix::Result<()>;
+    fn umount2(&self, target: &Path, flags: MntFlags) -> nix::Result<()>;
+    fn pivot_root(&self, new_root: &Path, put_old: &Path) -> nix::Result<()>;
+    fn chroot(&self, path: &Path) -> nix::Result<()>;
+    fn chdir(&self, path: &Path) -> nix::Result<()>;
+    fn mknod(&self, path: &Path, kind: SFlag, perm: Mode, dev: u64) -> nix::Result<()>;
+    fn symlink(&self, target: &Path, link: &Path) -> nix::Result<()>;
+    fn sethostname(&self, name: &str) -> nix::Result<()>;
+    fn setdomainname(&self, name: &str) -> nix::Result<()>;
+    fn setns(&self, fd: BorrowedFd<'_>, nstype: CloneFlags) -> nix::Result<()>;
+    fn unshare(&self, flags: CloneFlags) -> nix::Result<()>;
+    fn setgroups(&self, gids: &[Gid]) -> nix::Result<()>;
+    fn setresgid(&self, gid: Gid) -> nix::Result<()>;
+    fn setresuid(&self, uid: Uid) -> nix::Result<()>;
+    fn umask(&self, mask: Mode);
+    /// Writes a /proc or /sys control file (sysctl, oom_score_adj).
+    fn write_file(&self, path: &Path, data: &[u8]) -> nix::Result<()>;
+}
+
+/// The real kernel.
+pub struct LinuxSyscall;
+
+impl Syscall for LinuxSyscall {
+    fn mount(
+        &self,
+        source: Option<&Path>,
+        target: &Path,
+        fstype: Option<&str>,
+        flags: MsFlags,
+        data: Option<&str>,
+    ) -> nix::Result<()> {
+        nix::mount::mount(source, target, fstype, flags, data)
+    }
+    fn umount2(&self, target: &Path, flags: MntFlags) -> nix::Result<()> {
+        nix::mount::umount2(target, flags)
+    }
+    fn pivot_root(&self, new_root: &Path, put_old: &Path) -> nix::Result<()> {
+        nix::unistd::pivot_root(new_root, put_old)
+    }
+    fn chroot(&self, path: &Path) -> nix::Result<()> {
+        nix::unistd::chroot(path)
+    }
+    fn chdir(&self, path: &Path) -> nix::Result<()> {
+        nix::unistd::chdir(path)
+    }
+    fn mknod(&self, path: &Path, kind: SFlag, perm: Mode, dev: u64) -> nix::Result<()> {
+        nix::sys::stat::mknod(path, kind, perm, dev)
+    }
+    fn symlink(&self, target: &Path, link: &Path) -> nix::Result<()> {
+        nix::unistd::symlinkat(target, nix::fcntl::AT_FDCWD, link)
+    }
+    fn sethostname(&self, name: &str) -> nix::Result<()> {
+        nix::unistd::sethostname(name)
+    }
+    fn setdomainname(&self, name: &str) -> nix::Result<()> {
+        // SAFETY: the pointer and length describe `name`'s bytes, which outlive the call; the kernel
+        // copies them and does not need a terminating NUL.
+        let r = unsafe { libc::setdomainname(name.as_ptr().cast(), name.len()) };
+        nix::errno::Errno::result(r).map(drop)
+    }
+    fn setns(&self, fd: BorrowedFd<'_>, nstype: CloneFlags) -> nix::Result<()> {
+        nix::sched::setns(fd, nstype)
+    }
+    fn unshare(&self, flags: CloneFlags) -> nix::Result<()> {
+        nix::sched::unshare(flags)
+    }
+    fn setgroups(&self, gids: &[Gid]) -> nix::Result<()> {
+        nix::unistd::setgroups(gids)
+    }
+    fn setresgid(&self, gid: Gid) -> nix::Result<()> {
+        nix::unistd::setresgid(gid, gid, gid)
+    }
+    fn setresuid(&self, uid: Uid) -> nix::Result<()> {
+        nix::unistd::setresuid(uid, uid, uid)
+    }
+    fn umask(&self, mask: Mode) {
+        nix::sys::stat::umask(mask);
+    }
+    fn write_file(&self, path: &Path, data: &[u8]) -> nix::Result<()> {
+        std::fs::write(path, data).map_err(|e| {
+            nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO))
+        })
+    }
+}
