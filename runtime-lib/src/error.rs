@@ -58,8 +58,8 @@ pub enum Error {
     #[error("container {id:?} does not exist")]
     ContainerNotFound { id: String },
 
-    /// The operation is not allowed in the container's current status.
-    #[error("cannot {op} container {id:?}: container is {status}")]
+    /// The operation is not allowed in the container's current status (runc's words).
+    #[error("{}", status_message(.id, .op, *.status))]
     InvalidStatus {
         id: String,
         op: &'static str,
@@ -80,6 +80,18 @@ pub enum Error {
     /// The init died or closed the channel without saying why.
     #[error("container init {step}: {detail}")]
     InitLost { step: &'static str, detail: String },
+}
+
+fn status_message(id: &str, op: &str, status: crate::Status) -> String {
+    use crate::Status::*;
+    match (op, status) {
+        ("start", Running) => "cannot start an already running container".into(),
+        ("start", Stopped) => "cannot start a container that has stopped".into(),
+        ("start", s) => format!("cannot start a container in the {s} state"),
+        ("delete", s) => format!("cannot delete container {id} that is not stopped: {s}"),
+        ("kill", Stopped) => "container not running".into(),
+        (op, s) => format!("cannot {op} container {id}: container is {s}"),
+    }
 }
 
 fn fmt_path(p: &Option<PathBuf>) -> String {
@@ -179,7 +191,11 @@ impl std::fmt::Display for InitFailure {
             write!(f, ": {d}")?;
         }
         if let Some(e) = self.errno {
-            write!(f, ": {}", nix::errno::Errno::from_raw(e).desc().to_lowercase())?;
+            write!(
+                f,
+                ": {}",
+                nix::errno::Errno::from_raw(e).desc().to_lowercase()
+            )?;
         }
         Ok(())
     }

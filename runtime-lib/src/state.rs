@@ -1,7 +1,8 @@
 //! The state root: `<root>/<id>/` holds `state.json` (the [`Record`]) and, while the container is
 //! `created`, `exec.fifo` (the init blocks on it until `start`).
 //!
-//! Every operation on one id holds an exclusive `flock` on the id's directory for its whole length, so
+//! Every operation on one id holds an exclusive `flock` on the id's directory for its whole length (and
+//! no longer), so
 //! two concurrent verbs on one container serialise instead of corrupting it. The status is never
 //! stored: it is computed from the init process (matched by pid *and* start time, so a recycled pid
 //! is not mistaken for the container) and from the fifo's presence.
@@ -9,7 +10,7 @@
 use std::collections::HashMap;
 use std::fs;
 use std::io::Write;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
@@ -98,16 +99,28 @@ pub fn validate_id(id: &str) -> Result<()> {
     }
 }
 
-/// `<root>/<id>`, locked for as long as this value lives.
-#[derive(Debug)]
+/// `<root>/<id>`. Holds no lock itself: each verb takes [`StateDir::lock`] for its own length, so a
+/// long-lived holder (`hull run` waiting for its container) never blocks `state` or `kill`.
+#[derive(Debug, Clone)]
 pub struct StateDir {
     path: PathBuf,
-    _lock: Flock<OwnedFd>,
+}
+
+/// An exclusive lock on one container's state directory; released on drop.
+#[derive(Debug)]
+pub struct Lock(Flock<OwnedFd>);
+
+impl Lock {
+    /// The locked descriptor, which a forked child must close so it does not keep the lock alive.
+    pub(crate) fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        use std::os::fd::AsRawFd;
+        self.0.as_raw_fd()
+    }
 }
 
 impl StateDir {
-    /// Makes a new, locked state directory; fails if the id is taken.
-    pub fn create(root: &Path, id: &str) -> Result<StateDir> {
+    /// Makes a new state directory, locked; fails if the id is taken.
+    pub fn create(root: &Path, id: &str) -> Result<(StateDir, Lock)> {
         validate_id(id)?;
         fs::DirBuilder::new()
             .recursive(true)
@@ -122,48 +135,66 @@ impl StateDir {
             }
             Err(e) => return Err(e).io("create state directory", &path),
         }
-        match Self::lock(path.clone()) {
-            Ok(d) => Ok(d),
+        let dir = StateDir { path };
+        match dir.lock_dir() {
+            Ok(lock) => Ok((dir, lock)),
             Err(e) => {
-                let _ = fs::remove_dir_all(&path);
+                let _ = fs::remove_dir_all(&dir.path);
                 Err(e)
             }
         }
     }
 
-    /// Opens and locks the state directory of an existing container.
+    /// The state directory of an existing container (not locked: see [`StateDir::lock`]).
     pub fn open(root: &Path, id: &str) -> Result<StateDir> {
         validate_id(id)?;
-        let path = root.join(id);
-        let dir = Self::lock(path)?;
-        // A create that died between mkdir and writing state.json leaves an empty dir: not a container.
-        if !dir.path.join(STATE_FILE).exists() {
-            return Err(Error::ContainerNotFound { id: id.to_string() });
-        }
+        let dir = StateDir {
+            path: root.join(id),
+        };
+        dir.check_exists()?;
         Ok(dir)
     }
 
-    fn lock(path: PathBuf) -> Result<StateDir> {
+    /// Locks the directory; fails with `ContainerNotFound` if a concurrent delete removed it.
+    pub fn lock(&self) -> Result<Lock> {
+        let lock = self.lock_dir()?;
+        self.check_exists()?;
+        Ok(lock)
+    }
+
+    // A create that died between mkdir and writing state.json leaves an empty dir: not a container.
+    fn check_exists(&self) -> Result<()> {
+        if self.path.join(STATE_FILE).exists() {
+            Ok(())
+        } else {
+            Err(self.not_found())
+        }
+    }
+
+    fn not_found(&self) -> Error {
+        Error::ContainerNotFound {
+            id: self
+                .path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+        }
+    }
+
+    fn lock_dir(&self) -> Result<Lock> {
         let fd: OwnedFd = match nix::fcntl::open(
-            &path,
+            &self.path,
             OFlag::O_DIRECTORY | OFlag::O_RDONLY | OFlag::O_CLOEXEC,
             Mode::empty(),
         ) {
             Ok(fd) => fd,
-            Err(nix::errno::Errno::ENOENT) => {
-                return Err(Error::ContainerNotFound {
-                    id: path
-                        .file_name()
-                        .map(|n| n.to_string_lossy().into_owned())
-                        .unwrap_or_default(),
-                })
-            }
-            Err(e) => return Err(e).sys_path("open state directory", &path),
+            Err(nix::errno::Errno::ENOENT) => return Err(self.not_found()),
+            Err(e) => return Err(e).sys_path("open state directory", &self.path),
         };
         let lock = Flock::lock(fd, FlockArg::LockExclusive)
             .map_err(|(_, e)| e)
-            .sys_path("lock state directory", &path)?;
-        Ok(StateDir { path, _lock: lock })
+            .sys_path("lock state directory", &self.path)?;
+        Ok(Lock(lock))
     }
 
     pub fn path(&self) -> &Path {
@@ -191,8 +222,8 @@ impl StateDir {
         write_atomic(&self.path.join(STATE_FILE), &data, 0o600)
     }
 
-    /// Removes the directory; the lock goes with the value.
-    pub(crate) fn remove(self) -> Result<()> {
+    /// Removes the directory (call with the lock held; the lock goes when it is dropped).
+    pub(crate) fn remove(&self) -> Result<()> {
         fs::remove_dir_all(&self.path).io("remove state directory", &self.path)
     }
 
@@ -206,10 +237,6 @@ impl StateDir {
         } else {
             Status::Running
         }
-    }
-
-    pub(crate) fn fd(&self) -> std::os::fd::BorrowedFd<'_> {
-        self._lock.as_fd()
     }
 }
 
@@ -241,7 +268,9 @@ pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let tmp = dir.join(format!(
         ".{}.{}.tmp",
-        path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default(),
+        path.file_name()
+            .map(|n| n.to_string_lossy())
+            .unwrap_or_default(),
         std::process::id()
     ));
     let result = (|| {

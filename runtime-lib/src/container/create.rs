@@ -1,12 +1,254 @@
+//! `create`: the runtime's side of the init protocol (see `process::channel`), which reads side by
+//! side with `process::init`.
+
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+
+use nix::fcntl::{open, OFlag};
+use nix::sched::CloneFlags;
+use nix::sys::signal::{kill, Signal};
+use nix::sys::stat::Mode;
+use nix::sys::wait::waitpid;
+use nix::unistd::{mkfifo, Pid};
+use oci_spec::runtime::{LinuxNamespaceType, Spec};
+
 use super::{Container, CreateOptions};
-use crate::Result;
+use crate::bundle::Bundle;
+use crate::error::{Error, SysContext};
+use crate::namespaces::NamespacePlan;
+use crate::process::channel::{self, Channel, Message, RecvError};
+use crate::process::{init, spawn};
+use crate::state::{self, Record, State, StateDir, Status};
+use crate::syscall::LinuxSyscall;
+use crate::{tty, user, Result};
 
 impl Container {
     /// `create`: validates the bundle, makes the state directory, forks the init into its
     /// namespaces and waits until it is ready to exec the user's process. On return the container is
-    /// `created`, its pid in `opts.pid_file`.
+    /// `created`, its pid in `opts.pid_file`. On failure nothing is left: no state directory, no
+    /// process (the init's mounts die with its mount namespace).
     pub fn create(id: &str, opts: &CreateOptions) -> Result<Container> {
-        let _ = (id, opts);
-        todo!()
+        state::validate_id(id)?;
+        let bundle = Bundle::load(&opts.bundle)?;
+        check_terminal(&bundle.spec, opts)?;
+        let plan = NamespacePlan::from_spec(&bundle.spec)?;
+        let (clone_flags, unshare) = split_flags(&plan)?;
+        let console = opts
+            .console_socket
+            .as_deref()
+            .map(tty::connect_console_socket)
+            .transpose()?;
+
+        let (dir, lock) = StateDir::create(&opts.root, id)?;
+        let fifo = match make_exec_fifo(&dir) {
+            Ok(fifo) => fifo,
+            Err(e) => {
+                let _ = dir.remove();
+                return Err(e);
+            }
+        };
+        let (runtime_end, init_end) = match channel::pair().sys("create init channel") {
+            Ok(pair) => pair,
+            Err(e) => {
+                let _ = dir.remove();
+                return Err(e);
+            }
+        };
+
+        // The child's copies of these must close at once: the lock would otherwise stay held for
+        // as long as the container waits for `start`, and the runtime's end of the channel must
+        // read end-of-file when the runtime dies.
+        let runtime_only = [lock.as_raw_fd(), runtime_end.as_fd().as_raw_fd()];
+        let (spec, rootfs, plan_ref) = (&bundle.spec, bundle.rootfs.as_path(), &plan);
+        let spawned = spawn::spawn(
+            &plan,
+            clone_flags,
+            spec.linux()
+                .as_ref()
+                .and_then(|l| l.time_offsets().as_ref()),
+            move || {
+                close_inherited(&runtime_only);
+                init::run(
+                    init::Init {
+                        id,
+                        spec,
+                        rootfs,
+                        plan: plan_ref,
+                        unshare,
+                        channel: init_end,
+                        exec_fifo: fifo,
+                        console_socket: console,
+                        no_pivot: opts.no_pivot,
+                        no_new_keyring: opts.no_new_keyring,
+                        preserve_fds: opts.preserve_fds,
+                    },
+                    &LinuxSyscall,
+                )
+            },
+        );
+        let pid = match spawned {
+            Ok(pid) => pid,
+            Err(e) => {
+                let _ = dir.remove();
+                return Err(e);
+            }
+        };
+
+        match follow_init(&runtime_end, pid, id, &bundle, opts, &dir) {
+            Ok(record) => {
+                drop(lock);
+                Ok(Container {
+                    dir,
+                    record,
+                    child: Some(pid),
+                })
+            }
+            Err(e) => {
+                let _ = kill(pid, Signal::SIGKILL);
+                let _ = waitpid(pid, None);
+                let _ = dir.remove();
+                if let Some(p) = &opts.pid_file {
+                    let _ = std::fs::remove_file(p);
+                }
+                Err(e)
+            }
+        }
+    }
+}
+
+/// The runtime's half of the protocol, message by message.
+fn follow_init(
+    channel: &Channel,
+    pid: Pid,
+    id: &str,
+    bundle: &Bundle,
+    opts: &CreateOptions,
+    dir: &StateDir,
+) -> Result<Record> {
+    loop {
+        match channel.recv() {
+            Ok(Message::IdMapRequest) => {
+                user::write_id_mappings(pid, &bundle.spec)?;
+                channel
+                    .send(&Message::IdMapsWritten)
+                    .sys("send id maps written")?;
+            }
+            Ok(Message::Ready) => break,
+            Ok(Message::Failed(failure)) => return Err(Error::Init(failure)),
+            Ok(other) => {
+                return Err(Error::InitLost {
+                    step: "wait for init",
+                    detail: format!("unexpected message {other:?}"),
+                })
+            }
+            Err(RecvError::Closed) => return Err(init_lost(pid)),
+            Err(e) => {
+                return Err(Error::InitLost {
+                    step: "wait for init",
+                    detail: e.to_string(),
+                })
+            }
+        }
+    }
+
+    let record = Record {
+        state: State {
+            oci_version: bundle.spec.version().clone(),
+            id: id.to_string(),
+            pid: pid.as_raw(),
+            status: Status::Created,
+            bundle: bundle.path.clone(),
+            rootfs: bundle.rootfs.clone(),
+            created: state::now_rfc3339(),
+            owner: String::new(),
+            annotations: bundle.spec.annotations().clone().unwrap_or_default(),
+        },
+        init_start_time: state::start_time(pid.as_raw())?,
+        hooks: bundle.spec.hooks().clone(),
+    };
+    dir.write(&record)?;
+    if let Some(pid_file) = &opts.pid_file {
+        state::write_atomic(pid_file, pid.to_string().as_bytes(), 0o644)?;
+    }
+    channel
+        .send(&Message::Proceed)
+        .sys("send proceed to init")?;
+    Ok(record)
+}
+
+/// The init closed the channel without a word: say how it ended.
+fn init_lost(pid: Pid) -> Error {
+    let detail = match waitpid(pid, None) {
+        Ok(nix::sys::wait::WaitStatus::Exited(_, code)) => format!("exited with status {code}"),
+        Ok(nix::sys::wait::WaitStatus::Signaled(_, sig, _)) => format!("killed by {sig}"),
+        Ok(other) => format!("{other:?}"),
+        Err(e) => e.desc().to_lowercase(),
+    };
+    Error::InitLost {
+        step: "wait for init",
+        detail,
+    }
+}
+
+/// runc's rules: a terminal needs somewhere to send its master, and a socket needs a terminal.
+fn check_terminal(spec: &Spec, opts: &CreateOptions) -> Result<()> {
+    let terminal = spec
+        .process()
+        .as_ref()
+        .and_then(|p| p.terminal())
+        .unwrap_or(false);
+    match (terminal, opts.console_socket.is_some()) {
+        (true, false) => Err(Error::InvalidConfig {
+            field: "process.terminal".into(),
+            problem: "a terminal needs --console-socket to send its master to".into(),
+        }),
+        (false, true) => Err(Error::InvalidConfig {
+            field: "process.terminal".into(),
+            problem: "--console-socket given but the config asks for no terminal".into(),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Which namespaces the clone creates and which the init unshares after joining the given paths.
+///
+/// Without joins, the clone makes them all at once (the fast path). With joins, the init must enter
+/// those first (so a joined user namespace owns the new ones), so it unshares the rest itself; only a
+/// new pid namespace must come from the clone, as unshare would move only the init's children.
+fn split_flags(plan: &NamespacePlan) -> Result<(CloneFlags, CloneFlags)> {
+    if plan.joins.is_empty() {
+        return Ok((plan.clone_flags, CloneFlags::empty()));
+    }
+    let at_clone = plan.clone_flags & CloneFlags::CLONE_NEWPID;
+    let user_involved = plan.clone_flags.contains(CloneFlags::CLONE_NEWUSER)
+        || plan
+            .joins
+            .iter()
+            .any(|(t, _)| *t == LinuxNamespaceType::User);
+    if user_involved && !at_clone.is_empty() {
+        // The new pid namespace would belong to the host's user namespace, and the container's root
+        // could not mount its /proc.
+        return Err(Error::Unsupported {
+            feature:
+                "a new pid namespace together with a user namespace and namespaces joined by path"
+                    .into(),
+        });
+    }
+    Ok((at_clone, plan.clone_flags - at_clone))
+}
+
+/// The fifo `start` writes to. Opened read-write here so the open never blocks; the init inherits
+/// it and reads, so `start`'s open fails with ENXIO once the init is gone.
+fn make_exec_fifo(dir: &StateDir) -> Result<OwnedFd> {
+    let path = dir.fifo_path();
+    mkfifo(&path, Mode::from_bits_truncate(0o600)).sys_path("create exec fifo", &path)?;
+    open(&path, OFlag::O_RDWR | OFlag::O_CLOEXEC, Mode::empty()).sys_path("open exec fifo", &path)
+}
+
+/// In the fresh child: close its copies of descriptors only the runtime may hold.
+fn close_inherited(fds: &[RawFd]) {
+    for &fd in fds {
+        // SAFETY: each fd is this child's copy of one owned by a value in the runtime's frames;
+        // the child leaves through `_exit`, so those values are never dropped here (no double close).
+        unsafe { libc::close(fd) };
     }
 }

@@ -1,10 +1,69 @@
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+use nix::sys::wait::{waitpid, WaitPidFlag};
+
 use super::Container;
-use crate::Result;
+use crate::error::{Error, SysContext};
+use crate::{Result, Status};
+
+/// How long delete waits for a SIGKILLed init to be gone (it only has to be scheduled once).
+const KILL_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl Container {
-    /// `delete`: removes a stopped (or, with `force`, any) container and everything made for it.
+    /// `delete`: removes a stopped or created (or, with `force`, any) container and everything made
+    /// for it. A created container is killed first, as runc does.
     pub fn delete(self, force: bool) -> Result<()> {
-        let _ = force;
-        todo!()
+        let lock = self.dir.lock()?;
+        let record = self.dir.read()?;
+        let status = self.dir.status(&record);
+        match status {
+            Status::Stopped => {}
+            Status::Created => self.kill_init(&record)?,
+            _ if force => self.kill_init(&record)?,
+            _ => {
+                return Err(Error::InvalidStatus {
+                    id: record.state.id.clone(),
+                    op: "delete",
+                    status,
+                })
+            }
+        }
+        if let Some(pid) = self.child {
+            // Our own child: reap it so no zombie outlives the container.
+            let _ = waitpid(pid, Some(WaitPidFlag::WNOHANG));
+        }
+        self.dir.remove()?;
+        drop(lock);
+        Ok(())
+    }
+
+    /// SIGKILL to the init (which takes its whole pid namespace with it) and wait until it is gone.
+    fn kill_init(&self, record: &crate::state::Record) -> Result<()> {
+        let init = match self.open_init(record, "delete") {
+            Ok(init) => init,
+            // It exited on its own meanwhile: nothing to kill.
+            Err(Error::InvalidStatus { .. }) => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        init.send_signal(Signal::SIGKILL)
+            .sys("kill container init")?;
+        if let Some(pid) = self.child {
+            waitpid(pid, None).sys("wait for container init")?;
+            return Ok(());
+        }
+        if !init
+            .wait_exit(KILL_TIMEOUT)
+            .sys("wait for container init")?
+        {
+            return Err(Error::InitLost {
+                step: "delete",
+                detail: format!(
+                    "init {} still alive {KILL_TIMEOUT:?} after SIGKILL",
+                    record.state.pid
+                ),
+            });
+        }
+        Ok(())
     }
 }

@@ -1,18 +1,112 @@
+use std::os::unix::fs::MetadataExt;
+use std::str::FromStr;
+
+use nix::errno::Errno;
 use nix::sys::signal::Signal;
+use nix::unistd::Pid;
 
 use super::Container;
-use crate::Result;
+use crate::error::{Error, SysContext};
+use crate::process::pidfd::PidFd;
+use crate::state::{init_alive, Record};
+use crate::{Result, Status};
 
 impl Container {
     /// `kill`: sends `signal` to the init, or with `all` to every process of the container.
     pub fn kill(&self, signal: Signal, all: bool) -> Result<()> {
-        let _ = (signal, all);
-        todo!()
+        let _lock = self.dir.lock()?;
+        let record = self.dir.read()?;
+        let init = self.open_init(&record, "kill")?;
+        if all {
+            signal_pid_namespace(record.state.pid, signal)?;
+        }
+        init.send_signal(signal).sys("signal container init")
+    }
+
+    /// A pidfd on the init, checked to be the init and not a later process with its pid.
+    pub(super) fn open_init(&self, record: &Record, op: &'static str) -> Result<PidFd> {
+        let stopped = || Error::InvalidStatus {
+            id: record.state.id.clone(),
+            op,
+            status: Status::Stopped,
+        };
+        if self.dir.status(record) == Status::Stopped {
+            return Err(stopped());
+        }
+        let pidfd = match PidFd::open(Pid::from_raw(record.state.pid)) {
+            Ok(fd) => fd,
+            Err(Errno::ESRCH) => return Err(stopped()),
+            Err(e) => return Err(e).sys("open container init"),
+        };
+        // Checked after the pidfd exists, so the pid cannot be recycled between check and signal.
+        if !init_alive(record.state.pid, record.init_start_time) {
+            return Err(stopped());
+        }
+        Ok(pidfd)
     }
 }
 
-/// Parses a signal as runc accepts it: `KILL`, `SIGKILL` or `9`.
+/// Signals every process in the init's pid namespace. Without cgroups (a later issue) that is the
+/// container's set of processes; a container sharing the runtime's pid namespace has only its init
+/// signalled, never the host's processes.
+fn signal_pid_namespace(init: i32, signal: Signal) -> Result<()> {
+    let ns_of = |pid: &str| std::fs::metadata(format!("/proc/{pid}/ns/pid")).map(|m| m.ino());
+    let (Ok(target), Ok(own)) = (ns_of(&init.to_string()), ns_of("self")) else {
+        return Ok(());
+    };
+    if target == own {
+        return Ok(());
+    }
+    let entries = std::fs::read_dir("/proc").map_err(|source| Error::Io {
+        step: "list processes in",
+        path: "/proc".into(),
+        source,
+    })?;
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name.to_str().and_then(|n| n.parse::<i32>().ok()) else {
+            continue;
+        };
+        if pid != init && ns_of(&pid.to_string()).ok() == Some(target) {
+            // A process that exited meanwhile is fine to miss.
+            let _ = nix::sys::signal::kill(Pid::from_raw(pid), signal);
+        }
+    }
+    Ok(())
+}
+
+/// Parses a signal as runc accepts it: `KILL`, `SIGKILL`, `kill` or `9`.
 pub fn parse_signal(s: &str) -> Result<Signal> {
-    let _ = s;
-    todo!()
+    let invalid = || Error::InvalidSignal {
+        signal: s.to_string(),
+    };
+    if let Ok(n) = s.parse::<i32>() {
+        return Signal::try_from(n).map_err(|_| invalid());
+    }
+    let upper = s.to_ascii_uppercase();
+    let name = if upper.starts_with("SIG") {
+        upper
+    } else {
+        format!("SIG{upper}")
+    };
+    Signal::from_str(&name).map_err(|_| invalid())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signals_parse_in_runc_forms() {
+        for s in ["KILL", "SIGKILL", "kill", "9"] {
+            assert_eq!(parse_signal(s).unwrap(), Signal::SIGKILL, "{s}");
+        }
+        assert_eq!(parse_signal("term").unwrap(), Signal::SIGTERM);
+        for bad in ["FOO", "SIGFOO", "0x9", "", "999"] {
+            assert!(
+                matches!(parse_signal(bad), Err(Error::InvalidSignal { .. })),
+                "{bad}"
+            );
+        }
+    }
 }

@@ -1,5 +1,5 @@
-//! The lifecycle verbs, one file each. A [`Container`] is a loaded state directory plus the lock that
-//! makes every operation on one id exclusive.
+//! The lifecycle verbs, one file each. A [`Container`] is a state directory plus what was read from
+//! it; every verb takes the directory's lock for its own length and re-reads the state under it.
 
 mod create;
 mod delete;
@@ -9,7 +9,7 @@ mod start;
 
 use std::path::{Path, PathBuf};
 
-use crate::state::StateDir;
+use crate::state::{Record, StateDir};
 
 pub use kill::parse_signal;
 pub use list::list;
@@ -47,20 +47,23 @@ impl CreateOptions {
     }
 }
 
-/// A container known to the state root. Holds the state directory's lock while it lives.
+/// A container known to the state root.
 #[derive(Debug)]
 pub struct Container {
     dir: StateDir,
-    record: crate::state::Record,
+    record: Record,
     /// Set only in the process that created the container: it is the init's parent and can wait.
     child: Option<nix::unistd::Pid>,
 }
 
 impl Container {
-    /// Loads the container `id` from `root` and locks it.
+    /// Loads the container `id` from `root`.
     pub fn load(root: &Path, id: &str) -> crate::Result<Container> {
         let dir = StateDir::open(root, id)?;
-        let record = dir.read()?;
+        let record = {
+            let _lock = dir.lock()?;
+            dir.read()?
+        };
         Ok(Container {
             dir,
             record,
@@ -70,6 +73,11 @@ impl Container {
 
     pub fn id(&self) -> &str {
         &self.record.state.id
+    }
+
+    /// The init's host pid (also after it exited).
+    pub fn pid(&self) -> i32 {
+        self.record.state.pid
     }
 
     /// The state as `hull state` prints it, with the status computed now.

@@ -1,1 +1,118 @@
-//! channel
+//! The one channel between the runtime and the container's init.
+//!
+//! A `SOCK_SEQPACKET` socketpair made before the clone: each [`Message`] is one datagram, so a read
+//! never sees half a message, and the kernel reports the other end's death as end-of-file. Messages
+//! are JSON (serde) so an init failure crosses as a typed [`InitFailure`], never as a string.
+//!
+//! The protocol, in order (`init` → runtime unless marked ←):
+//!
+//! 1. `IdMapRequest` — only when the init made a new user namespace: it has done so and waits.
+//!    ← `IdMapsWritten` — the runtime wrote /proc/<init>/uid_map and gid_map.
+//! 2. `Ready` — the init ran the whole init sequence up to the exec; the user's executable exists.
+//!    ← `Proceed` — the runtime wrote state.json and the pid file; the init may outlive it now.
+//!    The init then closes the channel and blocks on the exec fifo until `start`.
+//!
+//! At any point the init may send `Failed` instead of the next message, and exits. If either side
+//! dies the other reads end-of-file: the runtime reports [`crate::Error::InitLost`], the init exits
+//! (and is killed anyway by its parent-death signal until `Proceed`).
+
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+
+use nix::sys::socket::{recv, send, socketpair, AddressFamily, MsgFlags, SockFlag, SockType};
+use serde::{Deserialize, Serialize};
+
+use crate::error::InitFailure;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Message {
+    IdMapRequest,
+    IdMapsWritten,
+    Ready,
+    Proceed,
+    Failed(InitFailure),
+}
+
+/// Why a receive produced no message.
+#[derive(Debug)]
+pub enum RecvError {
+    /// The other end closed (it exited or crashed).
+    Closed,
+    Sys(nix::Error),
+    /// Not a message of this protocol: a bug, reported rather than trusted.
+    Garbled(String),
+}
+
+impl std::fmt::Display for RecvError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RecvError::Closed => f.write_str("channel closed"),
+            RecvError::Sys(e) => write!(f, "{}", e.desc().to_lowercase()),
+            RecvError::Garbled(s) => write!(f, "garbled message: {s}"),
+        }
+    }
+}
+
+/// One end of the channel.
+#[derive(Debug)]
+pub struct Channel {
+    fd: OwnedFd,
+}
+
+/// The runtime's end and the init's end.
+pub fn pair() -> nix::Result<(Channel, Channel)> {
+    let (a, b) = socketpair(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )?;
+    Ok((Channel { fd: a }, Channel { fd: b }))
+}
+
+impl Channel {
+    pub fn send(&self, msg: &Message) -> nix::Result<()> {
+        let data = serde_json::to_vec(msg).expect("messages serialise");
+        // MSG_NOSIGNAL: a dead peer is an EPIPE to report, not a SIGPIPE that kills the runtime.
+        send(self.fd.as_raw_fd(), &data, MsgFlags::MSG_NOSIGNAL).map(|_| ())
+    }
+
+    pub fn recv(&self) -> Result<Message, RecvError> {
+        let mut buf = [0u8; 8192];
+        let n = loop {
+            match recv(self.fd.as_raw_fd(), &mut buf, MsgFlags::empty()) {
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(e) => return Err(RecvError::Sys(e)),
+                Ok(n) => break n,
+            }
+        };
+        if n == 0 {
+            return Err(RecvError::Closed);
+        }
+        serde_json::from_slice(&buf[..n])
+            .map_err(|_| RecvError::Garbled(String::from_utf8_lossy(&buf[..n]).into_owned()))
+    }
+
+    pub fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::InitStep;
+
+    #[test]
+    fn messages_cross_whole_and_typed() {
+        let (a, b) = pair().unwrap();
+        let failure = InitFailure::new(InitStep::Cwd)
+            .subject("/nope")
+            .errno(nix::errno::Errno::ENOENT);
+        a.send(&Message::Failed(failure.clone())).unwrap();
+        a.send(&Message::Ready).unwrap();
+        assert_eq!(b.recv().unwrap(), Message::Failed(failure));
+        assert_eq!(b.recv().unwrap(), Message::Ready);
+        drop(a);
+        assert!(matches!(b.recv(), Err(RecvError::Closed)));
+    }
+}

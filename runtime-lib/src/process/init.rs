@@ -1,1 +1,353 @@
-//! init
+//! The container's init: what the cloned child does between the clone and the exec of the user's
+//! process, one call per step, in the order runc applies the spec. Reaches the kernel through
+//! [`Syscall`] where a step is a plain system call, so the order can be checked without privileges.
+//!
+//! The child is already in every namespace it was cloned with; see `channel` for the messages
+//! exchanged with the runtime along the way.
+
+use std::ffi::CString;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use nix::sched::CloneFlags;
+use nix::unistd::{AccessFlags, Gid, Uid};
+use oci_spec::runtime::{LinuxNamespaceType, Process, Spec};
+
+use super::channel::{Channel, Message};
+use crate::error::{InitFailure, InitResult, InitStep, SysContext};
+use crate::namespaces::NamespacePlan;
+use crate::syscall::Syscall;
+use crate::{capabilities, rlimits, rootfs, sysctl, tty, user};
+
+/// Everything the init needs, handed over in memory by the fork (nothing is serialised).
+pub struct Init<'a> {
+    pub id: &'a str,
+    pub spec: &'a Spec,
+    pub rootfs: &'a Path,
+    pub plan: &'a NamespacePlan,
+    /// Namespaces to unshare after joining `plan.joins` (when the clone could not create them).
+    pub unshare: CloneFlags,
+    pub channel: Channel,
+    /// Read end of `<state>/exec.fifo`, opened read-write by the runtime so it never blocks.
+    pub exec_fifo: OwnedFd,
+    pub console_socket: Option<OwnedFd>,
+    pub no_pivot: bool,
+    pub no_new_keyring: bool,
+    pub preserve_fds: u32,
+}
+
+/// Runs the init to the exec; returns only on failure (with the exit code for the child).
+pub fn run(init: Init<'_>, sys: &dyn Syscall) -> i32 {
+    let exec = match prepare(&init, sys) {
+        Ok(exec) => exec,
+        Err(failure) => {
+            let _ = init.channel.send(&Message::Failed(failure));
+            return 1;
+        }
+    };
+    if let Err(failure) = wait_for_start(init) {
+        // The runtime is gone (create returned) by the time start is awaited: the container's
+        // stderr is the only place left to say why.
+        eprintln!("hull init: {failure}");
+        return 1;
+    }
+    let err = exec.exec();
+    eprintln!(
+        "hull init: {}",
+        InitFailure::sys(InitStep::Exec, exec.path.display(), err)
+    );
+    255
+}
+
+/// The init sequence, spec order, up to the point where only the exec is left.
+fn prepare(init: &Init<'_>, sys: &dyn Syscall) -> InitResult<Executable> {
+    let spec = init.spec;
+    let process = spec
+        .process()
+        .as_ref()
+        .expect("bundle validation requires process");
+    let linux = spec.linux().as_ref();
+
+    guard_against_runtime_death()?;
+    init.plan.join(sys)?;
+    if !init.unshare.is_empty() {
+        sys.unshare(init.unshare)
+            .init(InitStep::CreateNamespaces, format!("{:?}", init.unshare))?;
+    }
+    let new_userns = (init.plan.clone_flags | init.unshare).contains(CloneFlags::CLONE_NEWUSER);
+    if new_userns {
+        await_id_mappings(&init.channel)?;
+    }
+    let joined_userns = init
+        .plan
+        .joins
+        .iter()
+        .any(|(t, _)| *t == LinuxNamespaceType::User);
+    if new_userns || joined_userns {
+        become_root(sys)?;
+    }
+    nix::unistd::setsid().init(InitStep::Console, "setsid")?;
+    if !init.no_new_keyring {
+        join_session_keyring(init.id)?;
+    }
+
+    rootfs::prepare(spec, init.rootfs, sys)?;
+    rootfs::pivot(init.rootfs, init.no_pivot, sys)?;
+    if let Some(socket) = &init.console_socket {
+        let socket = socket
+            .try_clone()
+            .map_err(|e| io_failure(InitStep::Console, "socket", e))?;
+        tty::setup_console(socket)?;
+    }
+    rootfs::finalize(spec, sys)?;
+
+    if let Some(hostname) = spec.hostname() {
+        sys.sethostname(hostname)
+            .init(InitStep::Hostname, hostname)?;
+    }
+    if let Some(domainname) = spec.domainname() {
+        sys.setdomainname(domainname)
+            .init(InitStep::Domainname, domainname)?;
+    }
+    if let Some(sysctl) = linux.and_then(|l| l.sysctl().as_ref()) {
+        sysctl::apply(sysctl, sys)?;
+    }
+    if let Some(adj) = process.oom_score_adj() {
+        sys.write_file(
+            Path::new("/proc/self/oom_score_adj"),
+            adj.to_string().as_bytes(),
+        )
+        .init(InitStep::OomScoreAdj, adj)?;
+    }
+    rlimits::apply(process.rlimits().as_deref().unwrap_or_default())?;
+    create_cwd(process)?;
+
+    capabilities::prepare(process.capabilities().as_ref())?;
+    user::set_user(process.user(), sys)?;
+    capabilities::apply(process.capabilities().as_ref())?;
+    if process.no_new_privileges().unwrap_or(false) {
+        nix::sys::prctl::set_no_new_privs().init(InitStep::NoNewPrivileges, "prctl")?;
+    }
+    sys.chdir(Path::new(process.cwd()))
+        .init(InitStep::Cwd, process.cwd().display())?;
+
+    let exec = Executable::resolve(process)?;
+    mark_fds_cloexec(3 + init.preserve_fds)?;
+    Ok(exec)
+}
+
+/// Until the runtime confirms, the init must not outlive it: a half-made container nobody knows of
+/// would leak. And no process in the container may read this one's memory or /proc/<pid>/exe (the
+/// runtime's binary) before the exec replaces both.
+fn guard_against_runtime_death() -> InitResult<()> {
+    nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
+        .init(InitStep::Sync, "prctl(PR_SET_PDEATHSIG)")?;
+    nix::sys::prctl::set_dumpable(false).init(InitStep::Sync, "prctl(PR_SET_DUMPABLE)")
+}
+
+fn await_id_mappings(channel: &Channel) -> InitResult<()> {
+    channel
+        .send(&Message::IdMapRequest)
+        .init(InitStep::IdMappings, "request")?;
+    match channel.recv() {
+        Ok(Message::IdMapsWritten) => {}
+        other => return Err(unexpected(InitStep::IdMappings, other)),
+    }
+    // Only this process lives in the new user namespace: being dumpable again lets it (as the
+    // namespace's root) use its own /proc/self entries, which otherwise belong to the host's root.
+    nix::sys::prctl::set_dumpable(true).init(InitStep::IdMappings, "prctl(PR_SET_DUMPABLE)")
+}
+
+/// In a user namespace the clone leaves us with the overflow ids until we pick the mapped root.
+fn become_root(sys: &dyn Syscall) -> InitResult<()> {
+    sys.setresgid(Gid::from_raw(0))
+        .init(InitStep::User, "gid 0")?;
+    sys.setresuid(Uid::from_raw(0))
+        .init(InitStep::User, "uid 0")
+}
+
+/// A session keyring of the container's own, so it cannot read the keys of the runtime's session.
+fn join_session_keyring(id: &str) -> InitResult<()> {
+    let name = CString::new(format!("_ses.{id}")).expect("ids have no NUL");
+    // SAFETY: KEYCTL_JOIN_SESSION_KEYRING reads one NUL-terminated string that outlives the call.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_keyctl,
+            libc::KEYCTL_JOIN_SESSION_KEYRING,
+            name.as_ptr(),
+        )
+    };
+    match nix::errno::Errno::result(ret) {
+        // Kernels without keyrings, and seccomp'd hosts that refuse keyctl: runc carries on too.
+        Ok(_) | Err(nix::errno::Errno::ENOSYS) | Err(nix::errno::Errno::EPERM) => Ok(()),
+        Err(e) => Err(InitFailure::sys(InitStep::Sync, "join session keyring", e)),
+    }
+}
+
+/// runc creates a missing cwd (as root, before the user changes), so images need not ship it.
+fn create_cwd(process: &Process) -> InitResult<()> {
+    let cwd = process.cwd();
+    if !cwd.exists() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o755)
+            .create(cwd)
+            .map_err(|e| io_failure(InitStep::Cwd, cwd.display(), e))?;
+    }
+    Ok(())
+}
+/// Everything but stdio and the preserved fds closes at exec; our own fds are all O_CLOEXEC already,
+/// this catches the ones the caller leaked to us.
+fn mark_fds_cloexec(first: u32) -> InitResult<()> {
+    // SAFETY: close_range with CLOSE_RANGE_CLOEXEC only sets flags; it takes no pointers.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            first,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        )
+    };
+    nix::errno::Errno::result(ret)
+        .map(drop)
+        .init(InitStep::Exec, "close_range")
+}
+
+/// Tells the runtime we are ready, waits for its go-ahead, then blocks until `start`.
+fn wait_for_start(init: Init<'_>) -> InitResult<()> {
+    init.channel
+        .send(&Message::Ready)
+        .init(InitStep::Sync, "ready")?;
+    match init.channel.recv() {
+        Ok(Message::Proceed) => {}
+        other => return Err(unexpected(InitStep::Sync, other)),
+    }
+    // The runtime recorded us: from now on the container lives on its own.
+    nix::sys::prctl::set_pdeathsig(None).init(InitStep::Sync, "prctl(PR_SET_PDEATHSIG)")?;
+    drop(init.channel);
+    let mut byte = [0u8; 1];
+    loop {
+        match nix::unistd::read(init.exec_fifo.as_fd(), &mut byte) {
+            Ok(1) => return Ok(()),
+            Ok(_) => {
+                return Err(InitFailure::new(InitStep::Sync)
+                    .subject("exec.fifo")
+                    .detail("closed before start"))
+            }
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(InitFailure::sys(InitStep::Sync, "exec.fifo", e)),
+        }
+    }
+}
+
+fn unexpected(step: InitStep, got: Result<Message, super::channel::RecvError>) -> InitFailure {
+    let detail = match got {
+        Ok(m) => format!("unexpected message {m:?}"),
+        Err(e) => format!("runtime {e}"),
+    };
+    InitFailure::new(step).detail(detail)
+}
+
+fn io_failure(step: InitStep, subject: impl std::fmt::Display, e: std::io::Error) -> InitFailure {
+    let f = InitFailure::new(step).subject(subject);
+    match e.raw_os_error() {
+        Some(n) => f.errno(nix::errno::Errno::from_raw(n)),
+        None => f.detail(e.to_string()),
+    }
+}
+
+/// The user's process, resolved in the container before `Ready` so a missing binary fails `create`.
+struct Executable {
+    path: PathBuf,
+    argv: Vec<CString>,
+    envp: Vec<CString>,
+}
+
+const NOT_FOUND: &str = "executable file not found in $PATH";
+
+impl Executable {
+    fn resolve(process: &Process) -> InitResult<Executable> {
+        let args = process.args().as_deref().unwrap_or_default();
+        let name = args.first().map(String::as_str).unwrap_or_default();
+        let env: Vec<String> = process.env().clone().unwrap_or_default();
+        let path = if name.contains('/') {
+            check_executable(Path::new(name)).map_err(|e| exec_failure(name, e))?;
+            PathBuf::from(name)
+        } else {
+            let search = env
+                .iter()
+                .find_map(|e| e.strip_prefix("PATH="))
+                .unwrap_or_default();
+            search
+                .split(':')
+                .map(|dir| Path::new(if dir.is_empty() { "." } else { dir }).join(name))
+                .find(|candidate| check_executable(candidate).is_ok())
+                .ok_or_else(|| {
+                    InitFailure::new(InitStep::Executable)
+                        .subject(name)
+                        .detail(NOT_FOUND)
+                })?
+        };
+        let cstr = |s: &str| {
+            CString::new(s).map_err(|_| {
+                InitFailure::new(InitStep::Executable)
+                    .subject(name)
+                    .detail("argument or environment contains a NUL byte")
+            })
+        };
+        let mut envp = env
+            .iter()
+            .map(|s| cstr(s))
+            .collect::<InitResult<Vec<_>>>()?;
+        if !env.iter().any(|e| e.starts_with("HOME=")) {
+            envp.push(cstr(&format!("HOME={}", home_of(process.user().uid())))?);
+        }
+        Ok(Executable {
+            argv: args.iter().map(|s| cstr(s)).collect::<InitResult<_>>()?,
+            envp,
+            path,
+        })
+    }
+
+    fn exec(&self) -> nix::Error {
+        let path = CString::new(self.path.as_os_str().as_bytes()).expect("checked for NUL");
+        match nix::unistd::execve(&path, &self.argv, &self.envp) {
+            Err(e) => e,
+            Ok(never) => match never {},
+        }
+    }
+}
+
+/// What Go's exec.LookPath (and so runc) checks: a regular file we may execute.
+fn check_executable(path: &Path) -> nix::Result<()> {
+    let meta = std::fs::metadata(path)
+        .map_err(|e| nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(libc::ENOENT)))?;
+    if meta.is_dir() || meta.permissions().mode() & 0o111 == 0 {
+        return Err(nix::errno::Errno::EACCES);
+    }
+    nix::unistd::access(path, AccessFlags::X_OK)
+}
+
+fn exec_failure(name: &str, e: nix::Error) -> InitFailure {
+    let f = InitFailure::new(InitStep::Executable).subject(name);
+    match e {
+        nix::errno::Errno::ENOENT => f.detail("no such file or directory"),
+        nix::errno::Errno::EACCES => f.detail("permission denied"),
+        e => f.errno(e),
+    }
+}
+
+/// runc's HOME when the config sets none: the user's entry in the container's /etc/passwd, or "/".
+fn home_of(uid: u32) -> String {
+    std::fs::read_to_string("/etc/passwd")
+        .ok()
+        .and_then(|passwd| {
+            passwd.lines().find_map(|line| {
+                let fields: Vec<&str> = line.split(':').collect();
+                (fields.len() >= 6 && fields[2].parse() == Ok(uid)).then(|| fields[5].to_string())
+            })
+        })
+        .unwrap_or_else(|| "/".to_string())
+}

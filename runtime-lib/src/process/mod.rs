@@ -3,4 +3,5 @@
 
 pub mod channel;
 pub mod init;
+pub mod pidfd;
 pub mod spawn;

@@ -1,0 +1,52 @@
+//! A handle on a process that cannot be confused with a later process reusing its pid.
+
+use std::os::fd::{AsFd, FromRawFd, OwnedFd};
+use std::time::Duration;
+
+use nix::errno::Errno;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::signal::Signal;
+use nix::unistd::Pid;
+
+#[derive(Debug)]
+pub struct PidFd(OwnedFd);
+
+impl PidFd {
+    pub fn open(pid: Pid) -> nix::Result<PidFd> {
+        // SAFETY: pidfd_open takes a pid and flags, no pointers; on success it returns a new fd
+        // that nothing else owns.
+        let ret = unsafe { libc::syscall(libc::SYS_pidfd_open, pid.as_raw(), 0) };
+        let fd = Errno::result(ret)? as i32;
+        // SAFETY: `fd` was just returned by the kernel and is owned by nobody else.
+        Ok(PidFd(unsafe { OwnedFd::from_raw_fd(fd) }))
+    }
+
+    pub fn send_signal(&self, signal: Signal) -> nix::Result<()> {
+        use std::os::fd::AsRawFd;
+        // SAFETY: a NULL siginfo is allowed (the kernel fills in a kill(2)-like one).
+        let ret = unsafe {
+            libc::syscall(
+                libc::SYS_pidfd_send_signal,
+                self.0.as_raw_fd(),
+                signal as libc::c_int,
+                std::ptr::null::<libc::siginfo_t>(),
+                0,
+            )
+        };
+        Errno::result(ret).map(drop)
+    }
+
+    /// True once the process has exited (readable pidfd), waiting at most `timeout`.
+    pub fn wait_exit(&self, timeout: Duration) -> nix::Result<bool> {
+        let mut fds = [PollFd::new(self.0.as_fd(), PollFlags::POLLIN)];
+        let ms = PollTimeout::try_from(timeout.as_millis().min(i32::MAX as u128) as i32)
+            .unwrap_or(PollTimeout::MAX);
+        loop {
+            match poll(&mut fds, ms) {
+                Ok(n) => return Ok(n > 0),
+                Err(Errno::EINTR) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
