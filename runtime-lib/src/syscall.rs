@@ -37,6 +37,15 @@ pub trait Syscall {
     fn umask(&self, mask: Mode);
     /// Writes a /proc or /sys control file (sysctl, oom_score_adj).
     fn write_file(&self, path: &Path, data: &[u8]) -> nix::Result<()>;
+    /// mount_setattr(2) on `target` (AT_RECURSIVE when `recursive`): sets `attr_set` and clears
+    /// `attr_clr` (`MOUNT_ATTR_*`) on the mount, or on the whole tree below it.
+    fn mount_setattr(
+        &self,
+        target: &Path,
+        recursive: bool,
+        attr_set: u64,
+        attr_clr: u64,
+    ) -> nix::Result<()>;
 }
 
 /// The real kernel.
@@ -99,8 +108,46 @@ impl Syscall for LinuxSyscall {
         nix::sys::stat::umask(mask);
     }
     fn write_file(&self, path: &Path, data: &[u8]) -> nix::Result<()> {
-        std::fs::write(path, data).map_err(|e| {
-            nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO))
-        })
+        std::fs::write(path, data)
+            .map_err(|e| nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))
+    }
+    fn mount_setattr(
+        &self,
+        target: &Path,
+        recursive: bool,
+        attr_set: u64,
+        attr_clr: u64,
+    ) -> nix::Result<()> {
+        use nix::NixPath;
+        /// linux/mount.h `struct mount_attr` (MOUNT_ATTR_SIZE_VER0).
+        #[repr(C)]
+        struct MountAttr {
+            attr_set: u64,
+            attr_clr: u64,
+            propagation: u64,
+            userns_fd: u64,
+        }
+        let attr = MountAttr {
+            attr_set,
+            attr_clr,
+            propagation: 0,
+            userns_fd: 0,
+        };
+        let flags = if recursive { libc::AT_RECURSIVE } else { 0 };
+        let r = target.with_nix_path(|path| {
+            // SAFETY: `path` is NUL-terminated and `attr` is a live `struct mount_attr` of the size
+            // passed; the kernel only reads both during the call.
+            unsafe {
+                libc::syscall(
+                    libc::SYS_mount_setattr,
+                    libc::AT_FDCWD,
+                    path.as_ptr(),
+                    flags as libc::c_uint,
+                    &attr as *const MountAttr,
+                    std::mem::size_of::<MountAttr>(),
+                )
+            }
+        })?;
+        nix::errno::Errno::result(r).map(drop)
     }
 }

@@ -59,6 +59,7 @@ impl Container {
         // read end-of-file when the runtime dies.
         let runtime_only = [lock.as_raw_fd(), runtime_end.as_fd().as_raw_fd()];
         let (spec, rootfs, plan_ref) = (&bundle.spec, bundle.rootfs.as_path(), &plan);
+        let bundle_path = bundle.path.as_path();
         let spawned = spawn::spawn(
             &plan,
             clone_flags,
@@ -71,6 +72,7 @@ impl Container {
                     init::Init {
                         id,
                         spec,
+                        bundle: bundle_path,
                         rootfs,
                         plan: plan_ref,
                         unshare,

@@ -25,6 +25,7 @@ use crate::{capabilities, rlimits, rootfs, sysctl, tty, user};
 pub struct Init<'a> {
     pub id: &'a str,
     pub spec: &'a Spec,
+    pub bundle: &'a Path,
     pub rootfs: &'a Path,
     pub plan: &'a NamespacePlan,
     /// Namespaces to unshare after joining `plan.joins` (when the clone could not create them).
@@ -93,6 +94,9 @@ fn prepare(init: &Init<'_>, sys: &dyn Syscall) -> InitResult<Executable> {
         join_session_keyring(init.id)?;
     }
 
+    // Relative bind sources are relative to the bundle, as in runc (which runs from there).
+    sys.chdir(init.bundle)
+        .init(InitStep::RootfsBind, init.bundle.display())?;
     rootfs::prepare(spec, init.rootfs, sys)?;
     rootfs::pivot(init.rootfs, init.no_pivot, sys)?;
     if let Some(socket) = &init.console_socket {
@@ -101,7 +105,6 @@ fn prepare(init: &Init<'_>, sys: &dyn Syscall) -> InitResult<Executable> {
             .map_err(|e| io_failure(InitStep::Console, "socket", e))?;
         tty::setup_console(socket)?;
     }
-    rootfs::finalize(spec, sys)?;
 
     if let Some(hostname) = spec.hostname() {
         sys.sethostname(hostname)
@@ -114,6 +117,8 @@ fn prepare(init: &Init<'_>, sys: &dyn Syscall) -> InitResult<Executable> {
     if let Some(sysctl) = linux.and_then(|l| l.sysctl().as_ref()) {
         sysctl::apply(sysctl, sys)?;
     }
+    // After sysctl: finalize makes /proc/sys read-only (a readonlyPath of the default config).
+    rootfs::finalize(spec, sys)?;
     if let Some(adj) = process.oom_score_adj() {
         sys.write_file(
             Path::new("/proc/self/oom_score_adj"),

@@ -1,28 +1,137 @@
 //! The container's root filesystem, in spec order: rootfsPropagation, root.path bind, mounts (in
 //! config order, destinations resolved inside the rootfs), devices, pivot_root (or MS_MOVE + chroot),
-//! masked and readonly paths, readonly root.
+//! masked and readonly paths, readonly root. Behaviour follows runc 1.1.5 unless noted.
+
+mod cgroup;
+mod copyup;
+mod devices;
+mod mounts;
+pub mod options;
+mod paths;
+mod pivot;
+mod resolve;
+#[cfg(test)]
+mod tests;
 
 use std::path::Path;
 
+use nix::mount::MsFlags;
 use oci_spec::runtime::Spec;
+use procfs::process::{MountOptFields, Process};
 
-use crate::error::InitResult;
+use crate::error::{InitFailure, InitResult, InitStep};
 use crate::syscall::Syscall;
 
 /// In the init's new mount namespace, before pivot: everything up to and including devices.
+///
+/// `rootfs` must be absolute. Relative bind sources are taken from the init's working directory
+/// (runc's is the bundle).
 pub fn prepare(spec: &Spec, rootfs: &Path, sys: &dyn Syscall) -> InitResult<()> {
-    let _ = (spec, rootfs, sys);
-    todo!("helper A")
+    // Nothing done in this namespace may reach the host: "/" becomes a slave of it, unless the
+    // config asks for another propagation.
+    let root_flags = rootfs_propagation(spec)?.unwrap_or(MsFlags::MS_SLAVE | MsFlags::MS_REC);
+    sys.mount(None, Path::new("/"), None, root_flags, None)
+        .map_err(|e| InitFailure::sys(InitStep::RootfsPropagation, "/", e))?;
+    make_parent_private(rootfs, sys)?;
+    let bind = MsFlags::MS_BIND | MsFlags::MS_REC;
+    sys.mount(Some(rootfs), rootfs, None, bind, None)
+        .map_err(|e| InitFailure::sys(InitStep::RootfsBind, rootfs.display(), e))?;
+
+    let root = resolve::Root::open(rootfs)
+        .map_err(|e| InitFailure::sys(InitStep::RootfsBind, rootfs.display(), e))?;
+    mounts::mount_all(&mounts::Ctx {
+        root: &root,
+        sys,
+        spec,
+    })?;
+    if devices::needs_setup(spec) {
+        devices::setup(spec, &root, sys)?;
+    }
+    Ok(())
 }
 
 /// Makes `rootfs` the root: pivot_root with the old root detached, or MS_MOVE + chroot.
 pub fn pivot(rootfs: &Path, no_pivot: bool, sys: &dyn Syscall) -> InitResult<()> {
-    let _ = (rootfs, no_pivot, sys);
-    todo!("helper A")
+    if no_pivot {
+        pivot::move_root(rootfs, sys)
+    } else {
+        pivot::pivot_root(rootfs, sys)
+    }
 }
 
-/// After pivot: maskedPaths, readonlyPaths, root.readonly.
+/// After pivot: rootfsPropagation on the new root, read-only tmpfs and /dev mounts, root.readonly,
+/// readonlyPaths, maskedPaths.
+///
+/// runc writes sysctls (and sets the hostname) between root.readonly and readonlyPaths: the
+/// default config makes /proc/sys read-only, so sysctl must be applied before this is called.
 pub fn finalize(spec: &Spec, sys: &dyn Syscall) -> InitResult<()> {
-    let _ = (spec, sys);
-    todo!("helper A")
+    // "shared" and "unbindable" need the new root itself: before the pivot they would make it
+    // impossible (pivot_root refuses a shared mount) or reach the host's "/" (runc ≥ 1.1.6).
+    if let Some(flags) = rootfs_propagation(spec)? {
+        if !flags.intersects(MsFlags::MS_PRIVATE | MsFlags::MS_SLAVE) {
+            sys.mount(None, Path::new("/"), None, flags, None)
+                .map_err(|e| InitFailure::sys(InitStep::RootfsPropagation, "/", e))?;
+        }
+    }
+    paths::remount_readonly_mounts(spec, sys)?;
+    if spec
+        .root()
+        .as_ref()
+        .and_then(|r| r.readonly())
+        .unwrap_or(false)
+    {
+        paths::readonly_root(sys)?;
+    }
+    let linux = spec.linux().as_ref();
+    let readonly = linux.and_then(|l| l.readonly_paths().as_deref());
+    paths::readonly_paths(readonly.unwrap_or_default(), sys)?;
+    let masked = linux.and_then(|l| l.masked_paths().as_deref());
+    paths::masked_paths(masked.unwrap_or_default(), sys)
+}
+
+/// `linux.rootfsPropagation` as mount flags; None when absent or empty.
+fn rootfs_propagation(spec: &Spec) -> InitResult<Option<MsFlags>> {
+    let Some(name) = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.rootfs_propagation().as_deref())
+    else {
+        return Ok(None);
+    };
+    if name.is_empty() {
+        return Ok(None);
+    }
+    match options::propagation(name) {
+        Some(flags) => Ok(Some(flags)),
+        None => Err(InitFailure::new(InitStep::RootfsPropagation)
+            .subject(name)
+            .detail(format!("rootfsPropagation={name} is not supported"))),
+    }
+}
+
+/// The bind of the rootfs must not propagate to other namespaces, and pivot_root refuses a shared
+/// parent: a shared mount holding the rootfs becomes private (runc's rootfsParentMountPrivate).
+fn make_parent_private(rootfs: &Path, sys: &dyn Syscall) -> InitResult<()> {
+    let step = InitStep::RootfsPropagation;
+    let mounts = Process::myself().and_then(|p| p.mountinfo()).map_err(|e| {
+        InitFailure::new(step)
+            .subject("/proc/self/mountinfo")
+            .detail(e.to_string())
+    })?;
+    let parent = mounts
+        .iter()
+        .filter(|m| rootfs.starts_with(&m.mount_point))
+        .max_by_key(|m| m.mount_point.as_os_str().len());
+    let Some(parent) = parent else {
+        return Ok(());
+    };
+    if parent
+        .opt_fields
+        .iter()
+        .any(|f| matches!(f, MountOptFields::Shared(_)))
+    {
+        sys.mount(None, &parent.mount_point, None, MsFlags::MS_PRIVATE, None)
+            .map_err(|e| InitFailure::sys(step, parent.mount_point.display(), e))?;
+    }
+    Ok(())
 }
