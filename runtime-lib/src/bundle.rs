@@ -1,11 +1,18 @@
 //! Loading a bundle: config.json through oci-spec, then every check that can be made before the
 //! system is touched (so bad input fails before any directory, mount or process exists).
+//!
+//! Unknown namespace types, capability names and rlimit types never get this far: oci-spec's
+//! deserializer refuses them, and the refusal comes back as [`Error::ConfigSyntax`] with the line
+//! and column of the bad value.
 
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use oci_spec::runtime::Spec;
+use oci_spec::runtime::{LinuxIdMapping, LinuxNamespaceType, Spec};
 
-use crate::Result;
+use crate::error::Context;
+use crate::namespaces::NamespacePlan;
+use crate::{sysctl, Error, Result};
 
 /// A loaded and validated bundle.
 #[derive(Debug, Clone)]
@@ -20,14 +27,323 @@ pub struct Bundle {
 impl Bundle {
     /// Loads `<path>/config.json` and validates it (see `validate`).
     pub fn load(path: &Path) -> Result<Bundle> {
-        let _ = path;
-        todo!("helper E")
+        let path = std::path::absolute(path).io("resolve bundle path", path)?;
+        let meta = std::fs::metadata(&path).io("open bundle", &path)?;
+        if !meta.is_dir() {
+            return Err(Error::Io {
+                step: "open bundle",
+                path,
+                source: std::io::Error::from_raw_os_error(libc::ENOTDIR),
+            });
+        }
+        let config = path.join("config.json");
+        let text = std::fs::read(&config).io("read", &config)?;
+        let spec = parse(&text, &config)?;
+        validate(&spec, &path)?;
+        let rootfs = rootfs(&spec, &path)?;
+        Ok(Bundle { path, spec, rootfs })
+    }
+}
+
+/// Parses config.json's bytes; `file` is only used to name it in errors.
+pub fn parse(text: &[u8], file: &Path) -> Result<Spec> {
+    serde_json::from_slice(text).map_err(|e| {
+        // serde_json's Display appends " at line L column C", which ConfigSyntax says itself.
+        let full = e.to_string();
+        let suffix = format!(" at line {} column {}", e.line(), e.column());
+        Error::ConfigSyntax {
+            path: file.to_path_buf(),
+            line: e.line(),
+            column: e.column(),
+            msg: full.strip_suffix(&suffix).unwrap_or(&full).to_string(),
+        }
+    })
+}
+
+fn invalid(field: impl Into<String>, problem: impl Into<String>) -> Error {
+    Error::InvalidConfig {
+        field: field.into(),
+        problem: problem.into(),
+    }
+}
+
+/// The canonical path of `root.path`, which must be a directory.
+fn rootfs(spec: &Spec, bundle: &Path) -> Result<PathBuf> {
+    let root = spec
+        .root()
+        .as_ref()
+        .ok_or_else(|| invalid("root", "root must be specified"))?;
+    if root.path().as_os_str().is_empty() {
+        return Err(invalid("root.path", "root.path must not be empty"));
+    }
+    let joined = bundle.join(root.path());
+    let canonical = std::fs::canonicalize(&joined).map_err(|e| {
+        invalid(
+            "root.path",
+            format!("invalid rootfs {joined:?}: {}", lower(&e)),
+        )
+    })?;
+    if !canonical.is_dir() {
+        return Err(invalid(
+            "root.path",
+            format!("invalid rootfs {joined:?}: not a directory"),
+        ));
+    }
+    Ok(canonical)
+}
+
+/// An io::Error's text without Rust's " (os error N)" tail, lower case as the rest of our messages.
+fn lower(e: &std::io::Error) -> String {
+    match e.raw_os_error() {
+        Some(n) => nix::errno::Errno::from_raw(n).desc().to_lowercase(),
+        None => e.to_string(),
     }
 }
 
 /// Every check that needs no side effect. Error wording names the field (`process.args`,
 /// `linux.namespaces[2]`...) and what is wrong with it.
 pub fn validate(spec: &Spec, bundle: &Path) -> Result<()> {
-    let _ = (spec, bundle);
-    todo!("helper E")
+    let version = spec.version();
+    if version
+        .split('.')
+        .next()
+        .and_then(|m| m.parse::<u64>().ok())
+        != Some(1)
+    {
+        return Err(invalid(
+            "ociVersion",
+            format!("unsupported version {version:?}: hull supports 1.x"),
+        ));
+    }
+    rootfs(spec, bundle)?;
+    validate_process(spec)?;
+    // Opens every namespace path and checks its type, refuses duplicates and a missing mount ns.
+    NamespacePlan::from_spec(spec)?;
+    validate_uts(spec)?;
+    validate_user_namespace(spec)?;
+    validate_time_namespace(spec)?;
+    validate_sysctl(spec)?;
+    Ok(())
 }
+
+fn validate_process(spec: &Spec) -> Result<()> {
+    let process = spec
+        .process()
+        .as_ref()
+        .ok_or_else(|| invalid("process", "process property must not be empty"))?;
+    if process.args().as_ref().is_none_or(|a| a.is_empty()) {
+        return Err(invalid("process.args", "args must not be empty"));
+    }
+    if !process.cwd().is_absolute() {
+        return Err(invalid(
+            "process.cwd",
+            format!("cwd {:?} must be an absolute path", process.cwd()),
+        ));
+    }
+    let rlimits = process.rlimits().as_deref().unwrap_or_default();
+    for (i, r) in rlimits.iter().enumerate() {
+        if let Some(first) = rlimits[..i].iter().position(|o| o.typ() == r.typ()) {
+            return Err(invalid(
+                format!("process.rlimits[{i}]"),
+                format!(
+                    "duplicate rlimit type \"{}\" (also process.rlimits[{first}])",
+                    r.typ()
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The config's entry for a namespace type, if any (`Some(None)`: a new one; `Some(Some(p))`: join).
+fn namespace(spec: &Spec, typ: LinuxNamespaceType) -> Option<Option<&Path>> {
+    spec.linux()
+        .as_ref()?
+        .namespaces()
+        .as_ref()?
+        .iter()
+        .find(|n| n.typ() == typ)
+        .map(|n| n.path().as_deref())
+}
+
+fn validate_uts(spec: &Spec) -> Result<()> {
+    let has_uts = namespace(spec, LinuxNamespaceType::Uts).is_some();
+    for (field, value) in [
+        ("hostname", spec.hostname()),
+        ("domainname", spec.domainname()),
+    ] {
+        if value.as_deref().is_some_and(|v| !v.is_empty()) && !has_uts {
+            return Err(invalid(
+                field,
+                format!("unable to set {field} without a private UTS namespace"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn validate_user_namespace(spec: &Spec) -> Result<()> {
+    let linux = spec.linux().as_ref();
+    let uid_maps = linux.and_then(|l| l.uid_mappings().as_deref());
+    let gid_maps = linux.and_then(|l| l.gid_mappings().as_deref());
+    match namespace(spec, LinuxNamespaceType::User) {
+        None => {
+            if uid_maps.is_some() || gid_maps.is_some() {
+                return Err(invalid(
+                    "linux.uidMappings",
+                    "user namespace mappings specified, but user namespace isn't enabled in the config",
+                ));
+            }
+        }
+        // Joining: the namespace's own maps apply (containerd and CRI-O also pass them here).
+        Some(Some(_)) => {}
+        Some(None) => {
+            let user = spec.process().as_ref().map(|p| p.user());
+            for (field, maps, kind, ids) in [
+                (
+                    "linux.uidMappings",
+                    uid_maps,
+                    "uid",
+                    [0, user.map_or(0, |u| u.uid())],
+                ),
+                (
+                    "linux.gidMappings",
+                    gid_maps,
+                    "gid",
+                    [0, user.map_or(0, |u| u.gid())],
+                ),
+            ] {
+                let maps = maps.unwrap_or_default();
+                if maps.is_empty() {
+                    return Err(invalid(
+                        field,
+                        format!("user namespaces enabled, but no {kind} mappings found"),
+                    ));
+                }
+                // The init becomes root in the namespace, then the process's user.
+                for id in ids {
+                    if !maps.iter().any(|m| maps_id(m, id)) {
+                        return Err(invalid(
+                            field,
+                            format!("{kind} {id} is not mapped in the user namespace"),
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn maps_id(m: &LinuxIdMapping, id: u32) -> bool {
+    id >= m.container_id() && u64::from(id) < u64::from(m.container_id()) + u64::from(m.size())
+}
+
+fn validate_time_namespace(spec: &Spec) -> Result<()> {
+    let offsets = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.time_offsets().as_ref());
+    match (namespace(spec, LinuxNamespaceType::Time), offsets) {
+        (None, Some(_)) => Err(invalid(
+            "linux.timeOffsets",
+            "time namespace offsets specified, but time namespace isn't enabled in the config",
+        )),
+        (Some(Some(_)), Some(_)) => Err(invalid(
+            "linux.timeOffsets",
+            "time namespace enabled, but both namespace path and time offsets specified",
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// runc's rules: only sysctls that belong to a namespace the container does not share with the
+/// host may be set.
+fn validate_sysctl(spec: &Spec) -> Result<()> {
+    const IPC_KEYS: [&str; 8] = [
+        "kernel.msgmax",
+        "kernel.msgmnb",
+        "kernel.msgmni",
+        "kernel.sem",
+        "kernel.shmall",
+        "kernel.shmmax",
+        "kernel.shmmni",
+        "kernel.shm_rmid_forced",
+    ];
+    let Some(map) = spec.linux().as_ref().and_then(|l| l.sysctl().as_ref()) else {
+        return Ok(());
+    };
+    let mut keys: Vec<&String> = map.keys().collect();
+    keys.sort();
+    let has = |t| namespace(spec, t).is_some();
+    for key in keys {
+        let s = sysctl::dotted(key);
+        let refuse = |problem: String| Err(invalid("linux.sysctl", problem));
+        if sysctl::proc_path(key).is_none() {
+            return refuse(format!("invalid sysctl key {key:?}"));
+        }
+        if IPC_KEYS.contains(&s.as_str()) || s.starts_with("fs.mqueue.") {
+            if !has(LinuxNamespaceType::Ipc) {
+                return refuse(format!(
+                    "sysctl {s:?} is not allowed in the hosts ipc namespace"
+                ));
+            }
+        } else if s.starts_with("net.") {
+            let host_net = match namespace(spec, LinuxNamespaceType::Network) {
+                None => true,
+                Some(None) => false,
+                Some(Some(path)) => is_host_netns(path)?,
+            };
+            if host_net {
+                return refuse(format!(
+                    "sysctl {s:?} not allowed in host network namespace"
+                ));
+            }
+        } else if has(LinuxNamespaceType::Uts) && s == "kernel.domainname" {
+        } else if has(LinuxNamespaceType::Uts) && s == "kernel.hostname" {
+            return refuse(format!(
+                "sysctl {s:?} is not allowed as it conflicts with the OCI \"hostname\" field"
+            ));
+        } else if s.starts_with("user.") {
+            if !has(LinuxNamespaceType::User) {
+                return refuse(format!(
+                    "setting ucounts without a user namespace not allowed: {s}"
+                ));
+            }
+        } else {
+            return refuse(format!(
+                "sysctl {s:?} is not in a separate kernel namespace"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Whether a network namespace path is the runtime's own ("host" means current, as in runc).
+fn is_host_netns(path: &Path) -> Result<bool> {
+    let own = std::fs::metadata("/proc/self/ns/net").io("stat", "/proc/self/ns/net")?;
+    let other = std::fs::metadata(path).io("stat", path)?;
+    Ok(own.dev() == other.dev() && own.ino() == other.ino())
+}
+
+/// What runc only warns about: the config is run, but the caller should log these.
+pub fn warnings(spec: &Spec) -> Vec<String> {
+    let mut out = Vec::new();
+    for m in spec.mounts().as_deref().unwrap_or_default() {
+        if !m.destination().is_absolute() {
+            out.push(format!(
+                "mount destination {:?} is not absolute: it is taken relative to the rootfs",
+                m.destination()
+            ));
+        }
+    }
+    let caps = spec
+        .process()
+        .as_ref()
+        .and_then(|p| p.capabilities().as_ref());
+    out.extend(crate::capabilities::warnings(caps));
+    out
+}
+
+#[cfg(test)]
+mod tests;

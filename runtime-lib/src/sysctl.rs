@@ -1,11 +1,162 @@
 //! linux.sysctl, written through the container's /proc/sys after pivot_root.
+//!
+//! Keys follow sysctl(8): `net.ipv4.ip_forward`, or the `/` form `net/ipv4/ip_forward`. In the dotted
+//! form a `/` stands for a `.` inside one name (`net.ipv4.conf.eth0/100.rp_filter` is the file
+//! `net/ipv4/conf/eth0.100/rp_filter`), which is what runc's validator assumes too.
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 
-use crate::error::InitResult;
+use crate::error::{InitFailure, InitResult, InitStep, SysContext};
 use crate::syscall::Syscall;
 
+/// The key in its dotted form (runc's `convertSysctlVariableToDotsSeparator`): a key whose first
+/// separator is `/` has its `.` and `/` swapped.
+pub fn dotted(key: &str) -> String {
+    match key.find(['.', '/']) {
+        Some(i) if key.as_bytes()[i] == b'/' => key
+            .chars()
+            .map(|c| match c {
+                '.' => '/',
+                '/' => '.',
+                c => c,
+            })
+            .collect(),
+        _ => key.to_string(),
+    }
+}
+
+/// The file under /proc/sys a key names, or `None` when the key could leave /proc/sys or names
+/// nothing (an empty, `.` or `..` component).
+pub fn proc_path(key: &str) -> Option<PathBuf> {
+    let mut path = PathBuf::from("/proc/sys");
+    for name in dotted(key).split('.') {
+        let name = name.replace('/', ".");
+        if name.is_empty() || name == "." || name == ".." {
+            return None;
+        }
+        path.push(name);
+    }
+    Some(path)
+}
+
+/// In the init, after pivot_root: writes every key (in key order, so a failure is reproducible).
 pub fn apply(sysctl: &HashMap<String, String>, sys: &dyn Syscall) -> InitResult<()> {
-    let _ = (sysctl, sys);
-    todo!("helper E")
+    let mut keys: Vec<&String> = sysctl.keys().collect();
+    keys.sort();
+    for key in keys {
+        let path = proc_path(key).ok_or_else(|| {
+            InitFailure::new(InitStep::Sysctl)
+                .subject(key)
+                .detail("invalid key: it must name a file under /proc/sys")
+        })?;
+        sys.write_file(&path, sysctl[key].as_bytes())
+            .init(InitStep::Sysctl, key)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::namespaces::testing::in_child;
+    use crate::syscall::LinuxSyscall;
+    use nix::sched::{unshare, CloneFlags};
+
+    #[test]
+    fn dotted_swaps_only_slash_first_keys() {
+        assert_eq!(dotted("net.ipv4.ip_forward"), "net.ipv4.ip_forward");
+        assert_eq!(dotted("net/ipv4/ip_forward"), "net.ipv4.ip_forward");
+        assert_eq!(
+            dotted("net/ipv4/conf/eno2.100/rp_filter"),
+            "net.ipv4.conf.eno2/100.rp_filter"
+        );
+        assert_eq!(dotted("kernel"), "kernel");
+    }
+
+    #[test]
+    fn proc_path_maps_both_forms_and_refuses_escapes() {
+        let p = |k| proc_path(k).map(|p| p.to_string_lossy().into_owned());
+        assert_eq!(
+            p("net.ipv4.ip_forward").as_deref(),
+            Some("/proc/sys/net/ipv4/ip_forward")
+        );
+        assert_eq!(
+            p("net/ipv4/conf/eno2.100/rp_filter").as_deref(),
+            Some("/proc/sys/net/ipv4/conf/eno2.100/rp_filter")
+        );
+        assert_eq!(
+            p("net.ipv4.conf.eno2/100.rp_filter").as_deref(),
+            Some("/proc/sys/net/ipv4/conf/eno2.100/rp_filter")
+        );
+        for bad in [
+            "",
+            "net..x",
+            ".net",
+            "net.",
+            "net/../kernel/x",
+            "net.//.kernel",
+            "net/./x",
+            "../../etc/passwd",
+        ] {
+            assert_eq!(p(bad), None, "{bad:?} must be refused");
+        }
+    }
+
+    #[test]
+    fn apply_writes_namespaced_sysctls() {
+        // A private net and ipc namespace, so the host's values are never touched.
+        in_child(|| {
+            unshare(CloneFlags::CLONE_NEWNET | CloneFlags::CLONE_NEWIPC)
+                .map_err(|e| format!("unshare: {e}"))?;
+            let sysctl = HashMap::from([
+                ("net.ipv4.ip_forward".to_string(), "1".to_string()),
+                ("net/ipv4/tcp_syncookies".to_string(), "0".to_string()),
+                ("kernel.shmmni".to_string(), "1234".to_string()),
+            ]);
+            apply(&sysctl, &LinuxSyscall).map_err(|e| e.to_string())?;
+            for (file, want) in [
+                ("/proc/sys/net/ipv4/ip_forward", "1"),
+                ("/proc/sys/net/ipv4/tcp_syncookies", "0"),
+                ("/proc/sys/kernel/shmmni", "1234"),
+            ] {
+                let got = std::fs::read_to_string(file).map_err(|e| format!("{file}: {e}"))?;
+                if got.trim() != want {
+                    return Err(format!("{file} is {got:?}, want {want}"));
+                }
+            }
+            Ok(())
+        })
+        .unwrap();
+    }
+
+    #[test]
+    fn apply_names_the_failing_key() {
+        in_child(|| {
+            unshare(CloneFlags::CLONE_NEWNET).map_err(|e| format!("unshare: {e}"))?;
+            let sysctl = HashMap::from([("net.ipv4.no_such_key".to_string(), "1".to_string())]);
+            let err = apply(&sysctl, &LinuxSyscall).expect_err("a missing key must fail");
+            if err.step != InitStep::Sysctl
+                || err.subject.as_deref() != Some("net.ipv4.no_such_key")
+                || err.errno != Some(libc::ENOENT)
+            {
+                return Err(format!("unexpected failure {err:?}"));
+            }
+            let msg = err.to_string();
+            if msg != "set sysctl \"net.ipv4.no_such_key\": no such file or directory" {
+                return Err(format!("unexpected message {msg:?}"));
+            }
+            Ok(())
+        })
+        .unwrap();
+    }
+
+    #[test]
+    fn apply_refuses_traversal_without_writing() {
+        // Refused before any write, so this needs no namespace.
+        let sysctl = HashMap::from([("net/../../kernel/x".to_string(), "1".to_string())]);
+        let err = apply(&sysctl, &LinuxSyscall).unwrap_err();
+        assert_eq!(err.subject.as_deref(), Some("net/../../kernel/x"));
+        assert!(err.to_string().contains("invalid key"), "{err}");
+    }
 }

@@ -99,11 +99,14 @@ fn prepare(init: &Init<'_>, sys: &dyn Syscall) -> InitResult<Executable> {
         .init(InitStep::RootfsBind, init.bundle.display())?;
     rootfs::prepare(spec, init.rootfs, sys)?;
     rootfs::pivot(init.rootfs, init.no_pivot, sys)?;
+    // Before finalize, which may make the root read-only.
+    create_cwd(process)?;
     if let Some(socket) = &init.console_socket {
         let socket = socket
             .try_clone()
             .map_err(|e| io_failure(InitStep::Console, "socket", e))?;
-        tty::setup_console(socket)?;
+        let slave = tty::setup_console_with(socket, process.console_size().as_ref())?;
+        rootfs::mount_console(&slave, sys)?;
     }
 
     if let Some(hostname) = spec.hostname() {
@@ -127,7 +130,6 @@ fn prepare(init: &Init<'_>, sys: &dyn Syscall) -> InitResult<Executable> {
         .init(InitStep::OomScoreAdj, adj)?;
     }
     rlimits::apply(process.rlimits().as_deref().unwrap_or_default())?;
-    create_cwd(process)?;
 
     capabilities::prepare(process.capabilities().as_ref())?;
     user::set_user(process.user(), sys)?;
@@ -307,7 +309,10 @@ impl Executable {
             .map(|s| cstr(s))
             .collect::<InitResult<Vec<_>>>()?;
         if !env.iter().any(|e| e.starts_with("HOME=")) {
-            envp.push(cstr(&format!("HOME={}", home_of(process.user().uid())))?);
+            envp.push(cstr(&format!(
+                "HOME={}",
+                user::default_home(process.user().uid())
+            ))?);
         }
         Ok(Executable {
             argv: args.iter().map(|s| cstr(s)).collect::<InitResult<_>>()?,
@@ -342,17 +347,4 @@ fn exec_failure(name: &str, e: nix::Error) -> InitFailure {
         nix::errno::Errno::EACCES => f.detail("permission denied"),
         e => f.errno(e),
     }
-}
-
-/// runc's HOME when the config sets none: the user's entry in the container's /etc/passwd, or "/".
-fn home_of(uid: u32) -> String {
-    std::fs::read_to_string("/etc/passwd")
-        .ok()
-        .and_then(|passwd| {
-            passwd.lines().find_map(|line| {
-                let fields: Vec<&str> = line.split(':').collect();
-                (fields.len() >= 6 && fields[2].parse() == Ok(uid)).then(|| fields[5].to_string())
-            })
-        })
-        .unwrap_or_else(|| "/".to_string())
 }

@@ -135,3 +135,21 @@ fn make_parent_private(rootfs: &Path, sys: &dyn Syscall) -> InitResult<()> {
     }
     Ok(())
 }
+
+/// After pivot, with a terminal: the pty slave bind-mounted on /dev/console, as runc does, so
+/// programs that open /dev/console reach the container's terminal rather than nothing.
+pub fn mount_console(slave: &Path, sys: &dyn Syscall) -> InitResult<()> {
+    let fail = |e| InitFailure::sys(InitStep::Console, "/dev/console", e);
+    let root = resolve::Root::open(Path::new("/")).map_err(fail)?;
+    let fd = root
+        .open_in(Path::new("/dev/console"), resolve::Create::File)
+        .map_err(fail)?;
+    sys.mount(
+        Some(slave),
+        &resolve::fd_path(&fd),
+        None,
+        MsFlags::MS_BIND,
+        None,
+    )
+    .map_err(fail)
+}
