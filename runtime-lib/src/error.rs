@@ -77,6 +77,10 @@ pub enum Error {
     #[error("{0}")]
     Init(InitFailure),
 
+    /// A hook failed (only those whose failure fails the operation: see `hooks`).
+    #[error(transparent)]
+    Hook(#[from] crate::hooks::HookFailure),
+
     /// The init died or closed the channel without saying why.
     #[error("container init {step}: {detail}")]
     InitLost { step: &'static str, detail: String },
@@ -126,6 +130,7 @@ pub enum InitStep {
     User,
     Capabilities,
     NoNewPrivileges,
+    Hooks,
     Cwd,
     Executable,
     Exec,
@@ -155,6 +160,7 @@ impl std::fmt::Display for InitStep {
             InitStep::User => "set user",
             InitStep::Capabilities => "set capabilities",
             InitStep::NoNewPrivileges => "set noNewPrivileges",
+            InitStep::Hooks => "hooks",
             InitStep::Cwd => "chdir to cwd",
             InitStep::Executable => "exec",
             InitStep::Exec => "exec",

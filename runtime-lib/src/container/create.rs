@@ -14,6 +14,7 @@ use oci_spec::runtime::{LinuxNamespaceType, Spec};
 use super::{Container, CreateOptions};
 use crate::bundle::Bundle;
 use crate::error::{Error, SysContext};
+use crate::hooks::{self, HookKind};
 use crate::namespaces::NamespacePlan;
 use crate::process::channel::{self, Channel, Message, RecvError};
 use crate::process::{init, spawn};
@@ -126,8 +127,30 @@ fn follow_init(
     opts: &CreateOptions,
     dir: &StateDir,
 ) -> Result<Record> {
+    let mut state = State {
+        oci_version: bundle.spec.version().clone(),
+        id: id.to_string(),
+        pid: pid.as_raw(),
+        status: Status::Creating,
+        bundle: bundle.path.clone(),
+        rootfs: bundle.rootfs.clone(),
+        created: state::now_rfc3339(),
+        owner: String::new(),
+        annotations: bundle.spec.annotations().clone().unwrap_or_default(),
+    };
+    let hooks = bundle.spec.hooks().clone().unwrap_or_default();
     loop {
         match channel.recv() {
+            Ok(Message::CreateRuntime) => {
+                #[allow(deprecated)]
+                let prestart = hooks.prestart().as_deref().unwrap_or_default();
+                hooks::run(HookKind::Prestart, prestart, &state)?;
+                let create_runtime = hooks.create_runtime().as_deref().unwrap_or_default();
+                hooks::run(HookKind::CreateRuntime, create_runtime, &state)?;
+                channel
+                    .send(&Message::HooksDone(state.clone()))
+                    .sys("send hooks done")?;
+            }
             Ok(Message::IdMapRequest) => {
                 user::write_id_mappings(pid, &bundle.spec)?;
                 channel
@@ -152,18 +175,9 @@ fn follow_init(
         }
     }
 
+    state.status = Status::Created;
     let record = Record {
-        state: State {
-            oci_version: bundle.spec.version().clone(),
-            id: id.to_string(),
-            pid: pid.as_raw(),
-            status: Status::Created,
-            bundle: bundle.path.clone(),
-            rootfs: bundle.rootfs.clone(),
-            created: state::now_rfc3339(),
-            owner: String::new(),
-            annotations: bundle.spec.annotations().clone().unwrap_or_default(),
-        },
+        state,
         init_start_time: state::start_time(pid.as_raw())?,
         hooks: bundle.spec.hooks().clone(),
     };

@@ -5,6 +5,7 @@ use nix::sys::wait::{waitpid, WaitPidFlag};
 
 use super::Container;
 use crate::error::{Error, SysContext};
+use crate::hooks::{self, HookKind};
 use crate::{Result, Status};
 
 /// How long delete waits for a SIGKILLed init to be gone (it only has to be scheduled once).
@@ -35,6 +36,14 @@ impl Container {
         }
         self.dir.remove()?;
         drop(lock);
+        if let Some(poststop) = record.hooks.as_ref().and_then(|h| h.poststop().as_ref()) {
+            let mut state = record.state.clone();
+            state.status = Status::Stopped;
+            // The spec: a failed poststop hook is a warning; the container is gone either way.
+            if let Err(e) = hooks::run(HookKind::Poststop, poststop, &state) {
+                log::warn!("{e}");
+            }
+        }
         Ok(())
     }
 

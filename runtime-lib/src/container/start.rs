@@ -5,6 +5,7 @@ use nix::sys::wait::{waitpid, WaitStatus};
 
 use super::Container;
 use crate::error::{Error, SysContext};
+use crate::hooks::{self, HookKind};
 use crate::{Result, Status};
 
 impl Container {
@@ -44,7 +45,21 @@ impl Container {
             step: "remove exec fifo",
             path: fifo,
             source,
-        })
+        })?;
+        let poststart = self
+            .record
+            .hooks
+            .as_ref()
+            .and_then(|h| h.poststart().clone());
+        if let Some(poststart) = poststart {
+            let mut state = self.record.state.clone();
+            state.status = Status::Running;
+            // The spec: a failed poststart hook is a warning; the container runs on.
+            if let Err(e) = hooks::run(HookKind::Poststart, &poststart, &state) {
+                log::warn!("{e}");
+            }
+        }
+        Ok(())
     }
 
     /// Waits for the init to exit and returns its exit code (128+signal when killed, as a shell

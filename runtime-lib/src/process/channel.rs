@@ -8,7 +8,10 @@
 //!
 //! 1. `IdMapRequest` — only when the init made a new user namespace: it has done so and waits.
 //!    ← `IdMapsWritten` — the runtime wrote /proc/<init>/uid_map and gid_map.
-//! 2. `Ready` — the init ran the whole init sequence up to the exec; the user's executable exists.
+//! 2. `CreateRuntime` — only when the config has hooks: the mounts are made, pivot_root is next.
+//!    ← `HooksDone(state)` — the runtime ran the prestart and createRuntime hooks; `state` is what
+//!    the init's own hooks (createContainer, startContainer) get on their stdin.
+//! 3. `Ready` — the init ran the whole init sequence up to the exec; the user's executable exists.
 //!    ← `Proceed` — the runtime wrote state.json and the pid file; the init may outlive it now.
 //!    The init then closes the channel and blocks on the exec fifo until `start`.
 //!
@@ -27,6 +30,8 @@ use crate::error::InitFailure;
 pub enum Message {
     IdMapRequest,
     IdMapsWritten,
+    CreateRuntime,
+    HooksDone(crate::State),
     Ready,
     Proceed,
     Failed(InitFailure),

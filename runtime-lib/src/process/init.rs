@@ -13,10 +13,11 @@ use std::path::{Path, PathBuf};
 
 use nix::sched::CloneFlags;
 use nix::unistd::{AccessFlags, Gid, Uid};
-use oci_spec::runtime::{LinuxNamespaceType, Process, Spec};
+use oci_spec::runtime::{Hooks, LinuxNamespaceType, Process, Spec};
 
 use super::channel::{Channel, Message};
 use crate::error::{InitFailure, InitResult, InitStep, SysContext};
+use crate::hooks::{self, HookKind};
 use crate::namespaces::NamespacePlan;
 use crate::syscall::Syscall;
 use crate::{capabilities, rlimits, rootfs, sysctl, tty, user};
@@ -41,18 +42,30 @@ pub struct Init<'a> {
 
 /// Runs the init to the exec; returns only on failure (with the exit code for the child).
 pub fn run(init: Init<'_>, sys: &dyn Syscall) -> i32 {
-    let exec = match prepare(&init, sys) {
-        Ok(exec) => exec,
+    let (exec, state) = match prepare(&init, sys) {
+        Ok(prepared) => prepared,
         Err(failure) => {
             let _ = init.channel.send(&Message::Failed(failure));
             return 1;
         }
     };
+    let spec = init.spec;
     if let Err(failure) = wait_for_start(init) {
         // The runtime is gone (create returned) by the time start is awaited: the container's
         // stderr is the only place left to say why.
         eprintln!("hull init: {failure}");
         return 1;
+    }
+    if let Some(mut state) = state {
+        state.status = crate::Status::Created;
+        let hooks = spec.hooks().as_ref();
+        let start = hooks
+            .and_then(|h| h.start_container().as_deref())
+            .unwrap_or_default();
+        if let Err(failure) = hooks::run(HookKind::StartContainer, start, &state) {
+            eprintln!("hull init: {failure}");
+            return 1;
+        }
     }
     let err = exec.exec();
     eprintln!(
@@ -63,7 +76,7 @@ pub fn run(init: Init<'_>, sys: &dyn Syscall) -> i32 {
 }
 
 /// The init sequence, spec order, up to the point where only the exec is left.
-fn prepare(init: &Init<'_>, sys: &dyn Syscall) -> InitResult<Executable> {
+fn prepare(init: &Init<'_>, sys: &dyn Syscall) -> InitResult<(Executable, Option<crate::State>)> {
     let spec = init.spec;
     let process = spec
         .process()
@@ -98,6 +111,10 @@ fn prepare(init: &Init<'_>, sys: &dyn Syscall) -> InitResult<Executable> {
     sys.chdir(init.bundle)
         .init(InitStep::RootfsBind, init.bundle.display())?;
     rootfs::prepare(spec, init.rootfs, sys)?;
+    let state = match spec.hooks() {
+        Some(hooks) => Some(create_hooks(hooks, &init.channel)?),
+        None => None,
+    };
     rootfs::pivot(init.rootfs, init.no_pivot, sys)?;
     // Before finalize, which may make the root read-only.
     create_cwd(process)?;
@@ -142,7 +159,23 @@ fn prepare(init: &Init<'_>, sys: &dyn Syscall) -> InitResult<Executable> {
 
     let exec = Executable::resolve(process)?;
     mark_fds_cloexec(3 + init.preserve_fds)?;
-    Ok(exec)
+    Ok((exec, state))
+}
+
+/// The mounts are made and pivot_root is next: the runtime's prestart and createRuntime hooks, then
+/// our createContainer hooks (in the container's namespaces, host paths still reachable).
+fn create_hooks(hooks: &Hooks, channel: &Channel) -> InitResult<crate::State> {
+    channel
+        .send(&Message::CreateRuntime)
+        .init(InitStep::Hooks, "createRuntime")?;
+    let state = match channel.recv() {
+        Ok(Message::HooksDone(state)) => state,
+        other => return Err(unexpected(InitStep::Hooks, other)),
+    };
+    let create = hooks.create_container().as_deref().unwrap_or_default();
+    hooks::run(HookKind::CreateContainer, create, &state)
+        .map_err(|f| InitFailure::new(InitStep::Hooks).detail(f.to_string()))?;
+    Ok(state)
 }
 
 /// Until the runtime confirms, the init must not outlive it: a half-made container nobody knows of
