@@ -3,6 +3,7 @@
 
 mod create;
 mod delete;
+mod exec;
 mod kill;
 mod list;
 mod start;
@@ -11,6 +12,7 @@ use std::path::{Path, PathBuf};
 
 use crate::state::{Record, StateDir};
 
+pub use exec::{wait_pid, ExecOptions};
 pub use kill::parse_signal;
 pub use list::list;
 

@@ -240,7 +240,7 @@ fn create_cwd(process: &Process) -> InitResult<()> {
 }
 /// Everything but stdio and the preserved fds closes at exec; our own fds are all O_CLOEXEC already,
 /// this catches the ones the caller leaked to us.
-fn mark_fds_cloexec(first: u32) -> InitResult<()> {
+pub(super) fn mark_fds_cloexec(first: u32) -> InitResult<()> {
     // SAFETY: close_range with CLOSE_RANGE_CLOEXEC only sets flags; it takes no pointers.
     let ret = unsafe {
         libc::syscall(
@@ -290,7 +290,11 @@ fn unexpected(step: InitStep, got: Result<Message, super::channel::RecvError>) -
     InitFailure::new(step).detail(detail)
 }
 
-fn io_failure(step: InitStep, subject: impl std::fmt::Display, e: std::io::Error) -> InitFailure {
+pub(super) fn io_failure(
+    step: InitStep,
+    subject: impl std::fmt::Display,
+    e: std::io::Error,
+) -> InitFailure {
     let f = InitFailure::new(step).subject(subject);
     match e.raw_os_error() {
         Some(n) => f.errno(nix::errno::Errno::from_raw(n)),
@@ -299,8 +303,8 @@ fn io_failure(step: InitStep, subject: impl std::fmt::Display, e: std::io::Error
 }
 
 /// The user's process, resolved in the container before `Ready` so a missing binary fails `create`.
-struct Executable {
-    path: PathBuf,
+pub(super) struct Executable {
+    pub(super) path: PathBuf,
     argv: Vec<CString>,
     envp: Vec<CString>,
 }
@@ -308,7 +312,7 @@ struct Executable {
 const NOT_FOUND: &str = "executable file not found in $PATH";
 
 impl Executable {
-    fn resolve(process: &Process) -> InitResult<Executable> {
+    pub(super) fn resolve(process: &Process) -> InitResult<Executable> {
         let args = process.args().as_deref().unwrap_or_default();
         let name = args.first().map(String::as_str).unwrap_or_default();
         let env: Vec<String> = process.env().clone().unwrap_or_default();
@@ -354,7 +358,7 @@ impl Executable {
         })
     }
 
-    fn exec(&self) -> nix::Error {
+    pub(super) fn exec(&self) -> nix::Error {
         let path = CString::new(self.path.as_os_str().as_bytes()).expect("checked for NUL");
         match nix::unistd::execve(&path, &self.argv, &self.envp) {
             Err(e) => e,

@@ -2,6 +2,7 @@
 //! message protocol between the runtime and the init; `init` is the init sequence.
 
 pub mod channel;
+pub mod exec;
 pub mod init;
 pub mod pidfd;
 pub mod spawn;

@@ -1,0 +1,181 @@
+//! `exec`: another process in a created or running container.
+
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::fs::MetadataExt;
+use std::path::PathBuf;
+
+use nix::fcntl::{open, OFlag};
+use nix::sched::CloneFlags;
+use nix::sys::stat::Mode;
+use nix::sys::wait::waitpid;
+use nix::unistd::Pid;
+use oci_spec::runtime::{LinuxNamespaceType, Process};
+
+use super::Container;
+use crate::error::{Error, SysContext};
+use crate::namespaces::{type_name, NamespacePlan};
+use crate::process::channel::{self, Message, RecvError};
+use crate::process::{exec, spawn};
+use crate::syscall::LinuxSyscall;
+use crate::{state, tty, Result};
+
+/// runc's `exec` flags that shape how the process is started (the process itself is a
+/// `oci_spec::runtime::Process`, from `--process` or built from the command line).
+#[derive(Debug, Clone, Default)]
+pub struct ExecOptions {
+    pub pid_file: Option<PathBuf>,
+    pub console_socket: Option<PathBuf>,
+    pub preserve_fds: u32,
+}
+
+/// The namespaces `exec` joins, in the order NamespacePlan::join wants them.
+const JOINABLE: [LinuxNamespaceType; 8] = [
+    LinuxNamespaceType::User,
+    LinuxNamespaceType::Ipc,
+    LinuxNamespaceType::Uts,
+    LinuxNamespaceType::Network,
+    LinuxNamespaceType::Cgroup,
+    LinuxNamespaceType::Time,
+    LinuxNamespaceType::Mount,
+    LinuxNamespaceType::Pid,
+];
+
+impl Container {
+    /// Starts `process` inside the container and returns its host pid once it has exec'd (a failure
+    /// before the exec, such as an unknown executable, is this call's error). The caller is the
+    /// process's parent and may wait for it (see [`wait_pid`]).
+    pub fn exec(&self, process: &Process, opts: &ExecOptions) -> Result<Pid> {
+        check_process(process, opts)?;
+        let lock = self.dir.lock()?;
+        let record = self.dir.read()?;
+        let _init = self.open_init(&record, "exec")?;
+        let plan = join_plan(record.state.pid)?;
+        let console = opts
+            .console_socket
+            .as_deref()
+            .map(tty::connect_console_socket)
+            .transpose()?;
+        let (runtime_end, child_end) = channel::pair().sys("create exec channel")?;
+
+        let runtime_only = [lock.as_raw_fd(), runtime_end.as_fd().as_raw_fd()];
+        let plan_ref = &plan;
+        let pid = spawn::spawn(&plan, CloneFlags::empty(), None, move || {
+            for fd in runtime_only {
+                // SAFETY: the child's copies of fds owned by the runtime's frames, which the child
+                // leaves through `_exit` without dropping them.
+                unsafe { libc::close(fd) };
+            }
+            exec::run(
+                exec::Exec {
+                    process,
+                    plan: plan_ref,
+                    channel: child_end,
+                    console_socket: console,
+                    preserve_fds: opts.preserve_fds,
+                },
+                &LinuxSyscall,
+            )
+        })?;
+        drop(lock);
+
+        match runtime_end.recv() {
+            // End-of-file: the exec closed the child's end (or it died, which its waiter sees).
+            Err(RecvError::Closed) => {}
+            Ok(Message::Failed(failure)) => {
+                let _ = waitpid(pid, None);
+                return Err(Error::Init(failure));
+            }
+            Ok(other) => {
+                return Err(Error::InitLost {
+                    step: "exec",
+                    detail: format!("unexpected message {other:?}"),
+                })
+            }
+            Err(e) => {
+                return Err(Error::InitLost {
+                    step: "exec",
+                    detail: e.to_string(),
+                })
+            }
+        }
+        if let Some(pid_file) = &opts.pid_file {
+            state::write_atomic(pid_file, pid.to_string().as_bytes(), 0o644)?;
+        }
+        Ok(pid)
+    }
+}
+
+/// Waits for a process this process started (`exec`'s) and returns its exit code, 128+signal if
+/// it was killed.
+pub fn wait_pid(pid: Pid) -> Result<i32> {
+    loop {
+        match waitpid(pid, None) {
+            Ok(nix::sys::wait::WaitStatus::Exited(_, code)) => return Ok(code),
+            Ok(nix::sys::wait::WaitStatus::Signaled(_, sig, _)) => return Ok(128 + sig as i32),
+            Ok(_) | Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(e).sys("wait for exec'd process"),
+        }
+    }
+}
+
+fn check_process(process: &Process, opts: &ExecOptions) -> Result<()> {
+    let invalid = |field: &str, problem: &str| Error::InvalidConfig {
+        field: field.into(),
+        problem: problem.into(),
+    };
+    if process.args().as_ref().is_none_or(|a| a.is_empty()) {
+        return Err(invalid("process.args", "must not be empty"));
+    }
+    if !process.cwd().is_absolute() {
+        return Err(invalid("process.cwd", "must be an absolute path"));
+    }
+    match (
+        process.terminal().unwrap_or(false),
+        opts.console_socket.is_some(),
+    ) {
+        (true, false) => Err(invalid(
+            "process.terminal",
+            "a terminal needs --console-socket to send its master to",
+        )),
+        (false, true) => Err(invalid(
+            "process.terminal",
+            "--console-socket given but the process asks for no terminal",
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Every namespace in which the init differs from us, opened from /proc/<init>/ns.
+fn join_plan(init: i32) -> Result<NamespacePlan> {
+    let mut plan = NamespacePlan {
+        clone_flags: CloneFlags::empty(),
+        joins: Vec::new(),
+        pid_path: None,
+        time: false,
+    };
+    for typ in JOINABLE {
+        let name = match typ {
+            LinuxNamespaceType::Mount => "mnt",
+            LinuxNamespaceType::Network => "net",
+            other => type_name(other),
+        };
+        let theirs = format!("/proc/{init}/ns/{name}");
+        let ours = format!("/proc/self/ns/{name}");
+        let ino = |p: &str| std::fs::metadata(p).map(|m| m.ino()).ok();
+        if ino(&theirs).is_none() || ino(&theirs) == ino(&ours) {
+            continue;
+        }
+        let fd: OwnedFd = open(
+            theirs.as_str(),
+            OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .sys_path("open namespace", &theirs)?;
+        if typ == LinuxNamespaceType::Pid {
+            plan.pid_path = Some(fd);
+        } else {
+            plan.joins.push((typ, fd));
+        }
+    }
+    Ok(plan)
+}

@@ -1,0 +1,72 @@
+//! A process added to a running container (`exec`): a fork of the runtime that joins the
+//! container's namespaces, takes on the process's user, limits and capabilities, and execs.
+//!
+//! The channel carries one message at most: `Failed` if a step fails. On success the exec closes
+//! the child's end (it is O_CLOEXEC), so the runtime reads end-of-file exactly when the user's
+//! program has replaced the runtime's code.
+
+use std::os::fd::OwnedFd;
+
+use oci_spec::runtime::Process;
+
+use super::channel::{Channel, Message};
+use super::init::{io_failure, mark_fds_cloexec, Executable};
+use crate::error::{InitFailure, InitResult, InitStep, SysContext};
+use crate::namespaces::NamespacePlan;
+use crate::syscall::Syscall;
+use crate::{capabilities, rlimits, tty, user};
+
+pub struct Exec<'a> {
+    pub process: &'a Process,
+    pub plan: &'a NamespacePlan,
+    pub channel: Channel,
+    pub console_socket: Option<OwnedFd>,
+    pub preserve_fds: u32,
+}
+
+/// Runs in the forked child; returns only on failure (the child's exit code).
+pub fn run(exec: Exec<'_>, sys: &dyn Syscall) -> i32 {
+    let failure = match prepare(&exec, sys) {
+        Ok(executable) => {
+            let err = executable.exec();
+            InitFailure::sys(InitStep::Exec, executable.path.display(), err)
+        }
+        Err(failure) => failure,
+    };
+    let _ = exec.channel.send(&Message::Failed(failure));
+    1
+}
+
+/// The init sequence's process half, in the same order (the rootfs is already there).
+fn prepare(exec: &Exec<'_>, sys: &dyn Syscall) -> InitResult<Executable> {
+    let process = exec.process;
+    // The runtime's binary must not be reachable by the container's processes before the exec.
+    nix::sys::prctl::set_dumpable(false).init(InitStep::Sync, "prctl(PR_SET_DUMPABLE)")?;
+    exec.plan.join(sys)?;
+    if let Some(socket) = &exec.console_socket {
+        nix::unistd::setsid().init(InitStep::Console, "setsid")?;
+        let socket = socket
+            .try_clone()
+            .map_err(|e| io_failure(InitStep::Console, "socket", e))?;
+        let _slave = tty::setup_console_with(socket, process.console_size().as_ref())?;
+    }
+    if let Some(adj) = process.oom_score_adj() {
+        sys.write_file(
+            std::path::Path::new("/proc/self/oom_score_adj"),
+            adj.to_string().as_bytes(),
+        )
+        .init(InitStep::OomScoreAdj, adj)?;
+    }
+    rlimits::apply(process.rlimits().as_deref().unwrap_or_default())?;
+    capabilities::prepare(process.capabilities().as_ref())?;
+    user::set_user(process.user(), sys)?;
+    capabilities::apply(process.capabilities().as_ref())?;
+    if process.no_new_privileges().unwrap_or(false) {
+        nix::sys::prctl::set_no_new_privs().init(InitStep::NoNewPrivileges, "prctl")?;
+    }
+    sys.chdir(process.cwd())
+        .init(InitStep::Cwd, process.cwd().display())?;
+    let executable = Executable::resolve(process)?;
+    mark_fds_cloexec(3 + exec.preserve_fds)?;
+    Ok(executable)
+}
