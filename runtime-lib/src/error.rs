@@ -94,6 +94,13 @@ fn status_message(id: &str, op: &str, status: crate::Status) -> String {
         ("start", s) => format!("cannot start a container in the {s} state"),
         ("delete", s) => format!("cannot delete container {id} that is not stopped: {s}"),
         ("kill", Stopped) => "container not running".into(),
+        ("exec", Paused) => {
+            "cannot exec in a paused container (use --ignore-paused to override)".into()
+        }
+        ("exec", Stopped) => "cannot exec in a stopped container".into(),
+        ("pause", _) => "container not running".into(),
+        ("resume", _) => "container not paused".into(),
+        (_, Stopped) => format!("container with id {id} is not running"),
         (op, s) => format!("cannot {op} container {id}: container is {s}"),
     }
 }

@@ -15,6 +15,7 @@
 
 pub mod bundle;
 pub mod capabilities;
+pub mod cgroups;
 pub mod container;
 pub mod error;
 pub mod hooks;

@@ -74,6 +74,12 @@ pub(crate) struct Record {
     /// The spec's hooks, kept for the verbs that run after the bundle may have changed (poststop).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hooks: Option<oci_spec::runtime::Hooks>,
+    /// Where the container's cgroups are, to find them again without the bundle.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cgroups: Option<crate::cgroups::CgroupPaths>,
+    /// The resources last applied (`update` merges into them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<oci_spec::runtime::LinuxResources>,
 }
 
 /// Validates an id with runc's rule: `^[\w+\-\.]+$`, and not `.` or `..`.
@@ -232,7 +238,15 @@ impl StateDir {
         if !init_alive(record.state.pid, record.init_start_time) {
             return Status::Stopped;
         }
-        if self.fifo_path().exists() {
+        let frozen = record.cgroups.as_ref().is_some_and(|paths| {
+            matches!(
+                crate::cgroups::load(paths).freezer_state(),
+                Ok(crate::cgroups::FreezerState::Frozen)
+            )
+        });
+        if frozen {
+            Status::Paused
+        } else if self.fifo_path().exists() {
             Status::Created
         } else {
             Status::Running

@@ -9,7 +9,7 @@ use nix::sys::signal::{kill, Signal};
 use nix::sys::stat::Mode;
 use nix::sys::wait::waitpid;
 use nix::unistd::{mkfifo, Pid};
-use oci_spec::runtime::{LinuxNamespaceType, Spec};
+use oci_spec::runtime::{LinuxNamespaceType, LinuxResources, Spec};
 
 use super::{Container, CreateOptions};
 use crate::bundle::Bundle;
@@ -20,7 +20,7 @@ use crate::process::channel::{self, Channel, Message, RecvError};
 use crate::process::{init, spawn};
 use crate::state::{self, Record, State, StateDir, Status};
 use crate::syscall::LinuxSyscall;
-use crate::{tty, user, Result};
+use crate::{cgroups, tty, user, Result};
 
 impl Container {
     /// `create`: validates the bundle, makes the state directory, forks the init into its
@@ -32,7 +32,19 @@ impl Container {
         let bundle = Bundle::load(&opts.bundle)?;
         check_terminal(&bundle.spec, opts)?;
         let plan = NamespacePlan::from_spec(&bundle.spec)?;
-        let (clone_flags, unshare) = split_flags(&plan)?;
+        let (mut clone_flags, mut unshare) = split_flags(&plan)?;
+        // The cgroup namespace must be made after the init joined its cgroup, so the container
+        // sees that cgroup as its root.
+        if clone_flags.contains(CloneFlags::CLONE_NEWCGROUP) {
+            clone_flags -= CloneFlags::CLONE_NEWCGROUP;
+            unshare |= CloneFlags::CLONE_NEWCGROUP;
+        }
+        let linux = bundle.spec.linux().as_ref();
+        let mut cgroup = cgroups::new(linux.and_then(|l| l.cgroups_path().as_deref()), id)?;
+        let resources = cgroups::container_resources(&bundle.spec);
+        for warning in cgroups::warnings(&resources) {
+            log::warn!("{warning}");
+        }
         let console = opts
             .console_socket
             .as_deref()
@@ -96,7 +108,11 @@ impl Container {
             }
         };
 
-        match follow_init(&runtime_end, pid, id, &bundle, opts, &dir) {
+        let cg = CgroupSetup {
+            manager: &mut *cgroup,
+            resources: &resources,
+        };
+        match follow_init(&runtime_end, pid, id, &bundle, opts, &dir, cg) {
             Ok(record) => {
                 drop(lock);
                 Ok(Container {
@@ -108,6 +124,9 @@ impl Container {
             Err(e) => {
                 let _ = kill(pid, Signal::SIGKILL);
                 let _ = waitpid(pid, None);
+                if let Err(e) = cgroup.destroy() {
+                    log::warn!("{e}");
+                }
                 let _ = dir.remove();
                 if let Some(p) = &opts.pid_file {
                     let _ = std::fs::remove_file(p);
@@ -126,7 +145,13 @@ fn follow_init(
     bundle: &Bundle,
     opts: &CreateOptions,
     dir: &StateDir,
+    cgroup: CgroupSetup<'_>,
 ) -> Result<Record> {
+    // Before the init runs a step: its cgroup holds it (and its namespace is made from it).
+    cgroup.manager.apply(pid, Some(cgroup.resources))?;
+    channel
+        .send(&Message::CgroupsApplied)
+        .sys("send cgroups applied")?;
     let mut state = State {
         oci_version: bundle.spec.version().clone(),
         id: id.to_string(),
@@ -175,11 +200,14 @@ fn follow_init(
         }
     }
 
+    cgroup.manager.set(cgroup.resources)?;
     state.status = Status::Created;
     let record = Record {
         state,
         init_start_time: state::start_time(pid.as_raw())?,
         hooks: bundle.spec.hooks().clone(),
+        cgroups: Some(cgroup.manager.paths().clone()),
+        resources: Some(cgroup.resources.clone()),
     };
     dir.write(&record)?;
     if let Some(pid_file) = &opts.pid_file {
@@ -189,6 +217,12 @@ fn follow_init(
         .send(&Message::Proceed)
         .sys("send proceed to init")?;
     Ok(record)
+}
+
+/// The container's cgroup and what to put in it.
+struct CgroupSetup<'a> {
+    manager: &'a mut dyn cgroups::Manager,
+    resources: &'a LinuxResources,
 }
 
 /// The init closed the channel without a word: say how it ended.

@@ -6,7 +6,7 @@ use nix::sys::wait::{waitpid, WaitPidFlag};
 use super::Container;
 use crate::error::{Error, SysContext};
 use crate::hooks::{self, HookKind};
-use crate::{Result, Status};
+use crate::{cgroups, Result, Status};
 
 /// How long delete waits for a SIGKILLed init to be gone (it only has to be scheduled once).
 const KILL_TIMEOUT: Duration = Duration::from_secs(10);
@@ -29,6 +29,13 @@ impl Container {
                     status,
                 })
             }
+        }
+        if let Some(paths) = &record.cgroups {
+            // Processes that outlived the init (a container sharing the host's pid namespace
+            // keeps them) go too, or the cgroup could not be removed.
+            let mut cgroup = cgroups::load(paths);
+            cgroups::kill_all(&*cgroup, KILL_TIMEOUT)?;
+            cgroup.destroy()?;
         }
         if let Some(pid) = self.child {
             // Our own child: reap it so no zombie outlives the container.

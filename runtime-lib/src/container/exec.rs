@@ -17,7 +17,7 @@ use crate::namespaces::{type_name, NamespacePlan};
 use crate::process::channel::{self, Message, RecvError};
 use crate::process::{exec, spawn};
 use crate::syscall::LinuxSyscall;
-use crate::{state, tty, Result};
+use crate::{cgroups, state, tty, Result};
 
 /// runc's `exec` flags that shape how the process is started (the process itself is a
 /// `oci_spec::runtime::Process`, from `--process` or built from the command line).
@@ -49,6 +49,13 @@ impl Container {
         let lock = self.dir.lock()?;
         let record = self.dir.read()?;
         let _init = self.open_init(&record, "exec")?;
+        if self.dir.status(&record) == crate::Status::Paused {
+            return Err(Error::InvalidStatus {
+                id: record.state.id.clone(),
+                op: "exec",
+                status: crate::Status::Paused,
+            });
+        }
         let plan = join_plan(record.state.pid)?;
         let console = opts
             .console_socket
@@ -77,6 +84,18 @@ impl Container {
             )
         })?;
         drop(lock);
+        let joined = match &record.cgroups {
+            Some(paths) => cgroups::load(paths).join(pid),
+            None => Ok(()),
+        };
+        if let Err(e) = joined {
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+            let _ = waitpid(pid, None);
+            return Err(e);
+        }
+        runtime_end
+            .send(&Message::CgroupsApplied)
+            .sys("send cgroups applied")?;
 
         match runtime_end.recv() {
             // End-of-file: the exec closed the child's end (or it died, which its waiter sees).

@@ -1,4 +1,3 @@
-use std::os::unix::fs::MetadataExt;
 use std::str::FromStr;
 
 use nix::errno::Errno;
@@ -9,7 +8,7 @@ use super::Container;
 use crate::error::{Error, SysContext};
 use crate::process::pidfd::PidFd;
 use crate::state::{init_alive, Record};
-use crate::{Result, Status};
+use crate::{cgroups, Result, Status};
 
 impl Container {
     /// `kill`: sends `signal` to the init, or with `all` to every process of the container.
@@ -17,8 +16,8 @@ impl Container {
         let _lock = self.dir.lock()?;
         let record = self.dir.read()?;
         let init = self.open_init(&record, "kill")?;
-        if all {
-            signal_pid_namespace(record.state.pid, signal)?;
+        if let (true, Some(paths)) = (all, &record.cgroups) {
+            cgroups::signal_all(&*cgroups::load(paths), signal)?;
         }
         init.send_signal(signal).sys("signal container init")
     }
@@ -44,35 +43,6 @@ impl Container {
         }
         Ok(pidfd)
     }
-}
-
-/// Signals every process in the init's pid namespace. Without cgroups (a later issue) that is the
-/// container's set of processes; a container sharing the runtime's pid namespace has only its init
-/// signalled, never the host's processes.
-fn signal_pid_namespace(init: i32, signal: Signal) -> Result<()> {
-    let ns_of = |pid: &str| std::fs::metadata(format!("/proc/{pid}/ns/pid")).map(|m| m.ino());
-    let (Ok(target), Ok(own)) = (ns_of(&init.to_string()), ns_of("self")) else {
-        return Ok(());
-    };
-    if target == own {
-        return Ok(());
-    }
-    let entries = std::fs::read_dir("/proc").map_err(|source| Error::Io {
-        step: "list processes in",
-        path: "/proc".into(),
-        source,
-    })?;
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        let Some(pid) = name.to_str().and_then(|n| n.parse::<i32>().ok()) else {
-            continue;
-        };
-        if pid != init && ns_of(&pid.to_string()).ok() == Some(target) {
-            // A process that exited meanwhile is fine to miss.
-            let _ = nix::sys::signal::kill(Pid::from_raw(pid), signal);
-        }
-    }
-    Ok(())
 }
 
 /// Parses a signal as runc accepts it: `KILL`, `SIGKILL`, `kill` or `9`.

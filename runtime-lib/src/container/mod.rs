@@ -6,6 +6,7 @@ mod delete;
 mod exec;
 mod kill;
 mod list;
+mod pause;
 mod start;
 
 use std::path::{Path, PathBuf};

@@ -6,6 +6,8 @@
 //!
 //! The protocol, in order (`init` → runtime unless marked ←):
 //!
+//! 0. ← `CgroupsApplied` — the runtime put the init (or exec'd process) in the container's cgroups;
+//!    nothing happens in the child before this.
 //! 1. `IdMapRequest` — only when the init made a new user namespace: it has done so and waits.
 //!    ← `IdMapsWritten` — the runtime wrote /proc/<init>/uid_map and gid_map.
 //! 2. `CreateRuntime` — only when the config has hooks: the mounts are made, pivot_root is next.
@@ -28,6 +30,7 @@ use crate::error::InitFailure;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Message {
+    CgroupsApplied,
     IdMapRequest,
     IdMapsWritten,
     CreateRuntime,

@@ -10,7 +10,7 @@ use std::os::fd::OwnedFd;
 use oci_spec::runtime::Process;
 
 use super::channel::{Channel, Message};
-use super::init::{io_failure, mark_fds_cloexec, Executable};
+use super::init::{await_cgroups, io_failure, mark_fds_cloexec, Executable};
 use crate::error::{InitFailure, InitResult, InitStep, SysContext};
 use crate::namespaces::NamespacePlan;
 use crate::syscall::Syscall;
@@ -42,6 +42,7 @@ fn prepare(exec: &Exec<'_>, sys: &dyn Syscall) -> InitResult<Executable> {
     let process = exec.process;
     // The runtime's binary must not be reachable by the container's processes before the exec.
     nix::sys::prctl::set_dumpable(false).init(InitStep::Sync, "prctl(PR_SET_DUMPABLE)")?;
+    await_cgroups(&exec.channel)?;
     exec.plan.join(sys)?;
     if let Some(socket) = &exec.console_socket {
         nix::unistd::setsid().init(InitStep::Console, "setsid")?;

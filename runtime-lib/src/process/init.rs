@@ -85,6 +85,7 @@ fn prepare(init: &Init<'_>, sys: &dyn Syscall) -> InitResult<(Executable, Option
     let linux = spec.linux().as_ref();
 
     guard_against_runtime_death()?;
+    await_cgroups(&init.channel)?;
     init.plan.join(sys)?;
     if !init.unshare.is_empty() {
         sys.unshare(init.unshare)
@@ -185,6 +186,13 @@ fn guard_against_runtime_death() -> InitResult<()> {
     nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
         .init(InitStep::Sync, "prctl(PR_SET_PDEATHSIG)")?;
     nix::sys::prctl::set_dumpable(false).init(InitStep::Sync, "prctl(PR_SET_DUMPABLE)")
+}
+
+pub(super) fn await_cgroups(channel: &Channel) -> InitResult<()> {
+    match channel.recv() {
+        Ok(Message::CgroupsApplied) => Ok(()),
+        other => Err(unexpected(InitStep::Sync, other)),
+    }
 }
 
 fn await_id_mappings(channel: &Channel) -> InitResult<()> {

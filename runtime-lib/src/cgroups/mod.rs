@@ -1,0 +1,365 @@
+//! Control groups: the container's cgroup on cgroup v1, hybrid and v2 hosts, its resources, and
+//! the library halves of `pause`, `resume`, `update`, `events`, `ps` and `kill --all`.
+//!
+//! One [`Manager`] per container, chosen by probing the host ([`probe`]): [`v1::V1`] on v1 and
+//! hybrid hosts (v1 controllers; on hybrid the same path is also made in the cgroup2 hierarchy,
+//! as runc does, and controllers only that hierarchy offers — hugetlb here — are served from it),
+//! [`v2::V2`] on pure v2 hosts. Its [`CgroupPaths`] go into state.json so later verbs rebuild it
+//! with [`load`].
+//!
+//! Lifecycle, as runc does it: `apply(pid)` right after the init is cloned (before it runs any
+//! user code), `set(resources)` once the init reports ready, `destroy()` in delete after the
+//! processes are gone.
+
+mod blkio;
+mod cpu;
+mod devices;
+mod freezer;
+pub(crate) mod fs;
+mod hugetlb;
+mod memory;
+mod network;
+mod oom;
+mod pids;
+pub mod probe;
+mod rdma;
+mod resources;
+pub mod stats;
+mod unified;
+pub mod v1;
+pub mod v2;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+use std::path::{Component, Path, PathBuf};
+
+use nix::sys::signal::Signal;
+use nix::unistd::Pid;
+use oci_spec::runtime::LinuxResources;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+pub use devices::container_resources;
+pub use oom::{OomEvent, OomWatcher};
+pub use probe::Mode;
+pub use resources::{merge_update, warnings};
+pub use stats::{Event, Stats};
+
+/// What a container's cgroup can do. Small on purpose: each verb needs one or two of these.
+pub trait Manager: std::fmt::Debug {
+    /// Makes the container's cgroup directories (those missing; remembered for `destroy`) and sets
+    /// what must be in place before a process may join: cpuset.cpus/mems and the realtime budget.
+    /// Idempotent. On v2 the directory can then be handed to clone3(CLONE_INTO_CGROUP).
+    fn create(&mut self, resources: Option<&LinuxResources>) -> Result<()>;
+
+    /// [`Manager::create`], then moves `pid` (the freshly cloned init) into every hierarchy.
+    fn apply(&mut self, pid: Pid, resources: Option<&LinuxResources>) -> Result<()> {
+        self.create(resources)?;
+        self.join(pid)
+    }
+
+    /// Moves `pid` into the container's existing cgroups (a process `exec`'d into the container).
+    fn join(&self, pid: Pid) -> Result<()>;
+
+    /// Writes every field of `resources` that is set. Device rules are written only when
+    /// `resources.devices` is present, exactly as given (see [`container_resources`]).
+    fn set(&self, resources: &LinuxResources) -> Result<()>;
+
+    /// Freezes every process and waits until the kernel reports the cgroup frozen.
+    fn freeze(&self) -> Result<()>;
+    fn thaw(&self) -> Result<()>;
+    fn freezer_state(&self) -> Result<FreezerState>;
+
+    /// Host pids of every process in the container's cgroup and its sub-cgroups.
+    fn pids(&self) -> Result<Vec<i32>>;
+
+    /// Usage counters in runc's shape (`events --stats`).
+    fn stats(&self) -> Result<Stats>;
+
+    /// How many processes the kernel's OOM killer has killed in the container.
+    fn oom_kill_count(&self) -> Result<u64>;
+
+    /// Watches for OOM kills (`events` without `--stats`).
+    fn oom_watcher(&self) -> Result<OomWatcher>;
+
+    /// Removes every directory `create` made, in every hierarchy, retrying while the kernel still
+    /// counts a dying process. The processes must be gone: delete kills them first.
+    fn destroy(&mut self) -> Result<()>;
+
+    /// The description to store in state.json.
+    fn paths(&self) -> &CgroupPaths;
+}
+
+/// The freezer's view, as runc reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FreezerState {
+    /// No freezer available for this container.
+    Undefined,
+    Thawed,
+    Frozen,
+}
+
+/// One cgroup directory and the mount of the hierarchy it lives in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Dir {
+    pub path: PathBuf,
+    pub mount: PathBuf,
+}
+
+/// Everything needed to rebuild a container's [`Manager`] in a later process: kept in state.json.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CgroupPaths {
+    pub mode: Mode,
+    /// v1 controller (or `name=systemd`) → the container's directory in it.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub v1: BTreeMap<String, Dir>,
+    /// The v2 directory; on hybrid, the same path in the cgroup2 hierarchy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unified: Option<Dir>,
+    /// Hybrid: controllers the v1 hierarchies lack but the cgroup2 one has (hugetlb here), so
+    /// their resources are set in `unified`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unified_controllers: Vec<String>,
+    /// Directories made by `create`, top down; `destroy` removes them bottom up.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub created: Vec<PathBuf>,
+}
+
+/// The manager for a container's `linux.cgroupsPath` (runc's rules, see [`inner_path`]) on this
+/// host. Makes nothing yet: see [`Manager::create`].
+pub fn new(linux_cgroups_path: Option<&Path>, id: &str) -> Result<Box<dyn Manager>> {
+    let host = probe::host()?;
+    let inner = inner_path(linux_cgroups_path, id)?;
+    Ok(match host.mode {
+        Mode::V2 => Box::new(v2::V2::new(host, &inner)?),
+        Mode::V1 | Mode::Hybrid => Box::new(v1::V1::new(host, &inner)?),
+    })
+}
+
+/// `--systemd-cgroup`: the `slice:prefix:name` form is checked as runc checks it, but the
+/// systemd driver itself is not there yet, and Hull never falls back to cgroupfs silently.
+pub fn new_systemd(linux_cgroups_path: Option<&Path>, id: &str) -> Result<Box<dyn Manager>> {
+    if let Some(p) = linux_cgroups_path.filter(|p| !p.as_os_str().is_empty()) {
+        parse_systemd_path(&p.to_string_lossy())?;
+    }
+    let _ = id;
+    Err(Error::Unsupported {
+        feature: "the systemd cgroup driver (--systemd-cgroup)".into(),
+    })
+}
+
+/// A systemd cgroupsPath, `slice:prefix:name` (e.g. `system.slice:docker:1234`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SystemdPath {
+    pub slice: String,
+    pub prefix: String,
+    pub name: String,
+}
+
+pub fn parse_systemd_path(s: &str) -> Result<SystemdPath> {
+    let parts: Vec<&str> = s.split(':').collect();
+    match parts[..] {
+        [slice, prefix, name] => Ok(SystemdPath {
+            slice: slice.into(),
+            prefix: prefix.into(),
+            name: name.into(),
+        }),
+        _ => Err(Error::InvalidConfig {
+            field: "linux.cgroupsPath".into(),
+            problem: format!(
+                "expected cgroupsPath to be of format \"slice:prefix:name\" for systemd cgroups, got {s:?} instead"
+            ),
+        }),
+    }
+}
+
+/// Rebuilds the manager a container was created with.
+pub fn load(paths: &CgroupPaths) -> Box<dyn Manager> {
+    match paths.mode {
+        Mode::V2 => Box::new(v2::V2::load(paths.clone())),
+        Mode::V1 | Mode::Hybrid => Box::new(v1::V1::load(paths.clone())),
+    }
+}
+
+/// runc's rule for the cgroup path: `cgroupsPath` cleaned lexically (a relative path cannot climb
+/// out with `..`); absent or empty → the container id. An absolute path is taken from each
+/// hierarchy's root, a relative one from the runtime's own cgroup (v1) or its parent (v2).
+pub fn inner_path(linux_cgroups_path: Option<&Path>, id: &str) -> Result<PathBuf> {
+    let given = linux_cgroups_path.filter(|p| !p.as_os_str().is_empty());
+    let Some(p) = given else {
+        return Ok(clean_path(Path::new(id)));
+    };
+    let cleaned = clean_path(p);
+    if cleaned.as_os_str().is_empty() || cleaned == Path::new("/") {
+        // runc would put the container in the hierarchy's root (or our own cgroup) and later
+        // try to remove that.
+        return Err(Error::InvalidConfig {
+            field: "linux.cgroupsPath".into(),
+            problem: format!("{p:?} does not name a cgroup of its own"),
+        });
+    }
+    Ok(cleaned)
+}
+
+/// Lexical cleaning as runc's `CleanPath`: `.` and `..` resolved, and a relative path cannot
+/// climb above its start.
+pub fn clean_path(p: &Path) -> PathBuf {
+    let mut out: Vec<&std::ffi::OsStr> = Vec::new();
+    for c in p.components() {
+        match c {
+            Component::Normal(s) => out.push(s),
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::CurDir | Component::RootDir | Component::Prefix(_) => {}
+        }
+    }
+    let mut r = if p.is_absolute() {
+        PathBuf::from("/")
+    } else {
+        PathBuf::new()
+    };
+    r.extend(out);
+    r
+}
+
+/// `pause`: the library half. The caller checks the status first (runc: running or created).
+pub fn pause(m: &dyn Manager) -> Result<()> {
+    m.freeze()
+}
+
+/// `resume`: the library half. The caller checks the container is paused.
+pub fn resume(m: &dyn Manager) -> Result<()> {
+    m.thaw()
+}
+
+/// `kill --all`: as runc, freezes the cgroup so nothing forks meanwhile, signals every process,
+/// thaws. A process that exits meanwhile is no error.
+pub fn signal_all(m: &dyn Manager, signal: Signal) -> Result<()> {
+    let frozen = m.freeze().is_ok();
+    let pids = m.pids();
+    if let Ok(pids) = &pids {
+        for &pid in pids {
+            let _ = nix::sys::signal::kill(Pid::from_raw(pid), signal);
+        }
+    }
+    if frozen {
+        m.thaw()?;
+    }
+    pids.map(|_| ())
+}
+
+/// `delete` (and `delete --force`) of a container that does not own its pid namespace, as runc:
+/// SIGKILL to everything in the cgroup, then wait until the cgroup is empty so `destroy` can
+/// remove it.
+pub fn kill_all(m: &dyn Manager, timeout: std::time::Duration) -> Result<()> {
+    signal_all(m, Signal::SIGKILL)?;
+    let start = std::time::Instant::now();
+    loop {
+        let left = m.pids()?;
+        if left.is_empty() {
+            return Ok(());
+        }
+        if start.elapsed() > timeout {
+            return Err(Error::InitLost {
+                step: "kill container processes",
+                detail: format!("{left:?} still alive {timeout:?} after SIGKILL"),
+            });
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
+/// `update`: applies `changes` (built from runc's flags or its `-r` JSON) over the `current`
+/// resources as runc does, writes them, and returns the new current set to store. Device rules
+/// are never touched by update (runc's SkipDevices).
+pub fn update(
+    m: &dyn Manager,
+    current: &LinuxResources,
+    changes: &LinuxResources,
+) -> Result<LinuxResources> {
+    let merged = merge_update(current, changes);
+    let mut to_write = merged.clone();
+    to_write.set_devices(None);
+    m.set(&to_write)?;
+    Ok(merged)
+}
+
+/// `events --stats`: one stats event for `id`.
+pub fn stats_event(m: &dyn Manager, id: &str) -> Result<Event> {
+    Ok(Event::stats(id, m.stats()?))
+}
+
+#[cfg(test)]
+mod path_tests {
+    use super::*;
+
+    #[test]
+    fn cgroups_path_follows_runc_rules() {
+        assert_eq!(inner_path(None, "abc").unwrap(), Path::new("abc"));
+        assert_eq!(
+            inner_path(Some(Path::new("")), "abc").unwrap(),
+            Path::new("abc")
+        );
+        assert_eq!(
+            inner_path(Some(Path::new("/a/../b//c/")), "x").unwrap(),
+            Path::new("/b/c")
+        );
+        assert_eq!(
+            inner_path(Some(Path::new("../../a/./b")), "x").unwrap(),
+            Path::new("a/b")
+        );
+        assert_eq!(
+            inner_path(Some(Path::new("/../..")), "x")
+                .unwrap_err()
+                .to_string(),
+            "invalid config linux.cgroupsPath: \"/../..\" does not name a cgroup of its own"
+        );
+        assert!(inner_path(Some(Path::new("..")), "x").is_err());
+    }
+
+    #[test]
+    fn systemd_paths_are_parsed_and_then_refused() {
+        assert_eq!(
+            parse_systemd_path("system.slice:docker:1234").unwrap(),
+            SystemdPath {
+                slice: "system.slice".into(),
+                prefix: "docker".into(),
+                name: "1234".into()
+            }
+        );
+        let e = parse_systemd_path("/a/b").unwrap_err().to_string();
+        assert!(e.contains("\"slice:prefix:name\""), "{e}");
+        let e = new_systemd(Some(Path::new("a:b:c")), "x").unwrap_err();
+        assert!(matches!(e, Error::Unsupported { .. }), "{e}");
+        let e = new_systemd(Some(Path::new("a:b")), "x").unwrap_err();
+        assert!(matches!(e, Error::InvalidConfig { .. }), "{e}");
+    }
+
+    #[test]
+    fn paths_round_trip_through_json() {
+        let mut v1 = BTreeMap::new();
+        v1.insert(
+            "memory".to_string(),
+            Dir {
+                path: "/sys/fs/cgroup/memory/x".into(),
+                mount: "/sys/fs/cgroup/memory".into(),
+            },
+        );
+        let p = CgroupPaths {
+            mode: Mode::Hybrid,
+            v1,
+            unified: Some(Dir {
+                path: "/sys/fs/cgroup/unified/x".into(),
+                mount: "/sys/fs/cgroup/unified".into(),
+            }),
+            unified_controllers: vec!["hugetlb".into()],
+            created: vec!["/sys/fs/cgroup/memory/x".into()],
+        };
+        let s = serde_json::to_string(&p).unwrap();
+        assert!(s.contains("\"mode\":\"hybrid\""), "{s}");
+        assert_eq!(serde_json::from_str::<CgroupPaths>(&s).unwrap(), p);
+    }
+}

@@ -1,0 +1,79 @@
+use super::Container;
+use crate::error::Error;
+use crate::{cgroups, Result, Status};
+
+impl Container {
+    /// `pause`: freezes every process of a created or running container.
+    pub fn pause(&self) -> Result<()> {
+        self.with_cgroup("pause", &[Status::Created, Status::Running], |m| {
+            cgroups::pause(m)
+        })
+    }
+
+    /// `resume`: thaws a paused container.
+    pub fn resume(&self) -> Result<()> {
+        self.with_cgroup("resume", &[Status::Paused], |m| cgroups::resume(m))
+    }
+
+    /// `ps`: the host pids of every process in the container.
+    pub fn pids(&self) -> Result<Vec<i32>> {
+        let allowed = [Status::Created, Status::Running, Status::Paused];
+        self.with_cgroup("ps", &allowed, |m| m.pids())
+    }
+
+    /// `events --stats`: one stats event (runc's JSON shape).
+    pub fn stats(&self) -> Result<cgroups::stats::Event> {
+        let allowed = [Status::Created, Status::Running, Status::Paused];
+        let id = self.id().to_string();
+        self.with_cgroup("events", &allowed, |m| cgroups::stats_event(m, &id))
+    }
+
+    /// `update`: merges `changes` into the container's resources (runc's rules), writes them and
+    /// records the result.
+    pub fn update(&mut self, changes: &oci_spec::runtime::LinuxResources) -> Result<()> {
+        let _lock = self.dir.lock()?;
+        let mut record = self.dir.read()?;
+        let status = self.dir.status(&record);
+        if status == Status::Stopped {
+            return Err(Error::InvalidStatus {
+                id: record.state.id.clone(),
+                op: "update",
+                status,
+            });
+        }
+        let paths = record.cgroups.clone().ok_or_else(no_cgroup)?;
+        let current = record.resources.clone().unwrap_or_default();
+        let merged = cgroups::update(&*cgroups::load(&paths), &current, changes)?;
+        record.resources = Some(merged);
+        self.dir.write(&record)?;
+        self.record = record;
+        Ok(())
+    }
+
+    /// Runs `f` on the container's cgroup under the lock, if the status is one of `allowed`.
+    fn with_cgroup<T>(
+        &self,
+        op: &'static str,
+        allowed: &[Status],
+        f: impl FnOnce(&dyn cgroups::Manager) -> Result<T>,
+    ) -> Result<T> {
+        let _lock = self.dir.lock()?;
+        let record = self.dir.read()?;
+        let status = self.dir.status(&record);
+        if !allowed.contains(&status) {
+            return Err(Error::InvalidStatus {
+                id: record.state.id.clone(),
+                op,
+                status,
+            });
+        }
+        let paths = record.cgroups.as_ref().ok_or_else(no_cgroup)?;
+        f(&*cgroups::load(paths))
+    }
+}
+
+fn no_cgroup() -> Error {
+    Error::Unsupported {
+        feature: "a container created without cgroups".into(),
+    }
+}
