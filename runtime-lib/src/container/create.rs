@@ -216,7 +216,19 @@ fn follow_init(
     channel
         .send(&Message::Proceed)
         .sys("send proceed to init")?;
-    Ok(record)
+    // The init closes its end once it no longer dies with us (PR_SET_PDEATHSIG cleared): returning
+    // earlier would let our exit kill a container we just reported as created.
+    match channel.recv() {
+        Err(RecvError::Closed) => Ok(record),
+        Ok(other) => Err(Error::InitLost {
+            step: "wait for init to detach",
+            detail: format!("unexpected message {other:?}"),
+        }),
+        Err(e) => Err(Error::InitLost {
+            step: "wait for init to detach",
+            detail: e.to_string(),
+        }),
+    }
 }
 
 /// The container's cgroup and what to put in it.

@@ -15,7 +15,8 @@
 //!    the init's own hooks (createContainer, startContainer) get on their stdin.
 //! 3. `Ready` — the init ran the whole init sequence up to the exec; the user's executable exists.
 //!    ← `Proceed` — the runtime wrote state.json and the pid file; the init may outlive it now.
-//!    The init then closes the channel and blocks on the exec fifo until `start`.
+//!    The init clears its parent-death signal, then closes the channel: the runtime waits for that
+//!    end-of-file before `create` returns. It then blocks on the exec fifo until `start`.
 //!
 //! At any point the init may send `Failed` instead of the next message, and exits. If either side
 //! dies the other reads end-of-file: the runtime reports [`crate::Error::InitLost`], the init exits
