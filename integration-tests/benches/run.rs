@@ -1,0 +1,386 @@
+//! Benchmark (not a test): `<runtime> run` of /bin/true on one busybox bundle, for hull, runc and
+//! crun, alternating runtime each iteration so drift in machine load hits all alike. Prints the
+//! median and p90 wall time, the ratios to runc and crun, peak RSS of the runtime process (wait4's
+//! ru_maxrss, which covers the process and the descendants it waited for), and the medians of
+//! create / start / state / delete timed separately.
+//!
+//!     cargo bench -p integration-tests --bench run            # 50 iterations
+//!     cargo bench -p integration-tests --bench run -- 200     # or HULL_BENCH_ITERATIONS=200
+//!
+//! crun refuses to start on this kind of hybrid-cgroup host unless the hugetlb controller is
+//! mounted as a v1 hierarchy; the benchmark mounts it at /sys/fs/cgroup/hugetlb when missing (and
+//! says so), unless HULL_BENCH_NO_MOUNT is set, in which case crun is left out.
+
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use integration_tests::runtime::hull_binary;
+use integration_tests::{Bundle, TempDir};
+
+const WARMUP: usize = 3;
+
+struct Rt {
+    name: &'static str,
+    bin: PathBuf,
+    root: TempDir,
+    run: Vec<Duration>,
+    rss_kib: Vec<i64>,
+    create: Vec<Duration>,
+    start: Vec<Duration>,
+    state: Vec<Duration>,
+    delete: Vec<Duration>,
+    failure: Option<String>,
+}
+
+struct Done {
+    took: Duration,
+    ok: bool,
+    maxrss_kib: i64,
+    stdout: String,
+}
+
+impl Rt {
+    fn new(name: &'static str, bin: PathBuf) -> Rt {
+        Rt {
+            name,
+            bin,
+            root: TempDir::new(&format!("bench-{name}")),
+            run: Vec::new(),
+            rss_kib: Vec::new(),
+            create: Vec::new(),
+            start: Vec::new(),
+            state: Vec::new(),
+            delete: Vec::new(),
+            failure: None,
+        }
+    }
+
+    /// Runs `<bin> --root <root> args`, timing from just before fork to wait4's return.
+    fn time<S: AsRef<OsStr>>(&mut self, args: &[S], capture: bool) -> Done {
+        let stderr = self.root.join("stderr");
+        let stdout = self.root.join("stdout");
+        let mut cmd = Command::new(&self.bin);
+        cmd.arg("--root").arg(self.root.path()).args(args);
+        cmd.stdin(Stdio::null());
+        cmd.stdout(if capture {
+            Stdio::from(std::fs::File::create(&stdout).expect("stdout file"))
+        } else {
+            Stdio::null()
+        });
+        cmd.stderr(std::fs::File::create(&stderr).expect("stderr file"));
+        let t0 = Instant::now();
+        // Reaped by wait4 below, which std's Child::wait cannot do: it gives no rusage.
+        #[allow(clippy::zombie_processes)]
+        let child = cmd.spawn().expect("spawn runtime");
+        let (status, rusage) = wait4(child.id() as i32);
+        let took = t0.elapsed();
+        let ok = libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
+        if !ok && self.failure.is_none() {
+            let args: Vec<String> = args
+                .iter()
+                .map(|a| a.as_ref().to_string_lossy().into())
+                .collect();
+            self.failure = Some(format!(
+                "`{} {}` failed (status {status:#x}): {}",
+                self.name,
+                args.join(" "),
+                std::fs::read_to_string(&stderr).unwrap_or_default().trim()
+            ));
+        }
+        Done {
+            took,
+            ok,
+            maxrss_kib: rusage.ru_maxrss,
+            stdout: if capture {
+                std::fs::read_to_string(&stdout).unwrap_or_default()
+            } else {
+                String::new()
+            },
+        }
+    }
+
+    fn bench_run(&mut self, bundle: &Path, id: &str, record: bool) {
+        let d = self.time(
+            &[
+                OsStr::new("run"),
+                OsStr::new("--bundle"),
+                bundle.as_os_str(),
+                OsStr::new(id),
+            ],
+            false,
+        );
+        reap_orphans();
+        if record && d.ok {
+            self.run.push(d.took);
+            self.rss_kib.push(d.maxrss_kib);
+        }
+    }
+
+    fn bench_lifecycle(&mut self, bundle: &Path, id: &str, record: bool) {
+        let c = self.time(
+            &[
+                OsStr::new("create"),
+                OsStr::new("--bundle"),
+                bundle.as_os_str(),
+                OsStr::new(id),
+            ],
+            false,
+        );
+        if !c.ok {
+            let _ = self.time(&["delete", "--force", id], false);
+            return;
+        }
+        let pid = self
+            .time(&["state", id], true)
+            .stdout
+            .split("\"pid\"")
+            .nth(1)
+            .and_then(|r| {
+                r.trim_start_matches([':', ' '])
+                    .split([',', '\n', '}'])
+                    .next()
+            })
+            .and_then(|p| p.trim().parse::<i32>().ok());
+        let s = self.time(&["start", id], false);
+        // /bin/true exits at once; wait (untimed) so `delete` finds it stopped.
+        if let Some(pid) = pid {
+            wait_gone(pid);
+        }
+        let st = self.time(&["state", id], false);
+        let d = self.time(&["delete", id], false);
+        if !d.ok {
+            let _ = self.time(&["delete", "--force", id], false);
+        }
+        reap_orphans();
+        if record && s.ok && st.ok && d.ok {
+            self.create.push(c.took);
+            self.start.push(s.took);
+            self.state.push(st.took);
+            self.delete.push(d.took);
+        }
+    }
+}
+
+fn wait4(pid: i32) -> (i32, libc::rusage) {
+    let mut status = 0;
+    // SAFETY: rusage is plain old data that wait4 fills in; zeroed is a valid value of it.
+    let mut rusage: libc::rusage = unsafe { std::mem::zeroed() };
+    loop {
+        // SAFETY: pid is our own child; the out-pointers are valid for the call.
+        let r = unsafe { libc::wait4(pid, &mut status, 0, &mut rusage) };
+        if r == pid {
+            return (status, rusage);
+        }
+        let err = std::io::Error::last_os_error();
+        assert_eq!(err.raw_os_error(), Some(libc::EINTR), "wait4: {err}");
+    }
+}
+
+/// Containers' inits outlive the runtime command that made them; as child subreaper this process
+/// inherits them and must reap them.
+fn reap_orphans() {
+    use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+    while let Ok(s) = waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+        if s == WaitStatus::StillAlive {
+            break;
+        }
+    }
+}
+
+fn wait_gone(pid: i32) {
+    use nix::sys::wait::waitpid;
+    if waitpid(nix::unistd::Pid::from_raw(pid), None).is_ok() {
+        return;
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+            Ok(s) if !s.rsplit_once(") ").is_some_and(|(_, r)| r.starts_with('Z')) => {
+                std::thread::sleep(Duration::from_micros(200))
+            }
+            _ => return,
+        }
+    }
+}
+
+fn which(name: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH")?
+        .to_str()?
+        .split(':')
+        .chain(["/usr/sbin", "/usr/bin", "/sbin"])
+        .map(|d| Path::new(d).join(name))
+        .find(|p| p.is_file())
+}
+
+/// crun needs the hugetlb controller as a v1 hierarchy when the host is hybrid.
+fn ensure_hugetlb_for_crun() -> bool {
+    let mounted = std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+        .any(|l| {
+            l.contains(" - cgroup ")
+                && l.rsplit(' ')
+                    .next()
+                    .is_some_and(|o| o.split(',').any(|x| x == "hugetlb"))
+        });
+    let hybrid = Path::new("/sys/fs/cgroup/unified").exists();
+    if mounted || !hybrid {
+        return true;
+    }
+    if std::env::var_os("HULL_BENCH_NO_MOUNT").is_some() {
+        println!("note: hugetlb is not mounted as a cgroup v1 hierarchy and HULL_BENCH_NO_MOUNT is set: crun left out");
+        return false;
+    }
+    println!("note: mounting the hugetlb cgroup v1 hierarchy at /sys/fs/cgroup/hugetlb, which crun needs on this hybrid host");
+    let ok = std::fs::create_dir_all("/sys/fs/cgroup/hugetlb").is_ok()
+        && Command::new("mount")
+            .args([
+                "-t",
+                "cgroup",
+                "-o",
+                "hugetlb",
+                "cgroup",
+                "/sys/fs/cgroup/hugetlb",
+            ])
+            .status()
+            .is_ok_and(|s| s.success());
+    if !ok {
+        println!("note: mounting hugetlb failed: crun left out");
+    }
+    ok
+}
+
+fn percentile(v: &[Duration], p: f64) -> Duration {
+    let mut v = v.to_vec();
+    v.sort();
+    if v.is_empty() {
+        return Duration::ZERO;
+    }
+    let i = ((v.len() - 1) as f64 * p).round() as usize;
+    v[i]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.2}", d.as_secs_f64() * 1000.0)
+}
+
+fn main() {
+    let iterations: usize = std::env::args()
+        .skip(1)
+        .find_map(|a| a.parse().ok())
+        .or_else(|| std::env::var("HULL_BENCH_ITERATIONS").ok()?.parse().ok())
+        .unwrap_or(50);
+    // SAFETY: prctl(PR_SET_CHILD_SUBREAPER) takes an integer and changes only this process.
+    if unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } != 0 {
+        panic!(
+            "PR_SET_CHILD_SUBREAPER: {}",
+            std::io::Error::last_os_error()
+        );
+    }
+
+    println!("building hull (release)...");
+    let mut rts = vec![Rt::new("hull", hull_binary().to_path_buf())];
+    match which("runc") {
+        Some(p) => rts.push(Rt::new("runc", p)),
+        None => println!("note: runc not found: left out (apt-get install runc)"),
+    }
+    match which("crun") {
+        Some(p) if ensure_hugetlb_for_crun() => rts.push(Rt::new("crun", p)),
+        Some(_) => {}
+        None => println!("note: crun not found: left out (apt-get install crun)"),
+    }
+
+    let mut bundle = Bundle::new();
+    bundle.args(&["/bin/true"]);
+    println!(
+        "bundle {} (runc spec, args /bin/true), {iterations} iterations + {WARMUP} warm-up, runtimes alternating",
+        bundle.path().display()
+    );
+
+    // A runtime that exits 0 without running anything would look fastest of all.
+    let mut sanity = Bundle::new();
+    sanity.args(&["echo", "bench-sanity"]);
+    rts.retain_mut(|rt| {
+        let id = format!("bench-{}-sanity", std::process::id());
+        let d = rt.time(
+            &[
+                OsStr::new("run"),
+                OsStr::new("--bundle"),
+                sanity.path().as_os_str(),
+                OsStr::new(&id),
+            ],
+            true,
+        );
+        reap_orphans();
+        let ok = d.ok && d.stdout.trim() == "bench-sanity";
+        if !ok {
+            println!(
+                "note: {} left out: `run` of echo printed {:?}; {}",
+                rt.name,
+                d.stdout,
+                rt.failure.as_deref().unwrap_or("")
+            );
+        }
+        ok
+    });
+
+    let mut n = 0usize;
+    let mut next_id = || {
+        n += 1;
+        format!("bench-{}-{n}", std::process::id())
+    };
+    for i in 0..WARMUP + iterations {
+        for rt in rts.iter_mut() {
+            let id = next_id();
+            rt.bench_run(bundle.path(), &id, i >= WARMUP);
+        }
+    }
+    for i in 0..WARMUP + iterations {
+        for rt in rts.iter_mut() {
+            let id = next_id();
+            rt.bench_lifecycle(bundle.path(), &id, i >= WARMUP);
+        }
+    }
+
+    println!();
+    println!(
+        "{:<6} {:>10} {:>9} {:>10} | {:>8} {:>8} {:>8} {:>8}   (ms; create..delete are medians)",
+        "", "run median", "run p90", "peak RSS", "create", "start", "state", "delete"
+    );
+    for rt in &rts {
+        let mut rss = rt.rss_kib.clone();
+        rss.sort();
+        let rss = rss.get(rss.len() / 2).copied().unwrap_or(0);
+        println!(
+            "{:<6} {:>10} {:>9} {:>7.1} MiB | {:>8} {:>8} {:>8} {:>8}   ({} runs ok)",
+            rt.name,
+            ms(percentile(&rt.run, 0.5)),
+            ms(percentile(&rt.run, 0.9)),
+            rss as f64 / 1024.0,
+            ms(percentile(&rt.create, 0.5)),
+            ms(percentile(&rt.start, 0.5)),
+            ms(percentile(&rt.state, 0.5)),
+            ms(percentile(&rt.delete, 0.5)),
+            rt.run.len(),
+        );
+    }
+    let median = |name: &str| {
+        rts.iter()
+            .find(|r| r.name == name && !r.run.is_empty())
+            .map(|r| percentile(&r.run, 0.5).as_secs_f64())
+    };
+    if let Some(h) = median("hull") {
+        for other in ["runc", "crun"] {
+            if let Some(o) = median(other) {
+                println!("hull / {other} (run median): {:.2}x", h / o);
+            }
+        }
+    }
+    for rt in &rts {
+        if let Some(f) = &rt.failure {
+            println!("note: {f}");
+        }
+    }
+}

@@ -1,0 +1,170 @@
+//! The command line as real callers use it: the exact argv shapes containerd's runc shim and
+//! conmon pass (../shared/compat/callers.txt), the log file they read errors from, `spec` and
+//! `--version`.
+
+use std::path::Path;
+
+use integration_tests::bundle::RUNC_SPEC;
+use integration_tests::{Bundle, Output, Runtime};
+use serde_json::Value;
+
+const RUNC_SPEC_ROOTLESS: &str = include_str!("../src/runc-spec-rootless.json");
+
+/// The last line of a `--log-format json` log: exactly runc's three fields.
+fn last_json_line(text: &str) -> serde_json::Map<String, Value> {
+    let line = text.lines().last().unwrap_or_else(|| panic!("empty log"));
+    let v: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line:?}"));
+    let obj = v.as_object().expect("log line is an object").clone();
+    let mut keys: Vec<&str> = obj.keys().map(String::as_str).collect();
+    keys.sort();
+    assert_eq!(keys, ["level", "msg", "time"], "{line}");
+    let time = obj["time"].as_str().unwrap();
+    assert!(time.len() >= 20 && time.as_bytes()[10] == b'T', "{time}");
+    obj
+}
+
+fn spec_in(rt: &Runtime, dir: &Path, extra: &[&str]) -> Value {
+    std::fs::create_dir(dir).unwrap();
+    rt.cmd(["spec", "--bundle"])
+        .arg(dir)
+        .args(extra)
+        .output()
+        .ok();
+    serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).unwrap()).unwrap()
+}
+
+#[test]
+fn containerd_shim_argv() {
+    let rt = Runtime::new();
+    let mut b = Bundle::new();
+    b.args(&["sleep", "1000"]);
+    let id = rt.new_id();
+    let log = rt.scratch().join("log.json");
+    let pid_file = rt.scratch().join("init.pid");
+    let with_log = |args: &[&str]| -> Output {
+        rt.cmd(["--log"])
+            .arg(&log)
+            .args(["--log-format", "json"])
+            .args(args)
+            .output()
+    };
+    with_log(&[
+        "create",
+        "--bundle",
+        b.path().to_str().unwrap(),
+        "--pid-file",
+        pid_file.to_str().unwrap(),
+        &id,
+    ])
+    .ok();
+    assert!(pid_file.exists());
+    with_log(&["start", &id]).ok();
+    assert_eq!(rt.status(&id), "running");
+    with_log(&["kill", &id, "15"]).ok();
+    with_log(&["kill", "--all", &id, "9"]).ok();
+    rt.wait_status(&id, "stopped");
+    with_log(&["delete", &id]).ok();
+    with_log(&["delete", "--force", &id]).ok();
+    rt.assert_no_leaks(&b, &[&id]);
+
+    // The shim shows users the last error line of the log.
+    let out = with_log(&["start", &id]);
+    out.failed();
+    let entry = last_json_line(&std::fs::read_to_string(&log).unwrap());
+    assert_eq!(entry["level"], "error");
+    assert!(
+        entry["msg"].as_str().unwrap().contains("does not exist"),
+        "{entry:?}"
+    );
+    // With a log file, stderr still gets the message in plain text.
+    out.stderr_has(&["does not exist"]);
+}
+
+#[test]
+fn conmon_argv() {
+    let rt = Runtime::new();
+    let mut b = Bundle::new();
+    b.sh("echo via-preserved-fd >&3; sleep 1000");
+    let id = rt.new_id();
+    let log = rt.scratch().join("oci-log");
+    let pid_file = rt.scratch().join("pidfile");
+    let (r, w) = nix::unistd::pipe().unwrap();
+    rt.cmd(["--log-format=json", "--log"])
+        .arg(&log)
+        .args(["create", "--bundle"])
+        .arg(b.path())
+        .arg("--pid-file")
+        .arg(&pid_file)
+        .args(["--preserve-fds", "1", "--no-pivot"])
+        .arg(&id)
+        .pass_fd(w)
+        .output()
+        .ok();
+    rt.start(&id).ok();
+    let mut buf = [0u8; 64];
+    let n = nix::unistd::read(&r, &mut buf).unwrap();
+    assert_eq!(&buf[..n], b"via-preserved-fd\n");
+    rt.kill(&id, "9").ok();
+    rt.wait_status(&id, "stopped");
+    rt.delete_force(&id).ok();
+    rt.assert_no_leaks(&b, &[&id]);
+}
+
+#[test]
+fn log_format_json_without_log_file_goes_to_stderr() {
+    let rt = Runtime::new();
+    for form in [&["--log-format", "json"][..], &["--log-format=json"][..]] {
+        let out = rt.cmd(form).args(["start", "no-such-container"]).output();
+        out.failed();
+        let entry = last_json_line(&out.stderr);
+        assert_eq!(entry["level"], "error");
+        assert!(entry["msg"].as_str().unwrap().contains("does not exist"));
+    }
+}
+
+#[test]
+fn version() {
+    let rt = Runtime::new();
+    let out = rt.exec(["--version"]);
+    let text = out.ok().stdout.as_str();
+    assert!(text.contains("version"), "{text}");
+    assert!(
+        text.lines().any(|l| l.starts_with("spec: 1.")),
+        "names the runtime-spec version as runc does: {text}"
+    );
+}
+
+#[test]
+fn spec_is_runcs_default() {
+    let rt = Runtime::new();
+    let got = spec_in(&rt, &rt.scratch().join("spec"), &[]);
+    let want: Value = serde_json::from_str(RUNC_SPEC).unwrap();
+    assert_eq!(got, want);
+}
+
+#[test]
+fn spec_rootless_is_runcs_rootless_default() {
+    let rt = Runtime::new();
+    let got = spec_in(&rt, &rt.scratch().join("spec"), &["--rootless"]);
+    let mut want: Value = serde_json::from_str(RUNC_SPEC_ROOTLESS).unwrap();
+    // The id maps name the caller's own uid and gid.
+    let (uid, gid) = (
+        nix::unistd::getuid().as_raw(),
+        nix::unistd::getgid().as_raw(),
+    );
+    want["linux"]["uidMappings"][0]["hostID"] = uid.into();
+    want["linux"]["gidMappings"][0]["hostID"] = gid.into();
+    assert_eq!(got, want);
+}
+
+#[test]
+fn spec_refuses_to_overwrite() {
+    let rt = Runtime::new();
+    let dir = rt.scratch().join("spec");
+    spec_in(&rt, &dir, &[]);
+    rt.cmd(["spec", "--bundle"])
+        .arg(&dir)
+        .output()
+        .failed()
+        .stderr_has(&["config.json", "exists"]);
+}

@@ -1,0 +1,113 @@
+//! `process.terminal` with `--console-socket`: the pty is made inside the container, becomes its
+//! controlling terminal, and its master reaches the socket (as containerd's shim and conmon use it).
+
+use std::time::Duration;
+
+use integration_tests::console::read_until_closed;
+use integration_tests::{Bundle, ConsoleSocket, Runtime};
+use serde_json::json;
+
+const WAIT: Duration = Duration::from_secs(20);
+
+fn terminal_bundle(script: &str) -> Bundle {
+    let mut b = Bundle::new();
+    b.set("/process/terminal", json!(true)).sh(script);
+    b
+}
+
+#[test]
+fn console_socket_receives_the_pty_master() {
+    let rt = Runtime::new();
+    let b = terminal_bundle(
+        "tty; test -t 0 && test -t 1 && test -t 2 && echo all-tty; \
+         cut -d' ' -f7 /proc/self/stat; ls -l /dev/console | cut -c1; echo done",
+    );
+    let sock = ConsoleSocket::bind(&rt.scratch().join("console.sock"));
+    let id = rt.new_id();
+    rt.create_cmd(&b, &id)
+        .arg("--console-socket")
+        .arg(sock.path())
+        .output()
+        .ok();
+    let master = sock.master(WAIT);
+    rt.start(&id).ok();
+    let text = read_until_closed(&master, WAIT);
+    let lines: Vec<&str> = text.lines().map(str::trim).collect();
+    assert_eq!(lines.first().copied(), Some("/dev/pts/0"), "{text}");
+    assert_eq!(lines.get(1).copied(), Some("all-tty"), "{text}");
+    // tty_nr of /proc/self/stat: non-zero when the process has a controlling terminal.
+    assert_ne!(
+        lines.get(2).copied(),
+        Some("0"),
+        "no controlling terminal: {text}"
+    );
+    assert_eq!(
+        lines.get(3).copied(),
+        Some("c"),
+        "/dev/console is the pty: {text}"
+    );
+    assert_eq!(lines.last().copied(), Some("done"), "{text}");
+    rt.wait_status(&id, "stopped");
+    rt.delete(&id).ok();
+    rt.assert_no_leaks(&b, &[&id]);
+}
+
+#[test]
+fn input_written_to_the_master_reaches_the_container() {
+    let rt = Runtime::new();
+    let b = terminal_bundle("read line; echo got:$line");
+    let sock = ConsoleSocket::bind(&rt.scratch().join("console.sock"));
+    let id = rt.new_id();
+    rt.create_cmd(&b, &id)
+        .arg("--console-socket")
+        .arg(sock.path())
+        .output()
+        .ok();
+    let master = sock.master(WAIT);
+    rt.start(&id).ok();
+    nix::unistd::write(&master, b"typed\n").unwrap();
+    let text = read_until_closed(&master, WAIT);
+    // The terminal echoes the input, then the container answers.
+    assert!(text.contains("got:typed"), "{text:?}");
+    rt.wait_status(&id, "stopped");
+    rt.delete(&id).ok();
+    rt.assert_no_leaks(&b, &[&id]);
+}
+
+#[test]
+fn run_detach_with_console_socket() {
+    let rt = Runtime::new();
+    let b = terminal_bundle("echo detached-tty; sleep 1000");
+    let sock = ConsoleSocket::bind(&rt.scratch().join("console.sock"));
+    let id = rt.new_id();
+    rt.cmd(["run", "--detach", "--console-socket"])
+        .arg(sock.path())
+        .arg("--bundle")
+        .arg(b.path())
+        .arg(&id)
+        .output()
+        .ok();
+    let master = sock.master(WAIT);
+    assert_eq!(rt.status(&id), "running");
+    let mut buf = [0u8; 64];
+    let n = nix::unistd::read(&master, &mut buf).unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).contains("detached-tty"));
+    rt.delete_force(&id).ok();
+    rt.assert_no_leaks(&b, &[&id]);
+}
+
+#[test]
+fn console_socket_without_terminal_is_refused() {
+    let rt = Runtime::new();
+    let mut b = Bundle::new();
+    b.args(&["true"]);
+    let sock = ConsoleSocket::bind(&rt.scratch().join("console.sock"));
+    let id = rt.new_id();
+    rt.create_cmd(&b, &id)
+        .arg("--console-socket")
+        .arg(sock.path())
+        .output()
+        .failed()
+        .stderr_has(&["console"]);
+    rt.assert_no_leaks(&b, &[&id]);
+}
