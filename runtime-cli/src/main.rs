@@ -1,1 +1,255 @@
-fn main() {}
+//! `hull`: runc's command line over the hull library. Global flags come before the verb, as with
+//! runc; each verb lives in `commands/`.
+
+mod commands;
+mod log;
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use clap::error::ErrorKind;
+use clap::{CommandFactory, Parser, Subcommand};
+
+use commands::{Ctx, Outcome};
+use log::{Format, Logger};
+
+/// Open Container Initiative runtime
+#[derive(Debug, Parser)]
+#[command(
+    name = "hull",
+    disable_version_flag = true,
+    after_help = "Single-dash long flags (-root, -bundle) are accepted as runc accepts them."
+)]
+struct Cli {
+    /// Enable debug logging
+    #[arg(long)]
+    debug: bool,
+    /// Set the log file to write hull logs to (default is stderr)
+    #[arg(long, value_name = "FILE")]
+    log: Option<PathBuf>,
+    /// Set the log format
+    #[arg(long, value_enum, default_value = "text")]
+    log_format: Format,
+    /// Root directory for storage of container state (this should be located in tmpfs)
+    #[arg(long, default_value = hull::state::DEFAULT_ROOT)]
+    root: PathBuf,
+    /// Path to the criu binary (accepted for runc compatibility; hull has no checkpoint/restore)
+    #[arg(long, value_name = "PATH")]
+    criu: Option<String>,
+    /// Enable systemd cgroup support (not supported by hull)
+    #[arg(long)]
+    systemd_cgroup: bool,
+    /// Ignore cgroup permission errors ('true', 'false', or 'auto')
+    #[arg(long, value_name = "VALUE")]
+    rootless: Option<String>,
+    /// Print the version
+    #[arg(short = 'v', long)]
+    version: bool,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    Create(commands::create::Create),
+    Start(commands::start::Start),
+    State(commands::state::State),
+    Kill(commands::kill::Kill),
+    Delete(commands::delete::Delete),
+    Run(commands::run::Run),
+    #[command(visible_alias = "ls")]
+    List(commands::list::List),
+    Spec(commands::spec::Spec),
+    Pause(commands::pause::Pause),
+    Resume(commands::resume::Resume),
+    Ps(commands::ps::Ps),
+    #[command(hide = true)]
+    Exec(commands::unsupported::Unsupported),
+    #[command(hide = true)]
+    Events(commands::unsupported::Unsupported),
+    #[command(hide = true)]
+    Update(commands::unsupported::Unsupported),
+    #[command(hide = true)]
+    Checkpoint(commands::unsupported::Unsupported),
+    #[command(hide = true)]
+    Restore(commands::unsupported::Unsupported),
+    #[command(hide = true)]
+    Features(commands::unsupported::Unsupported),
+}
+
+fn main() {
+    restore_sigpipe();
+    let args = runc_style_args(std::env::args_os());
+    let cli = match parse(&args) {
+        Ok(cli) => cli,
+        Err(e) => usage_error(&args, e),
+    };
+    let logger = Logger {
+        file: cli.log.clone(),
+        format: cli.log_format,
+        debug: cli.debug,
+    };
+    match dispatch(cli, logger.clone()) {
+        Ok(code) => std::process::exit(code),
+        Err(failure) => {
+            logger.error(&failure.message());
+            std::process::exit(1);
+        }
+    }
+}
+
+/// Rust starts every program with SIGPIPE ignored, and an ignored signal stays ignored across
+/// execve: without this, every container's process would inherit it (`yes | head` would spin on
+/// EPIPE). Default disposition, as runc's processes have.
+fn restore_sigpipe() {
+    use nix::sys::signal::{signal, SigHandler, Signal};
+    // SAFETY: installs the default disposition, no handler code; nothing else runs yet.
+    let _ = unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) };
+}
+
+fn parse(args: &[OsString]) -> Result<Cli, clap::Error> {
+    Cli::try_parse_from(args)
+}
+
+fn dispatch(cli: Cli, log: Logger) -> Outcome {
+    if cli.version {
+        print!("{}", version());
+        return Ok(0);
+    }
+    let Some(command) = cli.command else {
+        // runc with no verb prints its help and succeeds.
+        let _ = Cli::command().print_help();
+        return Ok(0);
+    };
+    let ctx = Ctx {
+        root: commands::absolute(&cli.root)?,
+        log,
+        systemd_cgroup: cli.systemd_cgroup,
+        rootless: cli.rootless,
+    };
+    match command {
+        Command::Create(a) => commands::create::run(&ctx, a),
+        Command::Start(a) => commands::start::run(&ctx, a),
+        Command::State(a) => commands::state::run(&ctx, a),
+        Command::Kill(a) => commands::kill::run(&ctx, a),
+        Command::Delete(a) => commands::delete::run(&ctx, a),
+        Command::Run(a) => commands::run::run(&ctx, a),
+        Command::List(a) => commands::list::run(&ctx, a),
+        Command::Spec(a) => commands::spec::run(a),
+        Command::Exec(_) => commands::unsupported::run("exec"),
+        Command::Pause(a) => commands::pause::run(&ctx, a),
+        Command::Resume(a) => commands::resume::run(&ctx, a),
+        Command::Ps(a) => commands::ps::run(&ctx, a),
+        Command::Events(_) => commands::unsupported::run("events"),
+        Command::Update(_) => commands::unsupported::run("update"),
+        Command::Checkpoint(_) => commands::unsupported::run("checkpoint"),
+        Command::Restore(_) => commands::unsupported::run("restore"),
+        Command::Features(_) => commands::unsupported::run("features"),
+    }
+}
+
+/// `--version`, in runc's layout.
+fn version() -> String {
+    format!(
+        "hull version {}\nspec: {}\n",
+        env!("CARGO_PKG_VERSION"),
+        hull::spec::SUPPORTED_VERSION
+    )
+}
+
+/// A command line clap refused: help and version are printed as asked; anything else is shown
+/// by clap on stderr and, as runc does, also written to `--log` so an engine reading that file
+/// sees why. Exit status 1, or 3 for an unknown verb (urfave/cli's code).
+fn usage_error(args: &[OsString], e: clap::Error) -> ! {
+    if matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        e.exit();
+    }
+    let _ = e.print();
+    // Best effort: the flags before the error may still name a log file.
+    let partial = Cli::command()
+        .ignore_errors(true)
+        .try_get_matches_from(args)
+        .ok();
+    let log_path = partial
+        .as_ref()
+        .and_then(|m| m.get_one::<PathBuf>("log").cloned());
+    if let Some(file) = log_path {
+        let format = partial
+            .as_ref()
+            .and_then(|m| m.get_one::<Format>("log_format").copied())
+            .unwrap_or(Format::Text);
+        let logger = Logger {
+            file: Some(file),
+            format,
+            debug: false,
+        };
+        // Only the file (clap has already told the terminal), on one line.
+        logger.log_only(&one_line(&e.render().to_string()));
+    }
+    let code = if e.kind() == ErrorKind::InvalidSubcommand {
+        3
+    } else {
+        1
+    };
+    std::process::exit(code)
+}
+
+/// clap's message up to its usage section, as one line without the "error: " tag.
+fn one_line(rendered: &str) -> String {
+    let first_paragraph = rendered.split("\n\n").next().unwrap_or_default();
+    let words: Vec<&str> = first_paragraph.split_whitespace().collect();
+    let text = words.join(" ");
+    text.strip_prefix("error: ").unwrap_or(&text).to_string()
+}
+
+/// Rewrites runc's single-dash long flags (`-root x`, `-bundle=x`: Go's flag syntax, which
+/// urfave/cli accepts) to clap's `--root`. Only exact long names of hull's flags are rewritten,
+/// and nothing after `--`.
+fn runc_style_args(args: impl IntoIterator<Item = OsString>) -> Vec<OsString> {
+    let longs = long_flag_names();
+    let mut out = Vec::new();
+    let mut rest = false;
+    for arg in args {
+        let rewritten = match arg.to_str() {
+            Some("--") => {
+                rest = true;
+                None
+            }
+            Some(s) if !rest && s.starts_with('-') && !s.starts_with("--") => {
+                let name = s[1..].split('=').next().unwrap_or_default();
+                (name.len() > 1 && longs.iter().any(|l| l == name)).then(|| format!("-{s}"))
+            }
+            _ => None,
+        };
+        out.push(rewritten.map_or(arg, OsString::from));
+    }
+    out
+}
+
+/// Every long flag name (and alias) of every verb and of the global flags.
+fn long_flag_names() -> Vec<String> {
+    fn collect(cmd: &clap::Command, out: &mut Vec<String>) {
+        for arg in cmd.get_arguments() {
+            out.extend(
+                arg.get_long_and_visible_aliases()
+                    .into_iter()
+                    .flatten()
+                    .map(String::from),
+            );
+        }
+        for sub in cmd.get_subcommands() {
+            collect(sub, out);
+        }
+    }
+    let mut out = vec!["help".to_string(), "version".to_string()];
+    collect(&Cli::command(), &mut out);
+    out
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,106 @@
+use std::path::PathBuf;
+
+use clap::Args;
+use hull::{Container, CreateOptions};
+
+use super::{absolute, Ctx, Outcome};
+use crate::log::Failure;
+
+/// Create a container
+#[derive(Debug, Args)]
+pub struct Create {
+    #[command(flatten)]
+    pub opts: CreateArgs,
+    #[arg(value_name = "container-id")]
+    pub id: String,
+}
+
+/// The flags `create` and `run` share.
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    /// Path to the root of the bundle directory
+    #[arg(short, long, default_value = ".")]
+    pub bundle: PathBuf,
+    /// Path to an AF_UNIX socket which will receive a file descriptor referencing the master end
+    /// of the console's pseudoterminal
+    #[arg(long)]
+    pub console_socket: Option<PathBuf>,
+    /// Specify the file to write the process id to
+    #[arg(long)]
+    pub pid_file: Option<PathBuf>,
+    /// Do not use pivot root to jail process inside rootfs (for a rootfs on a ramdisk)
+    #[arg(long)]
+    pub no_pivot: bool,
+    /// Do not create a new session keyring for the container
+    #[arg(long)]
+    pub no_new_keyring: bool,
+    /// Pass N additional file descriptors to the container (stdio + N in total)
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub preserve_fds: u32,
+}
+
+impl CreateArgs {
+    /// The library's options, after the checks runc makes on the global flags.
+    pub fn options(&self, ctx: &Ctx) -> Result<CreateOptions, Failure> {
+        if ctx.systemd_cgroup {
+            return Err(hull::Error::Unsupported {
+                feature: "--systemd-cgroup".into(),
+            }
+            .into());
+        }
+        if let Some(v) = &ctx.rootless {
+            check_rootless(v)?;
+        }
+        let mut opts = CreateOptions::new(&ctx.root, absolute(&self.bundle)?);
+        opts.pid_file = self.pid_file.as_deref().map(absolute).transpose()?;
+        opts.console_socket = self.console_socket.as_deref().map(absolute).transpose()?;
+        opts.no_pivot = self.no_pivot;
+        opts.no_new_keyring = self.no_new_keyring;
+        opts.preserve_fds = self.preserve_fds;
+        Ok(opts)
+    }
+}
+
+/// runc reads `--rootless` only when it creates a container: "auto" or a Go boolean. Hull has no
+/// cgroup permission errors to ignore yet, so the value only has to be valid.
+fn check_rootless(value: &str) -> Result<(), Failure> {
+    const VALID: &[&str] = &[
+        "auto", "1", "t", "T", "TRUE", "true", "True", "0", "f", "F", "FALSE", "false", "False",
+    ];
+    if VALID.contains(&value) {
+        Ok(())
+    } else {
+        Err(Failure::msg(format!(
+            "invalid --rootless value {value:?}: want true, false or auto"
+        )))
+    }
+}
+
+pub fn run(ctx: &Ctx, args: Create) -> Outcome {
+    let created = args
+        .opts
+        .options(ctx)
+        .and_then(|opts| Ok(Container::create(&args.id, &opts)?));
+    let c = created.map_err(|f| f.during("create"))?;
+    ctx.log.debug(&format!(
+        "created container {} with init pid {}",
+        args.id,
+        c.pid()
+    ));
+    Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rootless_accepts_what_runc_accepts() {
+        for v in ["auto", "true", "false", "1", "0", "T", "False"] {
+            assert!(check_rootless(v).is_ok(), "{v}");
+        }
+        for v in ["foo", "yes", "", "AUTO"] {
+            assert!(check_rootless(v).is_err(), "{v}");
+        }
+    }
+}

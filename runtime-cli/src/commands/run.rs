@@ -1,0 +1,86 @@
+use clap::Args;
+use hull::Container;
+use nix::sys::signal::{kill, SigSet, Signal};
+use nix::unistd::Pid;
+
+use super::create::CreateArgs;
+use super::{Ctx, Outcome};
+use crate::log::Failure;
+
+/// Create and run a container
+#[derive(Debug, Args)]
+pub struct Run {
+    #[command(flatten)]
+    pub opts: CreateArgs,
+    /// Detach from the container's process
+    #[arg(short, long)]
+    pub detach: bool,
+    /// Do not delete the container after it exits
+    #[arg(long)]
+    pub keep: bool,
+    /// Accepted for runc compatibility: hull never becomes a subreaper
+    #[arg(long)]
+    pub no_subreaper: bool,
+    #[arg(value_name = "container-id")]
+    pub id: String,
+}
+
+/// What `hull run` passes on to the container's init, as runc does.
+const FORWARDED: [Signal; 6] = [
+    Signal::SIGINT,
+    Signal::SIGTERM,
+    Signal::SIGHUP,
+    Signal::SIGQUIT,
+    Signal::SIGUSR1,
+    Signal::SIGUSR2,
+];
+
+pub fn run(ctx: &Ctx, args: Run) -> Outcome {
+    let in_run = |f: Failure| f.during("run");
+    let opts = args.opts.options(ctx).map_err(in_run)?;
+    let mut c = Container::create(&args.id, &opts).map_err(|e| in_run(e.into()))?;
+    ctx.log.debug(&format!(
+        "created container {} with init pid {}",
+        args.id,
+        c.pid()
+    ));
+    // Only now: the init was forked with the default signal mask, and must not inherit ours.
+    if !args.detach {
+        forward_signals(Pid::from_raw(c.pid())).map_err(in_run)?;
+    }
+    if let Err(e) = c.start() {
+        // Nothing of a container that never ran is kept, as runc destroys it.
+        let _ = c.delete(true);
+        return Err(in_run(e.into()));
+    }
+    if args.detach {
+        return Ok(0);
+    }
+    let status = c.wait().map_err(|e| in_run(e.into()))?;
+    ctx.log.debug(&format!(
+        "container {} exited with status {status}",
+        args.id
+    ));
+    if !args.keep {
+        c.delete(true).map_err(|e| in_run(e.into()))?;
+    }
+    Ok(status)
+}
+
+/// Blocks the forwarded signals in this thread and hands them to a thread that sends each to the
+/// init. A blocked signal never interrupts the wait, and no handler code runs in signal context.
+fn forward_signals(init: Pid) -> Result<(), Failure> {
+    let set: SigSet = FORWARDED.into_iter().collect();
+    set.thread_block()
+        .map_err(|e| Failure::msg(format!("block signals: {}", e.desc().to_lowercase())))?;
+    std::thread::Builder::new()
+        .name("signal-forwarder".into())
+        .spawn(move || loop {
+            if let Ok(signal) = set.wait() {
+                // The init may have exited already; the wait in the main thread sees that.
+                let _ = kill(init, signal);
+            }
+        })
+        .map_err(|e| Failure::msg(format!("start signal forwarder: {e}")))?;
+    Ok(())
+}
