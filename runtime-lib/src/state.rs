@@ -306,5 +306,37 @@ pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> Result<()> {
 
 /// RFC 3339 UTC with nanoseconds, as runc prints `created`.
 pub fn now_rfc3339() -> String {
-    humantime::format_rfc3339_nanos(std::time::SystemTime::now()).to_string()
+    trim_fraction(&humantime::format_rfc3339_nanos(std::time::SystemTime::now()).to_string())
+}
+
+/// Go's RFC3339Nano (runc's `created`) drops trailing zeros of the fraction, and the dot with them.
+fn trim_fraction(ts: &str) -> String {
+    match ts.rsplit_once('.') {
+        Some((head, frac)) => {
+            let digits = frac.trim_end_matches('Z').trim_end_matches('0');
+            if digits.is_empty() {
+                format!("{head}Z")
+            } else {
+                format!("{head}.{digits}Z")
+            }
+        }
+        None => ts.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod time_tests {
+    #[test]
+    fn fraction_trimmed_as_go_does() {
+        use super::trim_fraction as t;
+        assert_eq!(
+            t("2026-11-22T19:14:19.572211920Z"),
+            "2026-11-22T19:14:19.57221192Z"
+        );
+        assert_eq!(t("2026-11-22T19:14:19.000000000Z"), "2026-11-22T19:14:19Z");
+        assert_eq!(
+            t("2026-11-22T19:14:19.100000000Z"),
+            "2026-11-22T19:14:19.1Z"
+        );
+    }
 }

@@ -202,8 +202,11 @@ pub(crate) fn write_procs(dir: &Path, pid: i32) -> Result<()> {
 /// Every pid in `dir` and in the cgroups below it (a container may make its own sub-cgroups).
 pub(crate) fn all_pids(dir: &Path) -> Result<Vec<i32>> {
     let mut out = Vec::new();
-    collect_pids(dir, &mut out)?;
-    Ok(out)
+    match collect_pids(dir, &mut out) {
+        // A cgroup already removed (a delete cut short before) holds no process.
+        Err(Error::Io { source, .. }) if source.kind() == ErrorKind::NotFound => Ok(Vec::new()),
+        r => r.map(|()| out),
+    }
 }
 
 fn collect_pids(dir: &Path, out: &mut Vec<i32>) -> Result<()> {

@@ -367,12 +367,30 @@ impl Executable {
     }
 
     pub(super) fn exec(&self) -> nix::Error {
+        reset_signals();
         let path = CString::new(self.path.as_os_str().as_bytes()).expect("checked for NUL");
         match nix::unistd::execve(&path, &self.argv, &self.envp) {
             Err(e) => e,
             Ok(never) => match never {},
         }
     }
+}
+
+/// The user's process starts with every signal at its default and none blocked, whatever the
+/// runtime's caller left ignored or blocked (ignored signals survive execve: Rust ignores SIGPIPE).
+fn reset_signals() {
+    for sig in 1..libc::SIGRTMAX() {
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+            continue;
+        }
+        // SAFETY: SIG_DFL installs no handler code; invalid numbers only return an error.
+        unsafe { libc::signal(sig, libc::SIG_DFL) };
+    }
+    let _ = nix::sys::signal::sigprocmask(
+        nix::sys::signal::SigmaskHow::SIG_SETMASK,
+        Some(&nix::sys::signal::SigSet::empty()),
+        None,
+    );
 }
 
 /// What Go's exec.LookPath (and so runc) checks: a regular file we may execute.
