@@ -63,12 +63,9 @@ enum Command {
     Pause(commands::pause::Pause),
     Resume(commands::resume::Resume),
     Ps(commands::ps::Ps),
-    #[command(hide = true)]
-    Exec(commands::unsupported::Unsupported),
-    #[command(hide = true)]
-    Events(commands::unsupported::Unsupported),
-    #[command(hide = true)]
-    Update(commands::unsupported::Unsupported),
+    Exec(commands::exec::Exec),
+    Events(commands::events::Events),
+    Update(commands::update::Update),
     #[command(hide = true)]
     Checkpoint(commands::unsupported::Unsupported),
     #[command(hide = true)]
@@ -136,12 +133,12 @@ fn dispatch(cli: Cli, log: Logger) -> Outcome {
         Command::Run(a) => commands::run::run(&ctx, a),
         Command::List(a) => commands::list::run(&ctx, a),
         Command::Spec(a) => commands::spec::run(a),
-        Command::Exec(_) => commands::unsupported::run("exec"),
+        Command::Exec(args) => commands::exec::run(&ctx, args),
         Command::Pause(a) => commands::pause::run(&ctx, a),
         Command::Resume(a) => commands::resume::run(&ctx, a),
         Command::Ps(a) => commands::ps::run(&ctx, a),
-        Command::Events(_) => commands::unsupported::run("events"),
-        Command::Update(_) => commands::unsupported::run("update"),
+        Command::Events(a) => commands::events::run(&ctx, a),
+        Command::Update(a) => commands::update::run(&ctx, a),
         Command::Checkpoint(_) => commands::unsupported::run("checkpoint"),
         Command::Restore(_) => commands::unsupported::run("restore"),
         Command::Features(_) => commands::unsupported::run("features"),

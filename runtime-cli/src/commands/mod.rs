@@ -2,6 +2,8 @@
 
 pub mod create;
 pub mod delete;
+pub mod events;
+pub mod exec;
 pub mod kill;
 pub mod list;
 pub mod pause;
@@ -12,6 +14,7 @@ pub mod spec;
 pub mod start;
 pub mod state;
 pub mod unsupported;
+pub mod update;
 
 use std::path::{Path, PathBuf};
 

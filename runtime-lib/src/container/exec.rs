@@ -26,6 +26,8 @@ pub struct ExecOptions {
     pub pid_file: Option<PathBuf>,
     pub console_socket: Option<PathBuf>,
     pub preserve_fds: u32,
+    /// Exec even into a paused container (the process starts frozen).
+    pub ignore_paused: bool,
 }
 
 /// The namespaces `exec` joins, in the order NamespacePlan::join wants them.
@@ -49,7 +51,7 @@ impl Container {
         let lock = self.dir.lock()?;
         let record = self.dir.read()?;
         let _init = self.open_init(&record, "exec")?;
-        if self.dir.status(&record) == crate::Status::Paused {
+        if !opts.ignore_paused && self.dir.status(&record) == crate::Status::Paused {
             return Err(Error::InvalidStatus {
                 id: record.state.id.clone(),
                 op: "exec",

@@ -28,6 +28,12 @@ impl Container {
         self.with_cgroup("events", &allowed, |m| cgroups::stats_event(m, &id))
     }
 
+    /// `events`: a watcher of the container's OOM events.
+    pub fn oom_watcher(&self) -> Result<cgroups::OomWatcher> {
+        let allowed = [Status::Created, Status::Running, Status::Paused];
+        self.with_cgroup("events", &allowed, |m| m.oom_watcher())
+    }
+
     /// `update`: merges `changes` into the container's resources (runc's rules), writes them and
     /// records the result.
     pub fn update(&mut self, changes: &oci_spec::runtime::LinuxResources) -> Result<()> {

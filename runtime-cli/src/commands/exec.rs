@@ -1,0 +1,154 @@
+use std::path::PathBuf;
+
+use clap::Args;
+use hull::container::{wait_pid, ExecOptions};
+use hull::Container;
+use oci_spec::runtime::{Capability, Process};
+
+use super::{absolute, Ctx, Outcome};
+use crate::log::Failure;
+
+/// Execute new process inside the container
+#[derive(Debug, Args)]
+pub struct Exec {
+    /// Path to an AF_UNIX socket which will receive the pty master
+    #[arg(long)]
+    pub console_socket: Option<PathBuf>,
+    /// Current working directory in the container
+    #[arg(long)]
+    pub cwd: Option<PathBuf>,
+    /// Set environment variables (KEY=value, repeatable)
+    #[arg(short, long)]
+    pub env: Vec<String>,
+    /// Allocate a pseudo-TTY
+    #[arg(short, long)]
+    pub tty: bool,
+    /// UID (format: <uid>[:<gid>])
+    #[arg(short, long)]
+    pub user: Option<String>,
+    /// Additional gids (repeatable)
+    #[arg(short = 'g', long = "additional-gids")]
+    pub additional_gids: Vec<u32>,
+    /// Path to the process.json
+    #[arg(short, long)]
+    pub process: Option<PathBuf>,
+    /// Detach from the container's process
+    #[arg(short, long)]
+    pub detach: bool,
+    /// Specify the file to write the process id to
+    #[arg(long)]
+    pub pid_file: Option<PathBuf>,
+    /// Set the asm process label for the process commonly used with selinux
+    #[arg(long)]
+    pub process_label: Option<String>,
+    /// Set the apparmor profile for the process
+    #[arg(long)]
+    pub apparmor: Option<String>,
+    /// Set the no new privileges value for the process
+    #[arg(long)]
+    pub no_new_privs: bool,
+    /// Add a capability to the bounding set for the process (repeatable)
+    #[arg(short, long)]
+    pub cap: Vec<String>,
+    /// Pass N additional file descriptors to the process
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub preserve_fds: u32,
+    /// Accepted for runc compatibility: exec joins the container's own cgroup
+    #[arg(long)]
+    pub cgroup: Option<String>,
+    /// Allow exec in a paused container
+    #[arg(long)]
+    pub ignore_paused: bool,
+    #[arg(value_name = "container-id")]
+    pub id: String,
+    /// The command and its arguments (unless --process is given)
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub command: Vec<String>,
+}
+
+pub fn run(ctx: &Ctx, args: Exec) -> Outcome {
+    let container = Container::load(&ctx.root, &args.id)?;
+    let process = process(&container, &args)?;
+    let opts = ExecOptions {
+        pid_file: args.pid_file.as_deref().map(absolute).transpose()?,
+        console_socket: args.console_socket.as_deref().map(absolute).transpose()?,
+        preserve_fds: args.preserve_fds,
+        ignore_paused: args.ignore_paused,
+    };
+    let pid = container
+        .exec(&process, &opts)
+        .map_err(|e| Failure::from(e).during("exec"))?;
+    if args.detach {
+        return Ok(0);
+    }
+    Ok(wait_pid(pid)?)
+}
+
+/// `--process` as given, or runc's: the container's config.json process with the command line's
+/// changes over it.
+fn process(container: &Container, args: &Exec) -> Result<Process, Failure> {
+    if args.process_label.is_some() || args.apparmor.is_some() {
+        return Err(hull::Error::Unsupported {
+            feature: "--process-label and --apparmor".into(),
+        }
+        .into());
+    }
+    if let Some(path) = &args.process {
+        let text = std::fs::read(path)
+            .map_err(|e| Failure::msg(format!("read {path:?}: {}", crate::log::io_message(&e))))?;
+        return serde_json::from_slice(&text)
+            .map_err(|e| Failure::msg(format!("parse {path:?}: {e}")));
+    }
+    if args.command.is_empty() {
+        return Err(Failure::msg("exec: missing command (or --process)"));
+    }
+    let bundle = hull::bundle::Bundle::load(&container.state().bundle)?;
+    let mut p = bundle.spec.process().clone().unwrap_or_default();
+    p.set_args(Some(args.command.clone()));
+    if let Some(cwd) = &args.cwd {
+        p.set_cwd(cwd.clone());
+    }
+    let mut env = p.env().clone().unwrap_or_default();
+    env.extend(args.env.iter().cloned());
+    p.set_env(Some(env));
+    p.set_terminal(Some(args.tty));
+    if let Some(user) = &args.user {
+        let (uid, gid) = match user.split_once(':') {
+            Some((u, g)) => (u, Some(g)),
+            None => (user.as_str(), None),
+        };
+        let num = |s: &str| {
+            s.parse::<u32>()
+                .map_err(|_| Failure::msg(format!("invalid --user {user:?}: want uid[:gid]")))
+        };
+        p.user_mut().set_uid(num(uid)?);
+        if let Some(g) = gid {
+            p.user_mut().set_gid(num(g)?);
+        }
+    }
+    if !args.additional_gids.is_empty() {
+        p.user_mut()
+            .set_additional_gids(Some(args.additional_gids.clone()));
+    }
+    if args.no_new_privs {
+        p.set_no_new_privileges(Some(true));
+    }
+    if !args.cap.is_empty() {
+        let mut caps = p.capabilities().clone().unwrap_or_default();
+        for name in &args.cap {
+            let cap: Capability =
+                serde_json::from_value(serde_json::Value::String(name.clone()))
+                    .map_err(|_| Failure::msg(format!("unknown capability {name:?}")))?;
+            let add = |set: &Option<oci_spec::runtime::Capabilities>| {
+                let mut set = set.clone().unwrap_or_default();
+                set.insert(cap);
+                Some(set)
+            };
+            caps.set_bounding(add(caps.bounding()));
+            caps.set_effective(add(caps.effective()));
+            caps.set_permitted(add(caps.permitted()));
+        }
+        p.set_capabilities(Some(caps));
+    }
+    Ok(p)
+}
