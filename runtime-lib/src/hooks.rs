@@ -55,6 +55,20 @@ pub struct HookFailure {
     pub detail: String,
 }
 
+/// Runs every hook even when some fail (poststop: the spec wants the rest run, the failures only
+/// warned about); returns the failures.
+pub fn run_all(kind: HookKind, hooks: &[Hook], state: &State) -> Vec<HookFailure> {
+    hooks
+        .iter()
+        .enumerate()
+        .filter_map(|(i, h)| {
+            run(kind, std::slice::from_ref(h), state)
+                .err()
+                .map(|f| HookFailure { index: i, ..f })
+        })
+        .collect()
+}
+
 /// Runs `hooks` in order with `state` on each one's stdin; stops at the first failure.
 pub fn run(kind: HookKind, hooks: &[Hook], state: &State) -> Result<(), HookFailure> {
     let input = serde_json::to_vec(state).expect("state serialises");

@@ -23,6 +23,8 @@ use crate::error::{Context, Error, Result, SysContext};
 pub const DEFAULT_ROOT: &str = "/run/hull";
 pub(crate) const STATE_FILE: &str = "state.json";
 pub(crate) const EXEC_FIFO: &str = "exec.fifo";
+/// The init writes one byte here right before its execve; it closes (end-of-file) if it dies first.
+pub(crate) const EXEC_DONE_FIFO: &str = "exec.done";
 
 /// runtime.md's state, with runc's field set (what `hull state` prints).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -209,6 +211,10 @@ impl StateDir {
 
     pub(crate) fn fifo_path(&self) -> PathBuf {
         self.path.join(EXEC_FIFO)
+    }
+
+    pub(crate) fn done_fifo_path(&self) -> PathBuf {
+        self.path.join(EXEC_DONE_FIFO)
     }
 
     pub(crate) fn read(&self) -> Result<Record> {

@@ -2,6 +2,7 @@
 //! side with `process::init`.
 
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::path::Path;
 
 use nix::fcntl::{open, OFlag};
 use nix::sched::CloneFlags;
@@ -52,8 +53,10 @@ impl Container {
             .transpose()?;
 
         let (dir, lock) = StateDir::create(&opts.root, id)?;
-        let fifo = match make_exec_fifo(&dir) {
-            Ok(fifo) => fifo,
+        let fifos = make_fifo(&dir.fifo_path())
+            .and_then(|start| Ok((start, make_fifo(&dir.done_fifo_path())?)));
+        let (fifo, done_fifo) = match fifos {
+            Ok(fifos) => fifos,
             Err(e) => {
                 let _ = dir.remove();
                 return Err(e);
@@ -91,6 +94,7 @@ impl Container {
                         unshare,
                         channel: init_end,
                         exec_fifo: fifo,
+                        exec_done: done_fifo,
                         console_socket: console,
                         no_pivot: opts.no_pivot,
                         no_new_keyring: opts.no_new_keyring,
@@ -298,12 +302,12 @@ fn split_flags(plan: &NamespacePlan) -> Result<(CloneFlags, CloneFlags)> {
     Ok((at_clone, plan.clone_flags - at_clone))
 }
 
-/// The fifo `start` writes to. Opened read-write here so the open never blocks; the init inherits
-/// it and reads, so `start`'s open fails with ENXIO once the init is gone.
-fn make_exec_fifo(dir: &StateDir) -> Result<OwnedFd> {
-    let path = dir.fifo_path();
-    mkfifo(&path, Mode::from_bits_truncate(0o600)).sys_path("create exec fifo", &path)?;
-    open(&path, OFlag::O_RDWR | OFlag::O_CLOEXEC, Mode::empty()).sys_path("open exec fifo", &path)
+/// The fifos between `start` and the init (`exec.fifo`: start → init, `exec.done`: init → start).
+/// Opened read-write here so the open never blocks; the init inherits them (O_CLOEXEC), so a
+/// reader sees end-of-file, and a writer's open ENXIO, once the init has exec'd or died.
+fn make_fifo(path: &Path) -> Result<OwnedFd> {
+    mkfifo(path, Mode::from_bits_truncate(0o600)).sys_path("create fifo", path)?;
+    open(path, OFlag::O_RDWR | OFlag::O_CLOEXEC, Mode::empty()).sys_path("open fifo", path)
 }
 
 /// In the fresh child: close its copies of descriptors only the runtime may hold.

@@ -47,8 +47,8 @@ impl Container {
             let mut state = record.state.clone();
             state.status = Status::Stopped;
             // The spec: a failed poststop hook is a warning; the container is gone either way.
-            if let Err(e) = hooks::run(HookKind::Poststop, poststop, &state) {
-                log::warn!("{e}");
+            for failure in hooks::run_all(HookKind::Poststop, poststop, &state) {
+                log::warn!("{failure}");
             }
         }
         Ok(())

@@ -7,6 +7,7 @@ use super::Container;
 use crate::error::{Error, SysContext};
 use crate::hooks::{self, HookKind};
 use crate::{Result, Status};
+use std::os::fd::{AsFd, OwnedFd};
 
 impl Container {
     /// `start`: releases the init blocked on the exec fifo; it then execs the user's process.
@@ -22,6 +23,14 @@ impl Container {
             });
         }
         let fifo = self.dir.fifo_path();
+        let done_path = self.dir.done_fifo_path();
+        // Opened before releasing the init, so its "about to exec" byte cannot be missed.
+        let done = open(
+            &done_path,
+            OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .sys_path("open exec done fifo", &done_path)?;
         // Non-blocking: if the init died after the status check there is no reader, and the open
         // fails with ENXIO instead of hanging.
         let fd = match open(
@@ -40,24 +49,45 @@ impl Container {
             Err(e) => return Err(e).sys_path("open exec fifo", &fifo),
         };
         nix::unistd::write(&fd, b"0").sys_path("write exec fifo", &fifo)?;
+        drop(fd);
+        let exec_reached = wait_for_exec(&done).sys_path("read exec done fifo", &done_path)?;
         // The fifo's absence is what makes the status `running` from now on.
-        std::fs::remove_file(&fifo).map_err(|source| Error::Io {
-            step: "remove exec fifo",
-            path: fifo,
-            source,
-        })?;
-        let poststart = self
+        for path in [&fifo, &done_path] {
+            std::fs::remove_file(path).map_err(|source| Error::Io {
+                step: "remove fifo",
+                path: path.to_path_buf(),
+                source,
+            })?;
+        }
+        if !exec_reached {
+            return Err(Error::InitLost {
+                step: "start",
+                detail: "the container's init exited before it could exec the process \
+                         (a startContainer hook or the exec failed: see the container's stderr)"
+                    .into(),
+            });
+        }
+        self.poststart()
+    }
+
+    /// The spec: a failed poststart hook is an error, and the container is stopped.
+    fn poststart(&self) -> Result<()> {
+        let Some(poststart) = self
             .record
             .hooks
             .as_ref()
-            .and_then(|h| h.poststart().clone());
-        if let Some(poststart) = poststart {
-            let mut state = self.record.state.clone();
-            state.status = Status::Running;
-            // The spec: a failed poststart hook is a warning; the container runs on.
-            if let Err(e) = hooks::run(HookKind::Poststart, &poststart, &state) {
-                log::warn!("{e}");
+            .and_then(|h| h.poststart().as_ref())
+        else {
+            return Ok(());
+        };
+        let mut state = self.record.state.clone();
+        state.status = Status::Running;
+        if let Err(e) = hooks::run(HookKind::Poststart, poststart, &state) {
+            if let Ok(init) = self.open_init(&self.record, "start") {
+                let _ = init.send_signal(nix::sys::signal::Signal::SIGKILL);
+                let _ = init.wait_exit(std::time::Duration::from_secs(10));
             }
+            return Err(e.into());
         }
         Ok(())
     }
@@ -83,6 +113,26 @@ impl Container {
                 Ok(_) | Err(Errno::EINTR) => continue,
                 Err(e) => return Err(e).sys("wait for container init"),
             }
+        }
+    }
+}
+
+/// Blocks until the init wrote its byte to `exec.done` (true) or closed it by dying (false).
+fn wait_for_exec(done: &OwnedFd) -> nix::Result<bool> {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    let mut byte = [0u8; 1];
+    loop {
+        match nix::unistd::read(done.as_fd(), &mut byte) {
+            Ok(n) => return Ok(n == 1),
+            Err(Errno::EAGAIN) => {
+                let mut fds = [PollFd::new(done.as_fd(), PollFlags::POLLIN)];
+                match poll(&mut fds, PollTimeout::NONE) {
+                    Ok(_) | Err(Errno::EINTR) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            Err(Errno::EINTR) => {}
+            Err(e) => return Err(e),
         }
     }
 }

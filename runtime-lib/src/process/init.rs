@@ -34,6 +34,8 @@ pub struct Init<'a> {
     pub channel: Channel,
     /// Read end of `<state>/exec.fifo`, opened read-write by the runtime so it never blocks.
     pub exec_fifo: OwnedFd,
+    /// Write end of `<state>/exec.done`: one byte right before the execve tells `start` it worked.
+    pub exec_done: OwnedFd,
     pub console_socket: Option<OwnedFd>,
     pub no_pivot: bool,
     pub no_new_keyring: bool,
@@ -50,7 +52,13 @@ pub fn run(init: Init<'_>, sys: &dyn Syscall) -> i32 {
         }
     };
     let spec = init.spec;
-    if let Err(failure) = wait_for_start(init) {
+    let Init {
+        channel,
+        exec_fifo,
+        exec_done,
+        ..
+    } = init;
+    if let Err(failure) = wait_for_start(channel, &exec_fifo) {
         // The runtime is gone (create returned) by the time start is awaited: the container's
         // stderr is the only place left to say why.
         eprintln!("hull init: {failure}");
@@ -67,6 +75,8 @@ pub fn run(init: Init<'_>, sys: &dyn Syscall) -> i32 {
             return 1;
         }
     }
+    // `start` returns once it reads this (or end-of-file, if we died before getting here).
+    let _ = nix::unistd::write(&exec_done, b"1");
     let err = exec.exec();
     eprintln!(
         "hull init: {}",
@@ -264,20 +274,20 @@ pub(super) fn mark_fds_cloexec(first: u32) -> InitResult<()> {
 }
 
 /// Tells the runtime we are ready, waits for its go-ahead, then blocks until `start`.
-fn wait_for_start(init: Init<'_>) -> InitResult<()> {
-    init.channel
+fn wait_for_start(channel: Channel, exec_fifo: &OwnedFd) -> InitResult<()> {
+    channel
         .send(&Message::Ready)
         .init(InitStep::Sync, "ready")?;
-    match init.channel.recv() {
+    match channel.recv() {
         Ok(Message::Proceed) => {}
         other => return Err(unexpected(InitStep::Sync, other)),
     }
     // The runtime recorded us: from now on the container lives on its own.
     nix::sys::prctl::set_pdeathsig(None).init(InitStep::Sync, "prctl(PR_SET_PDEATHSIG)")?;
-    drop(init.channel);
+    drop(channel);
     let mut byte = [0u8; 1];
     loop {
-        match nix::unistd::read(init.exec_fifo.as_fd(), &mut byte) {
+        match nix::unistd::read(exec_fifo.as_fd(), &mut byte) {
             Ok(1) => return Ok(()),
             Ok(_) => {
                 return Err(InitFailure::new(InitStep::Sync)
