@@ -154,7 +154,8 @@ fn create(dev: &Device, root: &Root, bind: bool, sys: &dyn Syscall) -> InitResul
     let mode = Mode::from_bits_truncate(dev.mode);
     match sys.mknod(&node, dev.kind, mode, rdev) {
         Ok(()) => {}
-        Err(Errno::EEXIST) => return Ok(()),
+        // The spec: an existing file is fine only if it is the requested device.
+        Err(Errno::EEXIST) => return check_existing(dev, &dir, name, rdev),
         Err(Errno::EPERM) => return bind_host_device(dev, root, sys),
         Err(e) => return Err(fail(e)),
     }
@@ -162,6 +163,23 @@ fn create(dev: &Device, root: &Root, bind: bool, sys: &dyn Syscall) -> InitResul
     nix::sys::stat::fchmodat(&dir, name, mode, FchmodatFlags::FollowSymlink).map_err(fail)?;
     let (uid, gid) = (Some(Uid::from_raw(dev.uid)), Some(Gid::from_raw(dev.gid)));
     nix::unistd::fchownat(&dir, name, uid, gid, AtFlags::AT_SYMLINK_NOFOLLOW).map_err(fail)
+}
+
+fn check_existing(
+    dev: &Device,
+    dir: &std::os::fd::OwnedFd,
+    name: &std::ffi::OsStr,
+    rdev: u64,
+) -> InitResult<()> {
+    let st = nix::sys::stat::fstatat(dir, name, AtFlags::AT_SYMLINK_NOFOLLOW)
+        .map_err(|e| InitFailure::sys(InitStep::Devices, dev.path.display(), e))?;
+    let kind = SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits());
+    if kind == dev.kind && (kind == SFlag::S_IFIFO || st.st_rdev == rdev) {
+        return Ok(());
+    }
+    Err(InitFailure::new(InitStep::Devices)
+        .subject(dev.path.display())
+        .detail("a file that is not the requested device already exists there"))
 }
 
 /// A user namespace may not mknod: the host's node, bind-mounted onto an empty file, is the same
