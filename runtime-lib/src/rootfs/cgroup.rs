@@ -106,18 +106,6 @@ fn mount_v1(e: &Entry, cx: &Ctx<'_>) -> InitResult<()> {
             }
         }
     }
-    if e.opts.flags.contains(MsFlags::MS_RDONLY) {
-        // `ro` covers the tmpfs too (runc leaves it writable): nothing can be created beside the
-        // hierarchies.
-        let flags = MsFlags::MS_REMOUNT
-            | MsFlags::MS_RDONLY
-            | MsFlags::MS_NOSUID
-            | MsFlags::MS_NODEV
-            | MsFlags::MS_NOEXEC;
-        cx.sys
-            .mount(None, &resolve::fd_path(&dir), None, flags, Some("mode=755"))
-            .map_err(e.fail("remount read-only"))?;
-    }
     Ok(())
 }
 

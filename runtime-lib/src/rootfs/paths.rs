@@ -18,7 +18,12 @@ pub(super) fn remount_readonly_mounts(spec: &Spec, sys: &dyn Syscall) -> InitRes
     for m in spec.mounts().as_deref().unwrap_or_default() {
         let e = Entry::from_spec(m)?;
         let is_dev = resolve::clean(&e.dest) == Path::new("/dev");
-        if !e.opts.flags.contains(MsFlags::MS_RDONLY) || !(e.kind == Kind::Tmpfs || is_dev) {
+        // A v1 `cgroup` mount is a tmpfs holding the hierarchies: `ro` covers it too (runc leaves
+        // it writable). Done here, after every mount, as later ones may mount inside it.
+        let is_cgroup = e.fstype == "cgroup";
+        if !e.opts.flags.contains(MsFlags::MS_RDONLY)
+            || !(e.kind == Kind::Tmpfs || is_dev || is_cgroup)
+        {
             continue;
         }
         // MS_REMOUNT|MS_BIND changes only the per-mount flags, which a user namespace may do.
