@@ -48,11 +48,17 @@ fn owner(state_dir: &Path) -> String {
     let Ok(meta) = std::fs::metadata(state_dir) else {
         return String::new();
     };
-    let uid = nix::unistd::Uid::from_raw(meta.uid());
-    match nix::unistd::User::from_uid(uid) {
-        Ok(Some(user)) => user.name,
-        _ => format!("#{uid}"),
-    }
+    let uid = meta.uid();
+    // /etc/passwd read directly: the static binary has no NSS modules to load.
+    std::fs::read_to_string("/etc/passwd")
+        .ok()
+        .and_then(|passwd| {
+            passwd.lines().find_map(|l| {
+                let f: Vec<&str> = l.split(':').collect();
+                (f.len() > 2 && f[2].parse() == Ok(uid)).then(|| f[0].to_string())
+            })
+        })
+        .unwrap_or_else(|| format!("#{uid}"))
 }
 
 /// runc's table: Go's tabwriter with minimum width 12 and padding 3; the last column is not padded.
