@@ -82,6 +82,9 @@ pub(crate) struct Record {
     /// The resources last applied (`update` merges into them).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<oci_spec::runtime::LinuxResources>,
+    /// linux.seccomp, which `exec`'d processes get too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seccomp: Option<oci_spec::runtime::LinuxSeccomp>,
 }
 
 /// Validates an id with runc's rule: `^[\w+\-\.]+$`, and not `.` or `..`.

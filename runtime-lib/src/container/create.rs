@@ -21,7 +21,7 @@ use crate::process::channel::{self, Channel, Message, RecvError};
 use crate::process::{init, spawn};
 use crate::state::{self, Record, State, StateDir, Status};
 use crate::syscall::LinuxSyscall;
-use crate::{cgroups, tty, user, Result};
+use crate::{cgroups, seccomp, tty, user, Result};
 
 impl Container {
     /// `create`: validates the bundle, makes the state directory, forks the init into its
@@ -43,6 +43,11 @@ impl Container {
         let linux = bundle.spec.linux().as_ref();
         let mut cgroup = cgroups::new(linux.and_then(|l| l.cgroups_path().as_deref()), id)?;
         let resources = cgroups::container_resources(&bundle.spec);
+        let seccomp_filter = linux
+            .and_then(|l| l.seccomp().as_ref())
+            .map(seccomp::compile)
+            .transpose()?;
+        let seccomp_ref = seccomp_filter.as_ref();
         for warning in cgroups::warnings(&resources) {
             log::warn!("{warning}");
         }
@@ -95,6 +100,7 @@ impl Container {
                         channel: init_end,
                         exec_fifo: fifo,
                         exec_done: done_fifo,
+                        seccomp: seccomp_ref,
                         console_socket: console,
                         no_pivot: opts.no_pivot,
                         no_new_keyring: opts.no_new_keyring,
@@ -212,6 +218,11 @@ fn follow_init(
         hooks: bundle.spec.hooks().clone(),
         cgroups: Some(cgroup.manager.paths().clone()),
         resources: Some(cgroup.resources.clone()),
+        seccomp: bundle
+            .spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.seccomp().clone()),
     };
     dir.write(&record)?;
     if let Some(pid_file) = &opts.pid_file {

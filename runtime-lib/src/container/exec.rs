@@ -59,6 +59,12 @@ impl Container {
             });
         }
         let plan = join_plan(record.state.pid)?;
+        let filter = record
+            .seccomp
+            .as_ref()
+            .map(crate::seccomp::compile)
+            .transpose()?;
+        let filter_ref = filter.as_ref();
         let console = opts
             .console_socket
             .as_deref()
@@ -81,6 +87,7 @@ impl Container {
                     channel: child_end,
                     console_socket: console,
                     preserve_fds: opts.preserve_fds,
+                    seccomp: filter_ref,
                 },
                 &LinuxSyscall,
             )

@@ -14,7 +14,7 @@ use super::init::{await_cgroups, io_failure, mark_fds_cloexec, Executable};
 use crate::error::{InitFailure, InitResult, InitStep, SysContext};
 use crate::namespaces::NamespacePlan;
 use crate::syscall::Syscall;
-use crate::{capabilities, rlimits, tty, user};
+use crate::{capabilities, rlimits, seccomp, tty, user};
 
 pub struct Exec<'a> {
     pub process: &'a Process,
@@ -22,6 +22,7 @@ pub struct Exec<'a> {
     pub channel: Channel,
     pub console_socket: Option<OwnedFd>,
     pub preserve_fds: u32,
+    pub seccomp: Option<&'a crate::seccomp::Filter>,
 }
 
 /// Runs in the forked child; returns only on failure (the child's exit code).
@@ -59,6 +60,11 @@ fn prepare(exec: &Exec<'_>, sys: &dyn Syscall) -> InitResult<Executable> {
         .init(InitStep::OomScoreAdj, adj)?;
     }
     rlimits::apply(process.rlimits().as_deref().unwrap_or_default())?;
+    let no_new_privileges = process.no_new_privileges().unwrap_or(false);
+    // As in the init: without no_new_privs, while the capabilities to load it are still there.
+    if let (Some(filter), false) = (exec.seccomp, no_new_privileges) {
+        seccomp::install(filter)?;
+    }
     capabilities::prepare(process.capabilities().as_ref())?;
     user::set_user(process.user(), sys)?;
     capabilities::apply(process.capabilities().as_ref())?;
@@ -69,5 +75,8 @@ fn prepare(exec: &Exec<'_>, sys: &dyn Syscall) -> InitResult<Executable> {
         .init(InitStep::Cwd, process.cwd().display())?;
     let executable = Executable::resolve(process)?;
     mark_fds_cloexec(3 + exec.preserve_fds)?;
+    if let (Some(filter), true) = (exec.seccomp, no_new_privileges) {
+        seccomp::install(filter)?;
+    }
     Ok(executable)
 }

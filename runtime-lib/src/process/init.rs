@@ -20,7 +20,7 @@ use crate::error::{InitFailure, InitResult, InitStep, SysContext};
 use crate::hooks::{self, HookKind};
 use crate::namespaces::NamespacePlan;
 use crate::syscall::Syscall;
-use crate::{capabilities, rlimits, rootfs, sysctl, tty, user};
+use crate::{capabilities, rlimits, rootfs, seccomp, sysctl, tty, user};
 
 /// Everything the init needs, handed over in memory by the fork (nothing is serialised).
 pub struct Init<'a> {
@@ -36,6 +36,8 @@ pub struct Init<'a> {
     pub exec_fifo: OwnedFd,
     /// Write end of `<state>/exec.done`: one byte right before the execve tells `start` it worked.
     pub exec_done: OwnedFd,
+    /// linux.seccomp, compiled by the runtime.
+    pub seccomp: Option<&'a crate::seccomp::Filter>,
     pub console_socket: Option<OwnedFd>,
     pub no_pivot: bool,
     pub no_new_keyring: bool,
@@ -52,6 +54,12 @@ pub fn run(init: Init<'_>, sys: &dyn Syscall) -> i32 {
         }
     };
     let spec = init.spec;
+    let nnp = spec
+        .process()
+        .as_ref()
+        .and_then(|p| p.no_new_privileges())
+        .unwrap_or(false);
+    let seccomp_last = init.seccomp.filter(|_| nnp);
     let Init {
         channel,
         exec_fifo,
@@ -77,6 +85,13 @@ pub fn run(init: Init<'_>, sys: &dyn Syscall) -> i32 {
     }
     // `start` returns once it reads this (or end-of-file, if we died before getting here).
     let _ = nix::unistd::write(&exec_done, b"1");
+    // With no_new_privs, as late as possible: the fewest syscalls of ours run under the filter.
+    if let Some(filter) = seccomp_last {
+        if let Err(failure) = seccomp::install(filter) {
+            eprintln!("hull init: {failure}");
+            return 1;
+        }
+    }
     let err = exec.exec();
     eprintln!(
         "hull init: {}",
@@ -159,6 +174,11 @@ fn prepare(init: &Init<'_>, sys: &dyn Syscall) -> InitResult<(Executable, Option
     }
     rlimits::apply(process.rlimits().as_deref().unwrap_or_default())?;
 
+    let no_new_privileges = process.no_new_privileges().unwrap_or(false);
+    // Without no_new_privs loading a filter needs CAP_SYS_ADMIN: before the capabilities go.
+    if let (Some(filter), false) = (init.seccomp, no_new_privileges) {
+        seccomp::install(filter)?;
+    }
     capabilities::prepare(process.capabilities().as_ref())?;
     user::set_user(process.user(), sys)?;
     capabilities::apply(process.capabilities().as_ref())?;
