@@ -16,7 +16,7 @@ fn target_dir() -> PathBuf {
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"))
 }
 
-/// HULL_BIN if set; otherwise `cargo build -p hull-cli` (a no-op when fresh) and its output.
+/// HULL_BIN if set; otherwise `cargo rustc -p hull-cli` (a no-op when fresh) and its output.
 fn hull() -> PathBuf {
     if let Some(bin) = std::env::var_os("HULL_BIN") {
         return PathBuf::from(bin);
@@ -25,8 +25,11 @@ fn hull() -> PathBuf {
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml");
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let status = Command::new(cargo)
-        .args(["build", "--quiet", "-p", "hull-cli", "--manifest-path"])
+        .args(["rustc", "--quiet", "-p", "hull-cli", "--bin", "hull", "--manifest-path"])
         .arg(&manifest)
+        // As the integration tests build it (one static executable), so the two never rebuild
+        // each other's binary.
+        .args(["--", "-C", "target-feature=+crt-static", "-C", "relocation-model=static"])
         .env("CARGO_TARGET_DIR", &target)
         .status()
         .expect("run cargo build -p hull-cli");

@@ -32,7 +32,9 @@ pub fn prepare(spec: &Spec, rootfs: &Path, sys: &dyn Syscall) -> InitResult<()> 
     let root_flags = rootfs_propagation(spec)?.unwrap_or(MsFlags::MS_SLAVE | MsFlags::MS_REC);
     sys.mount(None, Path::new("/"), None, root_flags, None)
         .map_err(|e| InitFailure::sys(InitStep::RootfsPropagation, "/", e))?;
-    make_parent_private(rootfs, sys)?;
+    // A slave parent is fine for pivot_root, and keeps rootfsPropagation=slave meaningful.
+    let keep_slave = root_flags.contains(MsFlags::MS_SLAVE);
+    make_parent_private(rootfs, keep_slave, sys)?;
     let bind = MsFlags::MS_BIND | MsFlags::MS_REC;
     sys.mount(Some(rootfs), rootfs, None, bind, None)
         .map_err(|e| InitFailure::sys(InitStep::RootfsBind, rootfs.display(), e))?;
@@ -111,7 +113,7 @@ fn rootfs_propagation(spec: &Spec) -> InitResult<Option<MsFlags>> {
 
 /// The bind of the rootfs must not propagate to other namespaces, and pivot_root refuses a shared
 /// parent: a shared mount holding the rootfs becomes private (runc's rootfsParentMountPrivate).
-fn make_parent_private(rootfs: &Path, sys: &dyn Syscall) -> InitResult<()> {
+fn make_parent_private(rootfs: &Path, slave: bool, sys: &dyn Syscall) -> InitResult<()> {
     let step = InitStep::RootfsPropagation;
     let mounts = Process::myself().and_then(|p| p.mountinfo()).map_err(|e| {
         InitFailure::new(step)
@@ -130,7 +132,12 @@ fn make_parent_private(rootfs: &Path, sys: &dyn Syscall) -> InitResult<()> {
         .iter()
         .any(|f| matches!(f, MountOptFields::Shared(_)))
     {
-        sys.mount(None, &parent.mount_point, None, MsFlags::MS_PRIVATE, None)
+        let flags = if slave {
+            MsFlags::MS_SLAVE
+        } else {
+            MsFlags::MS_PRIVATE
+        };
+        sys.mount(None, &parent.mount_point, None, flags, None)
             .map_err(|e| InitFailure::sys(step, parent.mount_point.display(), e))?;
     }
     Ok(())
