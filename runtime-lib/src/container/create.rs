@@ -1,7 +1,7 @@
 //! `create`: the runtime's side of the init protocol (see `process::channel`), which reads side by
 //! side with `process::init`.
 
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::path::Path;
 
 use nix::fcntl::{open, OFlag};
@@ -21,7 +21,7 @@ use crate::process::channel::{self, Channel, Message, RecvError};
 use crate::process::{init, spawn};
 use crate::state::{self, Record, State, StateDir, Status};
 use crate::syscall::LinuxSyscall;
-use crate::{cgroups, seccomp, tty, user, Result};
+use crate::{cgroups, netdev, seccomp, tty, user, Result};
 
 impl Container {
     /// `create`: validates the bundle, makes the state directory, forks the init into its
@@ -48,6 +48,20 @@ impl Container {
             .map(seccomp::compile)
             .transpose()?;
         let seccomp_ref = seccomp_filter.as_ref();
+        let net_devices = match linux.and_then(|l| l.net_devices().as_ref()) {
+            Some(devices) if !devices.is_empty() => {
+                // The namespace must exist right after the clone, when the runtime moves them.
+                if !clone_flags.contains(CloneFlags::CLONE_NEWNET) {
+                    return Err(Error::Unsupported {
+                        feature: "linux.netDevices without a new network namespace made at clone \
+                                  (none, or one joined by path)"
+                            .into(),
+                    });
+                }
+                netdev::plan(devices)?
+            }
+            _ => Vec::new(),
+        };
         for warning in cgroups::warnings(&resources) {
             log::warn!("{warning}");
         }
@@ -121,6 +135,7 @@ impl Container {
         let cg = CgroupSetup {
             manager: &mut *cgroup,
             resources: &resources,
+            net_devices: &net_devices,
         };
         match follow_init(&runtime_end, pid, id, &bundle, opts, &dir, cg) {
             Ok(record) => {
@@ -159,6 +174,16 @@ fn follow_init(
 ) -> Result<Record> {
     // Before the init runs a step: its cgroup holds it (and its namespace is made from it).
     cgroup.manager.apply(pid, Some(cgroup.resources))?;
+    if !cgroup.net_devices.is_empty() {
+        let path = format!("/proc/{pid}/ns/net");
+        let netns = nix::fcntl::open(
+            path.as_str(),
+            OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .sys_path("open network namespace", &path)?;
+        netdev::move_into(cgroup.net_devices, netns.as_fd())?;
+    }
     channel
         .send(&Message::CgroupsApplied)
         .sys("send cgroups applied")?;
@@ -250,6 +275,8 @@ fn follow_init(
 struct CgroupSetup<'a> {
     manager: &'a mut dyn cgroups::Manager,
     resources: &'a LinuxResources,
+    /// linux.netDevices: (host name, container name), moved in once the init exists.
+    net_devices: &'a [(String, String)],
 }
 
 /// The init closed the channel without a word: say how it ended.

@@ -20,7 +20,7 @@ use crate::error::{InitFailure, InitResult, InitStep, SysContext};
 use crate::hooks::{self, HookKind};
 use crate::namespaces::NamespacePlan;
 use crate::syscall::Syscall;
-use crate::{capabilities, rlimits, rootfs, seccomp, sysctl, tty, user};
+use crate::{capabilities, netdev, rlimits, rootfs, seccomp, sysctl, tty, user};
 
 /// Everything the init needs, handed over in memory by the fork (nothing is serialised).
 pub struct Init<'a> {
@@ -127,6 +127,9 @@ fn prepare(init: &Init<'_>, sys: &dyn Syscall) -> InitResult<(Executable, Option
         .any(|(t, _)| *t == LinuxNamespaceType::User);
     if new_userns || joined_userns {
         become_root(sys)?;
+    }
+    if let Some(devices) = linux.and_then(|l| l.net_devices().as_ref()) {
+        netdev::set_up(devices)?;
     }
     nix::unistd::setsid().init(InitStep::Console, "setsid")?;
     if !init.no_new_keyring {
