@@ -21,7 +21,7 @@ use crate::process::channel::{self, Channel, Message, RecvError};
 use crate::process::{init, spawn};
 use crate::state::{self, Record, State, StateDir, Status};
 use crate::syscall::LinuxSyscall;
-use crate::{cgroups, netdev, seccomp, tty, user, Result};
+use crate::{cgroups, netdev, process_attrs, seccomp, tty, user, Result};
 
 impl Container {
     /// `create`: validates the bundle, makes the state directory, forks the init into its
@@ -32,6 +32,8 @@ impl Container {
         state::validate_id(id)?;
         let bundle = Bundle::load(&opts.bundle)?;
         check_terminal(&bundle.spec, opts)?;
+        process_attrs::validate(&bundle.spec)?;
+        process_attrs::check_unsupported(&bundle.spec)?;
         let plan = NamespacePlan::from_spec(&bundle.spec)?;
         let (mut clone_flags, mut unshare) = split_flags(&plan)?;
         // The cgroup namespace must be made after the init joined its cgroup, so the container

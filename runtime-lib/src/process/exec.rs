@@ -14,7 +14,7 @@ use super::init::{await_cgroups, io_failure, mark_fds_cloexec, Executable};
 use crate::error::{InitFailure, InitResult, InitStep, SysContext};
 use crate::namespaces::NamespacePlan;
 use crate::syscall::Syscall;
-use crate::{capabilities, rlimits, seccomp, tty, user};
+use crate::{capabilities, process_attrs, rlimits, seccomp, tty, user};
 
 pub struct Exec<'a> {
     pub process: &'a Process,
@@ -60,6 +60,8 @@ fn prepare(exec: &Exec<'_>, sys: &dyn Syscall) -> InitResult<Executable> {
         .init(InitStep::OomScoreAdj, adj)?;
     }
     rlimits::apply(process.rlimits().as_deref().unwrap_or_default())?;
+    process_attrs::apply_scheduler(process.scheduler().as_ref())?;
+    process_attrs::apply_io_priority(process.io_priority().as_ref())?;
     let no_new_privileges = process.no_new_privileges().unwrap_or(false);
     // As in the init: without no_new_privs, while the capabilities to load it are still there.
     if let (Some(filter), false) = (exec.seccomp, no_new_privileges) {

@@ -20,7 +20,7 @@ use crate::error::{InitFailure, InitResult, InitStep, SysContext};
 use crate::hooks::{self, HookKind};
 use crate::namespaces::NamespacePlan;
 use crate::syscall::Syscall;
-use crate::{capabilities, netdev, rlimits, rootfs, seccomp, sysctl, tty, user};
+use crate::{capabilities, netdev, process_attrs, rlimits, rootfs, seccomp, sysctl, tty, user};
 
 /// Everything the init needs, handed over in memory by the fork (nothing is serialised).
 pub struct Init<'a> {
@@ -176,6 +176,10 @@ fn prepare(init: &Init<'_>, sys: &dyn Syscall) -> InitResult<(Executable, Option
         .init(InitStep::OomScoreAdj, adj)?;
     }
     rlimits::apply(process.rlimits().as_deref().unwrap_or_default())?;
+    // While the init still has every capability (FIFO/RR/DEADLINE and RT I/O need CAP_SYS_NICE).
+    process_attrs::apply_scheduler(process.scheduler().as_ref())?;
+    process_attrs::apply_io_priority(process.io_priority().as_ref())?;
+    process_attrs::apply_memory_policy(linux.and_then(|l| l.memory_policy().as_ref()))?;
 
     let no_new_privileges = process.no_new_privileges().unwrap_or(false);
     // Without no_new_privs loading a filter needs CAP_SYS_ADMIN: before the capabilities go.
@@ -192,6 +196,8 @@ fn prepare(init: &Init<'_>, sys: &dyn Syscall) -> InitResult<(Executable, Option
         .init(InitStep::Cwd, process.cwd().display())?;
 
     let exec = Executable::resolve(process)?;
+    // Last, as runc: a 32-bit personality changes how the kernel reports the machine from now on.
+    process_attrs::apply_personality(linux.and_then(|l| l.personality().as_ref()))?;
     mark_fds_cloexec(3 + init.preserve_fds)?;
     Ok((exec, state))
 }
