@@ -75,7 +75,6 @@ enum Command {
 }
 
 fn main() {
-    restore_sigpipe();
     let args = runc_style_args(std::env::args_os());
     let cli = match parse(&args) {
         Ok(cli) => cli,
@@ -95,14 +94,6 @@ fn main() {
     }
 }
 
-/// Rust starts every program with SIGPIPE ignored, and an ignored signal stays ignored across
-/// execve: without this, every container's process would inherit it (`yes | head` would spin on
-/// EPIPE). Default disposition, as runc's processes have.
-fn restore_sigpipe() {
-    use nix::sys::signal::{signal, SigHandler, Signal};
-    // SAFETY: installs the default disposition, no handler code; nothing else runs yet.
-    let _ = unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) };
-}
 
 fn parse(args: &[OsString]) -> Result<Cli, clap::Error> {
     Cli::try_parse_from(args)
