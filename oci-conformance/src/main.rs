@@ -46,6 +46,10 @@ struct Args {
     /// Print the observed detail of passing assertions too.
     #[arg(long)]
     verbose: bool,
+    /// `CASE/CLAUSE-TEXT=REASON`: a behaviour the runtime keeps on purpose against the spec. Its
+    /// failures are printed as TAP TODO lines with the reason, and not counted as failed.
+    #[arg(long, value_name = "CASE/TEXT=REASON")]
+    deviation: Vec<String>,
 }
 
 fn main() {
@@ -86,6 +90,18 @@ fn run(args: Args) -> Result<usize, String> {
     }
     let workspace = host::Workspace::new(&args.workdir, &args.busybox, &checker)?;
     let mut ctx = workspace.context(runtime.clone(), args.verbose, args.filter);
+    for d in &args.deviation {
+        let parsed = d
+            .split_once('=')
+            .and_then(|(key, reason)| key.split_once('/').map(|(c, t)| (c, t, reason)));
+        match parsed {
+            Some((case, text, reason)) => ctx.tap.deviate(case, text, reason),
+            None => {
+                eprintln!("--deviation {d:?}: want CASE/CLAUSE-TEXT=REASON");
+                std::process::exit(2);
+            }
+        }
+    }
     ctx.tap
         .comment(format!("runtime under test: {}", runtime.display()));
     ctx.tap

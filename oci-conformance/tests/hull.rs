@@ -25,11 +25,25 @@ fn hull() -> PathBuf {
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml");
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let status = Command::new(cargo)
-        .args(["rustc", "--quiet", "-p", "hull-cli", "--bin", "hull", "--manifest-path"])
+        .args([
+            "rustc",
+            "--quiet",
+            "-p",
+            "hull-cli",
+            "--bin",
+            "hull",
+            "--manifest-path",
+        ])
         .arg(&manifest)
         // As the integration tests build it (one static executable), so the two never rebuild
         // each other's binary.
-        .args(["--", "-C", "target-feature=+crt-static", "-C", "relocation-model=static"])
+        .args([
+            "--",
+            "-C",
+            "target-feature=+crt-static",
+            "-C",
+            "relocation-model=static",
+        ])
         .env("CARGO_TARGET_DIR", &target)
         .status()
         .expect("run cargo build -p hull-cli");
@@ -48,13 +62,19 @@ fn hull_passes_every_observable_clause() {
     let out = Command::new(env!("CARGO_BIN_EXE_oci-conformance"))
         .arg("--runtime")
         .arg(&hull)
+        // The one place hull keeps runc's behaviour over runtime.md: containerd's runc shim deletes
+        // a created (never started) task with a plain `delete`, so refusing it would strand tasks.
+        .arg("--deviation=operations-wrong-status/delete=containerd deletes created containers without --force, as runc and crun allow")
         .output()
         .expect("run oci-conformance");
     let stdout = String::from_utf8_lossy(&out.stdout);
     // Shown by the test harness when the assertion fails (and with --nocapture).
     println!("{stdout}");
     eprintln!("{}", String::from_utf8_lossy(&out.stderr));
-    let failures: Vec<&str> = stdout.lines().filter(|l| l.starts_with("not ok")).collect();
+    let failures: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.starts_with("not ok") && !l.contains("# TODO deliberate deviation"))
+        .collect();
     let summary = stdout.lines().last().unwrap_or("no summary");
     assert!(
         out.status.success() && failures.is_empty(),
