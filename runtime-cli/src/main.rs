@@ -94,7 +94,6 @@ fn main() {
     }
 }
 
-
 fn parse(args: &[OsString]) -> Result<Cli, clap::Error> {
     Cli::try_parse_from(args)
 }
