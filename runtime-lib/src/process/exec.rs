@@ -10,11 +10,11 @@ use std::os::fd::OwnedFd;
 use oci_spec::runtime::Process;
 
 use super::channel::{Channel, Message};
-use super::init::{await_cgroups, io_failure, mark_fds_cloexec, Executable};
+use super::init::{await_cgroups, io_failure, mark_fds_cloexec, take_identity, Executable};
 use crate::error::{InitFailure, InitResult, InitStep, SysContext};
 use crate::namespaces::NamespacePlan;
 use crate::syscall::Syscall;
-use crate::{capabilities, process_attrs, rlimits, seccomp, tty, user};
+use crate::{process_attrs, rlimits, seccomp, tty};
 
 pub struct Exec<'a> {
     pub process: &'a Process,
@@ -62,17 +62,8 @@ fn prepare(exec: &Exec<'_>, sys: &dyn Syscall) -> InitResult<Executable> {
     rlimits::apply(process.rlimits().as_deref().unwrap_or_default())?;
     process_attrs::apply_scheduler(process.scheduler().as_ref())?;
     process_attrs::apply_io_priority(process.io_priority().as_ref())?;
+    take_identity(process, exec.seccomp, sys)?;
     let no_new_privileges = process.no_new_privileges().unwrap_or(false);
-    // As in the init: without no_new_privs, while the capabilities to load it are still there.
-    if let (Some(filter), false) = (exec.seccomp, no_new_privileges) {
-        seccomp::install(filter)?;
-    }
-    capabilities::prepare(process.capabilities().as_ref())?;
-    user::set_user(process.user(), sys)?;
-    capabilities::apply(process.capabilities().as_ref())?;
-    if process.no_new_privileges().unwrap_or(false) {
-        nix::sys::prctl::set_no_new_privs().init(InitStep::NoNewPrivileges, "prctl")?;
-    }
     sys.chdir(process.cwd())
         .init(InitStep::Cwd, process.cwd().display())?;
     let executable = Executable::resolve(process)?;

@@ -181,17 +181,7 @@ fn prepare(init: &Init<'_>, sys: &dyn Syscall) -> InitResult<(Executable, Option
     process_attrs::apply_io_priority(process.io_priority().as_ref())?;
     process_attrs::apply_memory_policy(linux.and_then(|l| l.memory_policy().as_ref()))?;
 
-    let no_new_privileges = process.no_new_privileges().unwrap_or(false);
-    // Without no_new_privs loading a filter needs CAP_SYS_ADMIN: before the capabilities go.
-    if let (Some(filter), false) = (init.seccomp, no_new_privileges) {
-        seccomp::install(filter)?;
-    }
-    capabilities::prepare(process.capabilities().as_ref())?;
-    user::set_user(process.user(), sys)?;
-    capabilities::apply(process.capabilities().as_ref())?;
-    if process.no_new_privileges().unwrap_or(false) {
-        nix::sys::prctl::set_no_new_privs().init(InitStep::NoNewPrivileges, "prctl")?;
-    }
+    take_identity(process, init.seccomp, sys)?;
     sys.chdir(Path::new(process.cwd()))
         .init(InitStep::Cwd, process.cwd().display())?;
 
@@ -216,6 +206,27 @@ fn create_hooks(hooks: &Hooks, channel: &Channel) -> InitResult<crate::State> {
     hooks::run(HookKind::CreateContainer, create, &state)
         .map_err(|f| InitFailure::new(InitStep::Hooks).detail(f.to_string()))?;
     Ok(state)
+}
+
+/// The process's user and privileges, shared by the init and `exec`: seccomp first when it needs
+/// the capabilities about to go (no no_new_privs: loading a filter then needs CAP_SYS_ADMIN), then
+/// the bounding set, user, the other capability sets, no_new_privs.
+pub(super) fn take_identity(
+    process: &Process,
+    filter: Option<&seccomp::Filter>,
+    sys: &dyn Syscall,
+) -> InitResult<()> {
+    let no_new_privileges = process.no_new_privileges().unwrap_or(false);
+    if let (Some(filter), false) = (filter, no_new_privileges) {
+        seccomp::install(filter)?;
+    }
+    capabilities::prepare(process.capabilities().as_ref())?;
+    user::set_user(process.user(), sys)?;
+    capabilities::apply(process.capabilities().as_ref())?;
+    if no_new_privileges {
+        nix::sys::prctl::set_no_new_privs().init(InitStep::NoNewPrivileges, "prctl")?;
+    }
+    Ok(())
 }
 
 /// Until the runtime confirms, the init must not outlive it: a half-made container nobody knows of
