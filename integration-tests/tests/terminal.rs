@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use integration_tests::console::read_until_closed;
-use integration_tests::{Bundle, ConsoleSocket, Runtime};
+use integration_tests::{only_hull, Bundle, ConsoleSocket, Runtime};
 use serde_json::json;
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -110,4 +110,19 @@ fn console_socket_without_terminal_is_refused() {
         .failed()
         .stderr_has(&["console"]);
     rt.assert_no_leaks(&b, &[&id]);
+}
+
+/// runc's foreground `run` with a terminal and no console socket: the runtime takes the pty master
+/// itself and relays the container's terminal to its own stdout.
+#[test]
+fn foreground_run_relays_its_own_pty() {
+    if !only_hull("runc opens /dev/tty, so it needs the caller to have a controlling terminal") {
+        return;
+    }
+    let rt = Runtime::new();
+    let b = terminal_bundle("tty; test -t 0 && test -t 1 && echo all-tty; exit 5");
+    let out = rt.run(&b);
+    assert_eq!(out.code(), 5, "{out}");
+    let lines: Vec<&str> = out.out().lines().map(str::trim).collect();
+    assert_eq!(lines, ["/dev/pts/0", "all-tty"], "{out}");
 }

@@ -1,5 +1,6 @@
 //! One file per verb: parse → one library call → print, or a [`Failure`] for `main` to log.
 
+pub mod console;
 pub mod create;
 pub mod delete;
 pub mod events;

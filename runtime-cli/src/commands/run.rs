@@ -3,6 +3,7 @@ use hull::Container;
 use nix::sys::signal::{kill, SigSet, Signal};
 use nix::unistd::Pid;
 
+use super::console::{ConsoleSocket, Relay};
 use super::create::CreateArgs;
 use super::{Ctx, Outcome};
 use crate::log::Failure;
@@ -37,8 +38,24 @@ const FORWARDED: [Signal; 6] = [
 
 pub fn run(ctx: &Ctx, args: Run) -> Outcome {
     let in_run = |f: Failure| f.during("run");
-    let opts = args.opts.options(ctx).map_err(in_run)?;
+    let mut opts = args.opts.options(ctx).map_err(in_run)?;
+    // runc's foreground terminal: hull takes the pty master itself and relays its own stdio.
+    let console = if !args.detach && opts.console_socket.is_none() && wants_terminal(&opts.bundle) {
+        let socket = ConsoleSocket::new().map_err(in_run)?;
+        opts.console_socket = Some(socket.path());
+        Some(socket)
+    } else {
+        None
+    };
     let mut c = Container::create(&args.id, &opts).map_err(|e| in_run(e.into()))?;
+    let master = match console.as_ref().map(ConsoleSocket::receive).transpose() {
+        Ok(master) => master,
+        Err(e) => {
+            let _ = c.delete(true);
+            return Err(in_run(e));
+        }
+    };
+    drop(console);
     ctx.log.debug(&format!(
         "created container {} with init pid {}",
         args.id,
@@ -56,7 +73,12 @@ pub fn run(ctx: &Ctx, args: Run) -> Outcome {
     if args.detach {
         return Ok(0);
     }
-    let status = c.wait().map_err(|e| in_run(e.into()))?;
+    let relay = master.map(Relay::start).transpose().map_err(in_run)?;
+    let status = c.wait().map_err(|e| in_run(e.into()));
+    if let Some(relay) = relay {
+        relay.finish();
+    }
+    let status = status?;
     ctx.log.debug(&format!(
         "container {} exited with status {status}",
         args.id
@@ -65,6 +87,15 @@ pub fn run(ctx: &Ctx, args: Run) -> Outcome {
         c.delete(true).map_err(|e| in_run(e.into()))?;
     }
     Ok(status)
+}
+
+/// process.terminal from the bundle's config.json (create validates the rest).
+fn wants_terminal(bundle: &std::path::Path) -> bool {
+    std::fs::read(bundle.join("config.json"))
+        .ok()
+        .and_then(|data| serde_json::from_slice::<serde_json::Value>(&data).ok())
+        .and_then(|config| config.pointer("/process/terminal")?.as_bool())
+        .unwrap_or(false)
 }
 
 /// Blocks the forwarded signals in this thread and hands them to a thread that sends each to the

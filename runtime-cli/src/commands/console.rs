@@ -1,0 +1,146 @@
+//! `run` in the foreground with `process.terminal` and no `--console-socket`: as runc, hull is its
+//! own console socket, receives the pty master, and relays the caller's stdio to it (raw mode and the
+//! window size taken from the caller's terminal, when it has one).
+
+use std::io::{IoSliceMut, Read, Write};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::net::UnixListener;
+use std::path::PathBuf;
+
+use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+use nix::sys::termios::{self, SetArg, Termios};
+
+use crate::log::Failure;
+
+/// A listening socket in a private temporary directory, the `--console-socket` given to create.
+pub struct ConsoleSocket {
+    dir: PathBuf,
+    listener: UnixListener,
+}
+
+impl ConsoleSocket {
+    pub fn new() -> Result<ConsoleSocket, Failure> {
+        let dir = std::env::temp_dir().join(format!("hull-console-{}", std::process::id()));
+        std::fs::create_dir(&dir)
+            .map_err(|e| Failure::msg(format!("create {dir:?}: {}", crate::log::io_message(&e))))?;
+        let path = dir.join("console.sock");
+        match UnixListener::bind(&path) {
+            Ok(listener) => Ok(ConsoleSocket { dir, listener }),
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(&dir);
+                Err(Failure::msg(format!(
+                    "listen on {path:?}: {}",
+                    crate::log::io_message(&e)
+                )))
+            }
+        }
+    }
+
+    pub fn path(&self) -> PathBuf {
+        self.dir.join("console.sock")
+    }
+
+    /// The pty master the container's init sent during create.
+    pub fn receive(&self) -> Result<OwnedFd, Failure> {
+        let fail = |what: &str| Failure::msg(format!("receive the console master: {what}"));
+        let (stream, _) = self
+            .listener
+            .accept()
+            .map_err(|e| fail(&crate::log::io_message(&e)))?;
+        let mut buf = [0u8; 4096];
+        let mut iov = [IoSliceMut::new(&mut buf)];
+        let mut space = nix::cmsg_space!([RawFd; 1]);
+        let msg = recvmsg::<()>(
+            stream.as_raw_fd(),
+            &mut iov,
+            Some(&mut space),
+            MsgFlags::MSG_CMSG_CLOEXEC,
+        )
+        .map_err(|e| fail(&e.desc().to_lowercase()))?;
+        for cmsg in msg.cmsgs().map_err(|e| fail(&e.desc().to_lowercase()))? {
+            if let ControlMessageOwned::ScmRights(fds) = cmsg {
+                if let Some(&fd) = fds.first() {
+                    // SAFETY: the kernel just installed `fd` in this process for us alone.
+                    return Ok(unsafe { OwnedFd::from_raw_fd(fd) });
+                }
+            }
+        }
+        Err(fail("no file descriptor in the message"))
+    }
+}
+
+impl Drop for ConsoleSocket {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Relays stdin to the master and the master to stdout until the container's side closes; the
+/// caller's terminal settings come back when this is dropped.
+pub struct Relay {
+    saved: Option<Termios>,
+    output: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Relay {
+    pub fn start(master: OwnedFd) -> Result<Relay, Failure> {
+        let stdin = std::io::stdin();
+        let saved = termios::tcgetattr(stdin.as_fd()).ok();
+        if let Some(t) = &saved {
+            let mut raw = t.clone();
+            termios::cfmakeraw(&mut raw);
+            let _ = termios::tcsetattr(stdin.as_fd(), SetArg::TCSANOW, &raw);
+            copy_window_size(stdin.as_fd(), master.as_fd());
+        }
+        let mut to_master = std::fs::File::from(
+            master
+                .try_clone()
+                .map_err(|e| Failure::msg(format!("dup console: {e}")))?,
+        );
+        let mut from_master = std::fs::File::from(master);
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 8192];
+            let mut input = std::io::stdin().lock();
+            while let Ok(n) = input.read(&mut buf) {
+                if n == 0 || to_master.write_all(&buf[..n]).is_err() {
+                    break;
+                }
+            }
+        });
+        let output = std::thread::spawn(move || {
+            let mut out = std::io::stdout();
+            // EIO once every slave fd is closed: the container is done with its terminal.
+            let _ = std::io::copy(&mut from_master, &mut out);
+            let _ = out.flush();
+        });
+        Ok(Relay {
+            saved,
+            output: Some(output),
+        })
+    }
+
+    /// After the container exited: everything it wrote has reached stdout.
+    pub fn finish(mut self) {
+        if let Some(output) = self.output.take() {
+            let _ = output.join();
+        }
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        if let Some(t) = &self.saved {
+            let _ = termios::tcsetattr(std::io::stdin().as_fd(), SetArg::TCSANOW, t);
+        }
+    }
+}
+
+fn copy_window_size(from: std::os::fd::BorrowedFd<'_>, to: std::os::fd::BorrowedFd<'_>) {
+    // SAFETY: winsize is plain data; TIOCGWINSZ/TIOCSWINSZ read or write exactly one.
+    unsafe {
+        let mut ws: libc::winsize = std::mem::zeroed();
+        if libc::ioctl(from.as_raw_fd(), libc::TIOCGWINSZ, &mut ws) == 0 {
+            libc::ioctl(to.as_raw_fd(), libc::TIOCSWINSZ, &ws);
+        }
+    }
+}
