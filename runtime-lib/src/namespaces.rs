@@ -442,3 +442,69 @@ mod tests {
         assert!(err.to_string().contains("/proc/2147483647/ns/pid"), "{err}");
     }
 }
+
+/// The join order through the `Syscall` seam: no privileges, no real namespaces entered.
+#[cfg(test)]
+mod seam_tests {
+    use super::*;
+    use crate::syscall::recorder::Recorder;
+    use nix::errno::Errno;
+
+    fn plan(types: &[LinuxNamespaceType]) -> NamespacePlan {
+        let joins = types
+            .iter()
+            .map(|t| {
+                let fd = nix::fcntl::open(
+                    "/dev/null",
+                    nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC,
+                    nix::sys::stat::Mode::empty(),
+                )
+                .unwrap();
+                (*t, fd)
+            })
+            .collect();
+        NamespacePlan {
+            clone_flags: CloneFlags::empty(),
+            joins,
+            pid_path: None,
+            time: false,
+        }
+    }
+
+    fn kinds(calls: &[String]) -> Vec<&str> {
+        calls
+            .iter()
+            .map(|c| c.rsplit(' ').next().unwrap_or_default())
+            .collect()
+    }
+
+    #[test]
+    fn user_namespace_is_joined_after_the_others_and_eperm_retried_after_it() {
+        use LinuxNamespaceType::*;
+        let p = plan(&[User, Network, Mount]);
+        // The mount namespace belongs to the container's user namespace: refused before it.
+        let rec = Recorder::failing(vec![]);
+        p.join(&rec).unwrap();
+        assert_eq!(
+            kinds(&rec.calls()),
+            [
+                "CloneFlags(CLONE_NEWNET)",
+                "CloneFlags(CLONE_NEWNS)",
+                "CloneFlags(CLONE_NEWUSER)"
+            ]
+        );
+        let rec = Recorder::failing(vec![("setns", Errno::EPERM)]);
+        let err = p.join(&rec).unwrap_err();
+        // Every namespace was tried before the user one, then the user one failed for good.
+        assert_eq!(
+            kinds(&rec.calls()),
+            [
+                "CloneFlags(CLONE_NEWNET)",
+                "CloneFlags(CLONE_NEWNS)",
+                "CloneFlags(CLONE_NEWUSER)"
+            ]
+        );
+        assert_eq!(err.step, InitStep::JoinNamespace);
+        assert_eq!(err.subject.as_deref(), Some("user"));
+    }
+}

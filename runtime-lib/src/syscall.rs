@@ -151,3 +151,130 @@ impl Syscall for LinuxSyscall {
         nix::errno::Errno::result(r).map(drop)
     }
 }
+
+/// A `Syscall` that records each call and fails the ones a test picks, so a sequence's order and
+/// its handling of each failure can be checked without privileges or side effects.
+#[cfg(test)]
+pub(crate) mod recorder {
+    use std::cell::RefCell;
+    use std::os::fd::{AsRawFd, BorrowedFd};
+    use std::path::Path;
+
+    use nix::errno::Errno;
+    use nix::mount::{MntFlags, MsFlags};
+    use nix::sched::CloneFlags;
+    use nix::sys::stat::{Mode, SFlag};
+    use nix::unistd::{Gid, Uid};
+
+    use super::Syscall;
+
+    #[derive(Default)]
+    pub struct Recorder {
+        pub calls: RefCell<Vec<String>>,
+        /// Calls whose text starts with one of these fail with the errno.
+        pub fail: Vec<(&'static str, Errno)>,
+    }
+
+    impl Recorder {
+        pub fn failing(fail: Vec<(&'static str, Errno)>) -> Recorder {
+            Recorder {
+                fail,
+                ..Recorder::default()
+            }
+        }
+
+        fn call(&self, text: String) -> nix::Result<()> {
+            let failed = self.fail.iter().find(|(p, _)| text.starts_with(p));
+            self.calls.borrow_mut().push(text);
+            match failed {
+                Some((_, e)) => Err(*e),
+                None => Ok(()),
+            }
+        }
+
+        pub fn calls(&self) -> Vec<String> {
+            self.calls.borrow().clone()
+        }
+    }
+
+    impl Syscall for Recorder {
+        fn mount(
+            &self,
+            source: Option<&Path>,
+            target: &Path,
+            fstype: Option<&str>,
+            flags: MsFlags,
+            data: Option<&str>,
+        ) -> nix::Result<()> {
+            self.call(format!(
+                "mount {source:?} {} {fstype:?} {flags:?} {data:?}",
+                target.display()
+            ))
+        }
+        fn umount2(&self, target: &Path, flags: MntFlags) -> nix::Result<()> {
+            self.call(format!("umount2 {} {flags:?}", target.display()))
+        }
+        fn pivot_root(&self, new_root: &Path, put_old: &Path) -> nix::Result<()> {
+            self.call(format!(
+                "pivot_root {} {}",
+                new_root.display(),
+                put_old.display()
+            ))
+        }
+        fn chroot(&self, path: &Path) -> nix::Result<()> {
+            self.call(format!("chroot {}", path.display()))
+        }
+        fn chdir(&self, path: &Path) -> nix::Result<()> {
+            self.call(format!("chdir {}", path.display()))
+        }
+        fn mknod(&self, path: &Path, kind: SFlag, perm: Mode, dev: u64) -> nix::Result<()> {
+            self.call(format!("mknod {} {kind:?} {perm:?} {dev}", path.display()))
+        }
+        fn symlink(&self, target: &Path, link: &Path) -> nix::Result<()> {
+            self.call(format!("symlink {} {}", target.display(), link.display()))
+        }
+        fn sethostname(&self, name: &str) -> nix::Result<()> {
+            self.call(format!("sethostname {name}"))
+        }
+        fn setdomainname(&self, name: &str) -> nix::Result<()> {
+            self.call(format!("setdomainname {name}"))
+        }
+        fn setns(&self, fd: BorrowedFd<'_>, nstype: CloneFlags) -> nix::Result<()> {
+            self.call(format!("setns {} {nstype:?}", fd.as_raw_fd()))
+        }
+        fn unshare(&self, flags: CloneFlags) -> nix::Result<()> {
+            self.call(format!("unshare {flags:?}"))
+        }
+        fn setgroups(&self, gids: &[Gid]) -> nix::Result<()> {
+            self.call(format!("setgroups {gids:?}"))
+        }
+        fn setresgid(&self, gid: Gid) -> nix::Result<()> {
+            self.call(format!("setresgid {gid}"))
+        }
+        fn setresuid(&self, uid: Uid) -> nix::Result<()> {
+            self.call(format!("setresuid {uid}"))
+        }
+        fn umask(&self, mask: Mode) {
+            let _ = self.call(format!("umask {:o}", mask.bits()));
+        }
+        fn write_file(&self, path: &Path, data: &[u8]) -> nix::Result<()> {
+            self.call(format!(
+                "write {} {}",
+                path.display(),
+                String::from_utf8_lossy(data)
+            ))
+        }
+        fn mount_setattr(
+            &self,
+            target: &Path,
+            recursive: bool,
+            attr_set: u64,
+            attr_clr: u64,
+        ) -> nix::Result<()> {
+            self.call(format!(
+                "mount_setattr {} {recursive} {attr_set:#x} {attr_clr:#x}",
+                target.display()
+            ))
+        }
+    }
+}

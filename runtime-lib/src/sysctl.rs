@@ -160,3 +160,37 @@ mod tests {
         assert!(err.to_string().contains("invalid key"), "{err}");
     }
 }
+
+#[cfg(test)]
+mod seam_tests {
+    use super::*;
+    use crate::syscall::recorder::Recorder;
+    use nix::errno::Errno;
+
+    #[test]
+    fn keys_written_in_order_and_the_failing_one_named() {
+        let sysctl: HashMap<String, String> = [
+            ("net.ipv4.ip_forward", "1"),
+            ("kernel.shmmax", "4096"),
+            ("net/core/somaxconn", "512"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let rec = Recorder::default();
+        apply(&sysctl, &rec).unwrap();
+        assert_eq!(
+            rec.calls(),
+            [
+                "write /proc/sys/kernel/shmmax 4096",
+                "write /proc/sys/net/ipv4/ip_forward 1",
+                "write /proc/sys/net/core/somaxconn 512",
+            ]
+        );
+        let rec = Recorder::failing(vec![("write /proc/sys/net/ipv4", Errno::EROFS)]);
+        let err = apply(&sysctl, &rec).unwrap_err();
+        assert_eq!(rec.calls().len(), 2, "stops at the failing key");
+        assert_eq!(err.subject.as_deref(), Some("net.ipv4.ip_forward"));
+        assert_eq!(err.errno, Some(Errno::EROFS as i32));
+    }
+}
