@@ -151,3 +151,66 @@ fn malformed_profile_fails_create_and_leaves_nothing() {
     let b = with_profile("true", json!({"defaultAction": "SCMP_ACT_NOPE"}));
     rt.create_fails(&b).stderr_has(&["SCMP_ACT_NOPE"]);
 }
+
+#[test]
+fn notify_listener_reaches_listener_path() {
+    let rt = Runtime::new();
+    let sock = integration_tests::ConsoleSocket::bind(&rt.scratch().join("agent.sock"));
+    let b = with_profile(
+        "mkdir /dev/shm/x 2>&1; echo rc=$?",
+        json!({"defaultAction": "SCMP_ACT_ALLOW",
+               "listenerPath": sock.path(), "listenerMetadata": "meta",
+               "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_NOTIFY"}]}),
+    );
+    let out = std::thread::scope(|s| {
+        let run = s.spawn(|| rt.run(&b));
+        // The agent gets the listener during create; closing it unanswered makes the notified
+        // syscall fail with ENOSYS, which the container then shows.
+        let listener = sock.master(std::time::Duration::from_secs(20));
+        let target = std::fs::read_link(format!(
+            "/proc/self/fd/{}",
+            std::os::fd::AsRawFd::as_raw_fd(&listener)
+        ))
+        .unwrap();
+        assert_eq!(target.to_string_lossy(), "anon_inode:seccomp notify");
+        drop(listener);
+        run.join().unwrap()
+    });
+    assert!(out.out().contains("Function not implemented"), "{out}");
+}
+
+#[test]
+fn docker_default_profile_runs_busybox_and_refuses_unshare_and_mount() {
+    let rt = Runtime::new();
+    let profile: serde_json::Value = serde_json::from_str(include_str!(
+        "../../runtime-lib/tests/fixtures/seccomp/docker-default.json"
+    ))
+    .unwrap();
+    let script =
+        "echo start; ls / >/dev/null && echo ls-ok; unshare -n true 2>&1; echo unshare=$?; \
+                  mount -t tmpfs none /mnt 2>&1; echo mount=$?";
+    // With CAP_SYS_ADMIN, so that only the filter can be what refuses unshare and mount.
+    let admin = |b: &mut Bundle| {
+        for set in ["bounding", "effective", "permitted"] {
+            b.push(
+                &format!("/process/capabilities/{set}"),
+                json!("CAP_SYS_ADMIN"),
+            );
+        }
+    };
+    let mut without = Bundle::new();
+    without.sh(script);
+    admin(&mut without);
+    let unfiltered = rt.run(&without);
+    assert!(unfiltered.out().contains("unshare=0"), "{unfiltered}");
+    let mut b = with_profile(script, profile);
+    admin(&mut b);
+    let out = rt.run(&b);
+    let text = out.out();
+    assert!(text.starts_with("start\nls-ok"), "{out}");
+    assert!(
+        text.contains("unshare=1") && text.contains("mount=1"),
+        "{out}"
+    );
+    assert!(text.contains("Operation not permitted"), "{out}");
+}

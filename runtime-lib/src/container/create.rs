@@ -201,9 +201,32 @@ fn follow_init(
         annotations: bundle.spec.annotations().clone().unwrap_or_default(),
     };
     let hooks = bundle.spec.hooks().clone().unwrap_or_default();
+    let seccomp_config = bundle
+        .spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.seccomp().as_ref());
     loop {
-        match channel.recv() {
-            Ok(Message::CreateRuntime) => {
+        match channel.recv_with_fd() {
+            Ok((Message::SeccompListener, fd)) => {
+                let (Some(fd), Some(config)) = (fd, seccomp_config) else {
+                    return Err(Error::InitLost {
+                        step: "wait for init",
+                        detail: "seccomp listener message without a listener".into(),
+                    });
+                };
+                let path = config.listener_path().clone().unwrap_or_default();
+                seccomp::send_listener(
+                    &path,
+                    config.listener_metadata().as_deref(),
+                    &state,
+                    fd.as_fd(),
+                )?;
+                channel
+                    .send(&Message::ListenerSent)
+                    .sys("send listener sent")?;
+            }
+            Ok((Message::CreateRuntime, _)) => {
                 #[allow(deprecated)]
                 let prestart = hooks.prestart().as_deref().unwrap_or_default();
                 hooks::run(HookKind::Prestart, prestart, &state)?;
@@ -213,15 +236,15 @@ fn follow_init(
                     .send(&Message::HooksDone(state.clone()))
                     .sys("send hooks done")?;
             }
-            Ok(Message::IdMapRequest) => {
+            Ok((Message::IdMapRequest, _)) => {
                 user::write_id_mappings(pid, &bundle.spec)?;
                 channel
                     .send(&Message::IdMapsWritten)
                     .sys("send id maps written")?;
             }
-            Ok(Message::Ready) => break,
-            Ok(Message::Failed(failure)) => return Err(Error::Init(failure)),
-            Ok(other) => {
+            Ok((Message::Ready, _)) => break,
+            Ok((Message::Failed(failure), _)) => return Err(Error::Init(failure)),
+            Ok((other, _)) => {
                 return Err(Error::InitLost {
                     step: "wait for init",
                     detail: format!("unexpected message {other:?}"),

@@ -1,6 +1,6 @@
 //! `exec`: another process in a created or running container.
 
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 
@@ -106,24 +106,45 @@ impl Container {
             .send(&Message::CgroupsApplied)
             .sys("send cgroups applied")?;
 
-        match runtime_end.recv() {
-            // End-of-file: the exec closed the child's end (or it died, which its waiter sees).
-            Err(RecvError::Closed) => {}
-            Ok(Message::Failed(failure)) => {
-                let _ = waitpid(pid, None);
-                return Err(Error::Init(failure));
-            }
-            Ok(other) => {
-                return Err(Error::InitLost {
-                    step: "exec",
-                    detail: format!("unexpected message {other:?}"),
-                })
-            }
-            Err(e) => {
-                return Err(Error::InitLost {
-                    step: "exec",
-                    detail: e.to_string(),
-                })
+        loop {
+            match runtime_end.recv_with_fd() {
+                // End-of-file: the exec closed the child's end (or it died, which its waiter sees).
+                Err(RecvError::Closed) => break,
+                Ok((Message::SeccompListener, Some(fd))) => {
+                    let config = record.seccomp.as_ref();
+                    let path = config
+                        .and_then(|c| c.listener_path().clone())
+                        .unwrap_or_default();
+                    let metadata = config.and_then(|c| c.listener_metadata().clone());
+                    let mut state = record.state.clone();
+                    state.status = crate::Status::Running;
+                    crate::seccomp::send_process_listener(
+                        &path,
+                        metadata.as_deref(),
+                        &state,
+                        pid.as_raw(),
+                        fd.as_fd(),
+                    )?;
+                    runtime_end
+                        .send(&Message::ListenerSent)
+                        .sys("send listener sent")?;
+                }
+                Ok((Message::Failed(failure), _)) => {
+                    let _ = waitpid(pid, None);
+                    return Err(Error::Init(failure));
+                }
+                Ok((other, _)) => {
+                    return Err(Error::InitLost {
+                        step: "exec",
+                        detail: format!("unexpected message {other:?}"),
+                    })
+                }
+                Err(e) => {
+                    return Err(Error::InitLost {
+                        step: "exec",
+                        detail: e.to_string(),
+                    })
+                }
             }
         }
         if let Some(pid_file) = &opts.pid_file {

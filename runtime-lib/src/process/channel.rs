@@ -13,6 +13,8 @@
 //! 2. `CreateRuntime` — only when the config has hooks: the mounts are made, pivot_root is next.
 //!    ← `HooksDone(state)` — the runtime ran the prestart and createRuntime hooks; `state` is what
 //!    the init's own hooks (createContainer, startContainer) get on their stdin.
+//!    `SeccompListener` — only with SCMP_ACT_NOTIFY: the filter is loaded, its listener fd rides with
+//!    the message (SCM_RIGHTS). ← `ListenerSent` — the runtime handed it to `listenerPath`.
 //! 3. `Ready` — the init ran the whole init sequence up to the exec; the user's executable exists.
 //!    ← `Proceed` — the runtime wrote state.json and the pid file; the init may outlive it now.
 //!    The init clears its parent-death signal, then closes the channel: the runtime waits for that
@@ -22,9 +24,13 @@
 //! dies the other reads end-of-file: the runtime reports [`crate::Error::InitLost`], the init exits
 //! (and is killed anyway by its parent-death signal until `Proceed`).
 
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::io::{IoSlice, IoSliceMut};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
-use nix::sys::socket::{recv, send, socketpair, AddressFamily, MsgFlags, SockFlag, SockType};
+use nix::sys::socket::{
+    recvmsg, send, sendmsg, socketpair, AddressFamily, ControlMessage, ControlMessageOwned,
+    MsgFlags, SockFlag, SockType,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::error::InitFailure;
@@ -36,6 +42,8 @@ pub enum Message {
     IdMapsWritten,
     CreateRuntime,
     HooksDone(crate::State),
+    SeccompListener,
+    ListenerSent,
     Ready,
     Proceed,
     Failed(InitFailure),
@@ -85,19 +93,58 @@ impl Channel {
         send(self.fd.as_raw_fd(), &data, MsgFlags::MSG_NOSIGNAL).map(|_| ())
     }
 
+    /// Sends `msg` with `fd` attached (SCM_RIGHTS).
+    pub fn send_with_fd(&self, msg: &Message, fd: BorrowedFd<'_>) -> nix::Result<()> {
+        let data = serde_json::to_vec(msg).expect("messages serialise");
+        let fds = [fd.as_raw_fd()];
+        sendmsg::<()>(
+            self.fd.as_raw_fd(),
+            &[IoSlice::new(&data)],
+            &[ControlMessage::ScmRights(&fds)],
+            MsgFlags::MSG_NOSIGNAL,
+            None,
+        )
+        .map(drop)
+    }
+
     pub fn recv(&self) -> Result<Message, RecvError> {
+        self.recv_with_fd().map(|(m, _)| m)
+    }
+
+    /// A message and the descriptor that came with it, if any.
+    pub fn recv_with_fd(&self) -> Result<(Message, Option<OwnedFd>), RecvError> {
         let mut buf = [0u8; 8192];
-        let n = loop {
-            match recv(self.fd.as_raw_fd(), &mut buf, MsgFlags::empty()) {
+        let mut space = nix::cmsg_space!([RawFd; 1]);
+        let (n, fd) = loop {
+            let mut iov = [IoSliceMut::new(&mut buf)];
+            match recvmsg::<()>(
+                self.fd.as_raw_fd(),
+                &mut iov,
+                Some(&mut space),
+                MsgFlags::MSG_CMSG_CLOEXEC,
+            ) {
                 Err(nix::errno::Errno::EINTR) => continue,
                 Err(e) => return Err(RecvError::Sys(e)),
-                Ok(n) => break n,
+                Ok(msg) => {
+                    let mut fd = None;
+                    for cmsg in msg.cmsgs().map_err(RecvError::Sys)? {
+                        if let ControlMessageOwned::ScmRights(fds) = cmsg {
+                            for raw in fds {
+                                // SAFETY: the kernel just installed `raw` in this process for us.
+                                let owned = unsafe { OwnedFd::from_raw_fd(raw) };
+                                fd.get_or_insert(owned);
+                            }
+                        }
+                    }
+                    break (msg.bytes, fd);
+                }
             }
         };
         if n == 0 {
             return Err(RecvError::Closed);
         }
         serde_json::from_slice(&buf[..n])
+            .map(|m| (m, fd))
             .map_err(|_| RecvError::Garbled(String::from_utf8_lossy(&buf[..n]).into_owned()))
     }
 

@@ -10,11 +10,13 @@ use std::os::fd::OwnedFd;
 use oci_spec::runtime::Process;
 
 use super::channel::{Channel, Message};
-use super::init::{await_cgroups, io_failure, mark_fds_cloexec, take_identity, Executable};
+use super::init::{
+    await_cgroups, io_failure, load_seccomp_late, mark_fds_cloexec, take_identity, Executable,
+};
 use crate::error::{InitFailure, InitResult, InitStep, SysContext};
 use crate::namespaces::NamespacePlan;
 use crate::syscall::Syscall;
-use crate::{process_attrs, rlimits, seccomp, tty};
+use crate::{process_attrs, rlimits, tty};
 
 pub struct Exec<'a> {
     pub process: &'a Process,
@@ -62,14 +64,11 @@ fn prepare(exec: &Exec<'_>, sys: &dyn Syscall) -> InitResult<Executable> {
     rlimits::apply(process.rlimits().as_deref().unwrap_or_default())?;
     process_attrs::apply_scheduler(process.scheduler().as_ref())?;
     process_attrs::apply_io_priority(process.io_priority().as_ref())?;
-    take_identity(process, exec.seccomp, sys)?;
-    let no_new_privileges = process.no_new_privileges().unwrap_or(false);
+    take_identity(process, exec.seccomp, &exec.channel, sys)?;
     sys.chdir(process.cwd())
         .init(InitStep::Cwd, process.cwd().display())?;
     let executable = Executable::resolve(process)?;
     mark_fds_cloexec(3 + exec.preserve_fds)?;
-    if let (Some(filter), true) = (exec.seccomp, no_new_privileges) {
-        seccomp::install(filter)?;
-    }
+    load_seccomp_late(process, exec.seccomp, &exec.channel)?;
     Ok(executable)
 }

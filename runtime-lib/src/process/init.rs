@@ -59,7 +59,7 @@ pub fn run(init: Init<'_>, sys: &dyn Syscall) -> i32 {
         .as_ref()
         .and_then(|p| p.no_new_privileges())
         .unwrap_or(false);
-    let seccomp_last = init.seccomp.filter(|_| nnp);
+    let seccomp_last = init.seccomp.filter(|f| nnp && !f.needs_listener());
     let Init {
         channel,
         exec_fifo,
@@ -85,7 +85,6 @@ pub fn run(init: Init<'_>, sys: &dyn Syscall) -> i32 {
     }
     // `start` returns once it reads this (or end-of-file, if we died before getting here).
     let _ = nix::unistd::write(&exec_done, b"1");
-    // With no_new_privs, as late as possible: the fewest syscalls of ours run under the filter.
     if let Some(filter) = seccomp_last {
         if let Err(failure) = seccomp::install(filter) {
             eprintln!("hull init: {failure}");
@@ -181,7 +180,7 @@ fn prepare(init: &Init<'_>, sys: &dyn Syscall) -> InitResult<(Executable, Option
     process_attrs::apply_io_priority(process.io_priority().as_ref())?;
     process_attrs::apply_memory_policy(linux.and_then(|l| l.memory_policy().as_ref()))?;
 
-    take_identity(process, init.seccomp, sys)?;
+    take_identity(process, init.seccomp, &init.channel, sys)?;
     sys.chdir(Path::new(process.cwd()))
         .init(InitStep::Cwd, process.cwd().display())?;
 
@@ -189,6 +188,11 @@ fn prepare(init: &Init<'_>, sys: &dyn Syscall) -> InitResult<(Executable, Option
     // Last, as runc: a 32-bit personality changes how the kernel reports the machine from now on.
     process_attrs::apply_personality(linux.and_then(|l| l.personality().as_ref()))?;
     mark_fds_cloexec(3 + init.preserve_fds)?;
+    // A notify listener must reach its agent before `create` returns; any other filter waits
+    // until right before the execve (see `run`), so no syscall of ours needs the profile's leave.
+    if init.seccomp.is_some_and(seccomp::Filter::needs_listener) {
+        load_seccomp_late(process, init.seccomp, &init.channel)?;
+    }
     Ok((exec, state))
 }
 
@@ -214,11 +218,12 @@ fn create_hooks(hooks: &Hooks, channel: &Channel) -> InitResult<crate::State> {
 pub(super) fn take_identity(
     process: &Process,
     filter: Option<&seccomp::Filter>,
+    channel: &Channel,
     sys: &dyn Syscall,
 ) -> InitResult<()> {
     let no_new_privileges = process.no_new_privileges().unwrap_or(false);
     if let (Some(filter), false) = (filter, no_new_privileges) {
-        seccomp::install(filter)?;
+        load_seccomp(filter, channel)?;
     }
     capabilities::prepare(process.capabilities().as_ref())?;
     user::set_user(process.user(), sys)?;
@@ -227,6 +232,37 @@ pub(super) fn take_identity(
         nix::sys::prctl::set_no_new_privs().init(InitStep::NoNewPrivileges, "prctl")?;
     }
     Ok(())
+}
+
+/// With no_new_privs the filter goes in last, after the PATH lookup (as runc): the fewest of our own
+/// syscalls run under it, and still before Ready so a notify agent has its listener before `create`
+/// returns.
+pub(super) fn load_seccomp_late(
+    process: &Process,
+    filter: Option<&seccomp::Filter>,
+    channel: &Channel,
+) -> InitResult<()> {
+    match filter {
+        Some(filter) if process.no_new_privileges().unwrap_or(false) => {
+            load_seccomp(filter, channel)
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Loads the filter; a notify listener goes to the runtime, which hands it to `listenerPath`
+/// before we go on (a notified syscall of ours would otherwise wait for an agent without it).
+fn load_seccomp(filter: &seccomp::Filter, channel: &Channel) -> InitResult<()> {
+    let Some(listener) = seccomp::install(filter)? else {
+        return Ok(());
+    };
+    channel
+        .send_with_fd(&Message::SeccompListener, listener.as_fd())
+        .init(InitStep::Seccomp, "send listener")?;
+    match channel.recv() {
+        Ok(Message::ListenerSent) => Ok(()),
+        other => Err(unexpected(InitStep::Seccomp, other)),
+    }
 }
 
 /// Until the runtime confirms, the init must not outlive it: a half-made container nobody knows of
