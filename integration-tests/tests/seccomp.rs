@@ -214,3 +214,59 @@ fn docker_default_profile_runs_busybox_and_refuses_unshare_and_mount() {
     );
     assert!(text.contains("Operation not permitted"), "{out}");
 }
+
+/// Answers one notification on `listener`: `None` lets the syscall run, `Some(e)` fails it.
+fn answer(listener: &std::os::fd::OwnedFd, error: Option<i32>) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: all-zero is a valid seccomp_notif (the kernel wants it zeroed); the ioctl fills it.
+    let mut notif: libc::seccomp_notif = unsafe { std::mem::zeroed() };
+    // SAFETY: `notif` lives across the call.
+    let r = unsafe {
+        libc::ioctl(
+            listener.as_raw_fd(),
+            libc::SECCOMP_IOCTL_NOTIF_RECV,
+            &mut notif,
+        )
+    };
+    assert_eq!(r, 0, "SECCOMP_IOCTL_NOTIF_RECV");
+    let mut resp = libc::seccomp_notif_resp {
+        id: notif.id,
+        val: 0,
+        error: error.map_or(0, |e| -e),
+        flags: if error.is_none() {
+            libc::SECCOMP_USER_NOTIF_FLAG_CONTINUE as u32
+        } else {
+            0
+        },
+    };
+    // SAFETY: `resp` lives across the call; the kernel only reads it.
+    let r = unsafe {
+        libc::ioctl(
+            listener.as_raw_fd(),
+            libc::SECCOMP_IOCTL_NOTIF_SEND,
+            &mut resp,
+        )
+    };
+    assert_eq!(r, 0, "SECCOMP_IOCTL_NOTIF_SEND");
+}
+
+#[test]
+fn notify_agent_answers_continue_then_an_errno() {
+    let rt = Runtime::new();
+    let sock = integration_tests::ConsoleSocket::bind(&rt.scratch().join("agent.sock"));
+    let b = with_profile(
+        "mkdir /dev/shm/a && echo a-made; mkdir /dev/shm/b 2>&1; echo done",
+        json!({"defaultAction": "SCMP_ACT_ALLOW", "listenerPath": sock.path(),
+               "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_NOTIFY"}]}),
+    );
+    let out = std::thread::scope(|s| {
+        let run = s.spawn(|| rt.run(&b));
+        let listener = sock.master(std::time::Duration::from_secs(20));
+        answer(&listener, None);
+        answer(&listener, Some(libc::ENOSPC));
+        run.join().unwrap()
+    });
+    let text = out.out();
+    assert!(text.starts_with("a-made"), "{out}");
+    assert!(text.contains("No space left on device"), "{out}");
+}
