@@ -168,3 +168,25 @@ fn spec_refuses_to_overwrite() {
         .failed()
         .stderr_has(&["config.json", "exists"]);
 }
+
+/// `features` (runtime-spec features.md) as JSON an engine can probe.
+#[test]
+fn features_lists_what_hull_implements() {
+    if !integration_tests::only_hull("runc 1.1's features output differs (and is experimental)") {
+        return;
+    }
+    let rt = integration_tests::Runtime::new();
+    let out = rt.cmd(["features"]).output();
+    let f: serde_json::Value = serde_json::from_str(out.ok().out()).unwrap();
+    assert_eq!(f["ociVersionMin"], "1.0.0");
+    let hooks = f["hooks"].as_array().unwrap();
+    assert_eq!(hooks.len(), 6, "{f}");
+    let seccomp = &f["linux"]["seccomp"];
+    assert_eq!(seccomp["enabled"], true);
+    assert!(seccomp["archs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|a| a == "SCMP_ARCH_X86_64"));
+    assert_eq!(f["linux"]["cgroup"]["systemd"], false);
+}

@@ -70,8 +70,7 @@ enum Command {
     Checkpoint(commands::unsupported::Unsupported),
     #[command(hide = true)]
     Restore(commands::unsupported::Unsupported),
-    #[command(hide = true)]
-    Features(commands::unsupported::Unsupported),
+    Features(commands::features::Features),
 }
 
 fn main() {
@@ -131,7 +130,7 @@ fn dispatch(cli: Cli, log: Logger) -> Outcome {
         Command::Update(a) => commands::update::run(&ctx, a),
         Command::Checkpoint(_) => commands::unsupported::run("checkpoint"),
         Command::Restore(_) => commands::unsupported::run("restore"),
-        Command::Features(_) => commands::unsupported::run("features"),
+        Command::Features(a) => commands::features::run(a),
     }
 }
 

@@ -18,6 +18,7 @@ pub mod capabilities;
 pub mod cgroups;
 pub mod container;
 pub mod error;
+pub mod features;
 pub mod hooks;
 pub mod namespaces;
 pub mod netdev;

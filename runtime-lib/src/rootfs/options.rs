@@ -134,6 +134,28 @@ const REC_ATTRS: &[(&str, bool, u64)] = &[
 /// bind mount silently drops, leaving ids unmapped.
 const UNSUPPORTED: &[&str] = &["idmap", "ridmap"];
 
+const PROPAGATION: [&str; 8] = [
+    "private",
+    "rprivate",
+    "slave",
+    "rslave",
+    "shared",
+    "rshared",
+    "unbindable",
+    "runbindable",
+];
+
+/// Every mount option `parse` understands (for `features`), sorted.
+pub fn known() -> Vec<&'static str> {
+    let mut names: Vec<&str> = FLAGS.iter().map(|(n, ..)| *n).collect();
+    names.extend(PROPAGATION);
+    names.extend(REC_ATTRS.iter().map(|(n, ..)| *n));
+    names.push("tmpcopyup");
+    names.sort_unstable();
+    names.dedup();
+    names
+}
+
 /// Reads `options` left to right, a later option overriding an earlier one as with mount(8).
 /// Err names an option Hull does not support.
 pub fn parse<S: AsRef<str>>(options: &[S]) -> Result<MountOptions, String> {

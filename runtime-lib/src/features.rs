@@ -1,0 +1,145 @@
+//! `features` (runtime-spec features.md): what this build of Hull implements, for engines to probe.
+//! Built from the same tables the code uses (mount options, seccomp), so it cannot drift from them.
+
+use std::str::FromStr;
+
+use oci_spec::runtime::{
+    Apparmor, Cgroup, Features, IntelRdt, LinuxFeature, MemoryPolicy, NetDevices, Seccomp, Selinux,
+};
+use oci_spec::runtime::{Arch, LinuxNamespaceType, LinuxSeccompAction};
+
+use crate::rootfs::options;
+
+pub fn features() -> Features {
+    let (actions, operators, archs, flags) = crate::seccomp::supported();
+    let mut seccomp = Seccomp::default();
+    seccomp.set_enabled(Some(true));
+    seccomp.set_actions(Some(
+        actions
+            .iter()
+            .filter_map(|a| LinuxSeccompAction::from_str(a).ok())
+            .collect(),
+    ));
+    seccomp.set_operators(Some(operators.iter().map(|s| s.to_string()).collect()));
+    seccomp.set_archs(Some(
+        archs
+            .iter()
+            .filter_map(|a| Arch::from_str(a).ok())
+            .collect(),
+    ));
+    let flags: Vec<String> = flags.iter().map(|s| s.to_string()).collect();
+    seccomp.set_known_flags(Some(flags.clone()));
+    seccomp.set_supported_flags(Some(flags));
+
+    let mut cgroup = Cgroup::default();
+    cgroup.set_v1(Some(true));
+    cgroup.set_v2(Some(true));
+    cgroup.set_systemd(Some(false));
+    cgroup.set_systemd_user(Some(false));
+    cgroup.set_rdma(Some(true));
+
+    let mut apparmor = Apparmor::default();
+    apparmor.set_enabled(Some(false));
+    let mut selinux = Selinux::default();
+    selinux.set_enabled(Some(false));
+    let mut intel_rdt = IntelRdt::default();
+    intel_rdt.set_enabled(Some(false));
+    let mut net_devices = NetDevices::default();
+    net_devices.set_enabled(Some(true));
+    let mut memory_policy = MemoryPolicy::default();
+    memory_policy.set_modes(Some(
+        [
+            "MPOL_DEFAULT",
+            "MPOL_BIND",
+            "MPOL_INTERLEAVE",
+            "MPOL_WEIGHTED_INTERLEAVE",
+            "MPOL_PREFERRED",
+            "MPOL_PREFERRED_MANY",
+            "MPOL_LOCAL",
+        ]
+        .map(String::from)
+        .to_vec(),
+    ));
+    memory_policy.set_flags(Some(
+        [
+            "MPOL_F_NUMA_BALANCING",
+            "MPOL_F_RELATIVE_NODES",
+            "MPOL_F_STATIC_NODES",
+        ]
+        .map(String::from)
+        .to_vec(),
+    ));
+
+    let mut linux = LinuxFeature::default();
+    linux.set_namespaces(Some(vec![
+        LinuxNamespaceType::Cgroup,
+        LinuxNamespaceType::Ipc,
+        LinuxNamespaceType::Mount,
+        LinuxNamespaceType::Network,
+        LinuxNamespaceType::Pid,
+        LinuxNamespaceType::User,
+        LinuxNamespaceType::Uts,
+        LinuxNamespaceType::Time,
+    ]));
+    linux.set_capabilities(Some(
+        caps::all()
+            .into_iter()
+            .map(|c| c.to_string())
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect(),
+    ));
+    linux.set_cgroup(Some(cgroup));
+    linux.set_seccomp(Some(seccomp));
+    linux.set_apparmor(Some(apparmor));
+    linux.set_selinux(Some(selinux));
+    linux.set_intel_rdt(Some(intel_rdt));
+    linux.set_net_devices(Some(net_devices));
+    linux.set_memory_policy(Some(memory_policy));
+
+    let mut f = Features::default();
+    f.set_oci_version_min("1.0.0".to_string());
+    f.set_oci_version_max(oci_spec::runtime::VERSION.to_string());
+    f.set_hooks(Some(
+        [
+            "prestart",
+            "createRuntime",
+            "createContainer",
+            "startContainer",
+            "poststart",
+            "poststop",
+        ]
+        .map(String::from)
+        .to_vec(),
+    ));
+    f.set_mount_options(Some(
+        options::known().into_iter().map(String::from).collect(),
+    ));
+    f.set_linux(Some(linux));
+    f
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn features_name_what_the_parsers_accept() {
+        let f = super::features();
+        let json = serde_json::to_value(&f).unwrap();
+        let opts = json["mountOptions"].as_array().unwrap();
+        for o in opts {
+            let o = o.as_str().unwrap();
+            assert!(crate::rootfs::options::parse(&[o]).is_ok(), "{o}");
+        }
+        assert!(opts.iter().any(|o| o == "rro"));
+        let actions = json["linux"]["seccomp"]["actions"].as_array().unwrap();
+        assert!(
+            actions.iter().any(|a| a == "SCMP_ACT_NOTIFY"),
+            "{actions:?}"
+        );
+        assert!(json["linux"]["capabilities"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c == "CAP_SYS_ADMIN"));
+    }
+}
