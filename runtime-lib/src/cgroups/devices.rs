@@ -1,4 +1,4 @@
-//! linux.resources.devices: the v1 devices controller (the v2 eBPF filter comes later).
+//! linux.resources.devices: runc's default rules and the v1 devices controller (v2: devices_v2).
 
 use std::path::Path;
 
@@ -119,15 +119,6 @@ pub(super) fn set_v1(dir: &Path, rules: &[LinuxDeviceCgroup]) -> Result<()> {
         fs::write(dir, file, &line)?;
     }
     Ok(())
-}
-
-pub(super) fn set_v2(rules: &[LinuxDeviceCgroup]) -> Result<()> {
-    if rules.is_empty() {
-        return Ok(());
-    }
-    Err(Error::Unsupported {
-        feature: "linux.resources.devices on cgroup v2 (the eBPF device filter)".into(),
-    })
 }
 
 #[cfg(test)]

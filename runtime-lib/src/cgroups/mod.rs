@@ -14,6 +14,7 @@
 mod blkio;
 mod cpu;
 mod devices;
+mod devices_v2;
 mod freezer;
 pub(crate) mod fs;
 mod hugetlb;

@@ -8,7 +8,7 @@ use oci_spec::runtime::LinuxResources;
 
 use super::probe::{Hierarchy, Host, Mode};
 use super::{
-    blkio, cpu, devices, freezer, fs, hugetlb, memory, network, pids, rdma, stats, unified,
+    blkio, cpu, devices_v2, freezer, fs, hugetlb, memory, network, pids, rdma, stats, unified,
 };
 use super::{CgroupPaths, Dir, FreezerState, Manager, OomWatcher, Stats};
 use crate::error::{Error, Result};
@@ -168,7 +168,7 @@ impl Manager for V2 {
             }
         }
         if let Some(rules) = r.devices() {
-            devices::set_v2(rules)?;
+            devices_v2::set(dir, rules)?;
         }
         if let Some(c) = r.cpu() {
             if cpu::needs_cpuset(c) {
