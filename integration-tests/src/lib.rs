@@ -12,6 +12,7 @@
 //! tests themselves), else the `hull` binary of this workspace, built on first use.
 
 pub mod bundle;
+pub mod cgroupfs;
 pub mod console;
 pub mod leaks;
 pub mod rootfs;

@@ -1,0 +1,115 @@
+//! A container's cgroups as the kernel shows them: each hierarchy's directory found from
+//! `/proc/<pid>/cgroup` and this process's mount table, so a cgroup nested under the test
+//! runner's own (the runtime's default placement) is found as well as an absolute
+//! `cgroupsPath`. Works on v1, hybrid and v2 hosts alike.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use procfs::process::{MountInfo, Process};
+use procfs::ProcessCGroup;
+
+/// How long a cgroup directory may take to disappear after the runtime returns.
+const GRACE: Duration = Duration::from_secs(2);
+
+/// Every cgroup hierarchy `pid` belongs to: its controllers (`name=systemd` for a named v1
+/// hierarchy, empty for the unified one) and the directory of its cgroup on this host.
+pub fn dirs(pid: i32) -> Vec<(Vec<String>, PathBuf)> {
+    let groups = Process::new(pid)
+        .and_then(|p| p.cgroups())
+        .unwrap_or_else(|e| panic!("read /proc/{pid}/cgroup: {e}"));
+    let mounts = Process::myself()
+        .and_then(|p| p.mountinfo())
+        .expect("read /proc/self/mountinfo");
+    groups
+        .into_iter()
+        .filter_map(|g| {
+            let dir = mounts.iter().find_map(|m| dir_in_mount(m, &g))?;
+            Some((g.controllers.clone(), dir))
+        })
+        .collect()
+}
+
+/// Where cgroup `g` lies if mount `m` is a mount of its hierarchy.
+fn dir_in_mount(m: &MountInfo, g: &ProcessCGroup) -> Option<PathBuf> {
+    let mounts_it = if g.hierarchy == 0 {
+        m.fs_type == "cgroup2"
+    } else {
+        m.fs_type == "cgroup"
+            && g.controllers.iter().all(|c| match c.strip_prefix("name=") {
+                Some(name) => m.super_options.get("name") == Some(&Some(name.to_string())),
+                None => m.super_options.contains_key(c),
+            })
+    };
+    if !mounts_it {
+        return None;
+    }
+    // The mount may show only a subtree of the hierarchy (a bind, a cgroup namespace).
+    let rel = Path::new(&g.pathname).strip_prefix(&m.root).ok()?;
+    Some(m.mount_point.join(rel))
+}
+
+/// The directory of `pid`'s cgroup in the v1 hierarchy of `controller` (`memory`, `cpu`, ...).
+pub fn dir(pid: i32, controller: &str) -> PathBuf {
+    dirs(pid)
+        .into_iter()
+        .find(|(ctrls, _)| ctrls.iter().any(|c| c == controller))
+        .map(|(_, d)| d)
+        .unwrap_or_else(|| panic!("process {pid} is in no {controller} cgroup that is mounted"))
+}
+
+/// The trimmed content of a cgroup file.
+pub fn read(dir: &Path, file: &str) -> String {
+    let path = dir.join(file);
+    std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
+        .trim()
+        .to_string()
+}
+
+/// The processes in the cgroup at `dir`.
+pub fn procs(dir: &Path) -> Vec<i32> {
+    read(dir, "cgroup.procs")
+        .lines()
+        .map(|l| l.trim().parse().expect("cgroup.procs holds pids"))
+        .collect()
+}
+
+/// Cgroup directories named `name` at any depth (up to 8) of any hierarchy under /sys/fs/cgroup.
+pub fn dirs_named(name: &str) -> Vec<PathBuf> {
+    fn walk(dir: &Path, depth: u32, name: &str, found: &mut Vec<PathBuf>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for e in entries.flatten() {
+            if !e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                continue;
+            }
+            if e.file_name().to_str() == Some(name) {
+                found.push(e.path());
+            } else if depth > 0 {
+                walk(&e.path(), depth - 1, name, found);
+            }
+        }
+    }
+    let mut found = Vec::new();
+    walk(Path::new("/sys/fs/cgroup"), 8, name, &mut found);
+    found
+}
+
+/// Panics unless every directory in `dirs`, and every cgroup named after one of `names`, is gone
+/// (after a short grace period: the kernel removes a cgroup once its last task is reaped).
+pub fn assert_removed(dirs: &[PathBuf], names: &[&str]) {
+    let deadline = Instant::now() + GRACE;
+    loop {
+        let mut left: Vec<PathBuf> = dirs.iter().filter(|d| d.exists()).cloned().collect();
+        for n in names {
+            left.extend(dirs_named(n));
+        }
+        if left.is_empty() {
+            return;
+        }
+        assert!(Instant::now() < deadline, "cgroups left behind: {left:#?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

@@ -1,0 +1,394 @@
+//! Cgroups: `linux.resources` read back from the container's cgroup files and felt inside it,
+//! `cgroupsPath`, `update`, `events --stats`, `pause`/`resume`, bad resource values, and no
+//! cgroup left after delete. The cgroup directories are found from the init's
+//! /proc/<pid>/cgroup, so they may lie nested under the test runner's own cgroup.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use integration_tests::tmp::unique;
+use integration_tests::{cgroupfs, Bundle, Runtime};
+use serde_json::{json, Value};
+
+/// Polls `cond` every 10 ms; panics with `what` after 10 s.
+fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting: {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// A cgroup name unique on the host (cgroups are host-wide, tests run in parallel).
+fn unique_cgroup_name() -> String {
+    format!("hull-test-{}-{:04}", std::process::id(), unique())
+}
+
+/// `sleep 1000` with these resources on top of the default config's (the device rules).
+fn limited(resources: Value) -> Bundle {
+    let mut b = Bundle::new();
+    b.args(&["sleep", "1000"]);
+    for (k, v) in resources.as_object().expect("resources object") {
+        b.set(&format!("/linux/resources/{k}"), v.clone());
+    }
+    b
+}
+
+/// Creates and starts a container; returns its id, init pid and every cgroup directory of it.
+fn running(rt: &Runtime, b: &Bundle) -> (String, i32, Vec<PathBuf>) {
+    let id = rt.new_id();
+    rt.create(b, &id).ok();
+    rt.start(&id).ok();
+    let pid = rt.state(&id)["pid"].as_i64().expect("pid") as i32;
+    let dirs = cgroupfs::dirs(pid).into_iter().map(|(_, d)| d).collect();
+    (id, pid, dirs)
+}
+
+/// `exec <id> sh -c <script>`, which must succeed; its stdout.
+fn sh(rt: &Runtime, id: &str, script: &str) -> String {
+    rt.exec(["exec", id, "sh", "-c", script])
+        .ok()
+        .out()
+        .to_string()
+}
+
+/// Deletes the container and checks nothing is left, its cgroups included.
+fn finish(rt: &Runtime, b: &Bundle, id: &str, dirs: &[PathBuf], names: &[&str]) {
+    rt.delete_force(id).ok();
+    rt.assert_no_leaks(b, &[id]);
+    let mut names = names.to_vec();
+    names.push(id);
+    cgroupfs::assert_removed(dirs, &names);
+}
+
+#[test]
+fn default_cgroup_is_the_id_under_the_callers_cgroup() {
+    let rt = Runtime::new();
+    let b = limited(json!({}));
+    let (id, init, dirs) = running(&rt, &b);
+    let mine = procfs::process::Process::myself()
+        .unwrap()
+        .cgroups()
+        .unwrap();
+    let theirs = procfs::process::Process::new(init)
+        .unwrap()
+        .cgroups()
+        .unwrap();
+    for g in &theirs {
+        let parent = mine
+            .0
+            .iter()
+            .find(|m| m.hierarchy == g.hierarchy)
+            .expect("same hierarchies");
+        assert_eq!(
+            Path::new(&g.pathname),
+            Path::new(&parent.pathname).join(&id),
+            "{:?} cgroup",
+            g.controllers
+        );
+    }
+    assert!(dirs.iter().all(|d| d.is_dir()));
+    finish(&rt, &b, &id, &dirs, &[]);
+}
+
+#[test]
+fn absolute_cgroups_path_places_the_cgroup_there() {
+    let rt = Runtime::new();
+    let name = unique_cgroup_name();
+    let mut b = limited(json!({}));
+    b.set("/linux/cgroupsPath", json!(format!("/{name}")));
+    let (id, init, dirs) = running(&rt, &b);
+    let groups = procfs::process::Process::new(init)
+        .unwrap()
+        .cgroups()
+        .unwrap();
+    for g in &groups {
+        assert_eq!(g.pathname, format!("/{name}"), "{:?} cgroup", g.controllers);
+    }
+    assert_eq!(cgroupfs::dirs_named(&name).len(), dirs.len());
+    finish(&rt, &b, &id, &dirs, &[&name]);
+}
+
+#[test]
+fn memory_limit() {
+    let rt = Runtime::new();
+    let b = limited(json!({"memory": {"limit": 32 << 20}}));
+    let (id, init, dirs) = running(&rt, &b);
+    let mem = cgroupfs::dir(init, "memory");
+    assert_eq!(cgroupfs::read(&mem, "memory.limit_in_bytes"), "33554432");
+    assert_eq!(
+        sh(&rt, &id, "cat /sys/fs/cgroup/memory/memory.limit_in_bytes"),
+        "33554432"
+    );
+    // dd holds one block in memory: 8M fits, 64M cannot (no swap here) and is OOM-killed.
+    let out = sh(
+        &rt,
+        &id,
+        "dd if=/dev/zero of=/dev/null bs=8M count=1 2>/dev/null; echo small=$?; \
+         dd if=/dev/zero of=/dev/null bs=64M count=1 2>/dev/null; echo big=$?",
+    );
+    assert_eq!(out, "small=0\nbig=137");
+    assert_ne!(cgroupfs::read(&mem, "memory.failcnt"), "0");
+    finish(&rt, &b, &id, &dirs, &[]);
+}
+
+#[test]
+fn cpu_shares_quota_and_period() {
+    let rt = Runtime::new();
+    let b = limited(json!({"cpu": {"shares": 512, "quota": 50000, "period": 100000}}));
+    let (id, init, dirs) = running(&rt, &b);
+    let cpu = cgroupfs::dir(init, "cpu");
+    assert_eq!(cgroupfs::read(&cpu, "cpu.shares"), "512");
+    assert_eq!(cgroupfs::read(&cpu, "cpu.cfs_quota_us"), "50000");
+    assert_eq!(cgroupfs::read(&cpu, "cpu.cfs_period_us"), "100000");
+    assert_eq!(
+        sh(
+            &rt,
+            &id,
+            "cd /sys/fs/cgroup/cpu && cat cpu.shares cpu.cfs_quota_us cpu.cfs_period_us"
+        ),
+        "512\n50000\n100000"
+    );
+    finish(&rt, &b, &id, &dirs, &[]);
+}
+
+#[test]
+fn pids_limit_stops_a_fork_loop() {
+    let rt = Runtime::new();
+    let b = limited(json!({"pids": {"limit": 10}}));
+    let (id, init, dirs) = running(&rt, &b);
+    let pids = cgroupfs::dir(init, "pids");
+    assert_eq!(cgroupfs::read(&pids, "pids.max"), "10");
+    assert_eq!(sh(&rt, &id, "cat /sys/fs/cgroup/pids/pids.max"), "10");
+    let out = rt.exec([
+        "exec",
+        id.as_str(),
+        "sh",
+        "-c",
+        "i=0; while [ $i -lt 20 ]; do sleep 1000 & i=$((i+1)); done; echo forked-all",
+    ]);
+    assert!(!out.stdout.contains("forked-all"), "{out}");
+    out.stderr_has(&["resource temporarily unavailable"]);
+    let current: u32 = cgroupfs::read(&pids, "pids.current").parse().unwrap();
+    assert!(current <= 10, "pids.current {current} above the limit");
+    finish(&rt, &b, &id, &dirs, &[]);
+}
+
+#[test]
+fn cpuset_cpus() {
+    let rt = Runtime::new();
+    let b = limited(json!({"cpu": {"cpus": "0", "mems": "0"}}));
+    let (id, init, dirs) = running(&rt, &b);
+    let cpuset = cgroupfs::dir(init, "cpuset");
+    assert_eq!(cgroupfs::read(&cpuset, "cpuset.cpus"), "0");
+    assert_eq!(cgroupfs::read(&cpuset, "cpuset.mems"), "0");
+    assert_eq!(
+        sh(&rt, &id, "grep Cpus_allowed_list /proc/self/status"),
+        "Cpus_allowed_list:\t0"
+    );
+    finish(&rt, &b, &id, &dirs, &[]);
+}
+
+#[test]
+fn device_rules_allow_and_deny() {
+    let rt = Runtime::new();
+    // /dev/fuse's numbers: in no runtime's default allow list (runc re-allows /dev/null and the
+    // other default devices after the config's rules), harmless to open.
+    let b = limited(json!({}));
+    let node = b.rootfs().join("fuse-node");
+    nix::sys::stat::mknod(
+        &node,
+        nix::sys::stat::SFlag::S_IFCHR,
+        nix::sys::stat::Mode::from_bits_truncate(0o666),
+        nix::sys::stat::makedev(10, 229),
+    )
+    .expect("mknod");
+    let mut b = b;
+    b.push(
+        "/linux/resources/devices",
+        json!({"allow": true, "type": "c", "major": 10, "minor": 229, "access": "rw"}),
+    )
+    .push(
+        "/linux/resources/devices",
+        json!({"allow": false, "type": "c", "major": 10, "minor": 229, "access": "w"}),
+    );
+    let (id, init, dirs) = running(&rt, &b);
+    let list = cgroupfs::read(&cgroupfs::dir(init, "devices"), "devices.list");
+    assert!(list.lines().any(|l| l == "c 10:229 r"), "{list}");
+    let out = rt.exec([
+        "exec",
+        id.as_str(),
+        "sh",
+        "-c",
+        "true < /fuse-node && echo read-ok; true > /fuse-node && echo write-ok; \
+         echo x > /dev/null && echo null-ok",
+    ]);
+    assert_eq!(out.out(), "read-ok\nnull-ok", "{out}");
+    out.stderr_has(&["/fuse-node", "operation not permitted"]);
+    finish(&rt, &b, &id, &dirs, &[]);
+}
+
+#[test]
+fn update_changes_the_limits_live() {
+    let rt = Runtime::new();
+    let b = limited(json!({}));
+    let (id, init, dirs) = running(&rt, &b);
+    let (mem, pids, cpu) = (
+        cgroupfs::dir(init, "memory"),
+        cgroupfs::dir(init, "pids"),
+        cgroupfs::dir(init, "cpu"),
+    );
+    rt.exec([
+        "update",
+        "--memory",
+        "64m",
+        "--pids-limit",
+        "50",
+        id.as_str(),
+    ])
+    .ok();
+    assert_eq!(cgroupfs::read(&mem, "memory.limit_in_bytes"), "67108864");
+    assert_eq!(cgroupfs::read(&pids, "pids.max"), "50");
+    assert_eq!(
+        sh(&rt, &id, "cat /sys/fs/cgroup/memory/memory.limit_in_bytes"),
+        "67108864"
+    );
+
+    let file = rt.scratch().join("resources.json");
+    std::fs::write(
+        &file,
+        json!({"memory": {"limit": 32 << 20}, "cpu": {"shares": 300}, "pids": {"limit": 40}})
+            .to_string(),
+    )
+    .unwrap();
+    rt.cmd(["update", "-r"]).arg(&file).arg(&id).output().ok();
+    assert_eq!(cgroupfs::read(&mem, "memory.limit_in_bytes"), "33554432");
+    assert_eq!(cgroupfs::read(&cpu, "cpu.shares"), "300");
+    assert_eq!(cgroupfs::read(&pids, "pids.max"), "40");
+
+    // A limit below the usage is refused by the kernel, and the old one stays.
+    rt.exec(["update", "--memory", "4096", id.as_str()])
+        .failed()
+        .stderr_has(&["unable to set memory limit to 4096"]);
+    assert_eq!(cgroupfs::read(&mem, "memory.limit_in_bytes"), "33554432");
+    assert_eq!(rt.status(&id), "running");
+    finish(&rt, &b, &id, &dirs, &[]);
+}
+
+#[test]
+fn events_stats_prints_one_json_line() {
+    let rt = Runtime::new();
+    let b = limited(json!({}));
+    let (id, _, dirs) = running(&rt, &b);
+    let out = rt.exec(["events", "--stats", id.as_str()]);
+    let lines: Vec<&str> = out.ok().out().lines().collect();
+    assert_eq!(lines.len(), 1, "{out}");
+    let v: Value =
+        serde_json::from_str(lines[0]).unwrap_or_else(|e| panic!("not JSON ({e}): {out}"));
+    assert_eq!(v["type"], "stats", "{out}");
+    assert_eq!(v["id"], id.as_str(), "{out}");
+    assert!(
+        v["data"]["pids"]["current"].as_u64().unwrap_or(0) >= 1,
+        "{out}"
+    );
+    assert!(
+        v["data"]["memory"]["usage"]["usage"].as_u64().unwrap_or(0) > 0,
+        "{out}"
+    );
+    assert!(
+        v["data"]["cpu"]["usage"]["total"].as_u64().unwrap_or(0) > 0,
+        "{out}"
+    );
+    finish(&rt, &b, &id, &dirs, &[]);
+}
+
+#[test]
+fn pause_freezes_and_resume_thaws() {
+    let rt = Runtime::new();
+    let mut b = Bundle::new();
+    b.mount(
+        json!({"destination": "/tmp", "type": "tmpfs", "source": "tmpfs",
+                   "options": ["nosuid", "nodev", "mode=1777"]}),
+    )
+    .sh("i=0; while true; do i=$((i+1)); echo $i > /tmp/count; sleep 0.01; done");
+    let (id, init, dirs) = running(&rt, &b);
+    let count_file = format!("/proc/{init}/root/tmp/count");
+    let count = || -> u64 {
+        std::fs::read_to_string(&count_file)
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    wait_until("the counter starts", || count() >= 3);
+    let freezer = cgroupfs::dir(init, "freezer");
+
+    rt.exec(["pause", id.as_str()]).ok();
+    assert_eq!(rt.status(&id), "paused");
+    assert_eq!(cgroupfs::read(&freezer, "freezer.state"), "FROZEN");
+    let raw = || std::fs::read_to_string(&count_file).unwrap_or_default();
+    let frozen_at = raw();
+    std::thread::sleep(Duration::from_millis(300)); // ~30 turns of the loop
+    assert_eq!(raw(), frozen_at, "the counter advanced while paused");
+    rt.exec(["resume", id.as_str()]).ok();
+
+    assert_eq!(rt.status(&id), "running");
+    assert_eq!(cgroupfs::read(&freezer, "freezer.state"), "THAWED");
+    let before = count();
+    wait_until("the counter advances after resume", || count() > before);
+    rt.exec(["resume", id.as_str()])
+        .failed()
+        .stderr_has(&["container not paused"]);
+    finish(&rt, &b, &id, &dirs, &[]);
+}
+
+#[test]
+fn pause_of_a_stopped_container_fails() {
+    let rt = Runtime::new();
+    let b = Bundle::new(); // args: true
+    let id = rt.new_id();
+    rt.create(&b, &id).ok();
+    rt.start(&id).ok();
+    rt.wait_status(&id, "stopped");
+    rt.exec(["pause", id.as_str()])
+        .failed()
+        .stderr_has(&["container not running"]);
+    rt.exec(["resume", id.as_str()])
+        .failed()
+        .stderr_has(&["container not paused"]);
+    assert_eq!(rt.status(&id), "stopped");
+    rt.delete(&id).ok();
+    rt.assert_no_leaks(&b, &[&id]);
+}
+
+/// Creates a container with these resources in its own cgroup, which must fail naming `what`
+/// and leave nothing behind, no cgroup either.
+fn bad_resources(resources: Value, what: &[&str]) {
+    let rt = Runtime::new();
+    let name = unique_cgroup_name();
+    let mut b = limited(resources);
+    b.set("/linux/cgroupsPath", json!(format!("/{name}")));
+    let out = rt.create_fails(&b);
+    out.stderr_has(what);
+    cgroupfs::assert_removed(&[], &[&name]);
+}
+
+#[test]
+fn cpu_shares_below_the_minimum_fail_create() {
+    bad_resources(
+        json!({"cpu": {"shares": 1}}),
+        &["the minimum allowed cpu-shares is 2"],
+    );
+}
+
+#[test]
+fn memory_limit_below_the_usage_fails_create() {
+    bad_resources(
+        json!({"memory": {"limit": 4096}}),
+        &["unable to set memory limit to 4096"],
+    );
+}
+
+#[test]
+fn cpuset_of_a_missing_cpu_fails_create() {
+    bad_resources(json!({"cpu": {"cpus": "1023"}}), &["cpuset.cpus", "1023"]);
+}

@@ -1,0 +1,436 @@
+//! `exec` into a running container (as containerd's shim and conmon use it: `--process`,
+//! `--detach --pid-file`, `--tty --console-socket`, `--preserve-fds`), and the verbs that see the
+//! exec'd processes: `ps` and `kill --all`.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use integration_tests::console::read_until_closed;
+use integration_tests::{cgroupfs, Bundle, ConsoleSocket, Runtime};
+use serde_json::json;
+
+const WAIT: Duration = Duration::from_secs(20);
+
+fn alive(pid: i32) -> bool {
+    // A zombie is dead for our purpose: the process has exited.
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| !s.rsplit_once(") ").is_some_and(|(_, r)| r.starts_with('Z')))
+        .unwrap_or(false)
+}
+
+/// Polls `cond` every 10 ms; panics with `what` after 10 s.
+fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting: {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn read_pid(path: &Path) -> i32 {
+    let text = std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("read pid file {}: {e}", path.display()));
+    text.trim()
+        .parse()
+        .unwrap_or_else(|e| panic!("pid file holds {text:?}: {e}"))
+}
+
+/// A started container running `sleep 1000` (or `b`'s args); returns its id and init pid.
+fn running(rt: &Runtime, b: &Bundle) -> (String, i32) {
+    let id = rt.new_id();
+    rt.create(b, &id).ok();
+    rt.start(&id).ok();
+    let pid = rt.state(&id)["pid"].as_i64().expect("pid") as i32;
+    (id, pid)
+}
+
+fn sleeper() -> Bundle {
+    let mut b = Bundle::new();
+    b.args(&["sleep", "1000"]);
+    b
+}
+
+/// `exec --detach --pid-file <scratch>/<name> <id> <args>`; returns the exec'd pid.
+fn exec_detached(rt: &Runtime, id: &str, name: &str, args: &[&str]) -> i32 {
+    let pid_file = rt.scratch().join(name);
+    rt.cmd(["exec", "--detach", "--pid-file"])
+        .arg(&pid_file)
+        .arg(id)
+        .args(args)
+        .output()
+        .ok();
+    read_pid(&pid_file)
+}
+
+fn finish(rt: &Runtime, b: &Bundle, id: &str) {
+    rt.delete_force(id).ok();
+    rt.assert_no_leaks(b, &[id]);
+}
+
+#[test]
+fn exec_output_input_and_exit_status_pass_through() {
+    let rt = Runtime::new();
+    let b = sleeper();
+    let (id, _) = running(&rt, &b);
+    let out = rt.exec([
+        "exec",
+        id.as_str(),
+        "sh",
+        "-c",
+        "echo to-out; echo to-err >&2; exit 7",
+    ]);
+    assert_eq!(out.code(), 7, "{out}");
+    assert_eq!(out.out(), "to-out");
+    assert!(out.stderr.contains("to-err"), "{out}");
+    assert!(!out.stdout.contains("to-err"), "{out}");
+
+    let out = rt
+        .cmd(["exec", id.as_str(), "cat"])
+        .stdin(b"through exec's stdin\n")
+        .output();
+    assert_eq!(out.ok().out(), "through exec's stdin");
+
+    let out = rt.exec(["exec", id.as_str(), "sh", "-c", "kill -9 $$"]);
+    assert_eq!(out.code(), 137, "a killed exec reports 128 + signal: {out}");
+    // The container is not disturbed by what its exec'd processes do.
+    assert_eq!(rt.status(&id), "running");
+    finish(&rt, &b, &id);
+}
+
+#[test]
+fn exec_joins_the_containers_namespaces() {
+    let rt = Runtime::new();
+    let mut b = Bundle::new();
+    // A tmpfs only the container's mount namespace has: the host cannot see the marker in the
+    // bundle's rootfs, an exec'd process can only if it shares the init's mounts.
+    b.set("/hostname", json!("exec-ns-test"))
+        .mount(
+            json!({"destination": "/tmp", "type": "tmpfs", "source": "tmpfs",
+                      "options": ["nosuid", "nodev", "mode=1777"]}),
+        )
+        .sh("echo from-init > /tmp/marker; exec sleep 1000");
+    let (id, init) = running(&rt, &b);
+    let marker = format!("/proc/{init}/root/tmp/marker");
+    wait_until("the init writes its marker", || Path::new(&marker).exists());
+    assert!(!b.rootfs().join("tmp/marker").exists());
+
+    let out = rt.exec([
+        "exec",
+        id.as_str(),
+        "sh",
+        "-c",
+        "hostname; echo $$; tr '\\0' ' ' < /proc/1/cmdline; echo; cat /tmp/marker",
+    ]);
+    let lines: Vec<&str> = out.ok().stdout.lines().map(str::trim).collect();
+    assert_eq!(lines.first().copied(), Some("exec-ns-test"), "{out}");
+    let pid: u32 = lines[1].parse().expect("$$ is a number");
+    assert!(
+        pid > 1 && pid < 100,
+        "exec'd shell is pid {pid}: not in the container's pid namespace"
+    );
+    assert_eq!(
+        lines[2], "sleep 1000",
+        "pid 1 is the container's init: {out}"
+    );
+    assert_eq!(lines[3], "from-init", "{out}");
+
+    // Every namespace of an exec'd process is the init's.
+    let exec_pid = exec_detached(&rt, &id, "exec.pid", &["sleep", "1000"]);
+    for ns in ["mnt", "pid", "uts", "ipc", "net", "user", "cgroup"] {
+        let link = |p: i32| std::fs::read_link(format!("/proc/{p}/ns/{ns}")).expect("ns link");
+        assert_eq!(link(exec_pid), link(init), "{ns} namespace");
+    }
+    finish(&rt, &b, &id);
+}
+
+#[test]
+fn exec_user_env_and_cwd_flags() {
+    let rt = Runtime::new();
+    let b = sleeper();
+    let (id, _) = running(&rt, &b);
+    let out = rt.exec([
+        "exec",
+        "--user",
+        "1000:1001",
+        "--env",
+        "FOO=from-flag",
+        "--env",
+        "TERM=dumb",
+        "--cwd",
+        "/etc",
+        id.as_str(),
+        "sh",
+        "-c",
+        "id -u; id -g; echo $FOO; echo $TERM; echo $PATH; pwd",
+    ]);
+    let lines: Vec<&str> = out.ok().stdout.lines().collect();
+    assert_eq!(lines[0], "1000", "{out}");
+    assert_eq!(lines[1], "1001", "{out}");
+    assert_eq!(lines[2], "from-flag", "{out}");
+    // --env overrides the config's TERM=xterm and keeps the rest of its environment.
+    assert_eq!(lines[3], "dumb", "{out}");
+    assert!(lines[4].contains("/bin"), "PATH from the config: {out}");
+    assert_eq!(lines[5], "/etc", "{out}");
+    finish(&rt, &b, &id);
+}
+
+#[test]
+fn exec_detach_writes_a_live_pid_in_the_containers_cgroup() {
+    let rt = Runtime::new();
+    let b = sleeper();
+    let (id, init) = running(&rt, &b);
+    let pid = exec_detached(&rt, &id, "exec.pid", &["sleep", "999"]);
+    assert!(alive(pid), "exec'd process {pid} is not running");
+    let cmdline = std::fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    assert_eq!(cmdline, "sleep\0999\0");
+    let dirs = cgroupfs::dirs(init);
+    assert!(!dirs.is_empty());
+    for (ctrls, dir) in &dirs {
+        assert!(
+            cgroupfs::procs(dir).contains(&pid),
+            "exec'd {pid} is not in the container's {ctrls:?} cgroup {}",
+            dir.display()
+        );
+    }
+    rt.delete_force(&id).ok();
+    wait_until("delete --force kills the exec'd process", || !alive(pid));
+    rt.assert_no_leaks(&b, &[&id]);
+}
+
+#[test]
+fn exec_process_json_as_containerd_writes_it() {
+    let rt = Runtime::new();
+    let b = sleeper();
+    let (id, _) = running(&rt, &b);
+    let mut process = json!({
+        "terminal": false,
+        "user": {"uid": 65534, "gid": 65534, "additionalGids": [5]},
+        "args": ["sh", "-c", "id -u; id -g; id -G; pwd; echo $FOO; grep CapBnd /proc/self/status"],
+        "env": ["PATH=/usr/bin:/bin", "FOO=from-process-json"],
+        "cwd": "/tmp",
+        "capabilities": {
+            "bounding": ["CAP_KILL"], "effective": ["CAP_KILL"], "permitted": ["CAP_KILL"]
+        },
+        "noNewPrivileges": true
+    });
+    let path = rt.scratch().join("process.json");
+    std::fs::write(&path, process.to_string()).unwrap();
+    let out = rt.cmd(["exec", "--process"]).arg(&path).arg(&id).output();
+    let lines: Vec<&str> = out.ok().stdout.lines().collect();
+    assert_eq!(lines[..3], ["65534", "65534", "65534 5"], "{out}");
+    assert_eq!(lines[3], "/tmp", "{out}");
+    assert_eq!(lines[4], "from-process-json", "{out}");
+    // CAP_KILL is bit 5.
+    assert_eq!(lines[5].split_whitespace().last(), Some("0000000000000020"));
+
+    // containerd's exact form: --process with --detach --pid-file.
+    process["args"] = json!(["sleep", "998"]);
+    std::fs::write(&path, process.to_string()).unwrap();
+    let pid_file = rt.scratch().join("exec.pid");
+    rt.cmd(["exec", "--process"])
+        .arg(&path)
+        .arg("--detach")
+        .arg("--pid-file")
+        .arg(&pid_file)
+        .arg(&id)
+        .output()
+        .ok();
+    let pid = read_pid(&pid_file);
+    assert!(alive(pid));
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    assert!(
+        status.lines().any(|l| l.starts_with("Uid:\t65534\t")),
+        "{status}"
+    );
+    finish(&rt, &b, &id);
+}
+
+#[test]
+fn exec_tty_sends_the_pty_master_to_the_console_socket() {
+    let rt = Runtime::new();
+    let b = sleeper();
+    let (id, _) = running(&rt, &b);
+    let sock = ConsoleSocket::bind(&rt.scratch().join("console.sock"));
+    let pid_file = rt.scratch().join("exec.pid");
+    rt.cmd(["exec", "--tty", "--detach", "--console-socket"])
+        .arg(sock.path())
+        .arg("--pid-file")
+        .arg(&pid_file)
+        .arg(&id)
+        .args([
+            "sh",
+            "-c",
+            "tty; test -t 0 && test -t 1 && test -t 2 && echo all-tty; echo done",
+        ])
+        .output()
+        .ok();
+    let master = sock.master(WAIT);
+    let pid = read_pid(&pid_file);
+    let text = read_until_closed(&master, WAIT);
+    let lines: Vec<&str> = text.lines().map(str::trim).collect();
+    assert!(
+        lines.first().is_some_and(|l| l.starts_with("/dev/pts/")),
+        "{text:?}"
+    );
+    assert_eq!(lines.get(1).copied(), Some("all-tty"), "{text:?}");
+    assert_eq!(lines.last().copied(), Some("done"), "{text:?}");
+    wait_until("the exec'd process exits", || !alive(pid));
+    finish(&rt, &b, &id);
+}
+
+#[test]
+fn exec_of_a_missing_executable_fails_and_leaves_no_process() {
+    let rt = Runtime::new();
+    let b = sleeper();
+    let (id, init) = running(&rt, &b);
+    rt.exec(["exec", id.as_str(), "no-such-program"])
+        .failed()
+        .stderr_has(&["executable file not found in $PATH", "no-such-program"]);
+    let pids = cgroupfs::dir(init, "pids");
+    wait_until("only the init is left in the container", || {
+        cgroupfs::procs(&pids) == [init]
+    });
+    assert_eq!(rt.status(&id), "running");
+    finish(&rt, &b, &id);
+}
+
+#[test]
+fn exec_into_a_stopped_container_fails() {
+    let rt = Runtime::new();
+    let b = Bundle::new(); // args: true
+    let id = rt.new_id();
+    rt.create(&b, &id).ok();
+    rt.start(&id).ok();
+    rt.wait_status(&id, "stopped");
+    rt.exec(["exec", id.as_str(), "true"])
+        .failed()
+        .stderr_has(&["cannot exec in a stopped container"]);
+    rt.delete(&id).ok();
+    rt.assert_no_leaks(&b, &[&id]);
+}
+
+#[test]
+fn exec_into_a_paused_container_needs_ignore_paused() {
+    let rt = Runtime::new();
+    let b = sleeper();
+    let (id, init) = running(&rt, &b);
+    rt.exec(["pause", id.as_str()]).ok();
+    rt.exec(["exec", id.as_str(), "true"])
+        .failed()
+        .stderr_has(&["cannot exec in a paused container (use --ignore-paused to override)"]);
+    assert_eq!(rt.status(&id), "paused");
+
+    // With --ignore-paused the process is started, and (like everything in the frozen cgroup)
+    // runs once the container is resumed.
+    let freezer = cgroupfs::dir(init, "freezer");
+    let exec = rt
+        .cmd([
+            "exec",
+            "--ignore-paused",
+            id.as_str(),
+            "echo",
+            "ran-after-resume",
+        ])
+        .spawn();
+    let exec = std::thread::spawn(move || exec.wait());
+    wait_until("the exec'd process joins the frozen cgroup", || {
+        exec.is_finished() || cgroupfs::procs(&freezer).len() > 1
+    });
+    rt.exec(["resume", id.as_str()]).ok();
+    let out = exec.join().expect("exec thread");
+    assert_eq!(out.ok().out(), "ran-after-resume");
+    assert_eq!(rt.status(&id), "running");
+    finish(&rt, &b, &id);
+}
+
+#[test]
+fn exec_preserve_fds_passes_fd_3() {
+    let rt = Runtime::new();
+    let b = sleeper();
+    let (id, _) = running(&rt, &b);
+    let (r, w) = nix::unistd::pipe().expect("pipe");
+    rt.cmd(["exec", "--preserve-fds", "1", id.as_str()])
+        .args(["sh", "-c", "echo via-fd-3 >&3"])
+        .pass_fd(w)
+        .output()
+        .ok();
+    let text = std::io::read_to_string(std::fs::File::from(r)).unwrap();
+    assert_eq!(text.trim(), "via-fd-3");
+
+    // Without --preserve-fds the same descriptor does not reach the process.
+    let (_r, w) = nix::unistd::pipe().expect("pipe");
+    let out = rt
+        .cmd(["exec", id.as_str()])
+        .args(["sh", "-c", "readlink /proc/$$/fd/3 || echo none"])
+        .pass_fd(w)
+        .output();
+    assert_eq!(
+        out.ok().out(),
+        "none",
+        "fd 3 leaked into the exec'd process"
+    );
+    finish(&rt, &b, &id);
+}
+
+#[test]
+fn ps_lists_the_init_and_exec_processes() {
+    let rt = Runtime::new();
+    let b = sleeper();
+    let (id, init) = running(&rt, &b);
+    let exec_pid = exec_detached(&rt, &id, "exec.pid", &["sleep", "997"]);
+
+    let table = rt.exec(["ps", id.as_str()]);
+    let mut lines = table.ok().stdout.lines();
+    let header: Vec<&str> = lines.next().expect("header").split_whitespace().collect();
+    let col = header
+        .iter()
+        .position(|h| *h == "PID")
+        .unwrap_or_else(|| panic!("no PID column: {table}"));
+    let pids: Vec<i32> = lines
+        .filter_map(|l| l.split_whitespace().nth(col)?.parse().ok())
+        .collect();
+    assert!(pids.contains(&init), "{table}");
+    assert!(pids.contains(&exec_pid), "{table}");
+
+    let json = rt.exec(["ps", "--format", "json", id.as_str()]);
+    let v: serde_json::Value =
+        serde_json::from_str(json.ok().out()).unwrap_or_else(|e| panic!("ps json ({e}): {json}"));
+    let mut listed: Vec<i64> = v
+        .as_array()
+        .unwrap_or_else(|| panic!("not an array: {json}"))
+        .iter()
+        .map(|p| p.as_i64().expect("pids are numbers"))
+        .collect();
+    listed.sort();
+    let mut want = vec![i64::from(init), i64::from(exec_pid)];
+    want.sort();
+    assert_eq!(listed, want, "{json}");
+
+    // Arguments after the id go to ps(1).
+    let custom = rt.exec(["ps", id.as_str(), "-o", "pid,args"]);
+    assert!(
+        custom
+            .ok()
+            .stdout
+            .lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>()
+                == [&*exec_pid.to_string(), "sleep", "997"]),
+        "{custom}"
+    );
+    finish(&rt, &b, &id);
+}
+
+#[test]
+fn kill_all_reaches_exec_processes() {
+    let rt = Runtime::new();
+    let b = sleeper();
+    let (id, init) = running(&rt, &b);
+    let exec_pid = exec_detached(&rt, &id, "exec.pid", &["sleep", "996"]);
+    assert!(alive(exec_pid));
+    rt.exec(["kill", "--all", id.as_str(), "KILL"]).ok();
+    rt.wait_status(&id, "stopped");
+    wait_until("the exec'd process dies", || !alive(exec_pid));
+    assert!(!alive(init));
+    rt.delete(&id).ok();
+    rt.assert_no_leaks(&b, &[&id]);
+}
