@@ -1,0 +1,329 @@
+//! Hull on a pure cgroup-v2 host: this machine kind is hybrid, so [`cgroup_v2_guest`] boots a
+//! qemu guest (integration-tests/vm/run-in-v2-guest.sh: Debian's 6.1 kernel, the host's / as its
+//! root, cgroup2 alone on /sys/fs/cgroup) once, and runs this same test binary inside it with
+//! `--ignored` on the `in_guest_*` tests below, which drive the runtime under test through the
+//! ordinary test bed. Their results come back on the host as the guest's libtest output.
+//!
+//! The guest needs qemu-system-x86 (installed on first use when root) and Debian's kernel package
+//! (fetched into `<target>/hull-vm`). When either cannot be had the host test says so on stderr
+//! and passes, unless `HULL_REQUIRE_V2_GUEST=1` (CI), which makes it fail instead.
+
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use integration_tests::runtime::runtime_binary;
+use integration_tests::{Bundle, Runtime};
+use serde_json::json;
+
+/// Set in the guest: the `in_guest_*` tests run only there.
+const GUEST_ENV: &str = "HULL_IN_V2_GUEST";
+
+/// Every test the guest runs; the host test checks each one reported `ok`.
+const IN_GUEST: &[&str] = &[
+    "in_guest_pure_v2_host",
+    "in_guest_cgroup_namespace_view",
+    "in_guest_limits_on_the_host_side",
+    "in_guest_default_cgroup_path",
+    "in_guest_memory_limit_oom_kills",
+    "in_guest_pids_limit_stops_forks",
+    "in_guest_pause_resume_update",
+];
+
+fn vm_script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("vm/run-in-v2-guest.sh")
+}
+
+/// `<target>/hull-vm`, from this executable's `<target>/<profile>/deps/<test>`.
+fn vm_cache() -> PathBuf {
+    if let Some(dir) = std::env::var_os("HULL_VM_CACHE").filter(|d| !d.is_empty()) {
+        return dir.into();
+    }
+    let exe = std::env::current_exe().expect("current_exe");
+    let mut dir = exe.parent().expect("exe dir").to_path_buf();
+    if dir.file_name() == Some(OsStr::new("deps")) {
+        dir.pop();
+    }
+    dir.parent().expect("target dir").join("hull-vm")
+}
+
+#[test]
+fn cgroup_v2_guest() {
+    if std::env::var_os(GUEST_ENV).is_some() {
+        return;
+    }
+    let required = std::env::var("HULL_REQUIRE_V2_GUEST").is_ok_and(|v| v == "1");
+    let prep = Command::new(vm_script())
+        .arg("--prepare")
+        .env("HULL_VM_CACHE", vm_cache())
+        .stdin(Stdio::null())
+        .output()
+        .expect("run run-in-v2-guest.sh --prepare");
+    if !prep.status.success() {
+        let why = String::from_utf8_lossy(&prep.stderr);
+        assert!(!required, "the cgroup-v2 guest cannot be prepared:\n{why}");
+        eprintln!("SKIPPED cgroup_v2_guest: qemu or the guest kernel cannot be installed:\n{why}");
+        return;
+    }
+
+    // Built on the host (static: the guest runs it from the shared root as is); the guest's test
+    // bed must not start a cargo build of its own.
+    let runtime = runtime_binary();
+    let exe = std::env::current_exe().expect("current_exe");
+    let started = Instant::now();
+    let out = Command::new(vm_script())
+        .arg(&exe)
+        .args(["--ignored", "--exact", "--nocapture"])
+        .args(IN_GUEST)
+        .env("HULL_VM_CACHE", vm_cache())
+        .env(GUEST_ENV, "1")
+        .env("HULL_TEST_RUNTIME", runtime)
+        .env("RUST_BACKTRACE", "1")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run run-in-v2-guest.sh");
+    let took = started.elapsed();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let report = format!(
+        "guest run of {} in-guest tests with {} took {took:.1?}, exit {}\n--- guest output\n{text}\n--- stderr\n{}",
+        IN_GUEST.len(),
+        runtime.display(),
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eprintln!("{report}");
+    assert!(out.status.success(), "the in-guest tests failed: {report}");
+    for name in IN_GUEST {
+        assert!(
+            text.contains(&format!("test {name} ... ok")),
+            "{name} did not pass in the guest: {report}"
+        );
+    }
+    assert!(
+        text.contains(&format!("test result: ok. {} passed", IN_GUEST.len())),
+        "not every in-guest test ran: {report}"
+    );
+}
+
+/// True in the guest; elsewhere says why the test does nothing (`cargo test -- --ignored` on the
+/// host must not fail for want of a v2 host).
+fn in_guest(test: &str) -> bool {
+    let yes = std::env::var_os(GUEST_ENV).is_some();
+    if !yes {
+        eprintln!("skipped {test}: runs inside the cgroup-v2 guest only (see cgroup_v2_guest)");
+    }
+    yes
+}
+
+fn read(path: impl AsRef<Path>) -> String {
+    let path = path.as_ref();
+    std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
+        .trim_end()
+        .to_string()
+}
+
+/// The container's cgroup as the host sees it (`/sys/fs/cgroup/<path>`), from its init's
+/// /proc/<pid>/cgroup.
+fn host_cgroup_of(rt: &Runtime, id: &str) -> PathBuf {
+    let pid = rt.state(id)["pid"].as_i64().expect("state has a pid");
+    let line = read(format!("/proc/{pid}/cgroup"));
+    let path = line
+        .strip_prefix("0::")
+        .unwrap_or_else(|| panic!("not a pure v2 /proc/{pid}/cgroup: {line:?}"));
+    assert_ne!(path, "/", "the container must get a cgroup of its own");
+    Path::new("/sys/fs/cgroup").join(path.trim_start_matches('/'))
+}
+
+/// Gone within a moment: cgroup removal can trail the exit of the last process slightly.
+fn assert_gone(dir: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while dir.exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(!dir.exists(), "{} left after delete", dir.display());
+}
+
+fn limited_bundle(memory: i64, pids: i64) -> Bundle {
+    let mut b = Bundle::new();
+    b.set(
+        "/linux/resources",
+        json!({"memory": {"limit": memory}, "pids": {"limit": pids}}),
+    );
+    b
+}
+
+#[test]
+#[ignore = "runs inside the cgroup-v2 guest: see cgroup_v2_guest"]
+fn in_guest_pure_v2_host() {
+    if !in_guest("in_guest_pure_v2_host") {
+        return;
+    }
+    // The guest itself: cgroup2 alone, with the controllers the other tests rely on delegated.
+    let mounts = read("/proc/self/mounts");
+    assert!(
+        mounts.contains(" /sys/fs/cgroup cgroup2 "),
+        "no cgroup2 on /sys/fs/cgroup:\n{mounts}"
+    );
+    assert!(
+        !mounts.lines().any(|l| l.contains(" cgroup ")),
+        "a v1 hierarchy is mounted:\n{mounts}"
+    );
+    let enabled = read("/sys/fs/cgroup/cgroup.subtree_control");
+    for c in ["cpuset", "cpu", "io", "memory", "pids"] {
+        assert!(enabled.split(' ').any(|e| e == c), "{c} not in {enabled:?}");
+    }
+}
+
+#[test]
+#[ignore = "runs inside the cgroup-v2 guest: see cgroup_v2_guest"]
+fn in_guest_cgroup_namespace_view() {
+    if !in_guest("in_guest_cgroup_namespace_view") {
+        return;
+    }
+    let rt = Runtime::new();
+    let mut b = limited_bundle(64 << 20, 64);
+    b.push("/linux/namespaces", json!({"type": "cgroup"}));
+    // In its own cgroup namespace the container is at the root of what it sees, and the cgroup2
+    // mount of the default config shows its own cgroup's files.
+    b.sh("cat /proc/self/cgroup /sys/fs/cgroup/memory.max /sys/fs/cgroup/pids.max");
+    let out = rt.run(&b);
+    out.ok();
+    assert_eq!(out.out(), "0::/\n67108864\n64", "{out}");
+}
+
+#[test]
+#[ignore = "runs inside the cgroup-v2 guest: see cgroup_v2_guest"]
+fn in_guest_limits_on_the_host_side() {
+    if !in_guest("in_guest_limits_on_the_host_side") {
+        return;
+    }
+    let rt = Runtime::new();
+    let id = rt.new_id();
+    let mut b = limited_bundle(48 << 20, 32);
+    // A nested path under a parent someone else made and limits (a pod's cgroup under kubelet):
+    // the runtime must leave it in place on delete.
+    let parent = format!("hull-it-v2-{}", std::process::id());
+    let parent_dir = Path::new("/sys/fs/cgroup").join(&parent);
+    std::fs::create_dir(&parent_dir).expect("create the parent cgroup");
+    b.set("/linux/cgroupsPath", json!(format!("/{parent}/{id}")))
+        .args(&["sleep", "1000"]);
+    rt.create(&b, &id).ok();
+    let cg = host_cgroup_of(&rt, &id);
+    assert_eq!(cg, Path::new("/sys/fs/cgroup").join(&parent).join(&id));
+    assert_eq!(read(cg.join("memory.max")), (48 << 20).to_string());
+    assert_eq!(read(cg.join("pids.max")), "32");
+    let pid = rt.state(&id)["pid"].as_i64().expect("pid").to_string();
+    assert!(
+        read(cg.join("cgroup.procs")).lines().any(|p| p == pid),
+        "init {pid} not in {}/cgroup.procs",
+        cg.display()
+    );
+
+    rt.start(&id).ok();
+    rt.kill(&id, "KILL").ok();
+    rt.wait_status(&id, "stopped");
+    rt.delete(&id).ok();
+    assert_gone(&cg);
+    assert!(parent_dir.exists(), "delete removed the parent cgroup");
+    std::fs::remove_dir(&parent_dir).expect("remove the parent cgroup");
+    rt.assert_no_leaks(&b, &[&id]);
+}
+
+#[test]
+#[ignore = "runs inside the cgroup-v2 guest: see cgroup_v2_guest"]
+fn in_guest_default_cgroup_path() {
+    if !in_guest("in_guest_default_cgroup_path") {
+        return;
+    }
+    let rt = Runtime::new();
+    let id = rt.new_id();
+    let mut b = limited_bundle(40 << 20, 20);
+    b.args(&["sleep", "1000"]);
+    rt.create(&b, &id).ok();
+    let cg = host_cgroup_of(&rt, &id);
+    assert_eq!(read(cg.join("memory.max")), (40 << 20).to_string());
+    assert_eq!(read(cg.join("pids.max")), "20");
+    rt.delete_force(&id).ok();
+    assert_gone(&cg);
+    rt.assert_no_leaks(&b, &[&id]);
+}
+
+#[test]
+#[ignore = "runs inside the cgroup-v2 guest: see cgroup_v2_guest"]
+fn in_guest_memory_limit_oom_kills() {
+    if !in_guest("in_guest_memory_limit_oom_kills") {
+        return;
+    }
+    let rt = Runtime::new();
+    let mut b = limited_bundle(32 << 20, 64);
+    // A string doubled up to 128 MiB (the guest has no swap to absorb it).
+    b.args(&[
+        "awk",
+        "BEGIN { s = \"x\"; while (length(s) < 134217728) s = s s; print length(s) }",
+    ]);
+    let out = rt.run(&b);
+    assert_eq!(out.code(), 137, "expected an OOM kill (SIGKILL): {out}");
+}
+
+#[test]
+#[ignore = "runs inside the cgroup-v2 guest: see cgroup_v2_guest"]
+fn in_guest_pids_limit_stops_forks() {
+    if !in_guest("in_guest_pids_limit_stops_forks") {
+        return;
+    }
+    let rt = Runtime::new();
+    let mut b = limited_bundle(64 << 20, 8);
+    // Each background sleep is one more task; the 8th fork must fail (sh itself is the first).
+    b.sh("i=0; while [ $i -lt 16 ]; do sleep 30 & i=$((i+1)); done; echo started $i");
+    let out = rt.run(&b);
+    assert!(
+        !out.stdout.contains("started 16"),
+        "16 forks succeeded under pids.max 8: {out}"
+    );
+    assert!(
+        out.stderr.contains("fork") || out.stderr.contains("Resource temporarily unavailable"),
+        "no failed fork reported: {out}"
+    );
+}
+
+#[test]
+#[ignore = "runs inside the cgroup-v2 guest: see cgroup_v2_guest"]
+fn in_guest_pause_resume_update() {
+    if !in_guest("in_guest_pause_resume_update") {
+        return;
+    }
+    let rt = Runtime::new();
+    let id = rt.new_id();
+    let mut b = limited_bundle(64 << 20, 64);
+    b.args(&["sleep", "1000"]);
+    rt.create(&b, &id).ok();
+    rt.start(&id).ok();
+    let cg = host_cgroup_of(&rt, &id);
+
+    // v2 freezes through cgroup.freeze (no freezer hierarchy).
+    rt.exec(["pause", id.as_str()]).ok();
+    assert_eq!(rt.status(&id), "paused");
+    assert_eq!(read(cg.join("cgroup.freeze")), "1");
+    rt.exec(["resume", id.as_str()]).ok();
+    assert_eq!(rt.status(&id), "running");
+    assert_eq!(read(cg.join("cgroup.freeze")), "0");
+
+    rt.exec([
+        "update",
+        "--memory",
+        "100000000",
+        "--pids-limit",
+        "40",
+        id.as_str(),
+    ])
+    .ok();
+    // The kernel rounds memory.max down to whole pages.
+    assert_eq!(read(cg.join("memory.max")), "99999744");
+    assert_eq!(read(cg.join("pids.max")), "40");
+
+    rt.delete_force(&id).ok();
+    assert_gone(&cg);
+    rt.assert_no_leaks(&b, &[&id]);
+}
