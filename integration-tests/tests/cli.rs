@@ -190,3 +190,46 @@ fn features_lists_what_hull_implements() {
         .any(|a| a == "SCMP_ARCH_X86_64"));
     assert_eq!(f["linux"]["cgroup"]["systemd"], false);
 }
+
+/// What does not fail an operation still reaches the log, as runc's warnings do: a kernel memory
+/// limit (the kernel dropped it) is a `warning` line, and debug lines appear only with --debug.
+#[test]
+fn warnings_and_debug_lines_reach_the_log() {
+    let rt = Runtime::new();
+    let mut b = Bundle::new();
+    b.set(
+        "/linux/resources/memory",
+        serde_json::json!({"limit": 64 << 20, "kernel": 32 << 20}),
+    )
+    .args(&["true"]);
+    for debug in [false, true] {
+        let id = rt.new_id();
+        let log = rt.scratch().join(format!("log-{id}.json"));
+        let mut cmd = rt.cmd(["--log"]).arg(&log).args(["--log-format", "json"]);
+        if debug {
+            cmd = cmd.arg("--debug");
+        }
+        cmd.arg("run")
+            .arg("--bundle")
+            .arg(b.path())
+            .arg(&id)
+            .output()
+            .ok();
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        let entries: Vec<Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l:?}")))
+            .collect();
+        let warning = entries
+            .iter()
+            .find(|e| e["level"] == "warning")
+            .unwrap_or_else(|| panic!("no warning line in {text:?}"));
+        assert!(
+            warning["msg"].as_str().unwrap().contains("Kernel memory"),
+            "{warning}"
+        );
+        let has_debug = entries.iter().any(|e| e["level"] == "debug");
+        assert_eq!(has_debug, debug, "debug lines with --debug={debug}: {text}");
+        rt.assert_no_leaks(&b, &[&id]);
+    }
+}

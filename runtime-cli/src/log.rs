@@ -25,6 +25,8 @@ pub enum Format {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Level {
     Debug,
+    Info,
+    Warning,
     Error,
 }
 
@@ -32,6 +34,9 @@ impl Level {
     fn as_str(self) -> &'static str {
         match self {
             Level::Debug => "debug",
+            Level::Info => "info",
+            // logrus' name for it.
+            Level::Warning => "warning",
             Level::Error => "error",
         }
     }
@@ -79,6 +84,44 @@ impl Logger {
             }
             None => eprint!("{line}"),
         }
+    }
+}
+
+/// The library reports what does not fail an operation (a warning for a resource the kernel
+/// dropped, a failed poststop hook, debug detail) through the `log` facade; this writes those
+/// records as runc writes its own: warnings always, debug and info only with `--debug`.
+struct Bridge(Logger);
+
+impl ::log::Log for Bridge {
+    fn enabled(&self, meta: &::log::Metadata<'_>) -> bool {
+        meta.level() <= ::log::Level::Warn || self.0.debug
+    }
+
+    fn log(&self, record: &::log::Record<'_>) {
+        if !self.enabled(record.metadata()) {
+            return;
+        }
+        let level = match record.level() {
+            ::log::Level::Error => Level::Error,
+            ::log::Level::Warn => Level::Warning,
+            ::log::Level::Info => Level::Info,
+            ::log::Level::Debug | ::log::Level::Trace => Level::Debug,
+        };
+        self.0.write(level, &record.args().to_string());
+    }
+
+    fn flush(&self) {}
+}
+
+/// Routes the library's `log` records to `logger` for the rest of the process.
+pub fn install(logger: &Logger) {
+    let max = if logger.debug {
+        ::log::LevelFilter::Debug
+    } else {
+        ::log::LevelFilter::Warn
+    };
+    if ::log::set_boxed_logger(Box::new(Bridge(logger.clone()))).is_ok() {
+        ::log::set_max_level(max);
     }
 }
 

@@ -84,6 +84,7 @@ fn main() {
         format: cli.log_format,
         debug: cli.debug,
     };
+    log::install(&logger);
     match dispatch(cli, logger.clone()) {
         Ok(code) => std::process::exit(code),
         Err(failure) => {

@@ -91,6 +91,17 @@ impl Container {
             }
         };
 
+        let cgroup_dir = match born_in(&mut *cgroup, &resources) {
+            Ok(dir) => dir,
+            Err(e) => {
+                if let Err(e) = cgroup.destroy() {
+                    log::warn!("{e}");
+                }
+                let _ = dir.remove();
+                return Err(e);
+            }
+        };
+
         // The child's copies of these must close at once: the lock would otherwise stay held for
         // as long as the container waits for `start`, and the runtime's end of the channel must
         // read end-of-file when the runtime dies.
@@ -103,6 +114,7 @@ impl Container {
             spec.linux()
                 .as_ref()
                 .and_then(|l| l.time_offsets().as_ref()),
+            cgroup_dir.as_ref().map(|d| d.as_fd()),
             move || {
                 close_inherited(&runtime_only);
                 init::run(
@@ -126,9 +138,13 @@ impl Container {
                 )
             },
         );
-        let pid = match spawned {
-            Ok(pid) => pid,
+        drop(cgroup_dir);
+        let (pid, in_cgroup) = match spawned {
+            Ok(s) => (s.pid, s.in_cgroup),
             Err(e) => {
+                if let Err(e) = cgroup.destroy() {
+                    log::warn!("{e}");
+                }
                 let _ = dir.remove();
                 return Err(e);
             }
@@ -138,6 +154,7 @@ impl Container {
             manager: &mut *cgroup,
             resources: &resources,
             net_devices: &net_devices,
+            in_cgroup,
         };
         match follow_init(&runtime_end, pid, id, &bundle, opts, &dir, cg) {
             Ok(record) => {
@@ -175,7 +192,9 @@ fn follow_init(
     cgroup: CgroupSetup<'_>,
 ) -> Result<Record> {
     // Before the init runs a step: its cgroup holds it (and its namespace is made from it).
-    cgroup.manager.apply(pid, Some(cgroup.resources))?;
+    if !cgroup.in_cgroup {
+        cgroup.manager.apply(pid, Some(cgroup.resources))?;
+    }
     if !cgroup.net_devices.is_empty() {
         let path = format!("/proc/{pid}/ns/net");
         let netns = nix::fcntl::open(
@@ -302,6 +321,33 @@ struct CgroupSetup<'a> {
     resources: &'a LinuxResources,
     /// linux.netDevices: (host name, container name), moved in once the init exists.
     net_devices: &'a [(String, String)],
+    /// The init was cloned into its cgroup (v2): nothing to move.
+    in_cgroup: bool,
+}
+
+/// On a pure cgroup v2 host: makes the container's cgroup now and opens it, so the init can be
+/// cloned into it. `None` elsewhere: v1 and hybrid hosts need one move per hierarchy anyway.
+fn born_in(
+    manager: &mut dyn cgroups::Manager,
+    resources: &LinuxResources,
+) -> Result<Option<OwnedFd>> {
+    let paths = manager.paths();
+    let Some(dir) = paths
+        .unified
+        .as_ref()
+        .filter(|_| paths.mode == cgroups::Mode::V2)
+    else {
+        return Ok(None);
+    };
+    let path = dir.path.clone();
+    manager.create(Some(resources))?;
+    let fd = open(
+        &path,
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .sys_path("open cgroup", &path)?;
+    Ok(Some(fd))
 }
 
 /// The init closed the channel without a word: say how it ended.

@@ -74,28 +74,36 @@ impl Container {
 
         let runtime_only = [lock.as_raw_fd(), runtime_end.as_fd().as_raw_fd()];
         let plan_ref = &plan;
-        let pid = spawn::spawn(&plan, CloneFlags::empty(), None, move || {
-            for fd in runtime_only {
-                // SAFETY: the child's copies of fds owned by the runtime's frames, which the child
-                // leaves through `_exit` without dropping them.
-                unsafe { libc::close(fd) };
-            }
-            exec::run(
-                exec::Exec {
-                    process,
-                    plan: plan_ref,
-                    channel: child_end,
-                    console_socket: console,
-                    preserve_fds: opts.preserve_fds,
-                    seccomp: filter_ref,
-                },
-                &LinuxSyscall,
-            )
-        })?;
-        drop(lock);
+        let cgroup_dir = record.cgroups.as_ref().and_then(v2_dir);
+        let spawned = spawn::spawn(
+            &plan,
+            CloneFlags::empty(),
+            None,
+            cgroup_dir.as_ref().map(|d| d.as_fd()),
+            move || {
+                for fd in runtime_only {
+                    // SAFETY: the child's copies of fds owned by the runtime's frames, which the child
+                    // leaves through `_exit` without dropping them.
+                    unsafe { libc::close(fd) };
+                }
+                exec::run(
+                    exec::Exec {
+                        process,
+                        plan: plan_ref,
+                        channel: child_end,
+                        console_socket: console,
+                        preserve_fds: opts.preserve_fds,
+                        seccomp: filter_ref,
+                    },
+                    &LinuxSyscall,
+                )
+            },
+        )?;
+        drop((lock, cgroup_dir));
+        let pid = spawned.pid;
         let joined = match &record.cgroups {
-            Some(paths) => cgroups::load(paths).join(pid),
-            None => Ok(()),
+            Some(paths) if !spawned.in_cgroup => cgroups::load(paths).join(pid),
+            _ => Ok(()),
         };
         if let Err(e) = joined {
             let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
@@ -227,4 +235,20 @@ fn join_plan(init: i32) -> Result<NamespacePlan> {
         }
     }
     Ok(plan)
+}
+
+/// The container's cgroup v2 directory, opened for clone3(CLONE_INTO_CGROUP); `None` on v1 and
+/// hybrid hosts, or when it cannot be opened (the process is then moved after the clone, which
+/// reports the error if there is one).
+fn v2_dir(paths: &cgroups::CgroupPaths) -> Option<OwnedFd> {
+    let dir = paths
+        .unified
+        .as_ref()
+        .filter(|_| paths.mode == cgroups::Mode::V2)?;
+    open(
+        &dir.path,
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .ok()
 }

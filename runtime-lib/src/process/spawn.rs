@@ -8,10 +8,16 @@
 //! children* into them: a pid namespace given by path, and a new time namespace. For those the
 //! runtime switches its own `pid_for_children` / `time_for_children` just around the clone and
 //! switches back at once.
+//!
+//! On a cgroup v2 host the init is cloned straight into its cgroup with clone3(CLONE_INTO_CGROUP)
+//! (Linux 5.7+), so not even its first page fault is charged elsewhere and no migration (which
+//! the kernel may refuse, and which costs a write per hierarchy) is needed; with an older kernel,
+//! or a cgroup the kernel will not clone into, the runtime falls back to clone and moves the init
+//! before the init runs a step.
 
 use std::collections::HashMap;
 use std::fs;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
 use nix::fcntl::{open, OFlag};
 use nix::sched::{setns, unshare, CloneFlags};
@@ -26,8 +32,17 @@ use crate::Result;
 /// nix names every namespace flag but this one.
 const CLONE_NEWTIME: CloneFlags = CloneFlags::from_bits_retain(libc::CLONE_NEWTIME);
 
+/// The cloned init, as the runtime sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct Spawned {
+    pub pid: Pid,
+    /// The init was born in the cgroup given to [`spawn`]: it need not be moved there.
+    pub in_cgroup: bool,
+}
+
 /// Forks the init with `flags` (the plan's, or fewer when the init unshares the rest itself);
-/// `child` runs in it and never returns. Returns the init's pid in the runtime.
+/// `child` runs in it and never returns. `cgroup`, an open cgroup v2 directory, is where the init
+/// is born when the kernel allows it (see [`Spawned::in_cgroup`]).
 ///
 /// The caller must be single-threaded: after a raw clone only the calling thread exists in the
 /// child, and a lock held by another thread (the allocator's) would stay held forever.
@@ -35,8 +50,9 @@ pub fn spawn(
     plan: &NamespacePlan,
     flags: CloneFlags,
     time_offsets: Option<&HashMap<String, LinuxTimeOffset>>,
+    cgroup: Option<BorrowedFd<'_>>,
     child: impl FnOnce() -> i32,
-) -> Result<Pid> {
+) -> Result<Spawned> {
     let restore_pid = match &plan.pid_path {
         Some(target) => {
             let own = open_ns("pid")?;
@@ -57,7 +73,20 @@ pub fn spawn(
         None
     };
 
-    let pid = clone(flags);
+    let mut in_cgroup = false;
+    let mut pid = Err(nix::errno::Errno::ENOSYS);
+    if let Some(dir) = cgroup {
+        pid = clone3_into_cgroup(flags, dir);
+        match pid {
+            Ok(_) => in_cgroup = true,
+            Err(e) => {
+                log::debug!("clone3(CLONE_INTO_CGROUP) failed ({e}); cloning, then moving the init")
+            }
+        }
+    }
+    if pid.is_err() {
+        pid = clone(flags);
+    }
     if let Ok(None) = pid {
         // Drop (close) our copies of the runtime's namespace fds without switching back: the
         // switch back would move this child out of its new time namespace.
@@ -69,7 +98,11 @@ pub fn spawn(
     }
     restore(restore_pid, CloneFlags::CLONE_NEWPID);
     restore(restore_time, CLONE_NEWTIME);
-    Ok(pid.sys("clone init")?.expect("the child never gets here"))
+    let pid = pid.sys("clone init")?.expect("the child never gets here");
+    if in_cgroup {
+        log::debug!("init {pid} cloned into its cgroup (clone3 CLONE_INTO_CGROUP)");
+    }
+    Ok(Spawned { pid, in_cgroup })
 }
 
 fn open_ns(kind: &str) -> Result<OwnedFd> {
@@ -112,6 +145,54 @@ fn enter_new_time_ns(offsets: Option<&HashMap<String, LinuxTimeOffset>>) -> Resu
         }
     }
     Ok(own)
+}
+
+/// `struct clone_args` of clone3(2) up to `cgroup` (CLONE_ARGS_SIZE_VER2); libc defines it for
+/// few targets.
+#[repr(C)]
+#[derive(Default)]
+struct CloneArgs {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+    set_tid: u64,
+    set_tid_size: u64,
+    cgroup: u64,
+}
+
+/// libc's constant is an overflowing `c_int` on glibc targets.
+const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+
+/// [`clone`], born in the cgroup `dir`. Fails with ENOSYS or E2BIG on kernels before 5.7, and
+/// with the cgroup's own error (EBUSY, EOPNOTSUPP, ...) when it cannot take the init; no process
+/// exists then.
+fn clone3_into_cgroup(flags: CloneFlags, dir: BorrowedFd<'_>) -> nix::Result<Option<Pid>> {
+    let mut args = CloneArgs {
+        flags: flags.bits() as u64 | CLONE_INTO_CGROUP,
+        exit_signal: libc::SIGCHLD as u64,
+        cgroup: dir.as_raw_fd() as u64,
+        ..Default::default()
+    };
+    // SAFETY: `args` is a valid clone_args of the size passed, alive for the call; with a zero
+    // stack and stack_size the child runs on a copy of the parent's stack, as after fork(2), and
+    // no flag makes the kernel write through a pointer.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            &mut args as *mut CloneArgs,
+            std::mem::size_of::<CloneArgs>(),
+        )
+    };
+    match ret {
+        -1 => Err(nix::errno::Errno::last()),
+        0 => Ok(None),
+        pid => Ok(Some(Pid::from_raw(pid as i32))),
+    }
 }
 
 /// fork(2) with namespace flags: `Ok(None)` in the child, `Ok(Some(pid))` in the parent.
