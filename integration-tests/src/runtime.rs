@@ -193,10 +193,28 @@ pub struct Cmd<'a> {
     stdin: Option<Vec<u8>>,
     stdout: Option<OwnedFd>,
     fds: Vec<OwnedFd>,
+    /// Socket activation: this many of `fds` are announced in LISTEN_FDS, with LISTEN_PID the
+    /// runtime's own pid.
+    listen_fds: Option<usize>,
+    env: Vec<(OsString, OsString)>,
     timeout: Duration,
 }
 
 impl<'a> Cmd<'a> {
+    /// Hands the first `n` passed fds over as systemd's socket activation does: LISTEN_FDS=n and
+    /// LISTEN_PID set to the runtime's pid (a shell sets it, then execs the runtime).
+    /// Sets an environment variable of the runtime.
+    pub fn env(mut self, key: impl AsRef<OsStr>, value: impl AsRef<OsStr>) -> Self {
+        self.env
+            .push((key.as_ref().to_owned(), value.as_ref().to_owned()));
+        self
+    }
+
+    pub fn listen_fds(mut self, n: usize) -> Self {
+        self.listen_fds = Some(n);
+        self
+    }
+
     pub fn arg(mut self, a: impl AsRef<OsStr>) -> Self {
         self.args.push(a.as_ref().to_owned());
         self
@@ -243,7 +261,18 @@ impl<'a> Cmd<'a> {
         let n = unique();
         let out_path = self.rt.dir.join(format!("cmd-{n}.out"));
         let err_path = self.rt.dir.join(format!("cmd-{n}.err"));
-        let mut cmd = Command::new(&self.rt.bin);
+        let mut cmd = match self.listen_fds {
+            None => Command::new(&self.rt.bin),
+            Some(n) => {
+                let mut sh = Command::new("/bin/sh");
+                sh.arg("-c")
+                    .arg(format!(
+                        "export LISTEN_PID=$$ LISTEN_FDS={n}; exec \"$0\" \"$@\""
+                    ))
+                    .arg(&self.rt.bin);
+                sh
+            }
+        };
         cmd.arg("--root")
             .arg(self.rt.root())
             .args(&self.args)
@@ -258,8 +287,9 @@ impl<'a> Cmd<'a> {
         } else {
             Stdio::null()
         });
-        // runc counts $LISTEN_FDS among the preserved fds.
+        // runc counts $LISTEN_FDS among the preserved fds: only the tests that ask get them.
         cmd.env_remove("LISTEN_FDS").env_remove("LISTEN_PID");
+        cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
         let fds: Vec<i32> = self.fds.iter().map(|f| f.as_raw_fd()).collect();
         if !fds.is_empty() {
             // SAFETY: only async-signal-safe calls (fcntl, dup2) between fork and exec. Every
@@ -430,6 +460,8 @@ impl Runtime {
             stdin: None,
             stdout: None,
             fds: Vec::new(),
+            listen_fds: None,
+            env: Vec::new(),
             timeout: COMMAND_TIMEOUT,
         }
     }

@@ -30,7 +30,12 @@ fn fail(subject: &str) -> impl Fn(Errno) -> InitFailure + '_ {
 
 /// In the runtime, before the init exists: connect to `--console-socket`.
 pub fn connect_console_socket(path: &Path) -> Result<OwnedFd> {
-    let step = "connect to console socket";
+    connect_unix(path, "connect to console socket")
+}
+
+/// A connected AF_UNIX stream socket (`--console-socket`, `--pidfd-socket`); `step` names it in
+/// the error.
+pub fn connect_unix(path: &Path, step: &'static str) -> Result<OwnedFd> {
     let addr = UnixAddr::new(path).sys_path(step, path)?;
     let sock = socket(
         AddressFamily::Unix,

@@ -28,6 +28,9 @@ pub struct CreateArgs {
     /// Specify the file to write the process id to
     #[arg(long)]
     pub pid_file: Option<PathBuf>,
+    /// Path to an AF_UNIX socket which will receive a file descriptor referencing the init process
+    #[arg(long)]
+    pub pidfd_socket: Option<PathBuf>,
     /// Do not use pivot root to jail process inside rootfs (for a rootfs on a ramdisk)
     #[arg(long)]
     pub no_pivot: bool,
@@ -57,7 +60,24 @@ impl CreateArgs {
         opts.no_pivot = self.no_pivot;
         opts.no_new_keyring = self.no_new_keyring;
         opts.preserve_fds = self.preserve_fds;
+        opts.pidfd_socket = self.pidfd_socket.as_deref().map(absolute).transpose()?;
+        opts.listen_fds = listen_fds(
+            std::env::var("LISTEN_PID").ok().as_deref(),
+            std::env::var("LISTEN_FDS").ok().as_deref(),
+        );
         Ok(opts)
+    }
+}
+
+/// Socket activation as runc (go-systemd's activation.Files) reads it: the fds are ours only when
+/// LISTEN_PID names this very process; anything malformed means none.
+fn listen_fds(listen_pid: Option<&str>, listen_fds: Option<&str>) -> u32 {
+    let ours = listen_pid
+        .and_then(|p| p.parse::<u32>().ok())
+        .is_some_and(|p| p == std::process::id());
+    match listen_fds.and_then(|n| n.parse::<u32>().ok()) {
+        Some(n) if ours => n,
+        _ => 0,
     }
 }
 
@@ -93,6 +113,16 @@ pub fn run(ctx: &Ctx, args: Create) -> Outcome {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn listen_fds_are_taken_only_for_this_process() {
+        let me = std::process::id().to_string();
+        assert_eq!(listen_fds(Some(&me), Some("2")), 2);
+        assert_eq!(listen_fds(Some("1"), Some("2")), 0);
+        assert_eq!(listen_fds(None, Some("2")), 0);
+        assert_eq!(listen_fds(Some(&me), Some("x")), 0);
+        assert_eq!(listen_fds(Some(&me), None), 0);
+    }
 
     #[test]
     fn rootless_accepts_what_runc_accepts() {

@@ -14,6 +14,9 @@ pub struct Exec {
     /// Path to an AF_UNIX socket which will receive the pty master
     #[arg(long)]
     pub console_socket: Option<PathBuf>,
+    /// Path to an AF_UNIX socket which will receive a file descriptor referencing the exec'd process
+    #[arg(long)]
+    pub pidfd_socket: Option<PathBuf>,
     /// Current working directory in the container
     #[arg(long)]
     pub cwd: Option<PathBuf>,
@@ -72,6 +75,7 @@ pub fn run(ctx: &Ctx, args: Exec) -> Outcome {
     let opts = ExecOptions {
         pid_file: args.pid_file.as_deref().map(absolute).transpose()?,
         console_socket: args.console_socket.as_deref().map(absolute).transpose()?,
+        pidfd_socket: args.pidfd_socket.as_deref().map(absolute).transpose()?,
         preserve_fds: args.preserve_fds,
         ignore_paused: args.ignore_paused,
     };

@@ -18,7 +18,7 @@ use crate::error::{Error, SysContext};
 use crate::hooks::{self, HookKind};
 use crate::namespaces::NamespacePlan;
 use crate::process::channel::{self, Channel, Message, RecvError};
-use crate::process::{init, spawn};
+use crate::process::{init, pidfd, spawn};
 use crate::state::{self, Record, State, StateDir, Status};
 use crate::syscall::LinuxSyscall;
 use crate::{cgroups, netdev, process_attrs, seccomp, tty, user, Result};
@@ -30,7 +30,15 @@ impl Container {
     /// process (the init's mounts die with its mount namespace).
     pub fn create(id: &str, opts: &CreateOptions) -> Result<Container> {
         state::validate_id(id)?;
-        let bundle = Bundle::load(&opts.bundle)?;
+        let mut bundle = Bundle::load(&opts.bundle)?;
+        if opts.listen_fds > 0 {
+            if let Some(process) = bundle.spec.process_mut() {
+                let mut env = process.env().clone().unwrap_or_default();
+                env.push(format!("LISTEN_FDS={}", opts.listen_fds));
+                env.push("LISTEN_PID=1".into());
+                process.set_env(Some(env));
+            }
+        }
         check_terminal(&bundle.spec, opts)?;
         process_attrs::validate(&bundle.spec)?;
         process_attrs::check_unsupported(&bundle.spec)?;
@@ -72,6 +80,11 @@ impl Container {
             .as_deref()
             .map(tty::connect_console_socket)
             .transpose()?;
+        let pidfd_socket = opts
+            .pidfd_socket
+            .as_deref()
+            .map(|p| tty::connect_unix(p, "connect to pidfd socket"))
+            .transpose()?;
 
         let (dir, lock) = StateDir::create(&opts.root, id)?;
         let fifos = make_fifo(&dir.fifo_path())
@@ -105,7 +118,11 @@ impl Container {
         // The child's copies of these must close at once: the lock would otherwise stay held for
         // as long as the container waits for `start`, and the runtime's end of the channel must
         // read end-of-file when the runtime dies.
-        let runtime_only = [lock.as_raw_fd(), runtime_end.as_fd().as_raw_fd()];
+        let runtime_only = [
+            Some(lock.as_raw_fd()),
+            Some(runtime_end.as_fd().as_raw_fd()),
+            pidfd_socket.as_ref().map(|s| s.as_raw_fd()),
+        ];
         let (spec, rootfs, plan_ref) = (&bundle.spec, bundle.rootfs.as_path(), &plan);
         let bundle_path = bundle.path.as_path();
         let spawned = spawn::spawn(
@@ -132,7 +149,7 @@ impl Container {
                         console_socket: console,
                         no_pivot: opts.no_pivot,
                         no_new_keyring: opts.no_new_keyring,
-                        preserve_fds: opts.preserve_fds,
+                        preserve_fds: opts.listen_fds + opts.preserve_fds,
                     },
                     &LinuxSyscall,
                 )
@@ -156,7 +173,13 @@ impl Container {
             net_devices: &net_devices,
             in_cgroup,
         };
-        match follow_init(&runtime_end, pid, id, &bundle, opts, &dir, cg) {
+        let followed = follow_init(&runtime_end, pid, id, &bundle, opts, &dir, cg).and_then(|r| {
+            if let Some(socket) = &pidfd_socket {
+                pidfd::send_to_socket(socket, pid, pidfd::INIT_KIND)?;
+            }
+            Ok(r)
+        });
+        match followed {
             Ok(record) => {
                 drop(lock);
                 Ok(Container {
@@ -420,8 +443,8 @@ fn make_fifo(path: &Path) -> Result<OwnedFd> {
 }
 
 /// In the fresh child: close its copies of descriptors only the runtime may hold.
-fn close_inherited(fds: &[RawFd]) {
-    for &fd in fds {
+fn close_inherited(fds: &[Option<RawFd>]) {
+    for &fd in fds.iter().flatten() {
         // SAFETY: each fd is this child's copy of one owned by a value in the runtime's frames;
         // the child leaves through `_exit`, so those values are never dropped here (no double close).
         unsafe { libc::close(fd) };

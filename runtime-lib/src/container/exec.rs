@@ -15,7 +15,7 @@ use super::Container;
 use crate::error::{Error, SysContext};
 use crate::namespaces::{type_name, NamespacePlan};
 use crate::process::channel::{self, Message, RecvError};
-use crate::process::{exec, spawn};
+use crate::process::{exec, pidfd, spawn};
 use crate::syscall::LinuxSyscall;
 use crate::{cgroups, state, tty, Result};
 
@@ -25,6 +25,8 @@ use crate::{cgroups, state, tty, Result};
 pub struct ExecOptions {
     pub pid_file: Option<PathBuf>,
     pub console_socket: Option<PathBuf>,
+    /// Unix socket that receives a pidfd of the process (SCM_RIGHTS, data "setns").
+    pub pidfd_socket: Option<PathBuf>,
     pub preserve_fds: u32,
     /// Exec even into a paused container (the process starts frozen).
     pub ignore_paused: bool,
@@ -70,9 +72,18 @@ impl Container {
             .as_deref()
             .map(tty::connect_console_socket)
             .transpose()?;
+        let pidfd_socket = opts
+            .pidfd_socket
+            .as_deref()
+            .map(|p| tty::connect_unix(p, "connect to pidfd socket"))
+            .transpose()?;
         let (runtime_end, child_end) = channel::pair().sys("create exec channel")?;
 
-        let runtime_only = [lock.as_raw_fd(), runtime_end.as_fd().as_raw_fd()];
+        let runtime_only = [
+            Some(lock.as_raw_fd()),
+            Some(runtime_end.as_fd().as_raw_fd()),
+            pidfd_socket.as_ref().map(|s| s.as_raw_fd()),
+        ];
         let plan_ref = &plan;
         let cgroup_dir = record.cgroups.as_ref().and_then(v2_dir);
         let spawned = spawn::spawn(
@@ -81,7 +92,7 @@ impl Container {
             None,
             cgroup_dir.as_ref().map(|d| d.as_fd()),
             move || {
-                for fd in runtime_only {
+                for fd in runtime_only.into_iter().flatten() {
                     // SAFETY: the child's copies of fds owned by the runtime's frames, which the child
                     // leaves through `_exit` without dropping them.
                     unsafe { libc::close(fd) };
@@ -154,6 +165,9 @@ impl Container {
                     })
                 }
             }
+        }
+        if let Some(socket) = &pidfd_socket {
+            pidfd::send_to_socket(socket, pid, pidfd::EXEC_KIND)?;
         }
         if let Some(pid_file) = &opts.pid_file {
             state::write_atomic(pid_file, pid.to_string().as_bytes(), 0o644)?;

@@ -28,10 +28,15 @@ pub struct CreateOptions {
     pub pid_file: Option<PathBuf>,
     /// Unix socket that receives the pty master when `process.terminal` is true.
     pub console_socket: Option<PathBuf>,
+    /// Unix socket that receives a pidfd of the init (SCM_RIGHTS, data "standard").
+    pub pidfd_socket: Option<PathBuf>,
     /// MS_MOVE + chroot instead of pivot_root (for ramfs roots).
     pub no_pivot: bool,
-    /// Pass fds 3..3+N of the caller into the container.
+    /// Pass fds 3..3+N of the caller into the container (after the `listen_fds`).
     pub preserve_fds: u32,
+    /// Socket activation: the caller's fds 3..3+N are the sockets systemd handed over
+    /// ($LISTEN_FDS); they are passed first and the process gets LISTEN_FDS=N and LISTEN_PID=1.
+    pub listen_fds: u32,
     /// Do not create a new session keyring for the container.
     pub no_new_keyring: bool,
 }
@@ -43,8 +48,10 @@ impl CreateOptions {
             bundle: bundle.into(),
             pid_file: None,
             console_socket: None,
+            pidfd_socket: None,
             no_pivot: false,
             preserve_fds: 0,
+            listen_fds: 0,
             no_new_keyring: false,
         }
     }

@@ -11,6 +11,30 @@ use nix::unistd::Pid;
 #[derive(Debug)]
 pub struct PidFd(OwnedFd);
 
+/// What the message carrying an init's pidfd says on `--pidfd-socket` (runc's init type names).
+pub const INIT_KIND: &str = "standard";
+/// ... and an exec'd process's.
+pub const EXEC_KIND: &str = "setns";
+
+/// `--pidfd-socket`: sends a pidfd of `pid` over the connected `socket` with SCM_RIGHTS, the
+/// message's data saying which kind of process it is, as runc does.
+pub fn send_to_socket(socket: &OwnedFd, pid: Pid, kind: &str) -> crate::Result<()> {
+    use crate::error::SysContext;
+    use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags, UnixAddr};
+    use std::os::fd::AsRawFd;
+    let pidfd = PidFd::open(pid).sys("pidfd_open for --pidfd-socket")?;
+    let fds = [pidfd.0.as_raw_fd()];
+    sendmsg::<UnixAddr>(
+        socket.as_raw_fd(),
+        &[std::io::IoSlice::new(kind.as_bytes())],
+        &[ControlMessage::ScmRights(&fds)],
+        MsgFlags::empty(),
+        None,
+    )
+    .sys("send pidfd to --pidfd-socket")?;
+    Ok(())
+}
+
 impl PidFd {
     pub fn open(pid: Pid) -> nix::Result<PidFd> {
         // SAFETY: pidfd_open takes a pid and flags, no pointers; on success it returns a new fd

@@ -1,0 +1,200 @@
+//! What the runtime hands over between the caller and the container besides stdio, as runc does:
+//! a pidfd on `--pidfd-socket`, systemd's socket-activation fds ($LISTEN_FDS), the sd_notify
+//! READY message ($NOTIFY_SOCKET), and a session keyring of the container's own.
+
+use std::io::IoSliceMut;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::net::UnixListener;
+
+use integration_tests::{Bundle, Runtime};
+use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags, UnixAddr};
+use serde_json::json;
+
+/// Accepts one connection on `listener` and receives one message with one fd: (data, fd).
+fn receive_fd(listener: &UnixListener) -> (String, OwnedFd) {
+    let (conn, _) = listener.accept().expect("accept on the pidfd socket");
+    let mut buf = [0u8; 64];
+    let mut iov = [IoSliceMut::new(&mut buf)];
+    let mut space = nix::cmsg_space!([std::os::fd::RawFd; 1]);
+    let msg = recvmsg::<UnixAddr>(
+        conn.as_raw_fd(),
+        &mut iov,
+        Some(&mut space),
+        MsgFlags::empty(),
+    )
+    .expect("recvmsg on the pidfd socket");
+    let mut fd = None;
+    for c in msg.cmsgs().expect("control messages") {
+        if let ControlMessageOwned::ScmRights(fds) = c {
+            assert_eq!(fds.len(), 1, "one fd per message");
+            // SAFETY: the kernel just installed this fd in our table; nothing else owns it.
+            fd = Some(unsafe { OwnedFd::from_raw_fd(fds[0]) });
+        }
+    }
+    let n = msg.bytes;
+    let data = String::from_utf8_lossy(&buf[..n]).into_owned();
+    (data, fd.expect("an fd came with the message"))
+}
+
+/// The pid a pidfd refers to, from its fdinfo (as seen from our pid namespace).
+fn pidfd_pid(fd: &OwnedFd) -> i32 {
+    let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{}", fd.as_raw_fd()))
+        .expect("read fdinfo");
+    let line = info
+        .lines()
+        .find_map(|l| l.strip_prefix("Pid:"))
+        .unwrap_or_else(|| panic!("not a pidfd: {info}"));
+    line.trim().parse().expect("pid in fdinfo")
+}
+
+fn pidfd_kill(fd: &OwnedFd) {
+    // SAFETY: pidfd_send_signal with a valid pidfd, a signal number, a NULL siginfo and no flags.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            fd.as_raw_fd(),
+            libc::SIGKILL,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    };
+    assert_eq!(
+        ret,
+        0,
+        "pidfd_send_signal: {}",
+        std::io::Error::last_os_error()
+    );
+}
+
+#[test]
+fn pidfd_socket_gets_the_init_and_exec_processes() {
+    let rt = Runtime::new();
+    let mut b = Bundle::new();
+    b.args(&["sleep", "1000"]);
+    let id = rt.new_id();
+    let sock = rt.scratch().join("pidfd.sock");
+    let listener = UnixListener::bind(&sock).expect("bind the pidfd socket");
+
+    rt.create_cmd(&b, &id)
+        .arg("--pidfd-socket")
+        .arg(&sock)
+        .output()
+        .ok();
+    let (kind, init_fd) = receive_fd(&listener);
+    assert_eq!(kind, "standard");
+    let init_pid = rt.state(&id)["pid"].as_i64().unwrap() as i32;
+    assert_eq!(pidfd_pid(&init_fd), init_pid);
+    rt.start(&id).ok();
+
+    let pid_file = rt.scratch().join("exec.pid");
+    rt.cmd(["exec", "--detach", "--pidfd-socket"])
+        .arg(&sock)
+        .arg("--pid-file")
+        .arg(&pid_file)
+        .args([id.as_str(), "sleep", "999"])
+        .output()
+        .ok();
+    let (kind, exec_fd) = receive_fd(&listener);
+    assert_eq!(kind, "setns");
+    let exec_pid: i32 = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!(pidfd_pid(&exec_fd), exec_pid);
+
+    // The handles work: killing the init through its pidfd stops the container.
+    pidfd_kill(&init_fd);
+    rt.wait_status(&id, "stopped");
+    rt.delete(&id).ok();
+    rt.assert_no_leaks(&b, &[&id]);
+}
+
+#[test]
+fn pidfd_socket_that_does_not_exist_fails_create_cleanly() {
+    let rt = Runtime::new();
+    let mut b = Bundle::new();
+    b.args(&["true"]);
+    let id = rt.new_id();
+    let out = rt
+        .create_cmd(&b, &id)
+        .arg("--pidfd-socket")
+        .arg(rt.scratch().join("missing.sock"))
+        .output();
+    out.failed().stderr_has(&["pidfd socket", "missing.sock"]);
+    rt.assert_no_leaks(&b, &[&id]);
+}
+
+#[test]
+fn socket_activation_fds_come_first_then_preserved_ones() {
+    let rt = Runtime::new();
+    let mut b = Bundle::new();
+    b.sh("echo \"$LISTEN_FDS $LISTEN_PID\"; echo activated >&3; echo preserved >&4");
+    let (r3, w3) = nix::unistd::pipe().unwrap();
+    let (r4, w4) = nix::unistd::pipe().unwrap();
+    let out = rt.run_cmd(&b, |c| {
+        c.args(["--preserve-fds", "1"])
+            .pass_fd(w3)
+            .pass_fd(w4)
+            .listen_fds(1)
+    });
+    out.ok();
+    assert_eq!(out.out(), "1 1", "{out}");
+    let read = |fd: &OwnedFd| {
+        let mut buf = [0u8; 64];
+        let n = nix::unistd::read(fd, &mut buf).unwrap();
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    };
+    assert_eq!(read(&r3), "activated\n");
+    assert_eq!(read(&r4), "preserved\n");
+}
+
+#[test]
+fn listen_fds_for_another_process_are_not_taken() {
+    // LISTEN_PID names someone else (a shell that did not exec, say): nothing is handed over,
+    // as go-systemd's activation.Files decides for runc.
+    let rt = Runtime::new();
+    let mut b = Bundle::new();
+    b.sh("echo \"[$LISTEN_FDS]\"; if echo probe >&3; then echo fd3-open; else echo fd3-closed; fi");
+    let (_r, w) = nix::unistd::pipe().unwrap();
+    let out = rt.run_cmd(&b, |c| {
+        c.pass_fd(w).env("LISTEN_FDS", "1").env("LISTEN_PID", "1")
+    });
+    out.ok();
+    assert_eq!(out.out(), "[]\nfd3-closed", "{out}");
+}
+
+/// /proc/keys of a container: it shows the session keyring the container's processes hold.
+fn keys_bundle() -> Bundle {
+    let mut b = Bundle::new();
+    // runc's default config masks /proc/keys.
+    b.set("/linux/maskedPaths", json!([]))
+        .args(&["cat", "/proc/keys"]);
+    b
+}
+
+#[test]
+fn each_container_gets_its_own_session_keyring() {
+    let rt = Runtime::new();
+    let b = keys_bundle();
+    let id = rt.new_id();
+    let out = rt.cmd(["run", "--bundle"]).arg(b.path()).last(&id).output();
+    out.ok();
+    assert!(
+        out.out()
+            .lines()
+            .any(|l| l.ends_with(&format!("keyring   _ses.{id}: empty"))),
+        "no _ses.{id} keyring: {out}"
+    );
+    rt.assert_no_leaks(&b, &[&id]);
+
+    let id = rt.new_id();
+    let out = rt
+        .cmd(["run", "--no-new-keyring", "--bundle"])
+        .arg(b.path())
+        .last(&id)
+        .output();
+    out.ok();
+    assert!(!out.out().contains(&format!("_ses.{id}")), "{out}");
+    rt.assert_no_leaks(&b, &[&id]);
+}
