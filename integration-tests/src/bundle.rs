@@ -49,6 +49,15 @@ impl Bundle {
         self.dir.join("rootfs")
     }
 
+    /// Copies one of this crate's static tools (src/bin) into the rootfs as `/bin/<bin>`.
+    pub fn install_tool(&mut self, bin: &str) -> &mut Self {
+        let src = crate::runtime::tool_binary(bin);
+        let dst = self.rootfs().join("bin").join(bin);
+        std::fs::copy(&src, &dst)
+            .unwrap_or_else(|e| panic!("copy {} to {}: {e}", src.display(), dst.display()));
+        self
+    }
+
     pub fn config_path(&self) -> PathBuf {
         self.dir.join("config.json")
     }

@@ -68,6 +68,24 @@ pub const STATIC_FLAGS: [&str; 5] = [
 ];
 
 fn build_hull() -> PathBuf {
+    static_binary("hull-cli", "hull")
+}
+
+/// A static build of this crate's small in-container tools (src/bin), which must run in a busybox
+/// root filesystem without a C library: the path of the `bin` built.
+pub fn tool_binary(bin: &str) -> PathBuf {
+    static BUILT: std::sync::Mutex<Vec<(String, PathBuf)>> = std::sync::Mutex::new(Vec::new());
+    let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, p)) = built.iter().find(|(b, _)| b == bin) {
+        return p.clone();
+    }
+    let p = static_binary("integration-tests", bin);
+    built.push((bin.to_string(), p.clone()));
+    p
+}
+
+/// Builds `bin` of `package` static and non-PIE, like `hull` (see [`STATIC_FLAGS`]).
+fn static_binary(package: &str, bin: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("current_exe");
     let mut profile_dir = exe.parent().expect("exe dir").to_path_buf();
     if matches!(
@@ -89,9 +107,9 @@ fn build_hull() -> PathBuf {
             "rustc",
             "--quiet",
             "-p",
-            "hull-cli",
+            package,
             "--bin",
-            "hull",
+            bin,
             "--profile",
             profile,
         ])
@@ -107,13 +125,13 @@ fn build_hull() -> PathBuf {
         .unwrap_or_else(|e| panic!("run {cargo:?}: {e}"));
     assert!(
         out.status.success(),
-        "building hull failed ({}):\n{}",
+        "building {bin} failed ({}):\n{}",
         out.status,
         String::from_utf8_lossy(&out.stderr)
     );
-    let bin = profile_dir.join("hull");
-    assert!(bin.exists(), "{} missing after the build", bin.display());
-    bin
+    let path = profile_dir.join(bin);
+    assert!(path.exists(), "{} missing after the build", path.display());
+    path
 }
 
 /// What a runtime command did.

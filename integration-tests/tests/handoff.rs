@@ -198,3 +198,122 @@ fn each_container_gets_its_own_session_keyring() {
     assert!(!out.out().contains(&format!("_ses.{id}")), "{out}");
     rt.assert_no_leaks(&b, &[&id]);
 }
+
+/// The caller's side of $NOTIFY_SOCKET, as systemd: a datagram socket that acknowledges
+/// barriers by closing the fd that comes with `BARRIER=1`.
+struct Systemd {
+    socket: std::os::unix::net::UnixDatagram,
+    path: std::path::PathBuf,
+}
+
+impl Systemd {
+    fn new(rt: &Runtime) -> Systemd {
+        let path = rt.scratch().join("systemd-notify.sock");
+        let socket = std::os::unix::net::UnixDatagram::bind(&path).expect("bind notify socket");
+        socket
+            .set_read_timeout(Some(std::time::Duration::from_secs(20)))
+            .unwrap();
+        Systemd { socket, path }
+    }
+
+    /// The next message; an fd that came with it is closed at once (the barrier's ack).
+    fn recv(&self) -> String {
+        let mut buf = [0u8; 256];
+        let mut iov = [IoSliceMut::new(&mut buf)];
+        let mut space = nix::cmsg_space!([std::os::fd::RawFd; 1]);
+        let msg = recvmsg::<UnixAddr>(
+            self.socket.as_raw_fd(),
+            &mut iov,
+            Some(&mut space),
+            MsgFlags::empty(),
+        )
+        .expect("no message on the notify socket within 20 s");
+        for c in msg.cmsgs().expect("control messages") {
+            if let ControlMessageOwned::ScmRights(fds) = c {
+                for fd in fds {
+                    // SAFETY: just received; closing it is the acknowledgement.
+                    drop(unsafe { OwnedFd::from_raw_fd(fd) });
+                }
+            }
+        }
+        let n = msg.bytes;
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    }
+
+    fn nothing_pending(&self) -> bool {
+        self.socket.set_nonblocking(true).unwrap();
+        let mut buf = [0u8; 64];
+        let r = self.socket.recv(&mut buf);
+        self.socket.set_nonblocking(false).unwrap();
+        matches!(r, Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+    }
+}
+
+#[test]
+fn notify_socket_ready_is_passed_on_at_start_with_the_inits_pid() {
+    let rt = Runtime::new();
+    let sd = Systemd::new(&rt);
+    let mut b = Bundle::new();
+    // READY need not be the datagram's first line (runc 1.1 forwards it only when it is).
+    b.install_tool("sd_notify")
+        .sh("sleep 0.3; sd_notify STATUS=warming READY=1; exec sleep 1000");
+    let id = rt.new_id();
+    rt.create_cmd(&b, &id)
+        .env("NOTIFY_SOCKET", &sd.path)
+        .output()
+        .ok();
+    let init = rt.state(&id)["pid"].as_i64().unwrap();
+    // `start` returns only after systemd acknowledged READY and MAINPID.
+    let start = rt
+        .cmd(["start", id.as_str()])
+        .env("NOTIFY_SOCKET", &sd.path)
+        .spawn();
+    assert_eq!(sd.recv(), "READY=1\n");
+    assert_eq!(sd.recv(), format!("MAINPID={init}\n"));
+    assert_eq!(sd.recv(), "BARRIER=1");
+    start.wait().ok();
+    assert_eq!(rt.status(&id), "running");
+    rt.kill(&id, "KILL").ok();
+    rt.wait_status(&id, "stopped");
+    rt.delete(&id).ok();
+    rt.assert_no_leaks(&b, &[&id]);
+}
+
+#[test]
+fn notify_socket_in_the_container_is_read_only_and_announced() {
+    let rt = Runtime::new();
+    let sd = Systemd::new(&rt);
+    let mut b = Bundle::new();
+    // The socket directory is a read-only bind: the container can send, not replace the socket.
+    b.sh("echo \"$NOTIFY_SOCKET\"; grep ' /run/notify ' /proc/self/mounts | cut -d' ' -f4 | cut -d, -f1; \
+          rm /run/notify/notify.sock 2>/dev/null || echo read-only");
+    let out = rt.run_cmd(&b, |c| c.env("NOTIFY_SOCKET", &sd.path));
+    out.ok();
+    assert_eq!(out.out(), "/run/notify/notify.sock\nro\nread-only", "{out}");
+    // It never said READY, so nothing reached systemd.
+    assert!(sd.nothing_pending());
+}
+
+#[test]
+fn notify_socket_in_the_foreground_names_the_runtime_as_main_pid() {
+    let rt = Runtime::new();
+    let sd = Systemd::new(&rt);
+    let mut b = Bundle::new();
+    b.install_tool("sd_notify")
+        .sh("sd_notify READY=1; sleep 0.5; echo done");
+    let id = rt.new_id();
+    let run = rt
+        .cmd(["run", "--bundle"])
+        .arg(b.path())
+        .last(&id)
+        .env("NOTIFY_SOCKET", &sd.path)
+        .spawn();
+    let runtime_pid = run.pid();
+    assert_eq!(sd.recv(), "READY=1\n");
+    assert_eq!(sd.recv(), format!("MAINPID={runtime_pid}\n"));
+    assert_eq!(sd.recv(), "BARRIER=1");
+    let out = run.wait();
+    out.ok();
+    assert_eq!(out.out(), "done");
+    rt.assert_no_leaks(&b, &[&id]);
+}

@@ -22,6 +22,7 @@ pub mod features;
 pub mod hooks;
 pub mod namespaces;
 pub mod netdev;
+pub mod notify;
 pub mod process;
 pub mod process_attrs;
 pub mod rlimits;

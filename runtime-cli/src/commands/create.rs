@@ -60,6 +60,7 @@ impl CreateArgs {
         opts.no_pivot = self.no_pivot;
         opts.no_new_keyring = self.no_new_keyring;
         opts.preserve_fds = self.preserve_fds;
+        opts.notify_socket = std::env::var_os("NOTIFY_SOCKET").is_some();
         opts.pidfd_socket = self.pidfd_socket.as_deref().map(absolute).transpose()?;
         opts.listen_fds = listen_fds(
             std::env::var("LISTEN_PID").ok().as_deref(),

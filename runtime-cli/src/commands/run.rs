@@ -65,13 +65,41 @@ pub fn run(ctx: &Ctx, args: Run) -> Outcome {
     if !args.detach {
         forward_signals(Pid::from_raw(c.pid())).map_err(in_run)?;
     }
+    let notify = match std::env::var_os("NOTIFY_SOCKET") {
+        Some(host) => match c.notify_proxy(host.as_ref()) {
+            Ok(proxy) => proxy,
+            Err(e) => {
+                let _ = c.delete(true);
+                return Err(in_run(e.into()));
+            }
+        },
+        None => None,
+    };
     if let Err(e) = c.start() {
         // Nothing of a container that never ran is kept, as runc destroys it.
         let _ = c.delete(true);
         return Err(in_run(e.into()));
     }
     if args.detach {
+        if let Some(proxy) = notify {
+            proxy
+                .forward_ready(c.pid(), c.pid())
+                .map_err(|e| in_run(e.into()))?;
+        }
         return Ok(0);
+    }
+    // In the foreground this process is the service's main process, as with runc; READY is
+    // passed on whenever it comes, while the container runs.
+    if let Some(proxy) = notify {
+        let init = c.pid();
+        let log = ctx.log.clone();
+        let _ = std::thread::Builder::new()
+            .name("notify-proxy".into())
+            .spawn(move || {
+                if let Err(e) = proxy.forward_ready(init, std::process::id() as i32) {
+                    log.error(&format!("NOTIFY_SOCKET: {e}"));
+                }
+            });
     }
     let relay = master.map(Relay::start).transpose().map_err(in_run)?;
     let status = c.wait().map_err(|e| in_run(e.into()));

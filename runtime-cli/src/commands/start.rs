@@ -13,7 +13,14 @@ pub struct Start {
 
 pub fn run(ctx: &Ctx, args: Start) -> Outcome {
     let mut c = Container::load(&ctx.root, &args.id)?;
+    let notify = match std::env::var_os("NOTIFY_SOCKET") {
+        Some(host) => c.notify_proxy(host.as_ref())?,
+        None => None,
+    };
     c.start()?;
+    if let Some(proxy) = notify {
+        proxy.forward_ready(c.pid(), c.pid())?;
+    }
     ctx.log.debug(&format!("started container {}", args.id));
     Ok(0)
 }

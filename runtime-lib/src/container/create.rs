@@ -89,6 +89,12 @@ impl Container {
         let (dir, lock) = StateDir::create(&opts.root, id)?;
         let fifos = make_fifo(&dir.fifo_path())
             .and_then(|start| Ok((start, make_fifo(&dir.done_fifo_path())?)));
+        let fifos = fifos.and_then(|f| {
+            if opts.notify_socket {
+                crate::notify::prepare(&mut bundle.spec, dir.path())?;
+            }
+            Ok(f)
+        });
         let (fifo, done_fifo) = match fifos {
             Ok(fifos) => fifos,
             Err(e) => {

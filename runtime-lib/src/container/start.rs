@@ -10,6 +10,15 @@ use crate::{Result, Status};
 use std::os::fd::{AsFd, OwnedFd};
 
 impl Container {
+    /// Before `start`, when the runtime was given $NOTIFY_SOCKET (`host`): binds the container's
+    /// notify socket (see [`crate::notify`]). `None` if the container was created without one.
+    pub fn notify_proxy(
+        &self,
+        host: &std::path::Path,
+    ) -> Result<Option<crate::notify::NotifyProxy>> {
+        crate::notify::NotifyProxy::bind(self.dir.path(), host)
+    }
+
     /// `start`: releases the init blocked on the exec fifo; it then execs the user's process.
     pub fn start(&mut self) -> Result<()> {
         let _lock = self.dir.lock()?;

@@ -35,6 +35,12 @@ pub fn send_to_socket(socket: &OwnedFd, pid: Pid, kind: &str) -> crate::Result<(
     Ok(())
 }
 
+impl AsFd for PidFd {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.0.as_fd()
+    }
+}
+
 impl PidFd {
     pub fn open(pid: Pid) -> nix::Result<PidFd> {
         // SAFETY: pidfd_open takes a pid and flags, no pointers; on success it returns a new fd
