@@ -126,3 +126,89 @@ fn foreground_run_relays_its_own_pty() {
     let lines: Vec<&str> = out.out().lines().map(str::trim).collect();
     assert_eq!(lines, ["/dev/pts/0", "all-tty"], "{out}");
 }
+
+fn set_window_size(fd: &std::os::fd::OwnedFd, rows: u16, cols: u16) {
+    use std::os::fd::AsRawFd;
+    let ws = libc::winsize {
+        ws_row: rows,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCSWINSZ reads one winsize from a valid pty fd.
+    let r = unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCSWINSZ, &ws) };
+    assert_eq!(r, 0, "TIOCSWINSZ: {}", std::io::Error::last_os_error());
+}
+
+/// The foreground relay follows the caller's terminal: its size at start, and a resize later
+/// (SIGWINCH to the runtime, which copies the new size to the container's pty), as runc does.
+#[test]
+fn foreground_run_follows_the_callers_window_size() {
+    use std::io::Read;
+    use std::os::unix::process::CommandExt;
+    if !only_hull("runc opens /dev/tty, which this test's pty is not for its process group") {
+        return;
+    }
+    let rt = Runtime::new();
+    let b = terminal_bundle(
+        "stty size; i=0; while [ $i -lt 100 ]; do s=$(stty size); \
+         if [ \"$s\" != '30 100' ]; then echo \"resized $s\"; exit 0; fi; sleep 0.1; i=$((i+1)); done; exit 9",
+    );
+    // The caller's terminal: the runtime's stdio is its slave, and its controlling terminal.
+    let pty = nix::pty::openpty(None, None).expect("openpty");
+    set_window_size(&pty.master, 30, 100);
+    let slave = std::fs::File::from(pty.slave);
+    let id = rt.new_id();
+    let mut cmd = std::process::Command::new(rt.binary());
+    cmd.arg("--root")
+        .arg(rt.root())
+        .args(["run", "--bundle"])
+        .arg(b.path())
+        .arg(&id)
+        .stdin(slave.try_clone().unwrap())
+        .stdout(slave.try_clone().unwrap())
+        .stderr(slave);
+    // SAFETY: setsid and ioctl are async-signal-safe.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().expect("spawn the runtime");
+    drop(cmd);
+    let mut master = std::fs::File::from(pty.master.try_clone().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 1024];
+        // EIO once the runtime (the slave's last holder) has exited.
+        while let Ok(n) = master.read(&mut buf) {
+            if n == 0
+                || tx
+                    .send(String::from_utf8_lossy(&buf[..n]).into_owned())
+                    .is_err()
+            {
+                break;
+            }
+        }
+    });
+    let mut seen = String::new();
+    let mut wait_for = |what: &str| {
+        let deadline = std::time::Instant::now() + WAIT;
+        while !seen.contains(what) {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(text) => seen.push_str(&text),
+                Err(_) => panic!("never saw {what:?}; the terminal showed {seen:?}"),
+            }
+        }
+    };
+    wait_for("30 100");
+    set_window_size(&pty.master, 40, 120);
+    wait_for("resized 40 120");
+    let status = child.wait().expect("wait for the runtime");
+    assert_eq!(status.code(), Some(0), "{seen:?}");
+    rt.assert_no_leaks(&b, &[&id]);
+}

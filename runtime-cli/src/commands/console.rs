@@ -135,7 +135,7 @@ impl Drop for Relay {
     }
 }
 
-fn copy_window_size(from: std::os::fd::BorrowedFd<'_>, to: std::os::fd::BorrowedFd<'_>) {
+pub fn copy_window_size(from: std::os::fd::BorrowedFd<'_>, to: std::os::fd::BorrowedFd<'_>) {
     // SAFETY: winsize is plain data; TIOCGWINSZ/TIOCSWINSZ read or write exactly one.
     unsafe {
         let mut ws: libc::winsize = std::mem::zeroed();

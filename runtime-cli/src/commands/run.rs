@@ -63,7 +63,8 @@ pub fn run(ctx: &Ctx, args: Run) -> Outcome {
     ));
     // Only now: the init was forked with the default signal mask, and must not inherit ours.
     if !args.detach {
-        forward_signals(Pid::from_raw(c.pid())).map_err(in_run)?;
+        let resize = master.as_ref().and_then(|m| m.try_clone().ok());
+        forward_signals(Pid::from_raw(c.pid()), resize).map_err(in_run)?;
     }
     let notify = match std::env::var_os("NOTIFY_SOCKET") {
         Some(host) => match c.notify_proxy(host.as_ref()) {
@@ -128,16 +129,28 @@ fn wants_terminal(bundle: &std::path::Path) -> bool {
 
 /// Blocks the forwarded signals in this thread and hands them to a thread that sends each to the
 /// init. A blocked signal never interrupts the wait, and no handler code runs in signal context.
-fn forward_signals(init: Pid) -> Result<(), Failure> {
-    let set: SigSet = FORWARDED.into_iter().collect();
+/// With a relayed terminal (`resize`: the pty master), SIGWINCH copies the caller's new window
+/// size to it, as runc does; the kernel then signals the container's foreground process group.
+fn forward_signals(init: Pid, resize: Option<std::os::fd::OwnedFd>) -> Result<(), Failure> {
+    let mut set: SigSet = FORWARDED.into_iter().collect();
+    if resize.is_some() {
+        set.add(Signal::SIGWINCH);
+    }
     set.thread_block()
         .map_err(|e| Failure::msg(format!("block signals: {}", e.desc().to_lowercase())))?;
     std::thread::Builder::new()
         .name("signal-forwarder".into())
         .spawn(move || loop {
-            if let Ok(signal) = set.wait() {
+            match (set.wait(), &resize) {
+                (Ok(Signal::SIGWINCH), Some(master)) => {
+                    use std::os::fd::AsFd;
+                    super::console::copy_window_size(std::io::stdin().as_fd(), master.as_fd());
+                }
                 // The init may have exited already; the wait in the main thread sees that.
-                let _ = kill(init, signal);
+                (Ok(signal), _) => {
+                    let _ = kill(init, signal);
+                }
+                (Err(_), _) => {}
             }
         })
         .map_err(|e| Failure::msg(format!("start signal forwarder: {e}")))?;
