@@ -1,0 +1,68 @@
+//! `events` without `--stats`: a stream of stats every `--interval`, an `oom` event when the
+//! kernel's OOM killer acts in the container (as containerd's shim reads them), and the end of
+//! the stream when the container is gone.
+
+use std::time::{Duration, Instant};
+
+use integration_tests::{Bundle, Runtime};
+use serde_json::{json, Value};
+
+#[test]
+fn events_stream_reports_stats_then_an_oom_kill() {
+    let rt = Runtime::new();
+    let mut b = Bundle::new();
+    b.set("/linux/resources/memory", json!({"limit": 32 << 20}))
+        .args(&["sleep", "1000"]);
+    let id = rt.new_id();
+    rt.create(&b, &id).ok();
+    rt.start(&id).ok();
+    let out_file = rt.scratch().join("events.out");
+    let events = rt
+        .cmd(["events", "--interval", "200ms", id.as_str()])
+        .stdout(std::fs::File::create(&out_file).unwrap().into())
+        .spawn();
+    let read_events = || -> Vec<Value> {
+        std::fs::read_to_string(&out_file)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l:?}")))
+            .collect()
+    };
+    let wait_for = |what: &str, pred: &dyn Fn(&Value) -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let all = read_events();
+            if all.iter().any(pred) {
+                return all;
+            }
+            assert!(Instant::now() < deadline, "no {what} event in {all:?}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    let all = wait_for("stats", &|e| e["type"] == "stats");
+    assert_eq!(all[0]["id"], id.as_str());
+    assert!(all.iter().all(|e| e["type"] == "stats"), "{all:?}");
+
+    // 64 MiB held in one dd block cannot fit under 32 MiB (no swap here).
+    let out = rt.exec([
+        "exec",
+        id.as_str(),
+        "dd",
+        "if=/dev/zero",
+        "of=/dev/null",
+        "bs=64M",
+        "count=1",
+    ]);
+    assert_eq!(out.code(), 137, "{out}");
+    let all = wait_for("oom", &|e| e["type"] == "oom");
+    let oom = all.iter().find(|e| e["type"] == "oom").unwrap();
+    assert_eq!(oom["id"], id.as_str(), "{oom}");
+
+    // The stream ends with the container.
+    rt.kill(&id, "KILL").ok();
+    rt.wait_status(&id, "stopped");
+    rt.delete(&id).ok();
+    let done = events.wait();
+    assert!(done.success(), "{done}");
+    rt.assert_no_leaks(&b, &[&id]);
+}
