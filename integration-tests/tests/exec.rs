@@ -434,3 +434,59 @@ fn kill_all_reaches_exec_processes() {
     rt.delete(&id).ok();
     rt.assert_no_leaks(&b, &[&id]);
 }
+
+/// Twenty execs in a row and ten at once: each one's output and status arrive, each process
+/// starts with only stdio open (nothing of the runtime leaks in), and afterwards the container
+/// holds its init alone, with no zombie and no descriptor more than before.
+#[test]
+fn many_execs_in_a_row_and_at_once_leak_nothing() {
+    let rt = Runtime::new();
+    let b = sleeper();
+    let (id, init) = running(&rt, &b);
+    let fd_count = |pid: i32| {
+        std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .unwrap()
+            .count()
+    };
+    let init_fds = fd_count(init);
+    for i in 0..20 {
+        let out = rt.exec([
+            "exec",
+            id.as_str(),
+            "sh",
+            "-c",
+            &format!("ls /proc/self/fd | tr '\\n' ' '; exit {}", i % 4),
+        ]);
+        assert_eq!(out.code(), i % 4, "{out}");
+        // ls's own directory fd is the 3.
+        assert_eq!(out.out().trim_end(), "0 1 2 3", "exec {i}: {out}");
+    }
+    let handles: Vec<_> = (0..10)
+        .map(|i| {
+            rt.cmd(["exec", id.as_str(), "sh", "-c"])
+                .arg(format!("echo at-once-{i}"))
+                .spawn()
+        })
+        .collect();
+    for (i, h) in handles.into_iter().enumerate() {
+        let out = h.wait();
+        out.ok();
+        assert_eq!(out.out(), format!("at-once-{i}"));
+    }
+    let procs: Vec<i32> = rt
+        .exec(["ps", "--format", "json", id.as_str()])
+        .ok()
+        .stdout
+        .parse::<serde_json::Value>()
+        .map(|v| {
+            v.as_array()
+                .unwrap()
+                .iter()
+                .map(|p| p.as_i64().unwrap() as i32)
+                .collect()
+        })
+        .unwrap();
+    assert_eq!(procs, [init], "processes left in the container");
+    assert_eq!(fd_count(init), init_fds, "the init's descriptors changed");
+    finish(&rt, &b, &id);
+}
