@@ -490,3 +490,17 @@ fn many_execs_in_a_row_and_at_once_leak_nothing() {
     assert_eq!(fd_count(init), init_fds, "the init's descriptors changed");
     finish(&rt, &b, &id);
 }
+
+#[test]
+fn exec_into_a_sub_cgroup_is_refused_not_ignored() {
+    if !integration_tests::only_hull("runc 1.1 implements exec --cgroup") {
+        return;
+    }
+    let rt = Runtime::new();
+    let b = sleeper();
+    let (id, _) = running(&rt, &b);
+    rt.exec(["exec", "--cgroup", "sub", id.as_str(), "true"])
+        .failed()
+        .stderr_has(&["--cgroup", "not supported"]);
+    finish(&rt, &b, &id);
+}

@@ -56,7 +56,7 @@ pub struct Exec {
     /// Pass N additional file descriptors to the process
     #[arg(long, default_value_t = 0, value_name = "N")]
     pub preserve_fds: u32,
-    /// Accepted for runc compatibility: exec joins the container's own cgroup
+    /// Run the process in a sub-cgroup of the container's (not supported by hull: refused)
     #[arg(long)]
     pub cgroup: Option<String>,
     /// Allow exec in a paused container
@@ -70,6 +70,14 @@ pub struct Exec {
 }
 
 pub fn run(ctx: &Ctx, args: Exec) -> Outcome {
+    if let Some(sub) = &args.cgroup {
+        // Joining the container's own cgroup instead would put the process somewhere else than
+        // the caller asked, silently.
+        return Err(hull::Error::Unsupported {
+            feature: format!("exec --cgroup {sub:?} (a sub-cgroup of the container's)"),
+        }
+        .into());
+    }
     let container = Container::load(&ctx.root, &args.id)?;
     let process = process(&container, &args)?;
     let opts = ExecOptions {
