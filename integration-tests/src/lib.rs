@@ -14,6 +14,7 @@
 pub mod bundle;
 pub mod cgroupfs;
 pub mod console;
+pub mod containerd;
 pub mod leaks;
 pub mod rootfs;
 pub mod runtime;
