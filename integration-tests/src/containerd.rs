@@ -253,7 +253,7 @@ impl Containerd {
                 all.flatten()
                     .filter(|p| {
                         p.cmdline()
-                            .map(|c| c.iter().any(|a| *a == sock))
+                            .map(|c| c.contains(&sock))
                             .unwrap_or(false)
                     })
                     .map(|p| p.pid)
