@@ -12,8 +12,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::clients;
 use crate::runtime::runtime_binary;
-use crate::tmp::TempDir;
+use crate::tmp::{unique, TempDir};
 
 /// The image every test runs, imported into each containerd.
 pub const IMAGE: &str = "docker.io/hull-test/busybox:latest";
@@ -29,72 +30,23 @@ const DISABLED_PLUGINS: &[&str] = &[
     "io.containerd.internal.v1.tracing",
 ];
 
-/// What a `ctr` command did.
-#[derive(Debug)]
-pub struct CtrOutput {
-    pub args: Vec<String>,
-    pub code: i32,
-    pub stdout: String,
-    pub stderr: String,
-}
-
-impl CtrOutput {
-    /// Panics unless the command succeeded.
-    pub fn ok(&self) -> &Self {
-        assert_eq!(self.code, 0, "{self}");
-        self
-    }
-
-    /// Trimmed stdout.
-    pub fn out(&self) -> &str {
-        self.stdout.trim_end()
-    }
-}
-
-impl std::fmt::Display for CtrOutput {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "`{}` -> exit {}\n--- stdout\n{}--- stderr\n{}",
-            self.args.join(" "),
-            self.code,
-            self.stdout,
-            self.stderr
-        )
-    }
-}
+pub use crate::clients::ClientOutput as CtrOutput;
 
 pub struct Containerd {
     dir: TempDir,
     child: Child,
     socket: PathBuf,
+    /// Every task's cgroup is `<this>/<id>` (ctr's default, `/default/<id>`, would leave a
+    /// `/default` on the host).
+    cgroup_parent: String,
 }
 
-/// True when containerd, its runc shim and ctr are installed; else says why on stderr (and
-/// panics when `HULL_REQUIRE_CLIENTS=1`, as in CI, where .ci/run installs them).
+/// True when containerd, its runc shim and ctr are installed (see [`clients::available`]).
 pub fn available() -> bool {
-    let missing: Vec<&str> = ["containerd", "ctr", "containerd-shim-runc-v2"]
-        .into_iter()
-        .filter(|b| which(b).is_none())
-        .collect();
-    if missing.is_empty() {
-        return true;
-    }
-    let why = format!("{missing:?} not installed (apt-get install containerd)");
-    assert!(
-        std::env::var("HULL_REQUIRE_CLIENTS").as_deref() != Ok("1"),
-        "{why}"
-    );
-    eprintln!("skipped: {why}");
-    false
-}
-
-fn which(bin: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH")?
-        .to_str()?
-        .split(':')
-        .map(|d| Path::new(d).join(bin))
-        .find(|p| p.is_file())
+    clients::available(
+        &["containerd", "ctr", "containerd-shim-runc-v2"],
+        "containerd",
+    )
 }
 
 impl Containerd {
@@ -156,7 +108,12 @@ impl Containerd {
             });
         }
         let child = cmd.spawn().expect("spawn containerd");
-        let c = Containerd { dir, child, socket };
+        let c = Containerd {
+            dir,
+            child,
+            socket,
+            cgroup_parent: format!("/hull-it-containerd-{}-{}", std::process::id(), unique()),
+        };
         let deadline = Instant::now() + Duration::from_secs(20);
         while c.ctr(["version"]).code != 0 {
             assert!(
@@ -195,11 +152,7 @@ impl Containerd {
         for a in more {
             cmd.arg(a);
         }
-        let text: Vec<String> = std::iter::once(cmd.get_program())
-            .chain(cmd.get_args())
-            .map(|a| a.to_string_lossy().into_owned())
-            .collect();
-        run_with_timeout(cmd, text)
+        clients::run(cmd, Duration::from_secs(60))
     }
 
     /// `ctr run --runc-binary <runtime> --runc-root <root> [flags] IMAGE <id> [command]`.
@@ -208,11 +161,18 @@ impl Containerd {
         args.push(runtime_binary().display().to_string());
         args.push("--runc-root".into());
         args.push(self.runtime_root().display().to_string());
+        args.push("--cgroup".into());
+        args.push(self.cgroup_of(id));
         args.extend(flags.iter().map(|s| s.to_string()));
         args.push(IMAGE.into());
         args.push(id.into());
         args.extend(command.iter().map(|s| s.to_string()));
         self.ctr(args)
+    }
+
+    /// `ctr run --cgroup` for task `id`.
+    pub fn cgroup_of(&self, id: &str) -> String {
+        format!("{}/{id}", self.cgroup_parent)
     }
 
     /// The runtime's state directory of task `id` (in containerd's `default` namespace).
@@ -244,23 +204,6 @@ impl Containerd {
         let root = self.runtime_root().join("default");
         crate::leaks::assert_no_leaks(&root, ids, &[self.dir.join("state").as_path()]);
     }
-
-    /// Host processes started by this containerd's shims (`-address <our socket>`).
-    fn shims(&self) -> Vec<i32> {
-        let sock = self.socket.to_string_lossy().into_owned();
-        procfs::process::all_processes()
-            .map(|all| {
-                all.flatten()
-                    .filter(|p| {
-                        p.cmdline()
-                            .map(|c| c.contains(&sock))
-                            .unwrap_or(false)
-                    })
-                    .map(|p| p.pid)
-                    .collect()
-            })
-            .unwrap_or_default()
-    }
 }
 
 impl Drop for Containerd {
@@ -281,60 +224,10 @@ impl Drop for Containerd {
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
-        for pid in self.shims() {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid),
-                nix::sys::signal::Signal::SIGKILL,
-            );
-        }
-        // Snapshot mounts, deepest first: TempDir leaves the directory in place otherwise.
-        let mut mounts: Vec<PathBuf> = procfs::process::Process::myself()
-            .and_then(|p| p.mountinfo())
-            .map(|m| {
-                m.into_iter()
-                    .map(|m| m.mount_point)
-                    .filter(|p| p.starts_with(self.dir.path()))
-                    .collect()
-            })
-            .unwrap_or_default();
-        mounts.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
-        for m in mounts {
-            let _ = nix::mount::umount2(&m, nix::mount::MntFlags::MNT_DETACH);
-        }
-    }
-}
-
-fn run_with_timeout(mut cmd: Command, args: Vec<String>) -> CtrOutput {
-    let dir = crate::tmp::base_dir();
-    let n = crate::tmp::unique();
-    let out_path = dir.join(format!("ctr-{}-{n}.out", std::process::id()));
-    let err_path = dir.join(format!("ctr-{}-{n}.err", std::process::id()));
-    cmd.stdin(Stdio::null())
-        .stdout(std::fs::File::create(&out_path).expect("create ctr stdout"))
-        .stderr(std::fs::File::create(&err_path).expect("create ctr stderr"));
-    let mut child = cmd.spawn().expect("spawn ctr");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let status = loop {
-        if let Some(s) = child.try_wait().expect("wait for ctr") {
-            break s;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("timed out: {}", args.join(" "));
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    let read = |p: &Path| {
-        let s = std::fs::read_to_string(p).unwrap_or_default();
-        let _ = std::fs::remove_file(p);
-        s
-    };
-    CtrOutput {
-        args,
-        code: status.code().unwrap_or(-1),
-        stdout: read(&out_path),
-        stderr: read(&err_path),
+        clients::kill_processes_mentioning(&self.socket.to_string_lossy());
+        // Snapshot mounts: TempDir leaves the directory in place while any remains.
+        clients::unmount_under(self.dir.path());
+        clients::remove_cgroup_tree(&self.cgroup_parent);
     }
 }
 

@@ -13,9 +13,11 @@
 
 pub mod bundle;
 pub mod cgroupfs;
+pub mod clients;
 pub mod console;
 pub mod containerd;
 pub mod leaks;
+pub mod podman;
 pub mod rootfs;
 pub mod runtime;
 pub mod tmp;

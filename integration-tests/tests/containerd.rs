@@ -199,8 +199,9 @@ fn tty_task_and_tty_exec() {
     let root = c.runtime_root().display().to_string();
     let ctr = format!("ctr --address {}", sock.display());
     let (code, out) = in_a_terminal(&format!(
-        "{ctr} run -t --rm --runc-binary {bin} --runc-root {root} {} {a} \
+        "{ctr} run -t --rm --runc-binary {bin} --runc-root {root} --cgroup {} {} {a} \
          sh -c 'tty; test -t 0 && echo stdin-is-a-tty; exit 4'",
+        c.cgroup_of(&a),
         integration_tests::containerd::IMAGE
     ));
     assert_eq!(code, 4, "{out}");
