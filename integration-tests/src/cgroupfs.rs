@@ -49,11 +49,67 @@ fn dir_in_mount(m: &MountInfo, g: &ProcessCGroup) -> Option<PathBuf> {
     Some(m.mount_point.join(rel))
 }
 
-/// The directory of `pid`'s cgroup in the v1 hierarchy of `controller` (`memory`, `cpu`, ...).
+/// True on a pure cgroup v2 host (cgroup2 mounted on /sys/fs/cgroup itself).
+pub fn is_v2() -> bool {
+    Process::myself()
+        .and_then(|p| p.mountinfo())
+        .map(|m| {
+            m.into_iter()
+                .any(|m| m.fs_type == "cgroup2" && m.mount_point == Path::new("/sys/fs/cgroup"))
+        })
+        .unwrap_or(false)
+}
+
+/// Where a knob of `pid`'s cgroup lives on this host: `v1` is (controller, file) in that
+/// controller's hierarchy, `v2` the file in the unified directory.
+pub fn knob(pid: i32, v1: (&str, &str), v2: &str) -> PathBuf {
+    if is_v2() {
+        dir(pid, "").join(v2)
+    } else {
+        dir(pid, v1.0).join(v1.1)
+    }
+}
+
+/// The directory of `pid`'s cgroup holding `controller`: that controller's hierarchy on v1, the
+/// unified directory on v2.
+pub fn controller_dir(pid: i32, controller: &str) -> PathBuf {
+    if is_v2() {
+        dir(pid, "")
+    } else {
+        dir(pid, controller)
+    }
+}
+
+/// The same knob as the container sees it through its own /sys/fs/cgroup (a cgroup namespace
+/// shows the container's cgroup there).
+pub fn knob_inside(v1: (&str, &str), v2: &str) -> String {
+    if is_v2() {
+        format!("/sys/fs/cgroup/{v2}")
+    } else {
+        format!("/sys/fs/cgroup/{}/{}", v1.0, v1.1)
+    }
+}
+
+/// The trimmed content of a knob file (see [`knob`]).
+pub fn value(path: &Path) -> String {
+    std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
+        .trim()
+        .to_string()
+}
+
+/// The directory of `pid`'s cgroup in the v1 hierarchy of `controller` (`memory`, `cpu`, ...);
+/// `""` is the unified (v2) hierarchy.
 pub fn dir(pid: i32, controller: &str) -> PathBuf {
     dirs(pid)
         .into_iter()
-        .find(|(ctrls, _)| ctrls.iter().any(|c| c == controller))
+        .find(|(ctrls, _)| {
+            if controller.is_empty() {
+                ctrls.is_empty()
+            } else {
+                ctrls.iter().any(|c| c == controller)
+            }
+        })
         .map(|(_, d)| d)
         .unwrap_or_else(|| panic!("process {pid} is in no {controller} cgroup that is mounted"))
 }

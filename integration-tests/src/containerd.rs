@@ -146,6 +146,9 @@ impl Containerd {
     ) -> CtrOutput {
         let mut cmd = Command::new("ctr");
         cmd.arg("--address").arg(&self.socket);
+        if on_overlayfs(self.dir.path()) {
+            cmd.env("CONTAINERD_SNAPSHOTTER", "native");
+        }
         for a in args {
             cmd.arg(a);
         }
@@ -168,6 +171,16 @@ impl Containerd {
         args.push(id.into());
         args.extend(command.iter().map(|s| s.to_string()));
         self.ctr(args)
+    }
+
+    /// What `ctr` needs in its environment, as a shell prefix: overlay snapshots cannot live
+    /// on an overlay (the v2 guest's root), so there they are copies (`native`).
+    pub fn ctr_env(&self) -> &'static str {
+        if on_overlayfs(self.dir.path()) {
+            "CONTAINERD_SNAPSHOTTER=native "
+        } else {
+            ""
+        }
     }
 
     /// `ctr run --cgroup` for task `id`.
@@ -229,6 +242,13 @@ impl Drop for Containerd {
         clients::unmount_under(self.dir.path());
         clients::remove_cgroup_tree(&self.cgroup_parent);
     }
+}
+
+fn on_overlayfs(dir: &Path) -> bool {
+    const OVERLAYFS_SUPER_MAGIC: i64 = 0x794c_7630;
+    nix::sys::statfs::statfs(dir)
+        .map(|s| s.filesystem_type().0 == OVERLAYFS_SUPER_MAGIC)
+        .unwrap_or(false)
 }
 
 /// An OCI image archive of the test bed's busybox root filesystem, built in `work`: one

@@ -432,10 +432,15 @@ impl Default for Runtime {
 
 impl Runtime {
     pub fn new() -> Runtime {
+        Runtime::with_binary(runtime_binary())
+    }
+
+    /// A driver for another runtime binary (runc, to compare with on the same input).
+    pub fn with_binary(bin: &Path) -> Runtime {
         let dir = TempDir::new("rt");
         std::fs::create_dir(dir.join("root")).expect("create state root");
         Runtime {
-            bin: runtime_binary().to_path_buf(),
+            bin: bin.to_path_buf(),
             dir,
             ids: Mutex::new(Vec::new()),
         }

@@ -197,7 +197,7 @@ fn tty_task_and_tty_exec() {
     let (a, b) = (id("tty"), id("ttyexec"));
     let bin = runtime_binary().display().to_string();
     let root = c.runtime_root().display().to_string();
-    let ctr = format!("ctr --address {}", sock.display());
+    let ctr = format!("{}ctr --address {}", c.ctr_env(), sock.display());
     let (code, out) = in_a_terminal(&format!(
         "{ctr} run -t --rm --runc-binary {bin} --runc-root {root} --cgroup {} {} {a} \
          sh -c 'tty; test -t 0 && echo stdin-is-a-tty; exit 4'",
@@ -241,7 +241,9 @@ fn memory_limit_is_visible_inside() {
         &[
             "sh",
             "-c",
-            "cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max",
+            // v1, else v2 (at the cgroup's own path when there is no cgroup namespace).
+            "cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || \
+             cat \"/sys/fs/cgroup$(sed -n 's/^0:://p' /proc/self/cgroup)/memory.max\"",
         ],
     );
     out.ok();

@@ -286,7 +286,7 @@ fn exec_of_a_missing_executable_fails_and_leaves_no_process() {
     rt.exec(["exec", id.as_str(), "no-such-program"])
         .failed()
         .stderr_has(&["executable file not found in $PATH", "no-such-program"]);
-    let pids = cgroupfs::dir(init, "pids");
+    let pids = cgroupfs::controller_dir(init, "pids");
     wait_until("only the init is left in the container", || {
         cgroupfs::procs(&pids) == [init]
     });
@@ -322,7 +322,7 @@ fn exec_into_a_paused_container_needs_ignore_paused() {
 
     // With --ignore-paused the process is started, and (like everything in the frozen cgroup)
     // runs once the container is resumed.
-    let freezer = cgroupfs::dir(init, "freezer");
+    let freezer = cgroupfs::controller_dir(init, "freezer");
     let exec = rt
         .cmd([
             "exec",

@@ -9,8 +9,8 @@
 # cannot run a stock kernel), a microvm machine with no NIC, whose root is an overlay of the
 # host's whole / (9p, read-only) under a tmpfs: every host binary runs there unchanged, and the
 # guest's writes vanish with it. cgroup2 is on /sys/fs/cgroup with every controller enabled for
-# children. The command runs as root in the current directory with PATH, HOME, TERM, RUST_*,
-# CARGO_* and HULL_* passed on, and no stdin.
+# children, and /dev/vda is an empty 64 MiB scratch disk. The command runs as root in the current
+# directory with PATH, HOME, TERM, RUST_*, CARGO_* and HULL_* passed on, and no stdin.
 #
 # Environment: HULL_VM_CACHE (kernel cache, see fetch-kernel.sh), HULL_VM_MEM (MiB, default 2048),
 # HULL_VM_CPUS (default 2), HULL_VM_TIMEOUT (seconds, default 1800), HULL_VM_DEBUG=1 (kernel
@@ -25,9 +25,10 @@ prepare_only=0
 [ "$1" = --prepare ] && prepare_only=1
 here="$(cd "$(dirname "$0")" && pwd)"
 
-# The in-guest module load order: virtio transport, then 9p over it, then overlay.
+# The in-guest module load order: virtio transport, then 9p over it, then overlay; fuse for
+# /dev/fuse, the device the device-rule tests open.
 modules=(virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci virtio_mmio
-    virtio-rng virtio_blk netfs fscache 9pnet 9pnet_virtio 9p overlay)
+    virtio-rng virtio_blk netfs fscache 9pnet 9pnet_virtio 9p overlay fuse)
 
 if ! command -v qemu-system-x86_64 >/dev/null; then
     if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
@@ -82,6 +83,9 @@ done
     echo
 } >"$work/share/cmd"
 
+# A scratch disk (/dev/vda in the guest): a real block device for the io controller's tests.
+truncate -s 64M "$work/scratch.img"
+
 # Without the TSC frequency the microvm guest sometimes hangs calibrating its clock.
 mhz="$(awk -F: '/^cpu MHz/ { printf "%d", $2 * 1000; exit }' /proc/cpuinfo)"
 append="console=ttyS0 panic=-1 pci=off cryptomgr.notests=1 tsc=reliable ${mhz:+tsc_early_khz=$mhz}"
@@ -99,6 +103,8 @@ timeout --foreground -k 10 "${HULL_VM_TIMEOUT:-1800}" qemu-system-x86_64 \
     -chardev stdio,id=con,signal=on -serial chardev:con \
     -kernel "$kernel/vmlinux" -initrd "$work/initramfs.cpio" -append "$append" \
     -device virtio-rng-device \
+    -drive file="$work/scratch.img",if=none,id=scratch,format=raw \
+    -device virtio-blk-device,drive=scratch \
     -fsdev local,id=hostroot,path=/,security_model=passthrough,readonly=on,multidevs=remap \
     -device virtio-9p-device,fsdev=hostroot,mount_tag=hostroot \
     -fsdev local,id=hullvm,path="$work/share",security_model=passthrough,multidevs=remap \

@@ -195,6 +195,15 @@ impl Container {
                 })
             }
             Err(e) => {
+                // An init the kernel OOM-killed in its fresh cgroup only shows as a broken
+                // channel; say what happened, as runc does.
+                let e = match cgroup.oom_kill_count() {
+                    Ok(n) if n > 0 => Error::InitLost {
+                        step: "was OOM-killed",
+                        detail: "memory limit too low?".into(),
+                    },
+                    _ => e,
+                };
                 let _ = kill(pid, Signal::SIGKILL);
                 let _ = waitpid(pid, None);
                 if let Err(e) = cgroup.destroy() {
