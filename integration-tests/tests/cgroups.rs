@@ -326,6 +326,13 @@ fn update_changes_the_limits_live() {
     let weight = if cgroupfs::is_v2() { "12" } else { "300" };
     assert_eq!(cgroupfs::value(&cpu), weight);
     assert_eq!(cgroupfs::value(&pids), "40");
+    // runc's flag name; containerd's older shims spell it --cpu-shares.
+    for flag in ["--cpu-share", "--cpu-shares"] {
+        rt.exec(["update", flag, "400", id.as_str()]).ok();
+        let want = if cgroupfs::is_v2() { "16" } else { "400" };
+        assert_eq!(cgroupfs::value(&cpu), want, "{flag}");
+        rt.exec(["update", "--cpu-share", "300", id.as_str()]).ok();
+    }
 
     if !cgroupfs::is_v2() {
         // v1 refuses a limit below the usage, and the old one stays (v2 takes it and lets the

@@ -22,8 +22,8 @@ pub struct Update {
     /// CPU CFS hardcap limit (in usecs)
     #[arg(long)]
     pub cpu_quota: Option<i64>,
-    /// CPU shares (relative weight vs. other containers)
-    #[arg(long)]
+    /// CPU shares (relative weight vs. other containers); runc's name, `--cpu-shares` also taken
+    #[arg(long, alias = "cpu-shares")]
     pub cpu_share: Option<u64>,
     /// CPU realtime period to be used for hardcapping (in usecs)
     #[arg(long)]
