@@ -417,6 +417,79 @@ fn pause_freezes_and_resume_thaws() {
     finish(&rt, &b, &id, &dirs, &[]);
 }
 
+/// True until `pid` has exited (a zombie counts as exited).
+fn alive(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| !s.rsplit_once(") ").is_some_and(|(_, r)| r.starts_with('Z')))
+        .unwrap_or(false)
+}
+
+#[test]
+fn kill_9_of_a_paused_container_stops_it() {
+    // containerd's `ctr task kill -s 9` of a paused task: runc thaws after the SIGKILL, which a
+    // frozen process (cgroup v1) takes only once thawed.
+    let rt = Runtime::new();
+    let b = limited(json!({}));
+    let (id, init, dirs) = running(&rt, &b);
+    rt.exec(["pause", id.as_str()]).ok();
+    assert_eq!(rt.status(&id), "paused");
+    rt.kill(&id, "9").ok();
+    rt.wait_status(&id, "stopped");
+    assert!(!alive(init));
+    rt.delete(&id).ok();
+    finish(&rt, &b, &id, &dirs, &[]);
+}
+
+#[test]
+fn delete_force_of_a_paused_container() {
+    let rt = Runtime::new();
+    let b = limited(json!({}));
+    let (id, init, dirs) = running(&rt, &b);
+    rt.exec(["pause", id.as_str()]).ok();
+    let started = Instant::now();
+    rt.delete_force(&id).ok();
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "delete --force hung"
+    );
+    assert!(!alive(init));
+    finish(&rt, &b, &id, &dirs, &[]);
+}
+
+#[test]
+fn kill_all_after_the_init_exited_reaches_what_is_left() {
+    // A container in the host's pid namespace whose init exits leaves its children running in
+    // the cgroup; containerd's shim then sends `kill --all <id> 9`, which runc honours for a
+    // stopped container whose cgroup still exists.
+    let rt = Runtime::new();
+    let mut b = Bundle::new();
+    b.without_namespace("pid")
+        .set("/root/readonly", json!(false))
+        .sh("sleep 1000 & echo $! > /tmp/child.pid; exit 0");
+    let id = rt.new_id();
+    rt.create(&b, &id).ok();
+    let init = rt.state(&id)["pid"].as_i64().expect("pid") as i32;
+    let dirs: Vec<PathBuf> = cgroupfs::dirs(init).into_iter().map(|(_, d)| d).collect();
+    rt.start(&id).ok();
+    rt.wait_status(&id, "stopped");
+    let pid_file = b.rootfs().join("tmp/child.pid");
+    wait_until("the child's pid is written", || {
+        std::fs::read_to_string(&pid_file).is_ok_and(|s| s.ends_with('\n'))
+    });
+    let child: i32 = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(alive(child), "the child outlives the init");
+    rt.exec(["kill", "--all", id.as_str(), "9"]).ok();
+    wait_until("the child dies", || !alive(child));
+    // Nothing left to signal is no error either.
+    rt.exec(["kill", "--all", id.as_str(), "9"]).ok();
+    rt.delete(&id).ok();
+    finish(&rt, &b, &id, &dirs, &[]);
+}
+
 #[test]
 fn pause_of_a_stopped_container_fails() {
     let rt = Runtime::new();

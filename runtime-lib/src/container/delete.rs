@@ -62,8 +62,12 @@ impl Container {
             Err(Error::InvalidStatus { .. }) => return Ok(()),
             Err(e) => return Err(e),
         };
+        let paused = self.dir.status(record) == Status::Paused;
         init.send_signal(Signal::SIGKILL)
             .sys("kill container init")?;
+        if paused {
+            self.thaw_for_kill(record);
+        }
         if let Some(pid) = self.child {
             waitpid(pid, None).sys("wait for container init")?;
             return Ok(());

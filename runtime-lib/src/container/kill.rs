@@ -15,11 +15,30 @@ impl Container {
     pub fn kill(&self, signal: Signal, all: bool) -> Result<()> {
         let _lock = self.dir.lock()?;
         let record = self.dir.read()?;
-        let init = self.open_init(&record, "kill")?;
         if let (true, Some(paths)) = (all, &record.cgroups) {
-            cgroups::signal_all(&*cgroups::load(paths), signal)?;
+            // As runc: every process of the cgroup, the init among them, and nothing more (a
+            // SIGKILL has taken the init by now, signalling it again would fail). A stopped
+            // container's cgroup may still hold processes (one without its own pid namespace:
+            // containerd's shim sends `kill --all <id> 9` when its init exited); a cgroup
+            // already gone holds none.
+            return cgroups::signal_all(&*cgroups::load(paths), signal);
         }
-        init.send_signal(signal).sys("signal container init")
+        let paused = self.dir.status(&record) == Status::Paused;
+        let init = self.open_init(&record, "kill")?;
+        init.send_signal(signal).sys("signal container init")?;
+        if paused && signal == Signal::SIGKILL {
+            self.thaw_for_kill(&record);
+        }
+        Ok(())
+    }
+
+    /// Thaws a paused container just sent SIGKILL, as runc does: on cgroup v1 a frozen process
+    /// takes the signal only once thawed, so the kill (and a `delete --force` waiting for it)
+    /// would hang otherwise.
+    pub(super) fn thaw_for_kill(&self, record: &Record) {
+        if let Some(paths) = &record.cgroups {
+            let _ = cgroups::resume(&*cgroups::load(paths));
+        }
     }
 
     /// A pidfd on the init, checked to be the init and not a later process with its pid.
