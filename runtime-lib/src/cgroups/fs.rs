@@ -169,16 +169,26 @@ pub(crate) fn mkdir_all(root: &Path, path: &Path, created: &mut Vec<PathBuf>) ->
         field: "linux.cgroupsPath".into(),
         problem: format!("{path:?} is not inside the cgroup hierarchy {root:?}"),
     })?;
-    let mut cur = root.to_path_buf();
-    for c in rel.components() {
-        cur.push(c);
-        match fs::create_dir(&cur) {
-            Ok(()) => created.push(cur.clone()),
-            Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
-            Err(e) => return Err(e).io("create cgroup", &cur),
+    // A parent another container's create made can be removed by that container's delete
+    // (`remove_parent_if_empty`) between our finding it and making our directory inside: then
+    // the walk starts over and makes the parent itself.
+    let mut retries = 0;
+    'walk: loop {
+        let mut cur = root.to_path_buf();
+        for c in rel.components() {
+            cur.push(c);
+            match fs::create_dir(&cur) {
+                Ok(()) => created.push(cur.clone()),
+                Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
+                Err(e) if e.kind() == ErrorKind::NotFound && retries < 10 => {
+                    retries += 1;
+                    continue 'walk;
+                }
+                Err(e) => return Err(e).io("create cgroup", &cur),
+            }
         }
+        return Ok(());
     }
-    Ok(())
 }
 
 /// Writes `pid` to `dir/cgroup.procs`, retrying EINVAL a few times as runc does (a process that
@@ -282,6 +292,53 @@ mod tests {
         assert_eq!(
             parse_flat_keyed("cache 1\nrss 2\nbad\n"),
             vec![("cache", 1), ("rss", 2)]
+        );
+    }
+
+    #[test]
+    fn mkdir_all_survives_a_parent_removed_meanwhile() {
+        use std::sync::{Arc, Barrier};
+        let root = std::env::temp_dir().join(format!("hull-mkdir-all-{}", std::process::id()));
+        let parent = root.join("ns");
+        let rounds = 1000;
+        let barrier = Arc::new(Barrier::new(2));
+        // Another container's delete, removing the shared parent once, at the same moment.
+        let remover = {
+            let (parent, barrier) = (parent.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                for _ in 0..rounds {
+                    barrier.wait();
+                    let start = std::time::Instant::now();
+                    while start.elapsed() < Duration::from_micros(300) {
+                        if fs::remove_dir(&parent).is_ok() {
+                            break;
+                        }
+                    }
+                    barrier.wait();
+                }
+            })
+        };
+        let mut failures = Vec::new();
+        for i in 0..rounds {
+            fs::create_dir_all(&parent).unwrap();
+            let leaf = parent.join(format!("c{i}"));
+            barrier.wait();
+            let mut created = Vec::new();
+            let made = mkdir_all(&root, &leaf, &mut created);
+            barrier.wait();
+            match made {
+                Ok(()) => assert!(created.contains(&leaf)),
+                Err(e) => failures.push(e.to_string()),
+            }
+            let _ = fs::remove_dir(&leaf);
+        }
+        remover.join().unwrap();
+        let _ = fs::remove_dir_all(&root);
+        assert!(
+            failures.is_empty(),
+            "{} of {rounds}: {:?}",
+            failures.len(),
+            failures.first()
         );
     }
 
