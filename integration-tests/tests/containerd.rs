@@ -293,3 +293,42 @@ fn ten_containers_in_a_row_leave_nothing() {
     let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
     c.assert_clean(&refs);
 }
+
+#[test]
+fn a_missing_binary_fails_with_the_runtimes_own_error() {
+    if !available() {
+        return;
+    }
+    let c = Containerd::start();
+    let t = id("enoent");
+    let out = c.run(&["--rm"], &t, &["/no/such/binary"]);
+    assert_ne!(out.code, 0, "{out}");
+    // The shim reads the runtime's `--log-format json` log and hands its last error on: the
+    // runtime's own words are the proof that it ran.
+    let name = runtime_binary().file_name().unwrap().to_string_lossy();
+    assert!(
+        out.stderr.contains(&format!("{name} create failed"))
+            && out.stderr.contains("/no/such/binary"),
+        "{out}"
+    );
+    // ctr --rm cannot remove a container whose task never started.
+    let _ = c.ctr(["container", "delete", &t]);
+    c.assert_clean(&[&t]);
+}
+
+#[test]
+fn a_paused_task_dies_on_sigkill() {
+    if !available() {
+        return;
+    }
+    let c = Containerd::start();
+    let t = id("pausekill");
+    c.run(&["-d"], &t, &["sleep", "1000"]).ok();
+    c.ctr(["task", "pause", &t]).ok();
+    assert_eq!(task_status(&c, &t), "PAUSED");
+    // The shim sends `kill <id> 9`: a frozen init takes it only once thawed (cgroup v1).
+    c.ctr(["task", "kill", "-s", "SIGKILL", &t]).ok();
+    wait_task_status(&c, &t, "STOPPED");
+    remove(&c, &t);
+    c.assert_clean(&[&t]);
+}
