@@ -262,7 +262,7 @@ pub fn build_image(work: &Path) -> PathBuf {
         std::fs::create_dir_all(&blobs).expect("create image layout");
         let rootfs = work.join("rootfs");
         std::fs::create_dir_all(&rootfs).expect("create image rootfs");
-        crate::rootfs::build(&rootfs);
+        crate::rootfs::build_unshared(&rootfs);
 
         let layer = work.join("layer.tar");
         let status = Command::new("tar")

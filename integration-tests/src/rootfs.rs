@@ -79,3 +79,15 @@ pub fn build(rootfs: &Path) {
     std::fs::write(rootfs.join("etc/passwd"), PASSWD).expect("write /etc/passwd");
     std::fs::write(rootfs.join("etc/group"), GROUP).expect("write /etc/group");
 }
+
+/// [`build`], but with a busybox of the rootfs' own instead of a hard link to the shared copy:
+/// for a rootfs that is archived. Every other test links and unlinks the shared copy, which
+/// changes its ctime, and tar fails ("file changed as we read it") when that happens while it
+/// reads the file.
+pub fn build_unshared(rootfs: &Path) {
+    build(rootfs);
+    let bin = rootfs.join("bin/busybox");
+    let own = rootfs.join("bin/.busybox-own");
+    std::fs::copy(&bin, &own).expect("copy busybox into rootfs");
+    std::fs::rename(&own, &bin).expect("replace the rootfs' busybox link with its copy");
+}
