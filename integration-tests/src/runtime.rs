@@ -504,6 +504,14 @@ impl Runtime {
         self.cmd(["create", "--bundle"]).arg(b.path()).last(id)
     }
 
+    /// Creates and starts a container of `b` under a new id, which it returns.
+    pub fn running(&self, b: &Bundle) -> String {
+        let id = self.new_id();
+        self.create(b, &id).ok();
+        self.start(&id).ok();
+        id
+    }
+
     pub fn start(&self, id: &str) -> Output {
         self.exec(["start", id])
     }

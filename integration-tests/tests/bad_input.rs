@@ -369,3 +369,117 @@ fn mount_destination_symlink_pointing_outside_the_rootfs() {
         );
     }
 }
+
+/// True when this host's kernel runs `module` (the security-module tests below are about a host
+/// that lacks it, as this machine kind does).
+fn lsm_enabled(module: &str) -> bool {
+    let on = match module {
+        "AppArmor" => std::fs::read("/sys/module/apparmor/parameters/enabled")
+            .is_ok_and(|v| v.starts_with(b"Y")),
+        _ => std::path::Path::new("/sys/fs/selinux/enforce").exists(),
+    };
+    if on {
+        eprintln!("skipped: {module} is enabled on this host, so the profile would apply");
+    }
+    on
+}
+
+/// A container that asked to be confined must not run unconfined: runc and crun fail too (runc in
+/// its init, at the write to /proc/self/attr/exec; hull before anything is made). `words`: what
+/// runc's and hull's messages share; hull's also names the field and its value.
+fn refused_without(module: &str, field: &str, value: &str, words: &str) {
+    if lsm_enabled(module) {
+        return;
+    }
+    let rt = Runtime::new();
+    let mut b = Bundle::new();
+    b.set(&format!("/process/{field}"), json!(value));
+    let out = rt.create_fails(&b);
+    out.stderr_has(&[words]);
+    if is_hull() {
+        out.stderr_has(&[&format!("process.{field}"), value, "not enabled"]);
+    }
+}
+
+#[test]
+fn apparmor_profile_without_apparmor() {
+    refused_without(
+        "AppArmor",
+        "apparmorProfile",
+        "hull-test-profile",
+        "apparmor",
+    );
+}
+
+#[test]
+fn selinux_label_without_selinux() {
+    refused_without(
+        "SELinux",
+        "selinuxLabel",
+        "system_u:system_r:container_t:s0",
+        "selinux",
+    );
+}
+
+/// The same rule for a process added by exec: the running container stays as it was.
+#[test]
+fn exec_with_an_apparmor_profile_without_apparmor() {
+    if lsm_enabled("AppArmor") {
+        return;
+    }
+    let rt = Runtime::new();
+    let mut b = Bundle::new();
+    b.args(&["sleep", "1000"]);
+    let id = rt.running(&b);
+    let process = json!({
+        "args": ["sh", "-c", "echo confined"],
+        "cwd": "/",
+        "user": {"uid": 0, "gid": 0},
+        "apparmorProfile": "hull-test-profile"
+    });
+    let path = rt.scratch().join("process.json");
+    std::fs::write(&path, process.to_string()).unwrap();
+    let out = rt.cmd(["exec", "--process"]).arg(&path).arg(&id).output();
+    out.failed().stderr_has(&["apparmor"]);
+    assert!(!out.stdout.contains("confined"), "{out}");
+    assert_eq!(rt.status(&id), "running");
+    rt.delete_force(&id).ok();
+    rt.assert_no_leaks(&b, &[&id]);
+}
+
+/// runc ignores linux.mountLabel without SELinux; hull runs the container too, but says so.
+#[test]
+fn mount_label_without_selinux_is_a_warning() {
+    if lsm_enabled("SELinux") || !only_hull("runc 1.1.5 ignores mountLabel without a word") {
+        return;
+    }
+    let rt = Runtime::new();
+    let mut b = Bundle::new();
+    b.set(
+        "/linux/mountLabel",
+        json!("system_u:object_r:container_file_t:s0"),
+    )
+    .args(&["echo", "ran"]);
+    let id = rt.new_id();
+    let log = rt.scratch().join("log.json");
+    let out = rt
+        .cmd(["--log"])
+        .arg(&log)
+        .args(["--log-format", "json", "run", "--bundle"])
+        .arg(b.path())
+        .arg(&id)
+        .output();
+    assert_eq!(out.ok().stdout.trim(), "ran");
+    let text = std::fs::read_to_string(&log).unwrap();
+    let warning: serde_json::Value = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .find(|e: &serde_json::Value| e["level"] == "warning")
+        .unwrap_or_else(|| panic!("no warning in {text:?}"));
+    let msg = warning["msg"].as_str().unwrap();
+    assert!(
+        msg.contains("mountLabel") && msg.contains("container_file_t"),
+        "{msg}"
+    );
+    rt.assert_no_leaks(&b, &[&id]);
+}

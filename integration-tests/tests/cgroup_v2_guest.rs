@@ -22,7 +22,14 @@ const GUEST_ENV: &str = "HULL_IN_V2_GUEST";
 
 /// The host's suites that run in the guest too, whole: what they check is meant to hold on
 /// every host kind (those reading cgroup files read v1 or v2 ones as the host has them).
-const GUEST_SUITES: &[&str] = &["lifecycle", "cgroups", "exec", "events", "containerd"];
+const GUEST_SUITES: &[&str] = &[
+    "lifecycle",
+    "cgroups",
+    "exec",
+    "events",
+    "containerd",
+    "lsm",
+];
 
 /// This file's own tests that the guest runs; the host test checks each one reported `ok`.
 const IN_GUEST: &[&str] = &[

@@ -123,6 +123,7 @@ pub fn validate(spec: &Spec, bundle: &Path) -> Result<()> {
     validate_user_namespace(spec)?;
     validate_time_namespace(spec)?;
     validate_sysctl(spec)?;
+    crate::lsm::check_mount_label(spec)?;
     Ok(())
 }
 
@@ -140,6 +141,7 @@ fn validate_process(spec: &Spec) -> Result<()> {
             format!("cwd {:?} must be an absolute path", process.cwd()),
         ));
     }
+    crate::lsm::validate(process)?;
     let rlimits = process.rlimits().as_deref().unwrap_or_default();
     for (i, r) in rlimits.iter().enumerate() {
         if let Some(first) = rlimits[..i].iter().position(|o| o.typ() == r.typ()) {
@@ -342,6 +344,7 @@ pub fn warnings(spec: &Spec) -> Vec<String> {
         .as_ref()
         .and_then(|p| p.capabilities().as_ref());
     out.extend(crate::capabilities::warnings(caps));
+    out.extend(crate::lsm::check_mount_label(spec).ok().flatten());
     out
 }
 

@@ -38,8 +38,11 @@ pub fn features() -> Features {
     cgroup.set_systemd_user(Some(false));
     cgroup.set_rdma(Some(true));
 
+    // What this build can do (features-linux.md), not what the host runs: see crate::lsm. SELinux
+    // stays off while linux.mountLabel is refused on SELinux hosts: an engine labelling both
+    // would get a container half labelled.
     let mut apparmor = Apparmor::default();
-    apparmor.set_enabled(Some(false));
+    apparmor.set_enabled(Some(true));
     let mut selinux = Selinux::default();
     selinux.set_enabled(Some(false));
     let mut intel_rdt = IntelRdt::default();

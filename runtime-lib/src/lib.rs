@@ -20,6 +20,7 @@ pub mod container;
 pub mod error;
 pub mod features;
 pub mod hooks;
+pub mod lsm;
 pub mod namespaces;
 pub mod netdev;
 pub mod notify;

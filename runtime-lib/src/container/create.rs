@@ -72,7 +72,10 @@ impl Container {
             }
             _ => Vec::new(),
         };
-        for warning in cgroups::warnings(&resources) {
+        for warning in crate::bundle::warnings(&bundle.spec)
+            .into_iter()
+            .chain(cgroups::warnings(&resources))
+        {
             log::warn!("{warning}");
         }
         let console = opts

@@ -200,6 +200,7 @@ fn check_process(process: &Process, opts: &ExecOptions) -> Result<()> {
     if !process.cwd().is_absolute() {
         return Err(invalid("process.cwd", "must be an absolute path"));
     }
+    crate::lsm::validate(process)?;
     match (
         process.terminal().unwrap_or(false),
         opts.console_socket.is_some(),

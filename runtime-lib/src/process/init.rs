@@ -20,7 +20,9 @@ use crate::error::{InitFailure, InitResult, InitStep, SysContext};
 use crate::hooks::{self, HookKind};
 use crate::namespaces::NamespacePlan;
 use crate::syscall::Syscall;
-use crate::{capabilities, netdev, process_attrs, rlimits, rootfs, seccomp, sysctl, tty, user};
+use crate::{
+    capabilities, lsm, netdev, process_attrs, rlimits, rootfs, seccomp, sysctl, tty, user,
+};
 
 /// Everything the init needs, handed over in memory by the fork (nothing is serialised).
 pub struct Init<'a> {
@@ -132,6 +134,7 @@ fn prepare(init: &Init<'_>, sys: &dyn Syscall) -> InitResult<(Executable, Option
     }
     nix::unistd::setsid().init(InitStep::Console, "setsid")?;
     if !init.no_new_keyring {
+        lsm::set_key_label(process)?;
         join_session_keyring(init.id)?;
     }
 
@@ -212,7 +215,8 @@ fn create_hooks(hooks: &Hooks, channel: &Channel) -> InitResult<crate::State> {
     Ok(state)
 }
 
-/// The process's user and privileges, shared by the init and `exec`: seccomp first when it needs
+/// The process's user and privileges, shared by the init and `exec`: its AppArmor profile or
+/// SELinux label for the execve (while nothing can refuse the writes yet), seccomp first when it needs
 /// the capabilities about to go (no no_new_privs: loading a filter then needs CAP_SYS_ADMIN), then
 /// the bounding set, user, the other capability sets, no_new_privs.
 pub(super) fn take_identity(
@@ -221,6 +225,7 @@ pub(super) fn take_identity(
     channel: &Channel,
     sys: &dyn Syscall,
 ) -> InitResult<()> {
+    lsm::apply(process)?;
     let no_new_privileges = process.no_new_privileges().unwrap_or(false);
     if let (Some(filter), false) = (filter, no_new_privileges) {
         load_seccomp(filter, channel)?;
@@ -384,7 +389,7 @@ fn unexpected(step: InitStep, got: Result<Message, super::channel::RecvError>) -
     InitFailure::new(step).detail(detail)
 }
 
-pub(super) fn io_failure(
+pub(crate) fn io_failure(
     step: InitStep,
     subject: impl std::fmt::Display,
     e: std::io::Error,
