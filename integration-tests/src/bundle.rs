@@ -172,6 +172,20 @@ impl Bundle {
         )
     }
 
+    /// Adds a user namespace that maps the container's ids 0..65536 to the host's uids from
+    /// 100000 and gids from 200000.
+    pub fn user_namespace(&mut self) -> &mut Self {
+        self.push("/linux/namespaces", json!({"type": "user"}))
+            .set(
+                "/linux/uidMappings",
+                json!([{"containerID": 0, "hostID": 100000, "size": 65536}]),
+            )
+            .set(
+                "/linux/gidMappings",
+                json!([{"containerID": 0, "hostID": 200000, "size": 65536}]),
+            )
+    }
+
     /// Appends a mount.
     pub fn mount(&mut self, mount: Value) -> &mut Self {
         self.push("/mounts", mount)

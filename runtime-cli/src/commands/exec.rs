@@ -159,6 +159,16 @@ fn process(container: &Container, args: &Exec) -> Result<Process, Failure> {
             caps.set_bounding(add(caps.bounding()));
             caps.set_effective(add(caps.effective()));
             caps.set_permitted(add(caps.permitted()));
+            // runc 1.1 adds it to ambient too, where the kernel keeps it only if it is also
+            // inheritable (which --cap does not add): then a non-root user keeps it across the
+            // execve. Left out otherwise, so that hull warns of no ambient capability it drops.
+            if caps
+                .inheritable()
+                .as_ref()
+                .is_some_and(|i| i.contains(&cap))
+            {
+                caps.set_ambient(add(caps.ambient()));
+            }
         }
         p.set_capabilities(Some(caps));
     }
