@@ -40,6 +40,13 @@ impl Bundle {
         b
     }
 
+    /// [`Bundle::new`] whose process is `sleep 1000`: a container to exec into, signal, inspect.
+    pub fn sleeping() -> Bundle {
+        let mut b = Bundle::new();
+        b.args(&["sleep", "1000"]);
+        b
+    }
+
     /// The bundle directory (absolute).
     pub fn path(&self) -> &Path {
         self.dir.path()

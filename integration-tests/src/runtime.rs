@@ -504,6 +504,14 @@ impl Runtime {
         self.cmd(["create", "--bundle"]).arg(b.path()).last(id)
     }
 
+    /// `create` then `start` of `b` under a fresh id, which it returns; panics if either fails.
+    pub fn started(&self, b: &Bundle) -> String {
+        let id = self.new_id();
+        self.create(b, &id).ok();
+        self.start(&id).ok();
+        id
+    }
+
     pub fn start(&self, id: &str) -> Output {
         self.exec(["start", id])
     }

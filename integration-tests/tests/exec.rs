@@ -38,17 +38,9 @@ fn read_pid(path: &Path) -> i32 {
 
 /// A started container running `sleep 1000` (or `b`'s args); returns its id and init pid.
 fn running(rt: &Runtime, b: &Bundle) -> (String, i32) {
-    let id = rt.new_id();
-    rt.create(b, &id).ok();
-    rt.start(&id).ok();
+    let id = rt.started(b);
     let pid = rt.state(&id)["pid"].as_i64().expect("pid") as i32;
     (id, pid)
-}
-
-fn sleeper() -> Bundle {
-    let mut b = Bundle::new();
-    b.args(&["sleep", "1000"]);
-    b
 }
 
 /// `exec --detach --pid-file <scratch>/<name> <id> <args>`; returns the exec'd pid.
@@ -71,7 +63,7 @@ fn finish(rt: &Runtime, b: &Bundle, id: &str) {
 #[test]
 fn exec_output_input_and_exit_status_pass_through() {
     let rt = Runtime::new();
-    let b = sleeper();
+    let b = Bundle::sleeping();
     let (id, _) = running(&rt, &b);
     let out = rt.exec([
         "exec",
@@ -147,7 +139,7 @@ fn exec_joins_the_containers_namespaces() {
 #[test]
 fn exec_user_env_and_cwd_flags() {
     let rt = Runtime::new();
-    let b = sleeper();
+    let b = Bundle::sleeping();
     let (id, _) = running(&rt, &b);
     let out = rt.exec([
         "exec",
@@ -178,7 +170,7 @@ fn exec_user_env_and_cwd_flags() {
 #[test]
 fn exec_detach_writes_a_live_pid_in_the_containers_cgroup() {
     let rt = Runtime::new();
-    let b = sleeper();
+    let b = Bundle::sleeping();
     let (id, init) = running(&rt, &b);
     let pid = exec_detached(&rt, &id, "exec.pid", &["sleep", "999"]);
     assert!(alive(pid), "exec'd process {pid} is not running");
@@ -201,7 +193,7 @@ fn exec_detach_writes_a_live_pid_in_the_containers_cgroup() {
 #[test]
 fn exec_process_json_as_containerd_writes_it() {
     let rt = Runtime::new();
-    let b = sleeper();
+    let b = Bundle::sleeping();
     let (id, _) = running(&rt, &b);
     let mut process = json!({
         "terminal": false,
@@ -249,7 +241,7 @@ fn exec_process_json_as_containerd_writes_it() {
 #[test]
 fn exec_tty_sends_the_pty_master_to_the_console_socket() {
     let rt = Runtime::new();
-    let b = sleeper();
+    let b = Bundle::sleeping();
     let (id, _) = running(&rt, &b);
     let sock = ConsoleSocket::bind(&rt.scratch().join("console.sock"));
     let pid_file = rt.scratch().join("exec.pid");
@@ -282,7 +274,7 @@ fn exec_tty_sends_the_pty_master_to_the_console_socket() {
 #[test]
 fn exec_of_a_missing_executable_fails_and_leaves_no_process() {
     let rt = Runtime::new();
-    let b = sleeper();
+    let b = Bundle::sleeping();
     let (id, init) = running(&rt, &b);
     rt.exec(["exec", id.as_str(), "no-such-program"])
         .failed()
@@ -313,7 +305,7 @@ fn exec_into_a_stopped_container_fails() {
 #[test]
 fn exec_into_a_paused_container_needs_ignore_paused() {
     let rt = Runtime::new();
-    let b = sleeper();
+    let b = Bundle::sleeping();
     let (id, init) = running(&rt, &b);
     rt.exec(["pause", id.as_str()]).ok();
     rt.exec(["exec", id.as_str(), "true"])
@@ -347,7 +339,7 @@ fn exec_into_a_paused_container_needs_ignore_paused() {
 #[test]
 fn exec_preserve_fds_passes_fd_3() {
     let rt = Runtime::new();
-    let b = sleeper();
+    let b = Bundle::sleeping();
     let (id, _) = running(&rt, &b);
     let (r, w) = nix::unistd::pipe().expect("pipe");
     rt.cmd(["exec", "--preserve-fds", "1", id.as_str()])
@@ -376,7 +368,7 @@ fn exec_preserve_fds_passes_fd_3() {
 #[test]
 fn ps_lists_the_init_and_exec_processes() {
     let rt = Runtime::new();
-    let b = sleeper();
+    let b = Bundle::sleeping();
     let (id, init) = running(&rt, &b);
     let exec_pid = exec_detached(&rt, &id, "exec.pid", &["sleep", "997"]);
 
@@ -424,7 +416,7 @@ fn ps_lists_the_init_and_exec_processes() {
 #[test]
 fn kill_all_reaches_exec_processes() {
     let rt = Runtime::new();
-    let b = sleeper();
+    let b = Bundle::sleeping();
     let (id, init) = running(&rt, &b);
     let exec_pid = exec_detached(&rt, &id, "exec.pid", &["sleep", "996"]);
     assert!(alive(exec_pid));
@@ -442,7 +434,7 @@ fn kill_all_reaches_exec_processes() {
 #[test]
 fn many_execs_in_a_row_and_at_once_leak_nothing() {
     let rt = Runtime::new();
-    let b = sleeper();
+    let b = Bundle::sleeping();
     let (id, init) = running(&rt, &b);
     let fd_count = |pid: i32| {
         std::fs::read_dir(format!("/proc/{pid}/fd"))
@@ -498,7 +490,7 @@ fn exec_into_a_sub_cgroup_is_refused_not_ignored() {
         return;
     }
     let rt = Runtime::new();
-    let b = sleeper();
+    let b = Bundle::sleeping();
     let (id, _) = running(&rt, &b);
     rt.exec(["exec", "--cgroup", "sub", id.as_str(), "true"])
         .failed()
@@ -520,7 +512,7 @@ fn exec_status(rt: &Runtime, id: &str, flags: &[&str], keys: &str) -> String {
 #[test]
 fn exec_cap_adds_to_bounding_effective_permitted_and_ambient_where_inheritable() {
     let rt = Runtime::new();
-    let mut b = sleeper();
+    let mut b = Bundle::sleeping();
     // CAP_NET_RAW (bit 13, 0x2000) is inheritable but not otherwise held: the one case in which
     // an ambient capability survives the execve of a non-root user.
     b.push("/process/capabilities/bounding", json!("CAP_NET_RAW"))
@@ -559,7 +551,7 @@ fn exec_cap_adds_to_bounding_effective_permitted_and_ambient_where_inheritable()
 #[test]
 fn exec_additional_gids_and_no_new_privs_flags() {
     let rt = Runtime::new();
-    let mut b = sleeper();
+    let mut b = Bundle::sleeping();
     b.set("/process/noNewPrivileges", json!(false));
     let (id, _) = running(&rt, &b);
     let keys = "^(Groups|NoNewPrivs):";
@@ -576,7 +568,7 @@ fn exec_additional_gids_and_no_new_privs_flags() {
 #[test]
 fn exec_process_json_rlimits_reach_the_process() {
     let rt = Runtime::new();
-    let b = sleeper();
+    let b = Bundle::sleeping();
     let (id, init) = running(&rt, &b);
     let process = json!({
         "args": ["/bin/cat", "/proc/self/limits"],
@@ -609,7 +601,7 @@ fn exec_process_json_rlimits_reach_the_process() {
 #[test]
 fn exec_runs_under_the_containers_seccomp_filter() {
     let rt = Runtime::new();
-    let mut b = sleeper();
+    let mut b = Bundle::sleeping();
     b.set(
         "/linux/seccomp",
         json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
@@ -638,7 +630,7 @@ fn exec_runs_under_the_containers_seccomp_filter() {
 #[test]
 fn exec_into_a_user_namespace_sees_the_inits_id_maps() {
     let rt = Runtime::new();
-    let mut b = sleeper();
+    let mut b = Bundle::sleeping();
     b.user_namespace();
     let (id, init) = running(&rt, &b);
     let out = rt.exec([

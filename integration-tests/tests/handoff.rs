@@ -365,9 +365,7 @@ fn exec_joins_the_containers_session_keyring_not_the_callers() {
     let rt = Runtime::new();
     let mut b = keys_bundle();
     b.args(&["sleep", "1000"]);
-    let id = rt.new_id();
-    rt.create(&b, &id).ok();
-    rt.start(&id).ok();
+    let id = rt.started(&b);
     let caller = format!("caller.{id}");
     let out = with_private_session_keyring(&caller, || rt.exec(["exec", &id, "cat", "/proc/keys"]));
     out.ok();

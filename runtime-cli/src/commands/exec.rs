@@ -3,8 +3,10 @@ use std::path::PathBuf;
 use clap::Args;
 use hull::container::{wait_pid, ExecOptions};
 use hull::Container;
+use nix::sys::signal::{kill, Signal};
 use oci_spec::runtime::{Capability, Process};
 
+use super::console::{hold_signals, ConsoleSocket, Relay};
 use super::{absolute, Ctx, Outcome};
 use crate::log::Failure;
 
@@ -80,20 +82,56 @@ pub fn run(ctx: &Ctx, args: Exec) -> Outcome {
     }
     let container = Container::load(&ctx.root, &args.id)?;
     let process = process(&container, &args)?;
-    let opts = ExecOptions {
+    let mut opts = ExecOptions {
         pid_file: args.pid_file.as_deref().map(absolute).transpose()?,
         console_socket: args.console_socket.as_deref().map(absolute).transpose()?,
         pidfd_socket: args.pidfd_socket.as_deref().map(absolute).transpose()?,
         preserve_fds: args.preserve_fds,
         ignore_paused: args.ignore_paused,
     };
+    // runc's foreground terminal, as `run` has it: hull takes the pty master itself.
+    let console =
+        if !args.detach && opts.console_socket.is_none() && process.terminal().unwrap_or(false) {
+            let socket = ConsoleSocket::new().map_err(|e| e.during("exec"))?;
+            opts.console_socket = Some(socket.path());
+            Some(socket)
+        } else {
+            None
+        };
+    // Held from before the process starts, so that none comes too early to be passed on (the
+    // library clears the mask in the process).
+    let held = if args.detach {
+        None
+    } else {
+        Some(hold_signals(console.is_some()).map_err(|e| e.during("exec"))?)
+    };
     let pid = container
         .exec(&process, &opts)
         .map_err(|e| Failure::from(e).during("exec"))?;
-    if args.detach {
+    let Some(held) = held else {
         return Ok(0);
+    };
+    let master = match console.as_ref().map(ConsoleSocket::receive).transpose() {
+        Ok(master) => master,
+        Err(e) => {
+            // Nobody would relay its terminal nor wait for it.
+            let _ = kill(pid, Signal::SIGKILL);
+            let _ = wait_pid(pid);
+            return Err(e.during("exec"));
+        }
+    };
+    drop(console);
+    let resize = master.as_ref().and_then(|m| m.try_clone().ok());
+    held.forward_to(pid, resize).map_err(|e| e.during("exec"))?;
+    let relay = master
+        .map(Relay::start)
+        .transpose()
+        .map_err(|e| e.during("exec"))?;
+    let status = wait_pid(pid);
+    if let Some(relay) = relay {
+        relay.finish();
     }
-    Ok(wait_pid(pid)?)
+    Ok(status?)
 }
 
 /// `--process` as given, or runc's: the container's config.json process with the command line's
