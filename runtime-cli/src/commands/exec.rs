@@ -99,7 +99,7 @@ pub fn run(ctx: &Ctx, args: Exec) -> Outcome {
             None
         };
     // Held from before the process starts, so that none comes too early to be passed on (the
-    // library clears the mask in the process).
+    // library resets the mask and dispositions right before the process's execve).
     let held = if args.detach {
         None
     } else {

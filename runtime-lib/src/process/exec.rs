@@ -47,11 +47,6 @@ pub fn run(exec: Exec<'_>, sys: &dyn Syscall) -> i32 {
 /// The init sequence's process half, in the same order (the rootfs is already there).
 fn prepare(exec: &Exec<'_>, sys: &dyn Syscall) -> InitResult<Executable> {
     let process = exec.process;
-    // A mask survives execve, and the caller may hold signals blocked to pass them on later (a
-    // foreground `hull exec` does): the process starts with none blocked, like the init.
-    nix::sys::signal::SigSet::empty()
-        .thread_set_mask()
-        .init(InitStep::Sync, "sigprocmask")?;
     // The runtime's binary must not be reachable by the container's processes before the exec.
     nix::sys::prctl::set_dumpable(false).init(InitStep::Sync, "prctl(PR_SET_DUMPABLE)")?;
     await_cgroups(&exec.channel)?;
