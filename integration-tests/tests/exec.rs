@@ -271,6 +271,21 @@ fn exec_tty_sends_the_pty_master_to_the_console_socket() {
     finish(&rt, &b, &id);
 }
 
+/// A detached process has nobody to relay its terminal: without --console-socket its pty master
+/// would have nowhere to go (in the foreground the runtime relays it, see terminal.rs).
+#[test]
+fn detached_exec_tty_without_console_socket_is_refused() {
+    let rt = Runtime::new();
+    let b = Bundle::sleeping();
+    let (id, init) = running(&rt, &b);
+    rt.exec(["exec", "--tty", "--detach", id.as_str(), "sleep", "100"])
+        .failed()
+        .stderr_has(&["console", "socket"]);
+    let pids = cgroupfs::controller_dir(init, "pids");
+    assert_eq!(cgroupfs::procs(&pids), [init]);
+    finish(&rt, &b, &id);
+}
+
 #[test]
 fn exec_of_a_missing_executable_fails_and_leaves_no_process() {
     let rt = Runtime::new();
