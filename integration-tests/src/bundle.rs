@@ -40,6 +40,13 @@ impl Bundle {
         b
     }
 
+    /// [`Bundle::new`] whose process is `sleep 1000`: a container to exec into, signal, inspect.
+    pub fn sleeping() -> Bundle {
+        let mut b = Bundle::new();
+        b.args(&["sleep", "1000"]);
+        b
+    }
+
     /// The bundle directory (absolute).
     pub fn path(&self) -> &Path {
         self.dir.path()
@@ -170,6 +177,20 @@ impl Bundle {
             "/linux/namespaces",
             json!({"type": ns, "path": path.to_str().expect("utf-8 path")}),
         )
+    }
+
+    /// Adds a user namespace that maps the container's ids 0..65536 to the host's uids from
+    /// 100000 and gids from 200000.
+    pub fn user_namespace(&mut self) -> &mut Self {
+        self.push("/linux/namespaces", json!({"type": "user"}))
+            .set(
+                "/linux/uidMappings",
+                json!([{"containerID": 0, "hostID": 100000, "size": 65536}]),
+            )
+            .set(
+                "/linux/gidMappings",
+                json!([{"containerID": 0, "hostID": 200000, "size": 65536}]),
+            )
     }
 
     /// Appends a mount.

@@ -144,18 +144,21 @@ impl Containerd {
         args: impl IntoIterator<Item = S>,
         more: impl IntoIterator<Item = T>,
     ) -> CtrOutput {
+        let mut cmd = self.ctr_command(args);
+        cmd.args(more);
+        clients::run(cmd, Duration::from_secs(60))
+    }
+
+    /// `ctr --address <ours> <args>`, not started: for a command that runs alongside the test
+    /// (`ctr events`).
+    pub fn ctr_command<S: AsRef<OsStr>>(&self, args: impl IntoIterator<Item = S>) -> Command {
         let mut cmd = Command::new("ctr");
         cmd.arg("--address").arg(&self.socket);
         if on_overlayfs(self.dir.path()) {
             cmd.env("CONTAINERD_SNAPSHOTTER", "native");
         }
-        for a in args {
-            cmd.arg(a);
-        }
-        for a in more {
-            cmd.arg(a);
-        }
-        clients::run(cmd, Duration::from_secs(60))
+        cmd.args(args);
+        cmd
     }
 
     /// `ctr run --runc-binary <runtime> --runc-root <root> [flags] IMAGE <id> [command]`.

@@ -18,6 +18,7 @@ pub mod console;
 pub mod containerd;
 pub mod leaks;
 pub mod podman;
+pub mod procfs;
 pub mod rootfs;
 pub mod runtime;
 pub mod tmp;

@@ -31,7 +31,31 @@ pub struct Podman {
 
 impl Podman {
     pub fn new() -> Podman {
+        Podman::with_engine("")
+    }
+
+    /// A podman whose containers.conf `[engine]` has these lines too (`no_pivot_root = true`),
+    /// and whose runtime is a wrapper that logs each call's arguments first (see
+    /// [`Podman::runtime_calls`]), to check what conmon passes on.
+    pub fn with_engine(lines: &str) -> Podman {
         let dir = TempDir::new("podman");
+        let runtime = if lines.is_empty() {
+            runtime_binary().to_path_buf()
+        } else {
+            let wrapper = dir.join("runtime-wrapper");
+            let script = format!(
+                "#!/bin/sh\nprintf '%s\\n' \"$*\" >> {:?}\nexec {:?} \"$@\"\n",
+                dir.join("runtime-calls.log"),
+                runtime_binary()
+            );
+            std::fs::write(&wrapper, script).expect("write runtime wrapper");
+            std::fs::set_permissions(
+                &wrapper,
+                std::os::unix::fs::PermissionsExt::from_mode(0o755),
+            )
+            .expect("make runtime wrapper executable");
+            wrapper
+        };
         let rootfs = dir.join("rootfs");
         std::fs::create_dir(&rootfs).expect("create rootfs");
         crate::rootfs::build(&rootfs);
@@ -41,9 +65,9 @@ impl Podman {
             "[containers]\ndefault_ulimits = [\"nofile=1024:1024\", \"nproc=4096:4096\"]\n\
              netns = \"none\"\n\
              [engine]\ncgroup_manager = \"cgroupfs\"\nevents_logger = \"none\"\n\
-             runtime = \"hull\"\nruntime_supports_json = [\"hull\"]\n\
+             runtime = \"hull\"\nruntime_supports_json = [\"hull\"]\n{lines}\n\
              [engine.runtimes]\nhull = [{:?}]\n",
-            runtime_binary().display().to_string()
+            runtime.display().to_string()
         );
         std::fs::write(dir.join("containers.conf"), conf).expect("write containers.conf");
         let storage = format!(
@@ -56,6 +80,15 @@ impl Podman {
             dir,
             cgroup_parent: format!("/hull-it-podman-{}-{}", std::process::id(), unique()),
         }
+    }
+
+    /// The runtime's argument lists, one per call, in order (only with [`Podman::with_engine`]).
+    pub fn runtime_calls(&self) -> Vec<String> {
+        std::fs::read_to_string(self.dir.join("runtime-calls.log"))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
     }
 
     /// `--cgroup-parent`: every container must get it, or podman makes `/libpod_parent` on the

@@ -504,8 +504,8 @@ impl Runtime {
         self.cmd(["create", "--bundle"]).arg(b.path()).last(id)
     }
 
-    /// Creates and starts a container of `b` under a new id, which it returns.
-    pub fn running(&self, b: &Bundle) -> String {
+    /// `create` then `start` of `b` under a fresh id, which it returns; panics if either fails.
+    pub fn started(&self, b: &Bundle) -> String {
         let id = self.new_id();
         self.create(b, &id).ok();
         self.start(&id).ok();

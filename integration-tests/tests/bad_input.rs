@@ -430,7 +430,7 @@ fn exec_with_an_apparmor_profile_without_apparmor() {
     let rt = Runtime::new();
     let mut b = Bundle::new();
     b.args(&["sleep", "1000"]);
-    let id = rt.running(&b);
+    let id = rt.started(&b);
     let process = json!({
         "args": ["sh", "-c", "echo confined"],
         "cwd": "/",
@@ -439,9 +439,16 @@ fn exec_with_an_apparmor_profile_without_apparmor() {
     });
     let path = rt.scratch().join("process.json");
     std::fs::write(&path, process.to_string()).unwrap();
-    let out = rt.cmd(["exec", "--process"]).arg(&path).arg(&id).output();
-    out.failed().stderr_has(&["apparmor"]);
-    assert!(!out.stdout.contains("confined"), "{out}");
+    let by_file = rt.cmd(["exec", "--process"]).arg(&path).arg(&id).output();
+    let by_flag = rt
+        .cmd(["exec", "--apparmor", "hull-test-profile"])
+        .arg(&id)
+        .args(["sh", "-c", "echo confined"])
+        .output();
+    for out in [by_file, by_flag] {
+        out.failed().stderr_has(&["apparmor"]);
+        assert!(!out.stdout.contains("confined"), "{out}");
+    }
     assert_eq!(rt.status(&id), "running");
     rt.delete_force(&id).ok();
     rt.assert_no_leaks(&b, &[&id]);

@@ -65,6 +65,64 @@ fn remove(c: &Containerd, id: &str) {
     c.ctr(["container", "delete", id]).ok();
 }
 
+/// `ctr events` while it lives: the exit statuses containerd publishes (`/tasks/exit`).
+struct TaskExits {
+    events: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl TaskExits {
+    fn watch(c: &Containerd) -> TaskExits {
+        use std::io::BufRead;
+        let mut events = c
+            .ctr_command(["events"])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start ctr events");
+        let out = events.stdout.take().expect("events stdout");
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(out).lines() {
+                if line.map(|l| tx.send(l)).is_err() {
+                    break;
+                }
+            }
+        });
+        // ctr subscribes once it is connected; an event before that would be missed.
+        std::thread::sleep(Duration::from_millis(500));
+        TaskExits { events, lines }
+    }
+
+    /// The exit status of task `id`'s init (containerd leaves a 0 out of the event).
+    fn status_of(&self, id: &str) -> i64 {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = self
+                .lines
+                .recv_timeout(left)
+                .unwrap_or_else(|e| panic!("no /tasks/exit event of {id}: {e}"));
+            let Some((_, body)) = line.split_once(" /tasks/exit ") else {
+                continue;
+            };
+            let event: serde_json::Value = serde_json::from_str(body)
+                .unwrap_or_else(|e| panic!("exit event is not JSON ({e}): {line}"));
+            if event["container_id"] == id && event["id"] == id {
+                return event["exit_status"].as_i64().unwrap_or(0);
+            }
+        }
+    }
+}
+
+impl Drop for TaskExits {
+    fn drop(&mut self) {
+        let _ = self.events.kill();
+        let _ = self.events.wait();
+    }
+}
+
 /// Runs `script` in a pty, as a user at a terminal runs `ctr -t` (ctr insists on one).
 fn in_a_terminal(script: &str) -> (i32, String) {
     let out = std::process::Command::new("script")
@@ -100,14 +158,14 @@ fn detached_task_exec_ps_pause_resume_kill_delete() {
     }
     let c = Containerd::start();
     let t = id("detached");
-    // PID 1 ignores SIGTERM unless it handles it.
+    // PID 1 ignores SIGTERM unless it handles it; the trap's status of its own tells that it ran.
     c.run(
         &["-d", "--env", "FOO=bar", "--cwd", "/tmp"],
         &t,
         &[
             "sh",
             "-c",
-            "trap 'exit 0' TERM; while true; do sleep 0.1; done",
+            "trap 'exit 9' TERM; while true; do sleep 0.1; done",
         ],
     )
     .ok();
@@ -149,6 +207,7 @@ fn detached_task_exec_ps_pause_resume_kill_delete() {
         "init {pid} not in task ps: {ps}"
     );
 
+    let exits = TaskExits::watch(&c);
     c.ctr(["task", "pause", &t]).ok();
     assert_eq!(task_status(&c, &t), "PAUSED");
     assert_eq!(runtime_status(&c, &t), "paused");
@@ -158,6 +217,8 @@ fn detached_task_exec_ps_pause_resume_kill_delete() {
 
     c.ctr(["task", "kill", "-s", "SIGTERM", &t]).ok();
     wait_task_status(&c, &t, "STOPPED");
+    // The trap's status, not a SIGKILL's 137: the runtime delivered SIGTERM itself.
+    assert_eq!(exits.status_of(&t), 9);
     remove(&c, &t);
     c.assert_clean(&[&t]);
 }

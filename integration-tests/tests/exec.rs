@@ -6,6 +6,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use integration_tests::console::read_until_closed;
+use integration_tests::procfs::{limit, status_field};
 use integration_tests::{cgroupfs, Bundle, ConsoleSocket, Runtime};
 use serde_json::json;
 
@@ -37,17 +38,9 @@ fn read_pid(path: &Path) -> i32 {
 
 /// A started container running `sleep 1000` (or `b`'s args); returns its id and init pid.
 fn running(rt: &Runtime, b: &Bundle) -> (String, i32) {
-    let id = rt.new_id();
-    rt.create(b, &id).ok();
-    rt.start(&id).ok();
+    let id = rt.started(b);
     let pid = rt.state(&id)["pid"].as_i64().expect("pid") as i32;
     (id, pid)
-}
-
-fn sleeper() -> Bundle {
-    let mut b = Bundle::new();
-    b.args(&["sleep", "1000"]);
-    b
 }
 
 /// `exec --detach --pid-file <scratch>/<name> <id> <args>`; returns the exec'd pid.
@@ -70,7 +63,7 @@ fn finish(rt: &Runtime, b: &Bundle, id: &str) {
 #[test]
 fn exec_output_input_and_exit_status_pass_through() {
     let rt = Runtime::new();
-    let b = sleeper();
+    let b = Bundle::sleeping();
     let (id, _) = running(&rt, &b);
     let out = rt.exec([
         "exec",
@@ -146,7 +139,7 @@ fn exec_joins_the_containers_namespaces() {
 #[test]
 fn exec_user_env_and_cwd_flags() {
     let rt = Runtime::new();
-    let b = sleeper();
+    let b = Bundle::sleeping();
     let (id, _) = running(&rt, &b);
     let out = rt.exec([
         "exec",
@@ -177,7 +170,7 @@ fn exec_user_env_and_cwd_flags() {
 #[test]
 fn exec_detach_writes_a_live_pid_in_the_containers_cgroup() {
     let rt = Runtime::new();
-    let b = sleeper();
+    let b = Bundle::sleeping();
     let (id, init) = running(&rt, &b);
     let pid = exec_detached(&rt, &id, "exec.pid", &["sleep", "999"]);
     assert!(alive(pid), "exec'd process {pid} is not running");
@@ -200,7 +193,7 @@ fn exec_detach_writes_a_live_pid_in_the_containers_cgroup() {
 #[test]
 fn exec_process_json_as_containerd_writes_it() {
     let rt = Runtime::new();
-    let b = sleeper();
+    let b = Bundle::sleeping();
     let (id, _) = running(&rt, &b);
     let mut process = json!({
         "terminal": false,
@@ -248,7 +241,7 @@ fn exec_process_json_as_containerd_writes_it() {
 #[test]
 fn exec_tty_sends_the_pty_master_to_the_console_socket() {
     let rt = Runtime::new();
-    let b = sleeper();
+    let b = Bundle::sleeping();
     let (id, _) = running(&rt, &b);
     let sock = ConsoleSocket::bind(&rt.scratch().join("console.sock"));
     let pid_file = rt.scratch().join("exec.pid");
@@ -278,10 +271,25 @@ fn exec_tty_sends_the_pty_master_to_the_console_socket() {
     finish(&rt, &b, &id);
 }
 
+/// A detached process has nobody to relay its terminal: without --console-socket its pty master
+/// would have nowhere to go (in the foreground the runtime relays it, see terminal.rs).
+#[test]
+fn detached_exec_tty_without_console_socket_is_refused() {
+    let rt = Runtime::new();
+    let b = Bundle::sleeping();
+    let (id, init) = running(&rt, &b);
+    rt.exec(["exec", "--tty", "--detach", id.as_str(), "sleep", "100"])
+        .failed()
+        .stderr_has(&["console", "socket"]);
+    let pids = cgroupfs::controller_dir(init, "pids");
+    assert_eq!(cgroupfs::procs(&pids), [init]);
+    finish(&rt, &b, &id);
+}
+
 #[test]
 fn exec_of_a_missing_executable_fails_and_leaves_no_process() {
     let rt = Runtime::new();
-    let b = sleeper();
+    let b = Bundle::sleeping();
     let (id, init) = running(&rt, &b);
     rt.exec(["exec", id.as_str(), "no-such-program"])
         .failed()
@@ -312,7 +320,7 @@ fn exec_into_a_stopped_container_fails() {
 #[test]
 fn exec_into_a_paused_container_needs_ignore_paused() {
     let rt = Runtime::new();
-    let b = sleeper();
+    let b = Bundle::sleeping();
     let (id, init) = running(&rt, &b);
     rt.exec(["pause", id.as_str()]).ok();
     rt.exec(["exec", id.as_str(), "true"])
@@ -346,7 +354,7 @@ fn exec_into_a_paused_container_needs_ignore_paused() {
 #[test]
 fn exec_preserve_fds_passes_fd_3() {
     let rt = Runtime::new();
-    let b = sleeper();
+    let b = Bundle::sleeping();
     let (id, _) = running(&rt, &b);
     let (r, w) = nix::unistd::pipe().expect("pipe");
     rt.cmd(["exec", "--preserve-fds", "1", id.as_str()])
@@ -375,7 +383,7 @@ fn exec_preserve_fds_passes_fd_3() {
 #[test]
 fn ps_lists_the_init_and_exec_processes() {
     let rt = Runtime::new();
-    let b = sleeper();
+    let b = Bundle::sleeping();
     let (id, init) = running(&rt, &b);
     let exec_pid = exec_detached(&rt, &id, "exec.pid", &["sleep", "997"]);
 
@@ -423,7 +431,7 @@ fn ps_lists_the_init_and_exec_processes() {
 #[test]
 fn kill_all_reaches_exec_processes() {
     let rt = Runtime::new();
-    let b = sleeper();
+    let b = Bundle::sleeping();
     let (id, init) = running(&rt, &b);
     let exec_pid = exec_detached(&rt, &id, "exec.pid", &["sleep", "996"]);
     assert!(alive(exec_pid));
@@ -441,7 +449,7 @@ fn kill_all_reaches_exec_processes() {
 #[test]
 fn many_execs_in_a_row_and_at_once_leak_nothing() {
     let rt = Runtime::new();
-    let b = sleeper();
+    let b = Bundle::sleeping();
     let (id, init) = running(&rt, &b);
     let fd_count = |pid: i32| {
         std::fs::read_dir(format!("/proc/{pid}/fd"))
@@ -497,10 +505,174 @@ fn exec_into_a_sub_cgroup_is_refused_not_ignored() {
         return;
     }
     let rt = Runtime::new();
-    let b = sleeper();
+    let b = Bundle::sleeping();
     let (id, _) = running(&rt, &b);
     rt.exec(["exec", "--cgroup", "sub", id.as_str(), "true"])
         .failed()
         .stderr_has(&["--cgroup", "not supported"]);
+    finish(&rt, &b, &id);
+}
+
+/// `exec [flags] <id> grep -E '<keys>' /proc/self/status`: the exec'd process's view of itself.
+fn exec_status(rt: &Runtime, id: &str, flags: &[&str], keys: &str) -> String {
+    let out = rt
+        .cmd(["exec"])
+        .args(flags)
+        .arg(id)
+        .args(["grep", "-E", keys, "/proc/self/status"])
+        .output();
+    out.ok().out().to_string()
+}
+
+#[test]
+fn exec_cap_adds_to_bounding_effective_permitted_and_ambient_where_inheritable() {
+    let rt = Runtime::new();
+    let mut b = Bundle::sleeping();
+    // CAP_NET_RAW (bit 13, 0x2000) is inheritable but not otherwise held: the one case in which
+    // an ambient capability survives the execve of a non-root user.
+    b.push("/process/capabilities/bounding", json!("CAP_NET_RAW"))
+        .set("/process/capabilities/inheritable", json!(["CAP_NET_RAW"]));
+    let (id, _) = running(&rt, &b);
+    let caps = "^Cap(Eff|Prm|Bnd|Amb)";
+    let bits = |s: &str, key: &str| u64::from_str_radix(status_field(s, key), 16).unwrap();
+
+    // Root: CAP_SYS_PTRACE (bit 19) joins bounding, permitted and effective.
+    let root = exec_status(&rt, &id, &["--cap", "CAP_SYS_PTRACE"], caps);
+    for key in ["CapBnd", "CapPrm", "CapEff"] {
+        assert_ne!(
+            bits(&root, key) & 1 << 19,
+            0,
+            "{key} lacks CAP_SYS_PTRACE: {root}"
+        );
+    }
+    let plain = exec_status(&rt, &id, &[], caps);
+    assert_eq!(bits(&plain, "CapBnd") & 1 << 19, 0, "{plain}");
+
+    // A non-root user keeps it only through ambient, which needs it inheritable.
+    let user = exec_status(&rt, &id, &["-u", "1000", "--cap", "CAP_NET_RAW"], caps);
+    assert_eq!(bits(&user, "CapAmb"), 0x2000, "{user}");
+    assert_eq!(bits(&user, "CapEff"), 0x2000, "{user}");
+    let user = exec_status(&rt, &id, &["-u", "1000"], caps);
+    assert_eq!(bits(&user, "CapAmb"), 0, "{user}");
+    assert_eq!(bits(&user, "CapEff"), 0, "{user}");
+    // Not inheritable: runc's ambient entry is dropped by the kernel, the user has none of it.
+    let user = exec_status(&rt, &id, &["-u", "1000", "--cap", "CAP_SYS_PTRACE"], caps);
+    assert_eq!(bits(&user, "CapAmb"), 0, "{user}");
+    assert_eq!(bits(&user, "CapEff"), 0, "{user}");
+    assert_ne!(bits(&user, "CapBnd") & 1 << 19, 0, "{user}");
+    finish(&rt, &b, &id);
+}
+
+#[test]
+fn exec_additional_gids_and_no_new_privs_flags() {
+    let rt = Runtime::new();
+    let mut b = Bundle::sleeping();
+    b.set("/process/noNewPrivileges", json!(false));
+    let (id, _) = running(&rt, &b);
+    let keys = "^(Groups|NoNewPrivs):";
+    let out = exec_status(&rt, &id, &["-u", "1000:1000", "-g", "20", "-g", "10"], keys);
+    assert_eq!(status_field(&out, "Groups"), "10 20", "{out}");
+    assert_eq!(status_field(&out, "NoNewPrivs"), "0", "{out}");
+    let out = exec_status(&rt, &id, &["-u", "1000:1000"], keys);
+    assert_eq!(status_field(&out, "Groups"), "", "{out}");
+    let out = exec_status(&rt, &id, &["--no-new-privs"], keys);
+    assert_eq!(status_field(&out, "NoNewPrivs"), "1", "{out}");
+    finish(&rt, &b, &id);
+}
+
+#[test]
+fn exec_process_json_rlimits_reach_the_process() {
+    let rt = Runtime::new();
+    let b = Bundle::sleeping();
+    let (id, init) = running(&rt, &b);
+    let process = json!({
+        "args": ["/bin/cat", "/proc/self/limits"],
+        "cwd": "/",
+        "user": {"uid": 0, "gid": 0},
+        "rlimits": [
+            {"type": "RLIMIT_NOFILE", "soft": 123, "hard": 456},
+            {"type": "RLIMIT_CORE", "soft": 4096, "hard": 8192}
+        ]
+    });
+    let path = rt.scratch().join("process.json");
+    std::fs::write(&path, process.to_string()).unwrap();
+    let out = rt.cmd(["exec", "--process"]).arg(&path).arg(&id).output();
+    assert_eq!(
+        limit(out.ok().out(), "Max open files"),
+        ["123", "456"],
+        "{out}"
+    );
+    assert_eq!(
+        limit(out.out(), "Max core file size"),
+        ["4096", "8192"],
+        "{out}"
+    );
+    // The init keeps its own.
+    let init_limits = std::fs::read_to_string(format!("/proc/{init}/limits")).unwrap();
+    assert_ne!(limit(&init_limits, "Max open files"), ["123", "456"]);
+    finish(&rt, &b, &id);
+}
+
+#[test]
+fn exec_runs_under_the_containers_seccomp_filter() {
+    let rt = Runtime::new();
+    let mut b = Bundle::sleeping();
+    b.set(
+        "/linux/seccomp",
+        json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+            {"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO"}]}),
+    );
+    let (id, _) = running(&rt, &b);
+    let out = rt.exec([
+        "exec",
+        id.as_str(),
+        "sh",
+        "-c",
+        "grep Seccomp: /proc/self/status; mkdir /tmp/x 2>&1; echo rc=$?; \
+         echo still-running",
+    ]);
+    let text = out.ok().out();
+    assert_eq!(status_field(text, "Seccomp"), "2", "{out}");
+    assert!(
+        text.contains("Operation not permitted") && text.contains("rc=1"),
+        "{out}"
+    );
+    // EPERM, not the read-only rootfs's EROFS: the filter answered first.
+    assert!(text.ends_with("still-running"), "{out}");
+    finish(&rt, &b, &id);
+}
+
+#[test]
+fn exec_into_a_user_namespace_sees_the_inits_id_maps() {
+    let rt = Runtime::new();
+    let mut b = Bundle::sleeping();
+    b.user_namespace();
+    let (id, init) = running(&rt, &b);
+    let out = rt.exec([
+        "exec",
+        "-u",
+        "7:8",
+        id.as_str(),
+        "sh",
+        "-c",
+        "cat /proc/self/uid_map; echo --; cat /proc/self/gid_map; echo --; id -u; id -g",
+    ]);
+    let text = out.ok().out();
+    let parts: Vec<&str> = text.split("--\n").collect();
+    let read = |f: &str| std::fs::read_to_string(format!("/proc/{init}/{f}")).unwrap();
+    assert_eq!(parts[0], read("uid_map"), "{out}");
+    assert_eq!(parts[1], read("gid_map"), "{out}");
+    assert_eq!(parts[2].trim(), "7\n8", "{out}");
+    // Seen from the host, the process runs as the mapped ids.
+    let pid = exec_detached(&rt, &id, "exec.pid", &["sleep", "1000"]);
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    assert_eq!(
+        status_field(&status, "Uid").split_whitespace().next(),
+        Some("100000")
+    );
+    assert_eq!(
+        std::fs::read_link(format!("/proc/{pid}/ns/user")).unwrap(),
+        std::fs::read_link(format!("/proc/{init}/ns/user")).unwrap()
+    );
     finish(&rt, &b, &id);
 }

@@ -173,6 +173,12 @@ fn keys_bundle() -> Bundle {
     b
 }
 
+/// Whether /proc/keys (as `keys`) lists the session keyring of container `id`.
+fn lists_session_keyring(keys: &str, id: &str) -> bool {
+    keys.lines()
+        .any(|l| l.contains(&format!(" keyring   _ses.{id}: ")))
+}
+
 #[test]
 fn each_container_gets_its_own_session_keyring() {
     let rt = Runtime::new();
@@ -181,9 +187,7 @@ fn each_container_gets_its_own_session_keyring() {
     let out = rt.cmd(["run", "--bundle"]).arg(b.path()).last(&id).output();
     out.ok();
     assert!(
-        out.out()
-            .lines()
-            .any(|l| l.ends_with(&format!("keyring   _ses.{id}: empty"))),
+        lists_session_keyring(out.out(), &id),
         "no _ses.{id} keyring: {out}"
     );
     rt.assert_no_leaks(&b, &[&id]);
@@ -316,4 +320,82 @@ fn notify_socket_in_the_foreground_names_the_runtime_as_main_pid() {
     out.ok();
     assert_eq!(out.out(), "done");
     rt.assert_no_leaks(&b, &[&id]);
+}
+
+/// Runs `f` on a thread of its own that holds a fresh session keyring named `name`, which only its
+/// possessors may see (keyrings belong to a thread's credentials, so the test's other threads keep
+/// theirs): a process started from there lists it in /proc/keys exactly while it still holds it.
+fn with_private_session_keyring<T: Send>(name: &str, f: impl FnOnce() -> T + Send) -> T {
+    let name = std::ffi::CString::new(name).expect("no NUL in the keyring name");
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            // SAFETY: KEYCTL_JOIN_SESSION_KEYRING reads one NUL-terminated string that outlives
+            // the call; KEYCTL_SETPERM takes two integers.
+            let serial = unsafe {
+                libc::syscall(
+                    libc::SYS_keyctl,
+                    libc::KEYCTL_JOIN_SESSION_KEYRING,
+                    name.as_ptr(),
+                )
+            };
+            assert!(
+                serial > 0,
+                "join session keyring: {}",
+                std::io::Error::last_os_error()
+            );
+            const POSSESSOR_ALL: libc::c_ulong = 0x3f00_0000;
+            let ret = unsafe {
+                libc::syscall(
+                    libc::SYS_keyctl,
+                    libc::KEYCTL_SETPERM,
+                    serial,
+                    POSSESSOR_ALL,
+                )
+            };
+            assert_eq!(ret, 0, "setperm: {}", std::io::Error::last_os_error());
+            f()
+        })
+        .join()
+        .expect("keyring thread")
+    })
+}
+
+#[test]
+fn exec_joins_the_containers_session_keyring_not_the_callers() {
+    let rt = Runtime::new();
+    let mut b = keys_bundle();
+    b.args(&["sleep", "1000"]);
+    let id = rt.started(&b);
+    let caller = format!("caller.{id}");
+    let out = with_private_session_keyring(&caller, || rt.exec(["exec", &id, "cat", "/proc/keys"]));
+    out.ok();
+    assert!(
+        lists_session_keyring(out.out(), &id),
+        "no _ses.{id} keyring: {out}"
+    );
+    assert!(
+        !out.out().contains(&caller),
+        "the caller's keyring leaked in: {out}"
+    );
+    rt.kill(&id, "KILL").ok();
+    rt.wait_status(&id, "stopped");
+    rt.delete(&id).ok();
+    let first = id;
+
+    // Created with --no-new-keyring, the exec'd process keeps its caller's keyring as the init
+    // did: the check above sees a held keyring when there is one.
+    let id = rt.new_id();
+    rt.create_cmd(&b, &id).arg("--no-new-keyring").output().ok();
+    rt.start(&id).ok();
+    let caller = format!("caller.{id}");
+    let out = with_private_session_keyring(&caller, || rt.exec(["exec", &id, "cat", "/proc/keys"]));
+    out.ok();
+    assert!(
+        out.out().contains(&caller),
+        "the caller's keyring is gone: {out}"
+    );
+    rt.kill(&id, "KILL").ok();
+    rt.wait_status(&id, "stopped");
+    rt.delete(&id).ok();
+    rt.assert_no_leaks(&b, &[&first, &id]);
 }

@@ -124,7 +124,7 @@ fn apparmor_profile_confines_the_init_and_exec() {
     // An exec'd process is confined by its own process.json's profile.
     let mut sleeper = confined_bundle(None);
     sleeper.args(&["sleep", "1000"]);
-    let id = rt.running(&sleeper);
+    let id = rt.started(&sleeper);
     let process = json!({
         "args": ["sh", "-c", format!("cat /proc/self/attr/current; cat /{DENIED} || echo not-readable")],
         "cwd": "/",
@@ -134,16 +134,18 @@ fn apparmor_profile_confines_the_init_and_exec() {
     });
     let path = rt.scratch().join("process.json");
     std::fs::write(&path, process.to_string()).unwrap();
-    let out = rt.cmd(["exec", "--process"]).arg(&path).arg(&id).output();
-    let lines: Vec<&str> = out.ok().stdout.lines().collect();
-    assert_eq!(
-        lines,
-        [
-            format!("{} (enforce)", profile.name).as_str(),
-            "not-readable"
-        ],
-        "{out}"
-    );
+    let by_file = rt.cmd(["exec", "--process"]).arg(&path).arg(&id).output();
+    let args = process["args"].as_array().unwrap().iter();
+    let by_flag = rt
+        .cmd(["exec", "--apparmor", &profile.name])
+        .arg(&id)
+        .args(args.map(|a| a.as_str().unwrap()))
+        .output();
+    let confined = format!("{} (enforce)", profile.name);
+    for out in [by_file, by_flag] {
+        let lines: Vec<&str> = out.ok().stdout.lines().collect();
+        assert_eq!(lines, [confined.as_str(), "not-readable"], "{out}");
+    }
     rt.delete_force(&id).ok();
     rt.assert_no_leaks(&sleeper, &[&id]);
 

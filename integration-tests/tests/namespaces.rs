@@ -156,15 +156,7 @@ fn join_the_network_namespace_of_another_container() {
 
 fn userns_bundle() -> Bundle {
     let mut b = Bundle::new();
-    b.push("/linux/namespaces", json!({"type": "user"}))
-        .set(
-            "/linux/uidMappings",
-            json!([{"containerID": 0, "hostID": 100000, "size": 65536}]),
-        )
-        .set(
-            "/linux/gidMappings",
-            json!([{"containerID": 0, "hostID": 200000, "size": 65536}]),
-        );
+    b.user_namespace();
     b
 }
 

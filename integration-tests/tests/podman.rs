@@ -191,37 +191,86 @@ fn memory_limit_is_visible_inside() {
     p.assert_clean(&[]);
 }
 
-#[test]
-fn preserve_fds_reach_the_container() {
-    if !available() {
-        return;
-    }
-    let p = Podman::new();
-    let (r, w) = nix::unistd::pipe().unwrap();
-    let mut cmd = p.command();
-    cmd.args(["run", "--rm", "--network", "none", "--preserve-fds", "1"])
-        .args(["--cgroup-parent", p.cgroup_parent(), "--rootfs"])
-        .arg(p.rootfs())
-        .args(["sh", "-c", "echo via-preserved-fd >&3"]);
-    let w_raw = std::os::fd::AsRawFd::as_raw_fd(&w);
-    // SAFETY: dup2 is async-signal-safe; fd 3 of podman is the pipe's write end.
+/// Makes fd 3 of the podman that `cmd` starts a copy of `fd` (podman's `--preserve-fds 1`).
+fn with_fd3(cmd: &mut std::process::Command, fd: &std::os::fd::OwnedFd) {
+    let raw = std::os::fd::AsRawFd::as_raw_fd(fd);
+    // SAFETY: dup2 is async-signal-safe; `fd` outlives the spawn.
     unsafe {
-        std::os::unix::process::CommandExt::pre_exec(&mut cmd, move || {
-            if libc::dup2(w_raw, 3) < 0 {
+        std::os::unix::process::CommandExt::pre_exec(cmd, move || {
+            if libc::dup2(raw, 3) < 0 {
                 return Err(std::io::Error::last_os_error());
             }
             Ok(())
         });
     }
+}
+
+/// Runs `cmd` with fd 3 the write end of a pipe; returns what came through the pipe.
+fn through_fd3(mut cmd: std::process::Command) -> String {
+    let (r, w) = nix::unistd::pipe().unwrap();
+    with_fd3(&mut cmd, &w);
     let status = cmd
         .stdin(std::process::Stdio::null())
         .status()
         .expect("run podman");
     drop(w);
     assert!(status.success(), "{status}");
-    let mut buf = [0u8; 64];
+    let mut buf = [0u8; 4096];
     let n = nix::unistd::read(&r, &mut buf).unwrap();
-    assert_eq!(&buf[..n], b"via-preserved-fd\n");
+    String::from_utf8_lossy(&buf[..n]).into_owned()
+}
+
+#[test]
+fn preserve_fds_reach_the_container() {
+    if !available() {
+        return;
+    }
+    let p = Podman::new();
+    let mut cmd = p.command();
+    cmd.args(["run", "--rm", "--network", "none", "--preserve-fds", "1"])
+        .args(["--cgroup-parent", p.cgroup_parent(), "--rootfs"])
+        .arg(p.rootfs())
+        .args(["sh", "-c", "echo via-preserved-fd >&3"]);
+    assert_eq!(through_fd3(cmd), "via-preserved-fd\n");
+    p.assert_clean(&[]);
+}
+
+#[test]
+fn exec_preserve_fds_reach_the_exec_process() {
+    if !available() {
+        return;
+    }
+    let p = Podman::new();
+    let n = name("execfds");
+    p.run(&["-d", "--name", &n], &["sleep", "1000"]).ok();
+    let id = p.full_id(&n);
+    let mut cmd = p.command();
+    cmd.args(["exec", "--preserve-fds", "1", &n])
+        .args(["sh", "-c", "echo via-exec-fd >&3"]);
+    assert_eq!(through_fd3(cmd), "via-exec-fd\n");
+    p.podman(["rm", "--force", "--time", "0", &n]).ok();
+    p.assert_clean(&[&id]);
+}
+
+#[test]
+fn no_pivot_root_in_containers_conf_reaches_the_runtime() {
+    if !available() {
+        return;
+    }
+    let p = Podman::with_engine("no_pivot_root = true");
+    let out = p.run(&["--rm"], &["echo", "ran without pivot_root"]);
+    out.ok();
+    assert_eq!(out.out(), "ran without pivot_root");
+    let calls = p.runtime_calls();
+    let creates: Vec<&String> = calls
+        .iter()
+        .filter(|c| c.split_whitespace().any(|w| w == "create"))
+        .collect();
+    assert_eq!(creates.len(), 1, "{calls:#?}");
+    assert!(
+        creates[0].split_whitespace().any(|w| w == "--no-pivot"),
+        "conmon did not pass --no-pivot: {calls:#?}"
+    );
     p.assert_clean(&[]);
 }
 

@@ -196,17 +196,7 @@ fn rlimits() {
     .args(&["cat", "/proc/self/limits"]);
     let out = rt.run(&b);
     let limits = out.ok().stdout.as_str();
-    let row = |name: &str| -> Vec<String> {
-        let line = limits
-            .lines()
-            .find(|l| l.starts_with(name))
-            .unwrap_or_else(|| panic!("no {name} in {limits}"));
-        line[name.len()..]
-            .split_whitespace()
-            .take(2)
-            .map(str::to_string)
-            .collect()
-    };
+    let row = |name: &str| integration_tests::procfs::limit(limits, name);
     assert_eq!(row("Max open files"), ["512", "768"]);
     assert_eq!(row("Max core file size"), ["0", "0"]);
     assert_eq!(row("Max processes"), ["300", "400"]);

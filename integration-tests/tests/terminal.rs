@@ -127,6 +127,29 @@ fn foreground_run_relays_its_own_pty() {
     assert_eq!(lines, ["/dev/pts/0", "all-tty"], "{out}");
 }
 
+#[test]
+fn foreground_exec_relays_its_own_pty() {
+    if !only_hull("runc opens /dev/tty, so it needs the caller to have a controlling terminal") {
+        return;
+    }
+    let rt = Runtime::new();
+    let b = Bundle::sleeping();
+    let id = rt.started(&b);
+    let out = rt
+        .cmd(["exec", "-t", &id, "sh", "-c"])
+        .arg("tty; test -t 0 && test -t 1 && echo all-tty; read line; echo got-$line; exit 5")
+        .stdin(b"hello\n")
+        .output();
+    assert_eq!(out.code(), 5, "{out}");
+    let lines: Vec<&str> = out.out().lines().map(str::trim).collect();
+    assert!(lines[0].starts_with("/dev/pts/"), "{out}");
+    assert_eq!(lines[1], "all-tty", "{out}");
+    // The caller's input went through the pty (which echoes it) to the process.
+    assert_eq!(lines.last(), Some(&"got-hello"), "{out}");
+    rt.delete_force(&id).ok();
+    rt.assert_no_leaks(&b, &[&id]);
+}
+
 fn set_window_size(fd: &std::os::fd::OwnedFd, rows: u16, cols: u16) {
     use std::os::fd::AsRawFd;
     let ws = libc::winsize {

@@ -85,6 +85,10 @@ pub(crate) struct Record {
     /// linux.seccomp, which `exec`'d processes get too.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seccomp: Option<oci_spec::runtime::LinuxSeccomp>,
+    /// `create --no-new-keyring`: `exec`'d processes then keep their caller's session keyring, as
+    /// the init did, instead of joining the container's.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub no_new_keyring: bool,
 }
 
 /// Validates an id with runc's rule: `^[\w+\-\.]+$`, and not `.` or `..`.

@@ -1,5 +1,6 @@
-//! `run` in the foreground with `process.terminal` and no `--console-socket`: as runc, hull is its
-//! own console socket, receives the pty master, and relays the caller's stdio to it (raw mode and the
+//! `run` and `exec` in the foreground, as runc: the caller's signals are passed on to the
+//! container's process, and with `process.terminal` and no `--console-socket` hull is its own
+//! console socket, receives the pty master, and relays the caller's stdio to it (raw mode and the
 //! window size taken from the caller's terminal, when it has one).
 
 use std::io::{IoSliceMut, Read, Write};
@@ -7,8 +8,10 @@ use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixListener;
 use std::path::PathBuf;
 
+use nix::sys::signal::{kill, SigSet, Signal};
 use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
 use nix::sys::termios::{self, SetArg, Termios};
+use nix::unistd::Pid;
 
 use crate::log::Failure;
 
@@ -142,5 +145,59 @@ pub fn copy_window_size(from: std::os::fd::BorrowedFd<'_>, to: std::os::fd::Borr
         if libc::ioctl(from.as_raw_fd(), libc::TIOCGWINSZ, &mut ws) == 0 {
             libc::ioctl(to.as_raw_fd(), libc::TIOCSWINSZ, &ws);
         }
+    }
+}
+
+/// What a foreground `run` or `exec` passes on to the container's process, as runc does.
+const FORWARDED: [Signal; 6] = [
+    Signal::SIGINT,
+    Signal::SIGTERM,
+    Signal::SIGHUP,
+    Signal::SIGQUIT,
+    Signal::SIGUSR1,
+    Signal::SIGUSR2,
+];
+
+/// The forwarded signals, blocked in the thread that made this (and the threads it starts later):
+/// one that comes before [`Self::forward_to`] waits instead of ending the runtime.
+pub struct HeldSignals(SigSet);
+
+/// Blocks the forwarded signals (SIGWINCH too with a relayed terminal, `resize`). A signal mask
+/// is inherited across fork and execve: call it only once the container's process is started, or
+/// before a library call that clears the mask in the child (`exec` does).
+pub fn hold_signals(resize: bool) -> Result<HeldSignals, Failure> {
+    let mut set: SigSet = FORWARDED.into_iter().collect();
+    if resize {
+        set.add(Signal::SIGWINCH);
+    }
+    set.thread_block()
+        .map_err(|e| Failure::msg(format!("block signals: {}", e.desc().to_lowercase())))?;
+    Ok(HeldSignals(set))
+}
+
+impl HeldSignals {
+    /// Hands the held signals to a thread that sends each to `process` (the init of `run`, the
+    /// process of `exec`). A blocked signal never interrupts the wait, and no handler code runs
+    /// in signal context. With a relayed terminal (`resize`: the pty master), SIGWINCH copies the
+    /// caller's new window size to it, as runc does; the kernel then signals the container's
+    /// foreground process group.
+    pub fn forward_to(self, process: Pid, resize: Option<OwnedFd>) -> Result<(), Failure> {
+        let set = self.0;
+        std::thread::Builder::new()
+            .name("signal-forwarder".into())
+            .spawn(move || loop {
+                match (set.wait(), &resize) {
+                    (Ok(Signal::SIGWINCH), Some(master)) => {
+                        copy_window_size(std::io::stdin().as_fd(), master.as_fd());
+                    }
+                    // The process may have exited already; the wait in the main thread sees that.
+                    (Ok(signal), _) => {
+                        let _ = kill(process, signal);
+                    }
+                    (Err(_), _) => {}
+                }
+            })
+            .map_err(|e| Failure::msg(format!("start signal forwarder: {e}")))?;
+        Ok(())
     }
 }

@@ -3,8 +3,10 @@ use std::path::PathBuf;
 use clap::Args;
 use hull::container::{wait_pid, ExecOptions};
 use hull::Container;
+use nix::sys::signal::{kill, Signal};
 use oci_spec::runtime::{Capability, Process};
 
+use super::console::{hold_signals, ConsoleSocket, Relay};
 use super::{absolute, Ctx, Outcome};
 use crate::log::Failure;
 
@@ -80,32 +82,69 @@ pub fn run(ctx: &Ctx, args: Exec) -> Outcome {
     }
     let container = Container::load(&ctx.root, &args.id)?;
     let process = process(&container, &args)?;
-    let opts = ExecOptions {
+    let mut opts = ExecOptions {
         pid_file: args.pid_file.as_deref().map(absolute).transpose()?,
         console_socket: args.console_socket.as_deref().map(absolute).transpose()?,
         pidfd_socket: args.pidfd_socket.as_deref().map(absolute).transpose()?,
         preserve_fds: args.preserve_fds,
         ignore_paused: args.ignore_paused,
     };
+    // runc's foreground terminal, as `run` has it: hull takes the pty master itself.
+    let console =
+        if !args.detach && opts.console_socket.is_none() && process.terminal().unwrap_or(false) {
+            let socket = ConsoleSocket::new().map_err(|e| e.during("exec"))?;
+            opts.console_socket = Some(socket.path());
+            Some(socket)
+        } else {
+            None
+        };
+    // Held from before the process starts, so that none comes too early to be passed on (the
+    // library resets the mask and dispositions right before the process's execve).
+    let held = if args.detach {
+        None
+    } else {
+        Some(hold_signals(console.is_some()).map_err(|e| e.during("exec"))?)
+    };
     let pid = container
         .exec(&process, &opts)
         .map_err(|e| Failure::from(e).during("exec"))?;
-    if args.detach {
+    let Some(held) = held else {
         return Ok(0);
+    };
+    let master = match console.as_ref().map(ConsoleSocket::receive).transpose() {
+        Ok(master) => master,
+        Err(e) => {
+            // Nobody would relay its terminal nor wait for it.
+            let _ = kill(pid, Signal::SIGKILL);
+            let _ = wait_pid(pid);
+            return Err(e.during("exec"));
+        }
+    };
+    drop(console);
+    let resize = master.as_ref().and_then(|m| m.try_clone().ok());
+    held.forward_to(pid, resize).map_err(|e| e.during("exec"))?;
+    let relay = master
+        .map(Relay::start)
+        .transpose()
+        .map_err(|e| e.during("exec"))?;
+    let status = wait_pid(pid);
+    if let Some(relay) = relay {
+        relay.finish();
     }
-    Ok(wait_pid(pid)?)
+    Ok(status?)
 }
 
 /// `--process` as given, or runc's: the container's config.json process with the command line's
 /// changes over it.
 fn process(container: &Container, args: &Exec) -> Result<Process, Failure> {
-    if args.process_label.is_some() || args.apparmor.is_some() {
-        return Err(hull::Error::Unsupported {
-            feature: "--process-label and --apparmor".into(),
-        }
-        .into());
-    }
     if let Some(path) = &args.process {
+        // runc drops them without a word there; a profile asked for must never be lost.
+        if args.process_label.is_some() || args.apparmor.is_some() {
+            return Err(Failure::msg(
+                "--apparmor and --process-label do not go with --process: set apparmorProfile \
+                 or selinuxLabel in the process file",
+            ));
+        }
         let text = std::fs::read(path)
             .map_err(|e| Failure::msg(format!("read {path:?}: {}", crate::log::io_message(&e))))?;
         return serde_json::from_slice(&text)
@@ -145,6 +184,12 @@ fn process(container: &Container, args: &Exec) -> Result<Process, Failure> {
     if args.no_new_privs {
         p.set_no_new_privileges(Some(true));
     }
+    if let Some(profile) = &args.apparmor {
+        p.set_apparmor_profile(Some(profile.clone()));
+    }
+    if let Some(label) = &args.process_label {
+        p.set_selinux_label(Some(label.clone()));
+    }
     if !args.cap.is_empty() {
         let mut caps = p.capabilities().clone().unwrap_or_default();
         for name in &args.cap {
@@ -159,6 +204,16 @@ fn process(container: &Container, args: &Exec) -> Result<Process, Failure> {
             caps.set_bounding(add(caps.bounding()));
             caps.set_effective(add(caps.effective()));
             caps.set_permitted(add(caps.permitted()));
+            // runc 1.1 adds it to ambient too, where the kernel keeps it only if it is also
+            // inheritable (which --cap does not add): then a non-root user keeps it across the
+            // execve. Left out otherwise, so that hull warns of no ambient capability it drops.
+            if caps
+                .inheritable()
+                .as_ref()
+                .is_some_and(|i| i.contains(&cap))
+            {
+                caps.set_ambient(add(caps.ambient()));
+            }
         }
         p.set_capabilities(Some(caps));
     }

@@ -1,9 +1,8 @@
 use clap::Args;
 use hull::Container;
-use nix::sys::signal::{kill, SigSet, Signal};
 use nix::unistd::Pid;
 
-use super::console::{ConsoleSocket, Relay};
+use super::console::{hold_signals, ConsoleSocket, Relay};
 use super::create::CreateArgs;
 use super::{Ctx, Outcome};
 use crate::log::Failure;
@@ -25,16 +24,6 @@ pub struct Run {
     #[arg(value_name = "container-id")]
     pub id: String,
 }
-
-/// What `hull run` passes on to the container's init, as runc does.
-const FORWARDED: [Signal; 6] = [
-    Signal::SIGINT,
-    Signal::SIGTERM,
-    Signal::SIGHUP,
-    Signal::SIGQUIT,
-    Signal::SIGUSR1,
-    Signal::SIGUSR2,
-];
 
 pub fn run(ctx: &Ctx, args: Run) -> Outcome {
     let in_run = |f: Failure| f.during("run");
@@ -64,7 +53,9 @@ pub fn run(ctx: &Ctx, args: Run) -> Outcome {
     // Only now: the init was forked with the default signal mask, and must not inherit ours.
     if !args.detach {
         let resize = master.as_ref().and_then(|m| m.try_clone().ok());
-        forward_signals(Pid::from_raw(c.pid()), resize).map_err(in_run)?;
+        hold_signals(resize.is_some())
+            .and_then(|held| held.forward_to(Pid::from_raw(c.pid()), resize))
+            .map_err(in_run)?;
     }
     let notify = match std::env::var_os("NOTIFY_SOCKET") {
         Some(host) => match c.notify_proxy(host.as_ref()) {
@@ -125,34 +116,4 @@ fn wants_terminal(bundle: &std::path::Path) -> bool {
         .and_then(|data| serde_json::from_slice::<serde_json::Value>(&data).ok())
         .and_then(|config| config.pointer("/process/terminal")?.as_bool())
         .unwrap_or(false)
-}
-
-/// Blocks the forwarded signals in this thread and hands them to a thread that sends each to the
-/// init. A blocked signal never interrupts the wait, and no handler code runs in signal context.
-/// With a relayed terminal (`resize`: the pty master), SIGWINCH copies the caller's new window
-/// size to it, as runc does; the kernel then signals the container's foreground process group.
-fn forward_signals(init: Pid, resize: Option<std::os::fd::OwnedFd>) -> Result<(), Failure> {
-    let mut set: SigSet = FORWARDED.into_iter().collect();
-    if resize.is_some() {
-        set.add(Signal::SIGWINCH);
-    }
-    set.thread_block()
-        .map_err(|e| Failure::msg(format!("block signals: {}", e.desc().to_lowercase())))?;
-    std::thread::Builder::new()
-        .name("signal-forwarder".into())
-        .spawn(move || loop {
-            match (set.wait(), &resize) {
-                (Ok(Signal::SIGWINCH), Some(master)) => {
-                    use std::os::fd::AsFd;
-                    super::console::copy_window_size(std::io::stdin().as_fd(), master.as_fd());
-                }
-                // The init may have exited already; the wait in the main thread sees that.
-                (Ok(signal), _) => {
-                    let _ = kill(init, signal);
-                }
-                (Err(_), _) => {}
-            }
-        })
-        .map_err(|e| Failure::msg(format!("start signal forwarder: {e}")))?;
-    Ok(())
 }

@@ -333,6 +333,7 @@ fn follow_init(
             .linux()
             .as_ref()
             .and_then(|l| l.seccomp().clone()),
+        no_new_keyring: opts.no_new_keyring,
     };
     dir.write(&record)?;
     if let Some(pid_file) = &opts.pid_file {

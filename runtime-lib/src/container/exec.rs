@@ -85,6 +85,7 @@ impl Container {
             pidfd_socket.as_ref().map(|s| s.as_raw_fd()),
         ];
         let plan_ref = &plan;
+        let session_keyring = (!record.no_new_keyring).then(|| record.state.id.clone());
         let cgroup_dir = record.cgroups.as_ref().and_then(v2_dir);
         let spawned = spawn::spawn(
             &plan,
@@ -105,6 +106,7 @@ impl Container {
                         console_socket: console,
                         preserve_fds: opts.preserve_fds,
                         seccomp: filter_ref,
+                        session_keyring: session_keyring.as_deref(),
                     },
                     &LinuxSyscall,
                 )

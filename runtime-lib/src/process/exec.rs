@@ -11,7 +11,8 @@ use oci_spec::runtime::Process;
 
 use super::channel::{Channel, Message};
 use super::init::{
-    await_cgroups, io_failure, load_seccomp_late, mark_fds_cloexec, take_identity, Executable,
+    await_cgroups, io_failure, join_session_keyring, load_seccomp_late, mark_fds_cloexec,
+    take_identity, Executable,
 };
 use crate::error::{InitFailure, InitResult, InitStep, SysContext};
 use crate::namespaces::NamespacePlan;
@@ -25,6 +26,9 @@ pub struct Exec<'a> {
     pub console_socket: Option<OwnedFd>,
     pub preserve_fds: u32,
     pub seccomp: Option<&'a crate::seccomp::Filter>,
+    /// The container's id, whose session keyring the process joins as the init did; `None` when
+    /// the container was created with `--no-new-keyring`.
+    pub session_keyring: Option<&'a str>,
 }
 
 /// Runs in the forked child; returns only on failure (the child's exit code).
@@ -47,6 +51,11 @@ fn prepare(exec: &Exec<'_>, sys: &dyn Syscall) -> InitResult<Executable> {
     nix::sys::prctl::set_dumpable(false).init(InitStep::Sync, "prctl(PR_SET_DUMPABLE)")?;
     await_cgroups(&exec.channel)?;
     exec.plan.join(sys)?;
+    // Else the process would hold its caller's (the shim's, conmon's) session keyring.
+    if let Some(id) = exec.session_keyring {
+        crate::lsm::set_key_label(process)?;
+        join_session_keyring(id)?;
+    }
     if let Some(socket) = &exec.console_socket {
         nix::unistd::setsid().init(InitStep::Console, "setsid")?;
         let socket = socket

@@ -307,8 +307,9 @@ fn become_root(sys: &dyn Syscall) -> InitResult<()> {
         .init(InitStep::User, "uid 0")
 }
 
-/// A session keyring of the container's own, so it cannot read the keys of the runtime's session.
-fn join_session_keyring(id: &str) -> InitResult<()> {
+/// A session keyring of the container's own, so it cannot read the keys of the runtime's session
+/// (`exec` joins the same one by name, so every process of the container shares it).
+pub(crate) fn join_session_keyring(id: &str) -> InitResult<()> {
     let name = CString::new(format!("_ses.{id}")).expect("ids have no NUL");
     // SAFETY: KEYCTL_JOIN_SESSION_KEYRING reads one NUL-terminated string that outlives the call.
     let ret = unsafe {

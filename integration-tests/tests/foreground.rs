@@ -1,0 +1,87 @@
+//! `run` and `exec` in the foreground, as runc's signal proxy has them: a signal to the runtime
+//! reaches the container's process, and the runtime exits with that process's status.
+
+use std::io::{BufRead, BufReader};
+use std::sync::mpsc::{channel, Receiver};
+use std::time::Duration;
+
+use integration_tests::runtime::{Cmd, Running};
+use integration_tests::{Bundle, Runtime};
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
+const WAIT: Duration = Duration::from_secs(20);
+
+/// What the container's shell runs: a trap that reports the signal and exits with a code of its
+/// own, so a runtime killed by the signal (and not passing it on) cannot pass for one that did.
+fn trapping(signal: &str) -> String {
+    format!(
+        "trap 'echo got-{signal}; exit 3' {signal}; echo ready; \
+         while true; do sleep 0.05; done"
+    )
+}
+
+/// Starts `cmd` with its stdout a pipe; returns it and the lines it writes.
+fn spawn_piped(cmd: Cmd<'_>) -> (Running, Receiver<String>) {
+    let (read, write) = nix::unistd::pipe().expect("pipe");
+    let running = cmd.stdout(write).spawn();
+    let (tx, rx) = channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(std::fs::File::from(read)).lines() {
+            if line.map(|l| tx.send(l)).is_err() {
+                break;
+            }
+        }
+    });
+    (running, rx)
+}
+
+/// Waits for "ready", sends `signal` to the runtime, and checks that the trap ran and its exit
+/// code came back as the runtime's.
+fn signal_reaches_the_trap(running: Running, lines: &Receiver<String>, signal: Signal) {
+    let name = signal.as_str().trim_start_matches("SIG");
+    let line = lines
+        .recv_timeout(WAIT)
+        .expect("the container never said ready");
+    assert_eq!(line, "ready");
+    kill(Pid::from_raw(running.pid() as i32), signal).expect("signal the runtime");
+    let out = running.wait();
+    assert_eq!(
+        lines.recv_timeout(WAIT).as_deref(),
+        Ok(format!("got-{name}").as_str()),
+        "{out}"
+    );
+    assert_eq!(out.code(), 3, "{out}");
+}
+
+#[test]
+fn foreground_run_passes_signals_to_the_init() {
+    let rt = Runtime::new();
+    for signal in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP] {
+        let mut b = Bundle::new();
+        // pid 1 of a pid namespace ignores a signal it has no handler for: only the trap ends it.
+        b.sh(&trapping(signal.as_str().trim_start_matches("SIG")));
+        let id = rt.new_id();
+        let cmd = rt.cmd(["run", "--bundle"]).arg(b.path()).last(&id);
+        let (running, lines) = spawn_piped(cmd);
+        signal_reaches_the_trap(running, &lines, signal);
+        rt.assert_no_leaks(&b, &[&id]);
+    }
+}
+
+#[test]
+fn foreground_exec_passes_signals_to_its_process() {
+    let rt = Runtime::new();
+    let b = Bundle::sleeping();
+    let id = rt.started(&b);
+    for signal in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP] {
+        let script = trapping(signal.as_str().trim_start_matches("SIG"));
+        let cmd = rt.cmd(["exec", &id, "sh", "-c", &script]);
+        let (running, lines) = spawn_piped(cmd);
+        signal_reaches_the_trap(running, &lines, signal);
+    }
+    // The init was not the one signalled.
+    assert_eq!(rt.status(&id), "running");
+    rt.delete_force(&id).ok();
+    rt.assert_no_leaks(&b, &[&id]);
+}
