@@ -57,7 +57,14 @@ fn signal_reaches_the_trap(running: Running, lines: &Receiver<String>, signal: S
 #[test]
 fn foreground_run_passes_signals_to_the_init() {
     let rt = Runtime::new();
-    for signal in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP] {
+    // SIGTSTP: runc passes it on too, and stops neither itself nor the container's init by it.
+    for signal in [
+        Signal::SIGTERM,
+        Signal::SIGINT,
+        Signal::SIGHUP,
+        Signal::SIGUSR1,
+        Signal::SIGTSTP,
+    ] {
         let mut b = Bundle::new();
         // pid 1 of a pid namespace ignores a signal it has no handler for: only the trap ends it.
         b.sh(&trapping(signal.as_str().trim_start_matches("SIG")));
@@ -74,7 +81,13 @@ fn foreground_exec_passes_signals_to_its_process() {
     let rt = Runtime::new();
     let b = Bundle::sleeping();
     let id = rt.started(&b);
-    for signal in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP] {
+    for signal in [
+        Signal::SIGTERM,
+        Signal::SIGINT,
+        Signal::SIGHUP,
+        Signal::SIGALRM,
+        Signal::SIGPWR,
+    ] {
         let script = trapping(signal.as_str().trim_start_matches("SIG"));
         let cmd = rt.cmd(["exec", &id, "sh", "-c", &script]);
         let (running, lines) = spawn_piped(cmd);

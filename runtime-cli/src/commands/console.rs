@@ -148,14 +148,31 @@ pub fn copy_window_size(from: std::os::fd::BorrowedFd<'_>, to: std::os::fd::Borr
     }
 }
 
-/// What a foreground `run` or `exec` passes on to the container's process, as runc does.
-const FORWARDED: [Signal; 6] = [
-    Signal::SIGINT,
-    Signal::SIGTERM,
+/// What a foreground `run` or `exec` passes on to the container's process: as runc, every signal
+/// a process can be sent but SIGCHLD (ours to wait for) and SIGWINCH (a resize, with a terminal).
+/// Left out besides: SIGKILL and SIGSTOP (they cannot be caught), and the faults the kernel raises
+/// in the thread that caused them (SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGTRAP, SIGSYS, SIGABRT),
+/// which must never be blocked; SIGPIPE is ignored by every Rust program, so it never arrives.
+const FORWARDED: [Signal; 19] = [
     Signal::SIGHUP,
+    Signal::SIGINT,
     Signal::SIGQUIT,
     Signal::SIGUSR1,
     Signal::SIGUSR2,
+    Signal::SIGALRM,
+    Signal::SIGTERM,
+    Signal::SIGSTKFLT,
+    Signal::SIGCONT,
+    Signal::SIGTSTP,
+    Signal::SIGTTIN,
+    Signal::SIGTTOU,
+    Signal::SIGURG,
+    Signal::SIGXCPU,
+    Signal::SIGXFSZ,
+    Signal::SIGVTALRM,
+    Signal::SIGPROF,
+    Signal::SIGIO,
+    Signal::SIGPWR,
 ];
 
 /// The forwarded signals, blocked in the thread that made this (and the threads it starts later):
