@@ -550,3 +550,47 @@ fn memory_limit_below_the_usage_fails_create() {
 fn cpuset_of_a_missing_cpu_fails_create() {
     bad_resources(json!({"cpu": {"cpus": "1023"}}), &["cpuset.cpus", "1023"]);
 }
+
+/// `--systemd-cgroup create`, which must fail and leave nothing of the container behind.
+fn systemd_create_fails(rt: &Runtime, cgroups_path: &str) -> integration_tests::Output {
+    let mut b = limited(json!({}));
+    b.set("/linux/cgroupsPath", json!(cgroups_path));
+    let id = rt.new_id();
+    let out = rt
+        .cmd(["--systemd-cgroup", "create", "--bundle"])
+        .arg(b.path())
+        .last(&id)
+        .output();
+    out.failed();
+    rt.assert_no_leaks(&b, &[&id]);
+    cgroupfs::assert_removed(&[], &[&id]);
+    out
+}
+
+#[test]
+fn systemd_cgroup_paths_are_parsed_then_refused() {
+    let rt = Runtime::new();
+    // runc's own check and words, before it looks for systemd.
+    systemd_create_fails(&rt, "/a/b").stderr_has(&[
+        "expected cgroupsPath to be of format",
+        "slice:prefix:name",
+        "for systemd cgroups, got",
+        "/a/b",
+    ]);
+    let name = unique_cgroup_name();
+    let out = systemd_create_fails(&rt, &format!("system.slice:hulltest:{name}"));
+    cgroupfs::assert_removed(&[], &[&name, &format!("hulltest-{name}.scope")]);
+    if !integration_tests::only_hull(
+        "runc 1.1.5 fails with \"systemd not running on this host\" (its driver exists)",
+    ) {
+        return;
+    }
+    // The parsed path shows in the refusal, so a wrong reading of it would too.
+    out.stderr_has(&[
+        "systemd cgroup driver",
+        &format!("hulltest-{name}.scope"),
+        "system.slice",
+        "not supported",
+    ]);
+    systemd_create_fails(&rt, "machine/x.slice:p:n").stderr_has(&["invalid slice name"]);
+}
