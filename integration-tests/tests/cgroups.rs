@@ -327,22 +327,33 @@ fn update_changes_the_limits_live() {
     assert_eq!(cgroupfs::value(&cpu), weight);
     assert_eq!(cgroupfs::value(&pids), "40");
     // runc's flag name; containerd's older shims spell it --cpu-shares.
-    for flag in ["--cpu-share", "--cpu-shares"] {
+    // runc 1.1.5 knows only --cpu-share.
+    let flags: &[&str] = if integration_tests::runtime::is_hull() {
+        &["--cpu-share", "--cpu-shares"]
+    } else {
+        &["--cpu-share"]
+    };
+    for &flag in flags {
         rt.exec(["update", flag, "400", id.as_str()]).ok();
         let want = if cgroupfs::is_v2() { "16" } else { "400" };
         assert_eq!(cgroupfs::value(&cpu), want, "{flag}");
         rt.exec(["update", "--cpu-share", "300", id.as_str()]).ok();
     }
 
-    if !cgroupfs::is_v2() {
-        // v1 refuses a limit below the usage, and the old one stays (v2 takes it and lets the
-        // OOM killer act, for runc as for hull).
+    assert_eq!(rt.status(&id), "running");
+    if cgroupfs::is_v2() {
+        // v2 takes a limit below the usage and lets the OOM killer act (for runc as for hull),
+        // so this comes last: the container may not survive it.
+        rt.exec(["update", "--memory", "4096", id.as_str()]).ok();
+        assert_eq!(cgroupfs::value(&memory), "4096");
+    } else {
+        // v1 refuses a limit below the usage, and the old one stays.
         rt.exec(["update", "--memory", "4096", id.as_str()])
             .failed()
             .stderr_has(&["unable to set memory limit to 4096"]);
         assert_eq!(cgroupfs::value(&memory), "33554432");
+        assert_eq!(rt.status(&id), "running");
     }
-    assert_eq!(rt.status(&id), "running");
     finish(&rt, &b, &id, &dirs, &[]);
 }
 
@@ -526,6 +537,14 @@ fn cpu_shares_below_the_minimum_fail_create() {
     if cgroupfs::is_v2() {
         // v2 has no such minimum: shares 1 is cpu.weight 1 (runc 1.1.5 overflows converting it
         // and fails with ERANGE; later runc versions write 1, as hull does).
+        if !integration_tests::only_hull("runc 1.1.5 fails converting shares 1 to a weight") {
+            return;
+        }
+        let rt = Runtime::new();
+        let b = limited(json!({"cpu": {"shares": 1}}));
+        let (id, init, dirs) = running(&rt, &b);
+        assert_eq!(cgroupfs::read(&cgroupfs::dir(init, ""), "cpu.weight"), "1");
+        finish(&rt, &b, &id, &dirs, &[]);
         return;
     }
     bad_resources(
@@ -634,10 +653,16 @@ fn cpu_quota_really_throttles() {
             .find_map(|l| l.strip_prefix(k)?.strip_prefix(' ')?.parse().ok())
             .unwrap_or_else(|| panic!("no {k} in {text}"))
     };
-    assert_eq!(key("nr_throttled"), 0, "throttled before any work");
-    // Ten periods of a busy loop: each one uses up its 10 ms and waits.
+    // Starting the container may already have used up a period's 10 ms (a slow guest).
+    let before = key("nr_throttled");
+    // Ten periods of a busy loop: each one uses up its 10 ms and waits for the next.
     sh(&rt, &id, "(while :; do :; done) & p=$!; sleep 1; kill $p");
-    assert!(key("nr_throttled") > 0, "{}", cgroupfs::value(&stat));
+    let throttled = key("nr_throttled") - before;
+    assert!(
+        throttled >= 5,
+        "{throttled} more: {}",
+        cgroupfs::value(&stat)
+    );
     assert!(key("nr_periods") >= key("nr_throttled"));
     finish(&rt, &b, &id, &dirs, &[]);
 }
@@ -1004,6 +1029,48 @@ fn events_stats_match_the_cgroup_files() {
         assert!(failcnt > 0, "the 64M dd under 32M never failed a charge");
         // It only grows, and the kernel may count more between the two reads.
         assert!(num("/memory/usage/failcnt") <= failcnt && num("/memory/usage/failcnt") > 0);
+    }
+    finish(&rt, &b, &id, &dirs, &[]);
+}
+
+#[test]
+fn disable_oom_killer() {
+    let rt = Runtime::new();
+    let b = limited(json!({"memory": {"limit": 32 << 20, "disableOOMKiller": true}}));
+    let id = rt.new_id();
+    let log = rt.scratch().join(format!("{id}.log"));
+    rt.cmd(["--log"])
+        .arg(&log)
+        .args(["--log-format", "json", "create", "--bundle"])
+        .arg(b.path())
+        .last(&id)
+        .output()
+        .ok();
+    rt.start(&id).ok();
+    let init = rt.state(&id)["pid"].as_i64().expect("pid") as i32;
+    let dirs: Vec<PathBuf> = cgroupfs::dirs(init).into_iter().map(|(_, d)| d).collect();
+    let limit = cgroupfs::knob(init, ("memory", "memory.limit_in_bytes"), "memory.max");
+    assert_eq!(cgroupfs::value(&limit), "33554432");
+    if cgroupfs::is_v2() {
+        // No such knob on v2: taken, as runc 1.1.5 takes it, but hull says so in the log
+        // (runc says nothing).
+        if integration_tests::only_hull("runc 1.1.5 ignores disableOOMKiller on v2 silently") {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            let warned = text.lines().any(|l| {
+                let e: Value = serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"));
+                e["level"] == "warning"
+                    && e["msg"]
+                        .as_str()
+                        .is_some_and(|m| m.contains("disableOOMKiller"))
+            });
+            assert!(warned, "no disableOOMKiller warning in the log: {text}");
+        }
+    } else {
+        let control = cgroupfs::read(&cgroupfs::dir(init, "memory"), "memory.oom_control");
+        assert!(
+            control.lines().any(|l| l == "oom_kill_disable 1"),
+            "{control}"
+        );
     }
     finish(&rt, &b, &id, &dirs, &[]);
 }
