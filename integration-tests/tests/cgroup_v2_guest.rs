@@ -43,6 +43,7 @@ const IN_GUEST: &[&str] = &[
     "in_guest_init_and_exec_are_born_in_the_cgroup",
     "in_guest_same_cgroup_files_as_runc",
     "in_guest_io_weight_and_unified_errors",
+    "in_guest_v1_only_fields_as_runc",
 ];
 
 fn vm_script() -> PathBuf {
@@ -596,4 +597,75 @@ fn in_guest_io_weight_and_unified_errors() {
         json!({"memory.no_such_knob": "1"}),
     );
     rt.create_fails(&b).stderr_has(&["memory.no_such_knob"]);
+}
+
+/// `create` of a `sleep` container with `resources` by `rt`, logging JSON to a file: whether it
+/// worked, and its stderr and log together. Nothing may be left either way.
+fn create_outcome(rt: &Runtime, resources: serde_json::Value) -> (bool, String) {
+    let id = rt.new_id();
+    let mut b = Bundle::new();
+    b.set("/linux/resources", resources)
+        .args(&["sleep", "1000"]);
+    let log = rt.scratch().join(format!("{id}.log"));
+    let out = rt
+        .cmd(["--log"])
+        .arg(&log)
+        .args(["--log-format", "json", "create", "--bundle"])
+        .arg(b.path())
+        .last(&id)
+        .output();
+    let text = format!(
+        "{}{}",
+        out.stderr,
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+    if out.success() {
+        let cg = host_cgroup_of(rt, &id);
+        rt.delete_force(&id).ok();
+        assert_gone(&cg);
+    }
+    rt.assert_no_leaks(&b, &[&id]);
+    (out.success(), text)
+}
+
+#[test]
+#[ignore = "runs inside the cgroup-v2 guest: see cgroup_v2_guest"]
+fn in_guest_v1_only_fields_as_runc() {
+    if !in_guest("in_guest_v1_only_fields_as_runc") {
+        return;
+    }
+    // Fields with no v2 file, each given to hull and to runc 1.1.5 on this same guest. runc
+    // takes all four and does nothing, without a word. Hull takes disableOOMKiller as runc
+    // (a client that sets it would fail on every v2 host) with a warning in the log, and
+    // deliberately refuses the others: a budget, a swappiness or a class id that silently does
+    // nothing is what the house rules forbid. Should runc refuse one, hull must as well.
+    let hull = Runtime::new();
+    let runc = Runtime::with_binary(Path::new("/usr/sbin/runc"));
+    let cases = [
+        (
+            "disableOOMKiller",
+            json!({"memory": {"limit": 64 << 20, "disableOOMKiller": true}}),
+        ),
+        ("swappiness", json!({"memory": {"swappiness": 10}})),
+        (
+            "realtimeRuntime",
+            json!({"cpu": {"realtimeRuntime": 10000, "realtimePeriod": 1000000}}),
+        ),
+        ("classID", json!({"network": {"classID": 1048577}})),
+    ];
+    for (field, resources) in cases {
+        let (hull_ok, hull_text) = create_outcome(&hull, resources.clone());
+        let (runc_ok, runc_text) = create_outcome(&runc, resources);
+        let record =
+            format!("{field}: hull ok={hull_ok} {hull_text:?}\nrunc ok={runc_ok} {runc_text:?}");
+        assert!(runc_ok, "runc now refuses {field}:\n{record}");
+        assert_eq!(hull_ok, field == "disableOOMKiller", "{record}");
+        if hull_ok {
+            let warned = hull_text.contains("warning") && hull_text.contains(field);
+            assert!(warned, "no warning naming {field}:\n{record}");
+        } else {
+            let named = hull_text.contains(field) || hull_text.contains("network");
+            assert!(named, "hull's error does not name {field}:\n{record}");
+        }
+    }
 }

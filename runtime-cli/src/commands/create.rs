@@ -45,12 +45,6 @@ pub struct CreateArgs {
 impl CreateArgs {
     /// The library's options, after the checks runc makes on the global flags.
     pub fn options(&self, ctx: &Ctx) -> Result<CreateOptions, Failure> {
-        if ctx.systemd_cgroup {
-            return Err(hull::Error::Unsupported {
-                feature: "--systemd-cgroup".into(),
-            }
-            .into());
-        }
         if let Some(v) = &ctx.rootless {
             check_rootless(v)?;
         }
@@ -59,6 +53,7 @@ impl CreateArgs {
         opts.console_socket = self.console_socket.as_deref().map(absolute).transpose()?;
         opts.no_pivot = self.no_pivot;
         opts.no_new_keyring = self.no_new_keyring;
+        opts.systemd_cgroup = ctx.systemd_cgroup;
         opts.preserve_fds = self.preserve_fds;
         opts.notify_socket = std::env::var_os("NOTIFY_SOCKET").is_some();
         opts.pidfd_socket = self.pidfd_socket.as_deref().map(absolute).transpose()?;

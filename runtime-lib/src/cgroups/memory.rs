@@ -155,10 +155,14 @@ pub(super) fn set_v1(dir: &Path, m: &LinuxMemory) -> Result<()> {
 
 pub(super) fn set_v2(dir: &Path, m: &LinuxMemory) -> Result<()> {
     if m.disable_oom_killer() == Some(true) {
-        return Err(Error::InvalidConfig {
-            field: field("disableOOMKiller"),
-            problem: "the OOM killer cannot be disabled on cgroup v2".into(),
-        });
+        // cgroup v2 has no knob for it. runc 1.1.5 ignores the field there without a word, and
+        // a client that sets it (podman --oom-kill-disable) would otherwise fail on every v2
+        // host; so hull takes it too, but says so.
+        log::warn!(
+            "{}: ignored, the OOM killer cannot be disabled on cgroup v2 ({})",
+            field("disableOOMKiller"),
+            dir.display()
+        );
     }
     if swappiness(m).is_some() {
         return Err(Error::InvalidConfig {

@@ -139,41 +139,80 @@ pub fn new(linux_cgroups_path: Option<&Path>, id: &str) -> Result<Box<dyn Manage
     })
 }
 
-/// `--systemd-cgroup`: the `slice:prefix:name` form is checked as runc checks it, but the
-/// systemd driver itself is not there yet, and Hull never falls back to cgroupfs silently.
+/// `--systemd-cgroup`: the `slice:prefix:name` form is checked as runc checks it (absent or
+/// empty: runc's default, `system.slice:runc:<id>`), but the systemd driver itself is not there
+/// yet, so this always fails before anything is made; Hull never falls back to cgroupfs
+/// silently.
 pub fn new_systemd(linux_cgroups_path: Option<&Path>, id: &str) -> Result<Box<dyn Manager>> {
-    if let Some(p) = linux_cgroups_path.filter(|p| !p.as_os_str().is_empty()) {
-        parse_systemd_path(&p.to_string_lossy())?;
-    }
-    let _ = id;
+    let unit = match linux_cgroups_path.filter(|p| !p.as_os_str().is_empty()) {
+        Some(p) => parse_systemd_path(&p.to_string_lossy())?,
+        None => SystemdPath {
+            slice: String::new(),
+            prefix: "runc".into(),
+            name: id.into(),
+        },
+    };
     Err(Error::Unsupported {
-        feature: "the systemd cgroup driver (--systemd-cgroup)".into(),
+        feature: format!(
+            "the systemd cgroup driver (--systemd-cgroup, for unit {:?} in {:?})",
+            unit.unit_name(),
+            unit.slice_or_default()
+        ),
     })
 }
 
 /// A systemd cgroupsPath, `slice:prefix:name` (e.g. `system.slice:docker:1234`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SystemdPath {
+    /// The parent slice; empty means systemd's default for a system manager, `system.slice`.
     pub slice: String,
     pub prefix: String,
     pub name: String,
 }
 
-pub fn parse_systemd_path(s: &str) -> Result<SystemdPath> {
-    let parts: Vec<&str> = s.split(':').collect();
-    match parts[..] {
-        [slice, prefix, name] => Ok(SystemdPath {
-            slice: slice.into(),
-            prefix: prefix.into(),
-            name: name.into(),
-        }),
-        _ => Err(Error::InvalidConfig {
-            field: "linux.cgroupsPath".into(),
-            problem: format!(
-                "expected cgroupsPath to be of format \"slice:prefix:name\" for systemd cgroups, got {s:?} instead"
-            ),
-        }),
+impl SystemdPath {
+    /// The unit systemd would be asked for, as runc names it: `<prefix>-<name>.scope`, or
+    /// `name` itself when that is a slice.
+    pub fn unit_name(&self) -> String {
+        if self.name.ends_with(".slice") {
+            self.name.clone()
+        } else {
+            format!("{}-{}.scope", self.prefix, self.name)
+        }
     }
+
+    pub fn slice_or_default(&self) -> &str {
+        if self.slice.is_empty() {
+            "system.slice"
+        } else {
+            &self.slice
+        }
+    }
+}
+
+/// runc's reading of a systemd cgroupsPath: exactly three `:`-separated parts (not cleaned as a
+/// path), the first empty or a slice name (`*.slice`, no `/`).
+pub fn parse_systemd_path(s: &str) -> Result<SystemdPath> {
+    let invalid = |problem: String| Error::InvalidConfig {
+        field: "linux.cgroupsPath".into(),
+        problem,
+    };
+    let parts: Vec<&str> = s.split(':').collect();
+    let [slice, prefix, name] = parts[..] else {
+        return Err(invalid(format!(
+            "expected cgroupsPath to be of format \"slice:prefix:name\" for systemd cgroups, got {s:?} instead"
+        )));
+    };
+    if !slice.is_empty() && (!slice.ends_with(".slice") || slice.contains('/')) {
+        return Err(invalid(format!(
+            "invalid slice name {slice:?} in {s:?}: a systemd slice ends in \".slice\" and has no \"/\""
+        )));
+    }
+    Ok(SystemdPath {
+        slice: slice.into(),
+        prefix: prefix.into(),
+        name: name.into(),
+    })
 }
 
 /// Rebuilds the manager a container was created with.
@@ -333,8 +372,18 @@ mod path_tests {
         );
         let e = parse_systemd_path("/a/b").unwrap_err().to_string();
         assert!(e.contains("\"slice:prefix:name\""), "{e}");
-        let e = new_systemd(Some(Path::new("a:b:c")), "x").unwrap_err();
+        let e = parse_systemd_path("machine/x.slice:p:n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("invalid slice name \"machine/x.slice\""), "{e}");
+        let e = new_systemd(Some(Path::new("a.slice:b:c")), "x").unwrap_err();
         assert!(matches!(e, Error::Unsupported { .. }), "{e}");
+        assert!(
+            e.to_string().contains("\"b-c.scope\" in \"a.slice\""),
+            "{e}"
+        );
+        let e = new_systemd(None, "x").unwrap_err().to_string();
+        assert!(e.contains("\"runc-x.scope\" in \"system.slice\""), "{e}");
         let e = new_systemd(Some(Path::new("a:b")), "x").unwrap_err();
         assert!(matches!(e, Error::InvalidConfig { .. }), "{e}");
     }

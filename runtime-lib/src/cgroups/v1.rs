@@ -121,6 +121,16 @@ impl V1 {
 
     /// Enables a cgroup2 controller for the container's unified directory: in the
     /// subtree_control of every ancestor from the mount down.
+    ///
+    /// Only for a resource the container asks for (hugepageLimits, a unified key) that no v1
+    /// hierarchy serves. On the pre-existing ancestors, the cgroup2 root included, it stays
+    /// enabled after delete: that is a host-wide change (every cgroup2 child gets the
+    /// controller's files, and the controller cannot be mounted as a v1 hierarchy while any
+    /// child has it: EBUSY). Turning it off again is not safe: writing `-hugetlb` to a parent
+    /// silently drops the limits of every other container below it that still relies on it,
+    /// and nothing tells which ones do. runc 1.1.5 never writes subtree_control on a hybrid
+    /// host; it refuses such resources instead ("cannot set hugetlb limit"), which hull does
+    /// too when the cgroup2 hierarchy lacks the controller.
     fn enable_unified(&self, controller: &str) -> Result<()> {
         let Some(u) = &self.paths.unified else {
             return Ok(());

@@ -51,7 +51,12 @@ impl Container {
             unshare |= CloneFlags::CLONE_NEWCGROUP;
         }
         let linux = bundle.spec.linux().as_ref();
-        let mut cgroup = cgroups::new(linux.and_then(|l| l.cgroups_path().as_deref()), id)?;
+        let cgroups_path = linux.and_then(|l| l.cgroups_path().as_deref());
+        let mut cgroup = if opts.systemd_cgroup {
+            cgroups::new_systemd(cgroups_path, id)?
+        } else {
+            cgroups::new(cgroups_path, id)?
+        };
         let resources = cgroups::container_resources(&bundle.spec);
         let seccomp_filter = linux
             .and_then(|l| l.seccomp().as_ref())

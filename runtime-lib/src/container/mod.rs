@@ -42,6 +42,9 @@ pub struct CreateOptions {
     pub notify_socket: bool,
     /// Do not create a new session keyring for the container.
     pub no_new_keyring: bool,
+    /// `--systemd-cgroup`: cgroupsPath is systemd's `slice:prefix:name`, for a systemd driver
+    /// Hull does not have yet (see [`crate::cgroups::new_systemd`]).
+    pub systemd_cgroup: bool,
 }
 
 impl CreateOptions {
@@ -57,6 +60,7 @@ impl CreateOptions {
             listen_fds: 0,
             notify_socket: false,
             no_new_keyring: false,
+            systemd_cgroup: false,
         }
     }
 }
