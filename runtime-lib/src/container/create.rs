@@ -290,7 +290,9 @@ fn follow_init(
                 let create_runtime = hooks.create_runtime().as_deref().unwrap_or_default();
                 hooks::run(HookKind::CreateRuntime, create_runtime, &state)?;
                 channel
-                    .send(&Message::HooksDone(state.clone()))
+                    .send(&Message::HooksDone {
+                        created: state.created.clone(),
+                    })
                     .sys("send hooks done")?;
             }
             Ok((Message::IdMapRequest, _)) => {
