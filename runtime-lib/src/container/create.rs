@@ -179,7 +179,19 @@ impl Container {
             net_devices: &net_devices,
             in_cgroup,
         };
-        let followed = follow_init(&runtime_end, pid, id, &bundle, opts, &dir, cg).and_then(|r| {
+        let state = State {
+            oci_version: bundle.spec.version().clone(),
+            id: id.to_string(),
+            pid: pid.as_raw(),
+            status: Status::Creating,
+            bundle: bundle.path.clone(),
+            rootfs: bundle.rootfs.clone(),
+            created: state::now_rfc3339(),
+            owner: String::new(),
+            annotations: bundle.spec.annotations().clone().unwrap_or_default(),
+        };
+        let followed = follow_init(&runtime_end, pid, state.clone(), &bundle, opts, &dir, cg);
+        let followed = followed.and_then(|r| {
             if let Some(socket) = &pidfd_socket {
                 pidfd::send_to_socket(socket, pid, pidfd::INIT_KIND)?;
             }
@@ -213,6 +225,9 @@ impl Container {
                 if let Some(p) = &opts.pid_file {
                     let _ = std::fs::remove_file(p);
                 }
+                // runtime.md: a failed create continues the lifecycle at the delete step, whose
+                // end is the poststop hooks (runc runs them too, whatever failed).
+                hooks::poststop(bundle.spec.hooks().as_ref(), &state);
                 Err(e)
             }
         }
@@ -223,7 +238,7 @@ impl Container {
 fn follow_init(
     channel: &Channel,
     pid: Pid,
-    id: &str,
+    mut state: State,
     bundle: &Bundle,
     opts: &CreateOptions,
     dir: &StateDir,
@@ -246,17 +261,6 @@ fn follow_init(
     channel
         .send(&Message::CgroupsApplied)
         .sys("send cgroups applied")?;
-    let mut state = State {
-        oci_version: bundle.spec.version().clone(),
-        id: id.to_string(),
-        pid: pid.as_raw(),
-        status: Status::Creating,
-        bundle: bundle.path.clone(),
-        rootfs: bundle.rootfs.clone(),
-        created: state::now_rfc3339(),
-        owner: String::new(),
-        annotations: bundle.spec.annotations().clone().unwrap_or_default(),
-    };
     let hooks = bundle.spec.hooks().clone().unwrap_or_default();
     let seccomp_config = bundle
         .spec
