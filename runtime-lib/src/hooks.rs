@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use nix::errno::Errno;
 use nix::fcntl::{fcntl, FcntlArg, OFlag};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-use nix::sys::signal::{SigSet, SigmaskHow, Signal};
+use nix::sys::signal::{killpg, SigSet, SigmaskHow, Signal};
 use nix::unistd::Pid;
 use oci_spec::runtime::{Hook, Hooks};
 
@@ -154,7 +154,9 @@ fn run_one(hook: &Hook, input: &[u8]) -> Result<(), HookError> {
     }
     cmd.stdin(Stdio::piped())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+        .stderr(Stdio::piped())
+        // Its own process group, so a timed-out hook goes with whatever it started.
+        .process_group(0);
     let mut child = cmd.spawn().map_err(|e| HookError::Spawn {
         errno: e.raw_os_error().unwrap_or(libc::EIO),
     })?;
@@ -177,8 +179,11 @@ fn run_one(hook: &Hook, input: &[u8]) -> Result<(), HookError> {
     let output = match watched {
         Ok(Some(output)) => output,
         other => {
-            // Timed out, or we cannot watch it any more: it must not outlive the operation.
-            let _ = child.kill();
+            // Timed out, or we cannot watch it any more: neither it nor what it started may
+            // outlive the operation.
+            if killpg(Pid::from_raw(child.id() as i32), Signal::SIGKILL).is_err() {
+                let _ = child.kill();
+            }
             let _ = child.wait();
             return match other {
                 Err(e) => Err(e),
