@@ -47,6 +47,18 @@ pub enum HookKind {
     Poststop,
 }
 
+impl HookKind {
+    /// Every kind, in the order the lifecycle runs them.
+    pub const ALL: [HookKind; 6] = [
+        HookKind::Prestart,
+        HookKind::CreateRuntime,
+        HookKind::CreateContainer,
+        HookKind::StartContainer,
+        HookKind::Poststart,
+        HookKind::Poststop,
+    ];
+}
+
 impl std::fmt::Display for HookKind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
