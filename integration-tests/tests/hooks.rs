@@ -286,3 +286,39 @@ fn a_failing_poststop_hook_warns_and_the_rest_still_run() {
     assert!(log.join("poststop-1").exists() && log.join("poststop-3").exists());
     rt.assert_no_leaks(&b, &[&id]);
 }
+
+/// config.md: a hook's path MUST be absolute and its timeout greater than zero. runc fails such a
+/// create too, but only when it runs the hook (`fork/exec true: no such file or directory`, `hook
+/// ran past specified timeout of 0.0s`); hull refuses the config first, naming the field.
+#[test]
+fn a_relative_hook_path_or_a_timeout_not_above_zero_is_refused() {
+    let bad = [
+        (json!({"path": "true"}), "hooks.createRuntime[1].path"),
+        (
+            json!({"path": "/bin/true", "timeout": 0}),
+            "hooks.createRuntime[1].timeout",
+        ),
+        (
+            json!({"path": "/bin/true", "timeout": -1}),
+            "hooks.createRuntime[1].timeout",
+        ),
+    ];
+    for (hook, field) in bad {
+        let rt = Runtime::new();
+        let mut b = Bundle::new();
+        let log = hook_log(&mut b);
+        let marker = host_hook(&format!("echo ran > {}/prestart", log.display()));
+        b.set(
+            "/hooks",
+            json!({"prestart": [marker], "createRuntime": [{"path": "/bin/true"}, hook]}),
+        );
+        let out = rt.create_fails(&b);
+        if only_hull("runc finds out when it runs the hook") {
+            out.stderr_has(&[field]);
+            assert!(
+                !log.join("prestart").exists(),
+                "a hook ran before {field} was refused"
+            );
+        }
+    }
+}

@@ -123,6 +123,9 @@ pub fn validate(spec: &Spec, bundle: &Path) -> Result<()> {
     validate_user_namespace(spec)?;
     validate_time_namespace(spec)?;
     validate_sysctl(spec)?;
+    if let Some(hooks) = spec.hooks() {
+        crate::hooks::validate(hooks)?;
+    }
     Ok(())
 }
 

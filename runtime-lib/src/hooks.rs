@@ -108,6 +108,46 @@ fn desc(errno: i32) -> String {
     Errno::from_raw(errno).desc().to_lowercase()
 }
 
+/// The hooks of one kind in `hooks`.
+pub fn of_kind(hooks: &Hooks, kind: HookKind) -> &[Hook] {
+    #[allow(deprecated)]
+    let list = match kind {
+        HookKind::Prestart => hooks.prestart(),
+        HookKind::CreateRuntime => hooks.create_runtime(),
+        HookKind::CreateContainer => hooks.create_container(),
+        HookKind::StartContainer => hooks.start_container(),
+        HookKind::Poststart => hooks.poststart(),
+        HookKind::Poststop => hooks.poststop(),
+    };
+    list.as_deref().unwrap_or_default()
+}
+
+/// config.md: `path` MUST be absolute, and a `timeout`, if set, greater than zero. Checked before
+/// anything is made, rather than found out (or, for a timeout, quietly rounded) halfway through.
+pub fn validate(hooks: &Hooks) -> crate::Result<()> {
+    for kind in HookKind::ALL {
+        for (i, hook) in of_kind(hooks, kind).iter().enumerate() {
+            let invalid = |field: &str, problem: String| crate::Error::InvalidConfig {
+                field: format!("hooks.{kind}[{i}].{field}"),
+                problem,
+            };
+            if !hook.path().is_absolute() {
+                return Err(invalid(
+                    "path",
+                    format!("{:?} is not an absolute path", hook.path()),
+                ));
+            }
+            if let Some(secs) = hook.timeout().filter(|&s| s <= 0) {
+                return Err(invalid(
+                    "timeout",
+                    format!("{secs} is not greater than zero"),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Runs every hook even when some fail (poststop: the spec wants the rest run, the failures only
 /// warned about); returns the failures.
 pub fn run_all(kind: HookKind, hooks: &[Hook], state: &State) -> Vec<HookFailure> {
@@ -125,7 +165,7 @@ pub fn run_all(kind: HookKind, hooks: &[Hook], state: &State) -> Vec<HookFailure
 /// runtime.md's last lifecycle step, after `delete` or a failed `create` removed the container:
 /// the poststop hooks with the `stopped` state, each failure a warning.
 pub fn poststop(hooks: Option<&Hooks>, state: &State) {
-    let Some(poststop) = hooks.and_then(|h| h.poststop().as_ref()) else {
+    let Some(poststop) = hooks.map(|h| of_kind(h, HookKind::Poststop)) else {
         return;
     };
     let mut state = state.clone();
@@ -174,7 +214,7 @@ fn run_one(hook: &Hook, input: &[u8]) -> Result<(), HookError> {
     })?;
     let deadline = hook
         .timeout()
-        .map(|secs| Instant::now() + Duration::from_secs(secs.max(1) as u64));
+        .map(|secs| Instant::now() + Duration::from_secs(secs.max(0) as u64));
     let pipes = Pipes {
         stdin: child.stdin.take().map(OwnedFd::from),
         outputs: [

@@ -288,11 +288,9 @@ fn follow_init(
                     .sys("send listener sent")?;
             }
             Ok((Message::CreateRuntime, _)) => {
-                #[allow(deprecated)]
-                let prestart = hooks.prestart().as_deref().unwrap_or_default();
-                hooks::run(HookKind::Prestart, prestart, &state)?;
-                let create_runtime = hooks.create_runtime().as_deref().unwrap_or_default();
-                hooks::run(HookKind::CreateRuntime, create_runtime, &state)?;
+                for kind in [HookKind::Prestart, HookKind::CreateRuntime] {
+                    hooks::run(kind, hooks::of_kind(&hooks, kind), &state)?;
+                }
                 channel
                     .send(&Message::HooksDone {
                         created: state.created.clone(),

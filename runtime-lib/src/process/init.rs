@@ -75,9 +75,10 @@ pub fn run(init: Init<'_>, sys: &dyn Syscall) -> i32 {
     if let Some(mut state) = state {
         // The user's program has not run yet: still `created` (runtime.md's state).
         state.status = crate::Status::Created;
-        let hooks = spec.hooks().as_ref();
-        let start = hooks
-            .and_then(|h| h.start_container().as_deref())
+        let start = spec
+            .hooks()
+            .as_ref()
+            .map(|h| hooks::of_kind(h, HookKind::StartContainer))
             .unwrap_or_default();
         if let Err(failure) = hooks::run(HookKind::StartContainer, start, &state) {
             eprintln!("hull init: {failure}");
@@ -220,7 +221,7 @@ fn create_hooks(init: &Init<'_>, hooks: &Hooks) -> InitResult<crate::State> {
         owner: String::new(),
         annotations: init.spec.annotations().clone().unwrap_or_default(),
     };
-    let create = hooks.create_container().as_deref().unwrap_or_default();
+    let create = hooks::of_kind(hooks, HookKind::CreateContainer);
     hooks::run(HookKind::CreateContainer, create, &state)
         .map_err(|f| InitFailure::new(InitStep::Hooks).detail(f.to_string()))?;
     Ok(state)
