@@ -124,6 +124,9 @@ pub fn validate(spec: &Spec, bundle: &Path) -> Result<()> {
     validate_time_namespace(spec)?;
     validate_sysctl(spec)?;
     crate::lsm::check_mount_label(spec)?;
+    if let Some(hooks) = spec.hooks() {
+        crate::hooks::validate(hooks)?;
+    }
     Ok(())
 }
 

@@ -104,16 +104,7 @@ pub fn features() -> Features {
     f.set_oci_version_min("1.0.0".to_string());
     f.set_oci_version_max(oci_spec::runtime::VERSION.to_string());
     f.set_hooks(Some(
-        [
-            "prestart",
-            "createRuntime",
-            "createContainer",
-            "startContainer",
-            "poststart",
-            "poststop",
-        ]
-        .map(String::from)
-        .to_vec(),
+        crate::hooks::HookKind::ALL.map(|k| k.to_string()).to_vec(),
     ));
     f.set_mount_options(Some(
         options::known().into_iter().map(String::from).collect(),

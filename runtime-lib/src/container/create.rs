@@ -187,7 +187,19 @@ impl Container {
             net_devices: &net_devices,
             in_cgroup,
         };
-        let followed = follow_init(&runtime_end, pid, id, &bundle, opts, &dir, cg).and_then(|r| {
+        let state = State {
+            oci_version: bundle.spec.version().clone(),
+            id: id.to_string(),
+            pid: pid.as_raw(),
+            status: Status::Creating,
+            bundle: bundle.path.clone(),
+            rootfs: bundle.rootfs.clone(),
+            created: state::now_rfc3339(),
+            owner: String::new(),
+            annotations: bundle.spec.annotations().clone().unwrap_or_default(),
+        };
+        let followed = follow_init(&runtime_end, pid, state.clone(), &bundle, opts, &dir, cg);
+        let followed = followed.and_then(|r| {
             if let Some(socket) = &pidfd_socket {
                 pidfd::send_to_socket(socket, pid, pidfd::INIT_KIND)?;
             }
@@ -221,6 +233,9 @@ impl Container {
                 if let Some(p) = &opts.pid_file {
                     let _ = std::fs::remove_file(p);
                 }
+                // runtime.md: a failed create continues the lifecycle at the delete step, whose
+                // end is the poststop hooks (runc runs them too, whatever failed).
+                hooks::poststop(bundle.spec.hooks().as_ref(), &state);
                 Err(e)
             }
         }
@@ -231,7 +246,7 @@ impl Container {
 fn follow_init(
     channel: &Channel,
     pid: Pid,
-    id: &str,
+    mut state: State,
     bundle: &Bundle,
     opts: &CreateOptions,
     dir: &StateDir,
@@ -254,17 +269,6 @@ fn follow_init(
     channel
         .send(&Message::CgroupsApplied)
         .sys("send cgroups applied")?;
-    let mut state = State {
-        oci_version: bundle.spec.version().clone(),
-        id: id.to_string(),
-        pid: pid.as_raw(),
-        status: Status::Creating,
-        bundle: bundle.path.clone(),
-        rootfs: bundle.rootfs.clone(),
-        created: state::now_rfc3339(),
-        owner: String::new(),
-        annotations: bundle.spec.annotations().clone().unwrap_or_default(),
-    };
     let hooks = bundle.spec.hooks().clone().unwrap_or_default();
     let seccomp_config = bundle
         .spec
@@ -292,13 +296,13 @@ fn follow_init(
                     .sys("send listener sent")?;
             }
             Ok((Message::CreateRuntime, _)) => {
-                #[allow(deprecated)]
-                let prestart = hooks.prestart().as_deref().unwrap_or_default();
-                hooks::run(HookKind::Prestart, prestart, &state)?;
-                let create_runtime = hooks.create_runtime().as_deref().unwrap_or_default();
-                hooks::run(HookKind::CreateRuntime, create_runtime, &state)?;
+                for kind in [HookKind::Prestart, HookKind::CreateRuntime] {
+                    hooks::run(kind, hooks::of_kind(&hooks, kind), &state)?;
+                }
                 channel
-                    .send(&Message::HooksDone(state.clone()))
+                    .send(&Message::HooksDone {
+                        created: state.created.clone(),
+                    })
                     .sys("send hooks done")?;
             }
             Ok((Message::IdMapRequest, _)) => {

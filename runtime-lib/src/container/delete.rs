@@ -5,7 +5,7 @@ use nix::sys::wait::{waitpid, WaitPidFlag};
 
 use super::Container;
 use crate::error::{Error, SysContext};
-use crate::hooks::{self, HookKind};
+use crate::hooks;
 use crate::{cgroups, Result, Status};
 
 /// How long delete waits for a SIGKILLed init to be gone (it only has to be scheduled once).
@@ -43,14 +43,7 @@ impl Container {
         }
         self.dir.remove()?;
         drop(lock);
-        if let Some(poststop) = record.hooks.as_ref().and_then(|h| h.poststop().as_ref()) {
-            let mut state = record.state.clone();
-            state.status = Status::Stopped;
-            // The spec: a failed poststop hook is a warning; the container is gone either way.
-            for failure in hooks::run_all(HookKind::Poststop, poststop, &state) {
-                log::warn!("{failure}");
-            }
-        }
+        hooks::poststop(record.hooks.as_ref(), &record.state);
         Ok(())
     }
 

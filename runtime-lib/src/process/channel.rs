@@ -11,8 +11,9 @@
 //! 1. `IdMapRequest` — only when the init made a new user namespace: it has done so and waits.
 //!    ← `IdMapsWritten` — the runtime wrote /proc/<init>/uid_map and gid_map.
 //! 2. `CreateRuntime` — only when the config has hooks: the mounts are made, pivot_root is next.
-//!    ← `HooksDone(state)` — the runtime ran the prestart and createRuntime hooks; `state` is what
-//!    the init's own hooks (createContainer, startContainer) get on their stdin.
+//!    ← `HooksDone { created }` — the runtime ran the prestart and createRuntime hooks; the init
+//!    builds the state its own hooks (createContainer, startContainer) get from its spec and this
+//!    creation time (the whole state could outgrow a datagram: annotations are unbounded).
 //!    `SeccompListener` — only with SCMP_ACT_NOTIFY: the filter is loaded, its listener fd rides with
 //!    the message (SCM_RIGHTS). ← `ListenerSent` — the runtime handed it to `listenerPath`.
 //! 3. `Ready` — the init ran the whole init sequence up to the exec; the user's executable exists.
@@ -41,7 +42,7 @@ pub enum Message {
     IdMapRequest,
     IdMapsWritten,
     CreateRuntime,
-    HooksDone(crate::State),
+    HooksDone { created: String },
     SeccompListener,
     ListenerSent,
     Ready,

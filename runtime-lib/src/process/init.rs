@@ -75,10 +75,12 @@ pub fn run(init: Init<'_>, sys: &dyn Syscall) -> i32 {
         return 1;
     }
     if let Some(mut state) = state {
+        // The user's program has not run yet: still `created` (runtime.md's state).
         state.status = crate::Status::Created;
-        let hooks = spec.hooks().as_ref();
-        let start = hooks
-            .and_then(|h| h.start_container().as_deref())
+        let start = spec
+            .hooks()
+            .as_ref()
+            .map(|h| hooks::of_kind(h, HookKind::StartContainer))
             .unwrap_or_default();
         if let Err(failure) = hooks::run(HookKind::StartContainer, start, &state) {
             eprintln!("hull init: {failure}");
@@ -143,7 +145,7 @@ fn prepare(init: &Init<'_>, sys: &dyn Syscall) -> InitResult<(Executable, Option
         .init(InitStep::RootfsBind, init.bundle.display())?;
     rootfs::prepare(spec, init.rootfs, sys)?;
     let state = match spec.hooks() {
-        Some(hooks) => Some(create_hooks(hooks, &init.channel)?),
+        Some(hooks) => Some(create_hooks(init, hooks)?),
         None => None,
     };
     rootfs::pivot(init.rootfs, init.no_pivot, sys)?;
@@ -201,15 +203,28 @@ fn prepare(init: &Init<'_>, sys: &dyn Syscall) -> InitResult<(Executable, Option
 
 /// The mounts are made and pivot_root is next: the runtime's prestart and createRuntime hooks, then
 /// our createContainer hooks (in the container's namespaces, host paths still reachable).
-fn create_hooks(hooks: &Hooks, channel: &Channel) -> InitResult<crate::State> {
-    channel
+fn create_hooks(init: &Init<'_>, hooks: &Hooks) -> InitResult<crate::State> {
+    init.channel
         .send(&Message::CreateRuntime)
         .init(InitStep::Hooks, "createRuntime")?;
-    let state = match channel.recv() {
-        Ok(Message::HooksDone(state)) => state,
+    let created = match init.channel.recv() {
+        Ok(Message::HooksDone { created }) => created,
         other => return Err(unexpected(InitStep::Hooks, other)),
     };
-    let create = hooks.create_container().as_deref().unwrap_or_default();
+    let state = crate::State {
+        oci_version: init.spec.version().clone(),
+        id: init.id.to_string(),
+        // runtime.md: hooks run in the container namespace get the pid as the container sees it:
+        // ours, here in its pid namespace.
+        pid: nix::unistd::getpid().as_raw(),
+        status: crate::Status::Creating,
+        bundle: init.bundle.to_path_buf(),
+        rootfs: init.rootfs.to_path_buf(),
+        created,
+        owner: String::new(),
+        annotations: init.spec.annotations().clone().unwrap_or_default(),
+    };
+    let create = hooks::of_kind(hooks, HookKind::CreateContainer);
     hooks::run(HookKind::CreateContainer, create, &state)
         .map_err(|f| InitFailure::new(InitStep::Hooks).detail(f.to_string()))?;
     Ok(state)
