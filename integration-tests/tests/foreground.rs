@@ -98,3 +98,47 @@ fn foreground_exec_passes_signals_to_its_process() {
     rt.delete_force(&id).ok();
     rt.assert_no_leaks(&b, &[&id]);
 }
+
+/// A signal that comes while `run` is still creating the container (here: during a createRuntime
+/// hook) does not end the runtime half-way: it is passed on once the init exists, the runtime
+/// exits with the init's status, and nothing is left behind. In its own pid namespace the init is
+/// that namespace's init, and the kernel drops a signal it has no handler for (runc's run exits 0
+/// there too); without one it dies of it (runc 1.1.5 loses it there as well: its init, still Go
+/// code then, swallows it; hull passes it on, as a caller stopping the container means).
+#[test]
+fn foreground_run_holds_a_signal_that_comes_during_create() {
+    use std::os::unix::process::ExitStatusExt;
+    let rt = Runtime::new();
+    let mut cases = vec![(true, 0)];
+    if integration_tests::runtime::is_hull() {
+        cases.push((false, 128 + Signal::SIGTERM as i32));
+    }
+    for (own_pid_ns, code) in cases {
+        let marker = rt.scratch().join(format!("in-hook-{own_pid_ns}"));
+        let mut b = Bundle::new();
+        // Long enough to be there when the signal is passed on, whenever that is.
+        b.args(&["sleep", "2"]).set(
+            "/hooks/createRuntime",
+            serde_json::json!([{
+                "path": "/bin/sh",
+                "args": ["sh", "-c", format!("touch {}; sleep 1", marker.display())]
+            }]),
+        );
+        if !own_pid_ns {
+            b.without_namespace("pid");
+        }
+        let id = rt.new_id();
+        let cmd = rt.cmd(["run", "--bundle"]).arg(b.path()).last(&id);
+        let (running, _lines) = spawn_piped(cmd);
+        let deadline = std::time::Instant::now() + WAIT;
+        while !marker.exists() {
+            assert!(std::time::Instant::now() < deadline, "the hook never ran");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        kill(Pid::from_raw(running.pid() as i32), Signal::SIGTERM).expect("signal the runtime");
+        let out = running.wait();
+        assert_eq!(out.status.signal(), None, "the runtime was killed: {out}");
+        assert_eq!(out.code(), code, "own pid namespace: {own_pid_ns}: {out}");
+        rt.assert_no_leaks(&b, &[&id]);
+    }
+}

@@ -36,6 +36,14 @@ pub fn run(ctx: &Ctx, args: Run) -> Outcome {
     } else {
         None
     };
+    // Held from before the init exists, as runc's signal handler: one that comes during create
+    // waits for the forwarder instead of ending hull and orphaning a half-made container. The init
+    // and every hook start with an empty mask (the init resets it right before its execve).
+    let held = if args.detach {
+        None
+    } else {
+        Some(hold_signals(console.is_some()).map_err(in_run)?)
+    };
     let mut c = Container::create(&args.id, &opts).map_err(|e| in_run(e.into()))?;
     let master = match console.as_ref().map(ConsoleSocket::receive).transpose() {
         Ok(master) => master,
@@ -50,11 +58,9 @@ pub fn run(ctx: &Ctx, args: Run) -> Outcome {
         args.id,
         c.pid()
     ));
-    // Only now: the init was forked with the default signal mask, and must not inherit ours.
-    if !args.detach {
+    if let Some(held) = held {
         let resize = master.as_ref().and_then(|m| m.try_clone().ok());
-        hold_signals(resize.is_some())
-            .and_then(|held| held.forward_to(Pid::from_raw(c.pid()), resize))
+        held.forward_to(Pid::from_raw(c.pid()), resize)
             .map_err(in_run)?;
     }
     let notify = match std::env::var_os("NOTIFY_SOCKET") {
