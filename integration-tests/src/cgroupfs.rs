@@ -30,6 +30,21 @@ pub fn dirs(pid: i32) -> Vec<(Vec<String>, PathBuf)> {
         .collect()
 }
 
+/// `pid`'s entries of /proc/<pid>/cgroup whose hierarchy is mounted here: the kernel also lists a
+/// v1 hierarchy that is unmounted but still alive (e.g. one a benchmark mounted and unmounted),
+/// where no runtime can place a process.
+pub fn mounted_groups(pid: i32) -> Vec<ProcessCGroup> {
+    let mounts = Process::myself()
+        .and_then(|p| p.mountinfo())
+        .expect("read /proc/self/mountinfo");
+    Process::new(pid)
+        .and_then(|p| p.cgroups())
+        .unwrap_or_else(|e| panic!("read /proc/{pid}/cgroup: {e}"))
+        .into_iter()
+        .filter(|g| mounts.iter().any(|m| dir_in_mount(m, g).is_some()))
+        .collect()
+}
+
 /// Where cgroup `g` lies if mount `m` is a mount of its hierarchy.
 fn dir_in_mount(m: &MountInfo, g: &ProcessCGroup) -> Option<PathBuf> {
     let mounts_it = if g.hierarchy == 0 {

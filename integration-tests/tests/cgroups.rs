@@ -75,11 +75,7 @@ fn default_cgroup_is_the_id_under_the_callers_cgroup() {
         .unwrap()
         .cgroups()
         .unwrap();
-    let theirs = procfs::process::Process::new(init)
-        .unwrap()
-        .cgroups()
-        .unwrap();
-    for g in &theirs {
+    for g in &cgroupfs::mounted_groups(init) {
         let parent = mine
             .0
             .iter()
@@ -103,11 +99,7 @@ fn absolute_cgroups_path_places_the_cgroup_there() {
     let mut b = limited(json!({}));
     b.set("/linux/cgroupsPath", json!(format!("/{name}")));
     let (id, init, dirs) = running(&rt, &b);
-    let groups = procfs::process::Process::new(init)
-        .unwrap()
-        .cgroups()
-        .unwrap();
-    for g in &groups {
+    for g in &cgroupfs::mounted_groups(init) {
         assert_eq!(g.pathname, format!("/{name}"), "{:?} cgroup", g.controllers);
     }
     assert_eq!(cgroupfs::dirs_named(&name).len(), dirs.len());
@@ -778,11 +770,7 @@ fn nested_cgroups_path_makes_the_parents() {
     let mut b = limited(json!({"pids": {"limit": 20}}));
     b.set("/linux/cgroupsPath", json!(format!("/{name}/a/b")));
     let (id, init, dirs) = running(&rt, &b);
-    for g in procfs::process::Process::new(init)
-        .unwrap()
-        .cgroups()
-        .unwrap()
-    {
+    for g in cgroupfs::mounted_groups(init) {
         assert_eq!(g.pathname, format!("/{name}/a/b"), "{:?}", g.controllers);
     }
     let pids = cgroupfs::controller_dir(init, "pids");
