@@ -148,6 +148,30 @@ pub fn copy_window_size(from: std::os::fd::BorrowedFd<'_>, to: std::os::fd::Borr
     }
 }
 
+/// What a foreground `run` or `exec` sets up before its process exists: runc's own terminal (a
+/// console socket of hull's, so hull takes the pty master itself and relays its stdio) when the
+/// process wants one and the caller passed no socket, and the signals to pass on, held from then
+/// so that none comes too early (the library resets the mask right before the process' execve,
+/// and every hook starts with an empty one). Detached, nothing.
+pub fn prepare_foreground(
+    detach: bool,
+    terminal: bool,
+    console_socket: &mut Option<PathBuf>,
+) -> Result<(Option<ConsoleSocket>, Option<HeldSignals>), Failure> {
+    if detach {
+        return Ok((None, None));
+    }
+    let console = if console_socket.is_none() && terminal {
+        let socket = ConsoleSocket::new()?;
+        *console_socket = Some(socket.path());
+        Some(socket)
+    } else {
+        None
+    };
+    let held = hold_signals(console.is_some())?;
+    Ok((console, Some(held)))
+}
+
 /// What a foreground `run` or `exec` passes on to the container's process: as runc, every signal
 /// a process can be sent but SIGCHLD (ours to wait for) and SIGWINCH (a resize, with a terminal).
 /// Left out besides: SIGKILL and SIGSTOP (they cannot be caught), and the faults the kernel raises
@@ -180,9 +204,9 @@ const FORWARDED: [Signal; 19] = [
 pub struct HeldSignals(SigSet);
 
 /// Blocks the forwarded signals (SIGWINCH too with a relayed terminal, `resize`). A signal mask
-/// is inherited across fork and execve: call it only once the container's process is started, or
-/// before a library call that clears the mask in the child (`exec` does).
-pub fn hold_signals(resize: bool) -> Result<HeldSignals, Failure> {
+/// is inherited across fork and execve: only before library calls whose children clear it (the
+/// init and exec'd processes do, right before their execve; `Command` does for hooks).
+fn hold_signals(resize: bool) -> Result<HeldSignals, Failure> {
     let mut set: SigSet = FORWARDED.into_iter().collect();
     if resize {
         set.add(Signal::SIGWINCH);

@@ -6,7 +6,7 @@ use hull::Container;
 use nix::sys::signal::{kill, Signal};
 use oci_spec::runtime::{Capability, Process};
 
-use super::console::{hold_signals, ConsoleSocket, Relay};
+use super::console::{prepare_foreground, ConsoleSocket, Relay};
 use super::{absolute, Ctx, Outcome};
 use crate::log::Failure;
 
@@ -89,22 +89,12 @@ pub fn run(ctx: &Ctx, args: Exec) -> Outcome {
         preserve_fds: args.preserve_fds,
         ignore_paused: args.ignore_paused,
     };
-    // runc's foreground terminal, as `run` has it: hull takes the pty master itself.
-    let console =
-        if !args.detach && opts.console_socket.is_none() && process.terminal().unwrap_or(false) {
-            let socket = ConsoleSocket::new().map_err(|e| e.during("exec"))?;
-            opts.console_socket = Some(socket.path());
-            Some(socket)
-        } else {
-            None
-        };
-    // Held from before the process starts, so that none comes too early to be passed on (the
-    // library resets the mask and dispositions right before the process's execve).
-    let held = if args.detach {
-        None
-    } else {
-        Some(hold_signals(console.is_some()).map_err(|e| e.during("exec"))?)
-    };
+    let (console, held) = prepare_foreground(
+        args.detach,
+        process.terminal().unwrap_or(false),
+        &mut opts.console_socket,
+    )
+    .map_err(|e| e.during("exec"))?;
     let pid = container
         .exec(&process, &opts)
         .map_err(|e| Failure::from(e).during("exec"))?;

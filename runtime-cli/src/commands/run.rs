@@ -2,7 +2,7 @@ use clap::Args;
 use hull::Container;
 use nix::unistd::Pid;
 
-use super::console::{hold_signals, ConsoleSocket, Relay};
+use super::console::{prepare_foreground, ConsoleSocket, Relay};
 use super::create::CreateArgs;
 use super::{Ctx, Outcome};
 use crate::log::Failure;
@@ -28,22 +28,11 @@ pub struct Run {
 pub fn run(ctx: &Ctx, args: Run) -> Outcome {
     let in_run = |f: Failure| f.during("run");
     let mut opts = args.opts.options(ctx).map_err(in_run)?;
-    // runc's foreground terminal: hull takes the pty master itself and relays its own stdio.
-    let console = if !args.detach && opts.console_socket.is_none() && wants_terminal(&opts.bundle) {
-        let socket = ConsoleSocket::new().map_err(in_run)?;
-        opts.console_socket = Some(socket.path());
-        Some(socket)
-    } else {
-        None
-    };
     // Held from before the init exists, as runc's signal handler: one that comes during create
-    // waits for the forwarder instead of ending hull and orphaning a half-made container. The init
-    // and every hook start with an empty mask (the init resets it right before its execve).
-    let held = if args.detach {
-        None
-    } else {
-        Some(hold_signals(console.is_some()).map_err(in_run)?)
-    };
+    // waits for the forwarder instead of ending hull and orphaning a half-made container.
+    let terminal = wants_terminal(&opts.bundle);
+    let (console, held) =
+        prepare_foreground(args.detach, terminal, &mut opts.console_socket).map_err(in_run)?;
     let mut c = Container::create(&args.id, &opts).map_err(|e| in_run(e.into()))?;
     let master = match console.as_ref().map(ConsoleSocket::receive).transpose() {
         Ok(master) => master,
