@@ -77,6 +77,13 @@ busybox ip link set lo up || true
 # The console would turn "\n" into "\r\n" in the command's output.
 busybox stty -onlcr </dev/console 2>/dev/null || true
 
+# The tests' own files (bundles, roots, containerd's and podman's state) on a tmpfs of the guest's.
+# Under /tmp every lookup goes through the overlay to the host's 9p share: a tight poll loop there
+# (lifecycle's pid-file watcher) once left both vCPUs in a soft lockup for minutes.
+mkdir -p /run/hull-tmp
+chmod 1777 /run/hull-tmp
+export TMPDIR=/run/hull-tmp
+
 status=0
 bash "$share/cmd" </dev/null >/dev/console 2>&1 || status=$?
 echo "$status" >"$share/status.tmp"

@@ -88,7 +88,9 @@ truncate -s 64M "$work/scratch.img"
 
 # Without the TSC frequency the microvm guest sometimes hangs calibrating its clock.
 mhz="$(awk -F: '/^cpu MHz/ { printf "%d", $2 * 1000; exit }' /proc/cpuinfo)"
-append="console=ttyS0 panic=-1 pci=off cryptomgr.notests=1 tsc=reliable ${mhz:+tsc_early_khz=$mhz}"
+# softlockup_panic: a guest kernel that locks up ends at once (panic=-1, -no-reboot) instead of
+# at the timeout; the caller sees "soft lockup" in the output and no status.
+append="console=ttyS0 panic=-1 softlockup_panic=1 pci=off cryptomgr.notests=1 tsc=reliable ${mhz:+tsc_early_khz=$mhz}"
 if [ "${HULL_VM_DEBUG:-0}" = 1 ]; then
     append="$append hullvm.debug"
 else
