@@ -184,6 +184,39 @@ fn a_failing_chatty_hook_is_reported_with_the_end_of_its_output() {
     }
 }
 
+/// A startContainer hook fails in the init, after `create` has returned: `start` fails with that
+/// hook's error (which one, how, the end of its output), as runc's start does, the user's process
+/// never runs, and nothing is left once the container is deleted.
+#[test]
+fn a_failing_start_container_hook_is_the_error_of_start() {
+    // runtime.md (lifecycle step 7): "If any startContainer hook fails, the runtime MUST generate
+    // an error".
+    if !only_hull("runc 1.1.5's start exits 0 when a startContainer hook fails") {
+        return;
+    }
+    let rt = Runtime::new();
+    let mut b = Bundle::new();
+    b.args(&["sh", "-c", "echo the-process-ran"]).set(
+        "/hooks",
+        json!({"startContainer": [{
+            "path": "/bin/sh",
+            "args": ["sh", "-c", "echo not today >&2; exit 3"]
+        }]}),
+    );
+    let id = rt.new_id();
+    rt.create(&b, &id).ok();
+    let out = rt.start(&id);
+    out.failed()
+        .stderr_has(&["hook", "exit status", "3", "not today"]);
+    if only_hull("runc names the hook by its number only") {
+        out.stderr_has(&["startContainer hook #0", "/bin/sh"]);
+    }
+    assert!(!out.stdout.contains("the-process-ran"), "{out}");
+    rt.wait_status(&id, "stopped");
+    rt.delete(&id).ok();
+    rt.assert_no_leaks(&b, &[&id]);
+}
+
 /// Create with a createRuntime hook (made for the bundle) of 1 s timeout and a state it does not
 /// read: fails within seconds and leaves nothing.
 fn timed_out_create(hook: impl FnOnce(&Bundle) -> Value) -> integration_tests::Output {

@@ -28,6 +28,7 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{killpg, SigSet, SigmaskHow, Signal};
 use nix::unistd::Pid;
 use oci_spec::runtime::{Hook, Hooks};
+use serde::{Deserialize, Serialize};
 
 use crate::process::pidfd::PidFd;
 use crate::{State, Status};
@@ -37,7 +38,7 @@ use crate::{State, Status};
 const OUTPUT_KEPT: usize = 16 * 1024;
 
 /// The hook kinds, with the spec's names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum HookKind {
     Prestart,
     CreateRuntime,
@@ -73,7 +74,8 @@ impl std::fmt::Display for HookKind {
 }
 
 /// One hook that failed: which one, and how (runc's wording: `error running <kind> hook #<n>`).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+/// Serialisable: a startContainer hook fails in the init, which hands this to `start`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
 #[error("error running {kind} hook #{index} {path:?}: {error}")]
 pub struct HookFailure {
     pub kind: HookKind,
@@ -84,7 +86,7 @@ pub struct HookFailure {
 }
 
 /// How a hook failed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
 pub enum HookError {
     /// The fork or the exec of `path` failed.
     #[error("cannot run it: {}", desc(*errno))]
@@ -101,7 +103,7 @@ pub enum HookError {
     },
     /// Feeding it its state or watching it failed.
     #[error("{step}: {}", desc(*errno))]
-    Io { step: &'static str, errno: i32 },
+    Io { step: String, errno: i32 },
 }
 
 fn desc(errno: i32) -> String {
@@ -224,7 +226,7 @@ fn run_one(hook: &Hook, input: &[u8]) -> Result<(), HookError> {
     };
     let watched = PidFd::open(Pid::from_raw(child.id() as i32))
         .map_err(|e| HookError::Io {
-            step: "pidfd_open",
+            step: "pidfd_open".into(),
             errno: e as i32,
         })
         .and_then(|pidfd| pipes.serve(&pidfd, input, deadline));
@@ -246,7 +248,7 @@ fn run_one(hook: &Hook, input: &[u8]) -> Result<(), HookError> {
         }
     };
     let status = child.wait().map_err(|e| HookError::Io {
-        step: "wait for hook",
+        step: "wait for hook".into(),
         errno: e.raw_os_error().unwrap_or(libc::EIO),
     })?;
     if status.success() {
@@ -277,7 +279,7 @@ impl Pipes {
     ) -> Result<Option<[Tail; 2]>, HookError> {
         for fd in self.stdin.iter().chain(self.outputs.iter().flatten()) {
             fcntl(fd, FcntlArg::F_SETFL(OFlag::O_NONBLOCK)).map_err(|e| HookError::Io {
-                step: "make hook pipe non-blocking",
+                step: "make hook pipe non-blocking".into(),
                 errno: e as i32,
             })?;
         }
@@ -310,7 +312,7 @@ impl Pipes {
                     Err(Errno::EPIPE) => written = input.len(),
                     Err(e) => {
                         return Err(HookError::Io {
-                            step: "write state to hook's stdin",
+                            step: "write state to hook's stdin".into(),
                             errno: e as i32,
                         })
                     }
@@ -353,7 +355,7 @@ impl Pipes {
             Ok(_) | Err(Errno::EINTR) => {}
             Err(e) => {
                 return Err(HookError::Io {
-                    step: "poll hook's pipes",
+                    step: "poll hook's pipes".into(),
                     errno: e as i32,
                 })
             }
@@ -376,7 +378,7 @@ fn drain(slot: &mut Option<OwnedFd>, tail: &mut Tail) -> Result<(), HookError> {
             Err(Errno::EINTR) => {}
             Err(e) => {
                 return Err(HookError::Io {
-                    step: "read hook's output",
+                    step: "read hook's output".into(),
                     errno: e as i32,
                 })
             }

@@ -23,8 +23,11 @@ use crate::error::{Context, Error, Result, SysContext};
 pub const DEFAULT_ROOT: &str = "/run/hull";
 pub(crate) const STATE_FILE: &str = "state.json";
 pub(crate) const EXEC_FIFO: &str = "exec.fifo";
-/// The init writes one byte here right before its execve; it closes (end-of-file) if it dies first.
+/// What the init tells `start` here, once released: [`EXEC_REACHED`] right before its execve; a
+/// failed startContainer hook as its JSON `HookFailure`, then end-of-file; end-of-file alone if it
+/// died any other way.
 pub(crate) const EXEC_DONE_FIFO: &str = "exec.done";
+pub(crate) const EXEC_REACHED: &[u8] = b"1";
 
 /// runtime.md's state, with runc's field set (what `hull state` prints).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -59,7 +59,7 @@ impl Container {
         };
         nix::unistd::write(&fd, b"0").sys_path("write exec fifo", &fifo)?;
         drop(fd);
-        let exec_reached = wait_for_exec(&done).sys_path("read exec done fifo", &done_path)?;
+        let outcome = wait_for_exec(&done).sys_path("read exec done fifo", &done_path)?;
         // The fifo's absence is what makes the status `running` from now on.
         for path in [&fifo, &done_path] {
             std::fs::remove_file(path).map_err(|source| Error::Io {
@@ -68,11 +68,14 @@ impl Container {
                 source,
             })?;
         }
-        if !exec_reached {
+        if let Some(failure) = outcome.hook_failure {
+            return Err(failure.into());
+        }
+        if !outcome.exec_reached {
             return Err(Error::InitLost {
                 step: "start",
                 detail: "the container's init exited before it could exec the process \
-                         (a startContainer hook or the exec failed: see the container's stderr)"
+                         (see the container's stderr)"
                     .into(),
             });
         }
@@ -126,13 +129,26 @@ impl Container {
     }
 }
 
-/// Blocks until the init wrote its byte to `exec.done` (true) or closed it by dying (false).
-fn wait_for_exec(done: &OwnedFd) -> nix::Result<bool> {
+/// What the init said on `exec.done` (see [`crate::state::EXEC_DONE_FIFO`]).
+struct ExecOutcome {
+    exec_reached: bool,
+    hook_failure: Option<hooks::HookFailure>,
+}
+
+/// Reads `exec.done` to end-of-file, or until the init said it is about to exec.
+fn wait_for_exec(done: &OwnedFd) -> nix::Result<ExecOutcome> {
     use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-    let mut byte = [0u8; 1];
+    let mut said = Vec::new();
+    let mut buf = [0u8; 4096];
     loop {
-        match nix::unistd::read(done.as_fd(), &mut byte) {
-            Ok(n) => return Ok(n == 1),
+        match nix::unistd::read(done.as_fd(), &mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                said.extend_from_slice(&buf[..n]);
+                if said == crate::state::EXEC_REACHED {
+                    break;
+                }
+            }
             Err(Errno::EAGAIN) => {
                 let mut fds = [PollFd::new(done.as_fd(), PollFlags::POLLIN)];
                 match poll(&mut fds, PollTimeout::NONE) {
@@ -144,4 +160,8 @@ fn wait_for_exec(done: &OwnedFd) -> nix::Result<bool> {
             Err(e) => return Err(e),
         }
     }
+    Ok(ExecOutcome {
+        exec_reached: said == crate::state::EXEC_REACHED,
+        hook_failure: serde_json::from_slice(&said).ok(),
+    })
 }

@@ -84,11 +84,15 @@ pub fn run(init: Init<'_>, sys: &dyn Syscall) -> i32 {
             .unwrap_or_default();
         if let Err(failure) = hooks::run(HookKind::StartContainer, start, &state) {
             eprintln!("hull init: {failure}");
+            // For `start` to return as its error (crate::state::EXEC_DONE_FIFO).
+            if let Ok(record) = serde_json::to_vec(&failure) {
+                let _ = std::io::Write::write_all(&mut std::fs::File::from(exec_done), &record);
+            }
             return 1;
         }
     }
     // `start` returns once it reads this (or end-of-file, if we died before getting here).
-    let _ = nix::unistd::write(&exec_done, b"1");
+    let _ = nix::unistd::write(&exec_done, crate::state::EXEC_REACHED);
     if let Some(filter) = seccomp_last {
         if let Err(failure) = seccomp::install(filter) {
             eprintln!("hull init: {failure}");
