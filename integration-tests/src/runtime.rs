@@ -38,6 +38,24 @@ pub fn hull_binary() -> &'static Path {
     BIN.get_or_init(build_hull)
 }
 
+/// The lines of a JSON log ([`Runtime::json_log_cmd`]), each parsed; none if it was never written.
+pub fn log_entries(log: &Path) -> Vec<Value> {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l:?}")))
+        .collect()
+}
+
+/// The messages of the log's lines of `level` (`warning`, `error`, `debug`...).
+pub fn log_messages(log: &Path, level: &str) -> Vec<String> {
+    log_entries(log)
+        .into_iter()
+        .filter(|e| e["level"] == level)
+        .filter_map(|e| e["msg"].as_str().map(str::to_string))
+        .collect()
+}
+
 /// True when the runtime under test is hull (the default).
 pub fn is_hull() -> bool {
     runtime_binary().file_name() == Some(OsStr::new("hull"))
@@ -502,6 +520,12 @@ impl Runtime {
     pub fn create_cmd(&self, b: &Bundle, id: &str) -> Cmd<'_> {
         self.remember(id);
         self.cmd(["create", "--bundle"]).arg(b.path()).last(id)
+    }
+
+    /// `<runtime> --log <log> --log-format json`, a verb to follow: the runtime's log as
+    /// containerd's shim and conmon have it written (read it back with [`log_entries`]).
+    pub fn json_log_cmd(&self, log: &Path) -> Cmd<'_> {
+        self.cmd(["--log"]).arg(log).args(["--log-format", "json"])
     }
 
     /// `create` then `start` of `b` under a fresh id, which it returns; panics if either fails.

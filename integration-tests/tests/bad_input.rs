@@ -4,7 +4,7 @@
 //! The key words checked are those runc 1.1.5 and hull share; where hull is deliberately stricter
 //! or more precise than runc, the extra check is guarded by `is_hull()` / `only_hull()`.
 
-use integration_tests::runtime::is_hull;
+use integration_tests::runtime::{is_hull, log_messages};
 use integration_tests::{only_hull, Bundle, Runtime};
 use serde_json::json;
 
@@ -470,23 +470,18 @@ fn mount_label_without_selinux_is_a_warning() {
     let id = rt.new_id();
     let log = rt.scratch().join("log.json");
     let out = rt
-        .cmd(["--log"])
-        .arg(&log)
-        .args(["--log-format", "json", "run", "--bundle"])
+        .json_log_cmd(&log)
+        .args(["run", "--bundle"])
         .arg(b.path())
         .arg(&id)
         .output();
     assert_eq!(out.ok().stdout.trim(), "ran");
-    let text = std::fs::read_to_string(&log).unwrap();
-    let warning: serde_json::Value = text
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .find(|e: &serde_json::Value| e["level"] == "warning")
-        .unwrap_or_else(|| panic!("no warning in {text:?}"));
-    let msg = warning["msg"].as_str().unwrap();
+    let warnings = log_messages(&log, "warning");
     assert!(
-        msg.contains("mountLabel") && msg.contains("container_file_t"),
-        "{msg}"
+        warnings
+            .iter()
+            .any(|m| m.contains("mountLabel") && m.contains("container_file_t")),
+        "{warnings:?}"
     );
     rt.assert_no_leaks(&b, &[&id]);
 }

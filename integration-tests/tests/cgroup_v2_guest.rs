@@ -471,13 +471,7 @@ fn in_guest_init_and_exec_are_born_in_the_cgroup() {
     let mut b = limited_bundle(64 << 20, 64);
     b.args(&["sleep", "1000"]);
     let log = rt.scratch().join("debug.log");
-    let with_debug = |args: &[&str]| {
-        rt.cmd(["--debug", "--log"])
-            .arg(&log)
-            .args(["--log-format", "json"])
-            .args(args)
-            .output()
-    };
+    let with_debug = |args: &[&str]| rt.json_log_cmd(&log).arg("--debug").args(args).output();
     with_debug(&["create", "--bundle", b.path().to_str().unwrap(), &id]).ok();
     let cg = host_cgroup_of(&rt, &id);
     with_debug(&["start", &id]).ok();
@@ -625,9 +619,8 @@ fn create_outcome(rt: &Runtime, resources: serde_json::Value) -> (bool, String) 
         .args(&["sleep", "1000"]);
     let log = rt.scratch().join(format!("{id}.log"));
     let out = rt
-        .cmd(["--log"])
-        .arg(&log)
-        .args(["--log-format", "json", "create", "--bundle"])
+        .json_log_cmd(&log)
+        .args(["create", "--bundle"])
         .arg(b.path())
         .last(&id)
         .output();

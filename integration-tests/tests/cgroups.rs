@@ -1027,9 +1027,8 @@ fn disable_oom_killer() {
     let b = limited(json!({"memory": {"limit": 32 << 20, "disableOOMKiller": true}}));
     let id = rt.new_id();
     let log = rt.scratch().join(format!("{id}.log"));
-    rt.cmd(["--log"])
-        .arg(&log)
-        .args(["--log-format", "json", "create", "--bundle"])
+    rt.json_log_cmd(&log)
+        .args(["create", "--bundle"])
         .arg(b.path())
         .last(&id)
         .output()
@@ -1043,15 +1042,11 @@ fn disable_oom_killer() {
         // No such knob on v2: taken, as runc 1.1.5 takes it, but hull says so in the log
         // (runc says nothing).
         if integration_tests::only_hull("runc 1.1.5 ignores disableOOMKiller on v2 silently") {
-            let text = std::fs::read_to_string(&log).unwrap_or_default();
-            let warned = text.lines().any(|l| {
-                let e: Value = serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"));
-                e["level"] == "warning"
-                    && e["msg"]
-                        .as_str()
-                        .is_some_and(|m| m.contains("disableOOMKiller"))
-            });
-            assert!(warned, "no disableOOMKiller warning in the log: {text}");
+            let warnings = integration_tests::runtime::log_messages(&log, "warning");
+            assert!(
+                warnings.iter().any(|m| m.contains("disableOOMKiller")),
+                "no disableOOMKiller warning in the log: {warnings:?}"
+            );
         }
     } else {
         let control = cgroupfs::read(&cgroupfs::dir(init, "memory"), "memory.oom_control");

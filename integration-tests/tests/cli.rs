@@ -41,13 +41,7 @@ fn containerd_shim_argv() {
     let id = rt.new_id();
     let log = rt.scratch().join("log.json");
     let pid_file = rt.scratch().join("init.pid");
-    let with_log = |args: &[&str]| -> Output {
-        rt.cmd(["--log"])
-            .arg(&log)
-            .args(["--log-format", "json"])
-            .args(args)
-            .output()
-    };
+    let with_log = |args: &[&str]| -> Output { rt.json_log_cmd(&log).args(args).output() };
     with_log(&[
         "create",
         "--bundle",
@@ -205,7 +199,7 @@ fn warnings_and_debug_lines_reach_the_log() {
     for debug in [false, true] {
         let id = rt.new_id();
         let log = rt.scratch().join(format!("log-{id}.json"));
-        let mut cmd = rt.cmd(["--log"]).arg(&log).args(["--log-format", "json"]);
+        let mut cmd = rt.json_log_cmd(&log);
         if debug {
             cmd = cmd.arg("--debug");
         }
@@ -215,21 +209,20 @@ fn warnings_and_debug_lines_reach_the_log() {
             .arg(&id)
             .output()
             .ok();
-        let text = std::fs::read_to_string(&log).unwrap_or_default();
-        let entries: Vec<Value> = text
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l:?}")))
-            .collect();
+        let entries = integration_tests::runtime::log_entries(&log);
         let warning = entries
             .iter()
             .find(|e| e["level"] == "warning")
-            .unwrap_or_else(|| panic!("no warning line in {text:?}"));
+            .unwrap_or_else(|| panic!("no warning line in {entries:?}"));
         assert!(
             warning["msg"].as_str().unwrap().contains("Kernel memory"),
             "{warning}"
         );
         let has_debug = entries.iter().any(|e| e["level"] == "debug");
-        assert_eq!(has_debug, debug, "debug lines with --debug={debug}: {text}");
+        assert_eq!(
+            has_debug, debug,
+            "debug lines with --debug={debug}: {entries:?}"
+        );
         rt.assert_no_leaks(&b, &[&id]);
     }
 }

@@ -58,8 +58,11 @@ pub fn validate(process: &Process) -> Result<()> {
 /// `linux.mountLabel` needs SELinux to mean anything: runc ignores it without, and so does hull,
 /// but says so. With SELinux, hull cannot yet label the container's mounts: refused, not ignored.
 pub fn check_mount_label(spec: &Spec) -> Result<Option<String>> {
-    let label = spec.linux().as_ref().and_then(|l| l.mount_label().as_ref());
-    let Some(label) = non_empty(&label.cloned()).map(str::to_string) else {
+    let Some(label) = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| non_empty(l.mount_label()))
+    else {
         return Ok(None);
     };
     if selinux_enabled() {

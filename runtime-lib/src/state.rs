@@ -47,6 +47,30 @@ pub struct State {
     pub annotations: HashMap<String, String>,
 }
 
+impl State {
+    /// A container being created (`creating`), with the config's version and annotations: the
+    /// runtime's state, and the one the init's own hooks get (with the pid the init sees).
+    pub(crate) fn creating(
+        spec: &oci_spec::runtime::Spec,
+        id: &str,
+        pid: i32,
+        (bundle, rootfs): (&Path, &Path),
+        created: String,
+    ) -> State {
+        State {
+            oci_version: spec.version().clone(),
+            id: id.to_string(),
+            pid,
+            status: Status::Creating,
+            bundle: bundle.to_path_buf(),
+            rootfs: rootfs.to_path_buf(),
+            created,
+            owner: String::new(),
+            annotations: spec.annotations().clone().unwrap_or_default(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {

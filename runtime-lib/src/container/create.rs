@@ -187,17 +187,13 @@ impl Container {
             net_devices: &net_devices,
             in_cgroup,
         };
-        let state = State {
-            oci_version: bundle.spec.version().clone(),
-            id: id.to_string(),
-            pid: pid.as_raw(),
-            status: Status::Creating,
-            bundle: bundle.path.clone(),
-            rootfs: bundle.rootfs.clone(),
-            created: state::now_rfc3339(),
-            owner: String::new(),
-            annotations: bundle.spec.annotations().clone().unwrap_or_default(),
-        };
+        let state = State::creating(
+            &bundle.spec,
+            id,
+            pid.as_raw(),
+            (&bundle.path, &bundle.rootfs),
+            state::now_rfc3339(),
+        );
         let followed = follow_init(&runtime_end, pid, state.clone(), &bundle, opts, &dir, cg);
         let followed = followed.and_then(|r| {
             if let Some(socket) = &pidfd_socket {

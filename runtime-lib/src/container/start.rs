@@ -84,14 +84,10 @@ impl Container {
 
     /// The spec: a failed poststart hook is an error, and the container is stopped.
     fn poststart(&self) -> Result<()> {
-        let Some(poststart) = self
-            .record
-            .hooks
-            .as_ref()
-            .and_then(|h| h.poststart().as_ref())
-        else {
+        let Some(hooks) = self.record.hooks.as_ref() else {
             return Ok(());
         };
+        let poststart = hooks::of_kind(hooks, HookKind::Poststart);
         let mut state = self.record.state.clone();
         state.status = Status::Running;
         if let Err(e) = hooks::run(HookKind::Poststart, poststart, &state) {

@@ -215,19 +215,11 @@ fn create_hooks(init: &Init<'_>, hooks: &Hooks) -> InitResult<crate::State> {
         Ok(Message::HooksDone { created }) => created,
         other => return Err(unexpected(InitStep::Hooks, other)),
     };
-    let state = crate::State {
-        oci_version: init.spec.version().clone(),
-        id: init.id.to_string(),
-        // runtime.md: hooks run in the container namespace get the pid as the container sees it:
-        // ours, here in its pid namespace.
-        pid: nix::unistd::getpid().as_raw(),
-        status: crate::Status::Creating,
-        bundle: init.bundle.to_path_buf(),
-        rootfs: init.rootfs.to_path_buf(),
-        created,
-        owner: String::new(),
-        annotations: init.spec.annotations().clone().unwrap_or_default(),
-    };
+    // runtime.md: hooks run in the container namespace get the pid as the container sees it:
+    // ours, here in its pid namespace.
+    let pid = nix::unistd::getpid().as_raw();
+    let state =
+        crate::State::creating(init.spec, init.id, pid, (init.bundle, init.rootfs), created);
     let create = hooks::of_kind(hooks, HookKind::CreateContainer);
     hooks::run(HookKind::CreateContainer, create, &state)
         .map_err(|f| InitFailure::new(InitStep::Hooks).detail(f.to_string()))?;
