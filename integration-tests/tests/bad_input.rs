@@ -485,3 +485,100 @@ fn mount_label_without_selinux_is_a_warning() {
     );
     rt.assert_no_leaks(&b, &[&id]);
 }
+
+/// setresuid(2) reads 4294967295 as "leave unchanged": such an id would keep the process root.
+/// runc refuses ids above 2147483647; so must we, for each id field, naming it.
+#[test]
+fn user_ids_above_int_max_are_refused() {
+    let rt = Runtime::new();
+    for (pointer, value, field) in [
+        (
+            "/process/user/uid",
+            json!(4294967295u32),
+            "process.user.uid",
+        ),
+        (
+            "/process/user/gid",
+            json!(4294967295u32),
+            "process.user.gid",
+        ),
+        (
+            "/process/user/uid",
+            json!(2147483648u32),
+            "process.user.uid",
+        ),
+        (
+            "/process/user/additionalGids",
+            json!([10, 4294967295u32]),
+            "process.user.additionalGids[1]",
+        ),
+    ] {
+        let mut b = Bundle::new();
+        b.set(pointer, value).sh("id -u; id -G");
+        let out = rt.create_fails(&b);
+        if is_hull() {
+            out.stderr_has(&[field, "out of range"]);
+        }
+    }
+}
+
+/// The same ids through `exec --user`, into a running container: no process may start.
+#[test]
+fn exec_user_ids_above_int_max_are_refused() {
+    let rt = Runtime::new();
+    let b = Bundle::sleeping();
+    let id = rt.started(&b);
+    for user in ["4294967295", "0:4294967295", "4294967295:4294967295"] {
+        let out = rt.exec([
+            "exec",
+            "--user",
+            user,
+            id.as_str(),
+            "sh",
+            "-c",
+            "id -u; id -g",
+        ]);
+        // Before the fix the process ran, as root.
+        assert!(!out.success(), "exec --user {user} ran: {out}");
+        if is_hull() {
+            out.stderr_has(&["process.user", "out of range"]);
+        }
+    }
+    rt.delete_force(&id).ok();
+    rt.assert_no_leaks(&b, &[&id]);
+}
+
+/// An option the filesystem refuses: the error names the mount's destination and the option,
+/// not only "invalid argument".
+#[test]
+fn mount_option_the_kernel_rejects_is_named() {
+    let rt = Runtime::new();
+    let mut b = Bundle::new();
+    b.mount(json!({
+        "destination": "/scratch",
+        "type": "tmpfs",
+        "source": "tmpfs",
+        "options": ["nosuid", "size=lots"]
+    }));
+    let out = rt.create_fails(&b);
+    out.stderr_has(&["invalid argument"]);
+    if is_hull() {
+        out.stderr_has(&["/scratch", "size=lots"]);
+    }
+}
+
+/// A value of the wrong type deep in the config names its field (runc names none).
+#[test]
+fn config_type_error_names_the_field() {
+    if !only_hull("runc 1.1.5 names no field in a JSON type error") {
+        return;
+    }
+    let rt = Runtime::new();
+    let mut b = Bundle::new();
+    b.set(
+        "/process/rlimits",
+        json!([{"type": "RLIMIT_NOFILE", "soft": 1024, "hard": "many"}]),
+    );
+    rt.create_fails(&b)
+        .stderr_has(&["config.json", "process.rlimits[0].hard", "invalid type"]);
+}

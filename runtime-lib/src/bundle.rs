@@ -47,7 +47,12 @@ impl Bundle {
 
 /// Parses config.json's bytes; `file` is only used to name it in errors.
 pub fn parse(text: &[u8], file: &Path) -> Result<Spec> {
-    serde_json::from_slice(text).map_err(|e| {
+    let mut de = serde_json::Deserializer::from_slice(text);
+    let spec = serde_path_to_error::deserialize(&mut de)
+        .map_err(|e| (e.path().to_string(), e.into_inner()))
+        // Trailing text after the document: serde_json::from_slice refuses it too.
+        .and_then(|spec| de.end().map(|()| spec).map_err(|e| (String::new(), e)));
+    spec.map_err(|(field, e)| {
         // serde_json's Display appends " at line L column C", which ConfigSyntax says itself.
         let full = e.to_string();
         let suffix = format!(" at line {} column {}", e.line(), e.column());
@@ -55,6 +60,7 @@ pub fn parse(text: &[u8], file: &Path) -> Result<Spec> {
             path: file.to_path_buf(),
             line: e.line(),
             column: e.column(),
+            field,
             msg: full.strip_suffix(&suffix).unwrap_or(&full).to_string(),
         }
     })
@@ -145,6 +151,7 @@ fn validate_process(spec: &Spec) -> Result<()> {
         ));
     }
     crate::lsm::validate(process)?;
+    crate::user::validate(process.user(), "process.user")?;
     let rlimits = process.rlimits().as_deref().unwrap_or_default();
     for (i, r) in rlimits.iter().enumerate() {
         if let Some(first) = rlimits[..i].iter().position(|o| o.typ() == r.typ()) {

@@ -35,12 +35,15 @@ pub enum Error {
         source: nix::Error,
     },
 
-    /// config.json is not valid JSON, or does not match the runtime-spec schema.
-    #[error("{path:?}: line {line} column {column}: {msg}")]
+    /// config.json is not valid JSON, or does not match the runtime-spec schema. `field` is where
+    /// in the document the bad value sits (`process.rlimits[0].hard`), empty where the text is not
+    /// JSON at all.
+    #[error("{path:?}: line {line} column {column}: {}{msg}", fmt_field(.field))]
     ConfigSyntax {
         path: PathBuf,
         line: usize,
         column: usize,
+        field: String,
         msg: String,
     },
 
@@ -102,6 +105,14 @@ fn status_message(id: &str, op: &str, status: crate::Status) -> String {
         ("resume", _) => "container not paused".into(),
         (_, Stopped) => format!("container with id {id} is not running"),
         (op, s) => format!("cannot {op} container {id}: container is {s}"),
+    }
+}
+
+fn fmt_field(field: &str) -> String {
+    if field.is_empty() || field == "." {
+        String::new()
+    } else {
+        format!("{field}: ")
     }
 }
 

@@ -258,6 +258,7 @@ impl StateDir {
             path: p,
             line: e.line(),
             column: e.column(),
+            field: String::new(),
             msg: e.to_string(),
         })
     }

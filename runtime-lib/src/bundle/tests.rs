@@ -57,6 +57,7 @@ impl Fixture {
                 line,
                 column,
                 msg,
+                ..
             }) => {
                 assert_eq!(path, self.dir.join("config.json"));
                 (line, column, msg)
@@ -133,7 +134,7 @@ fn bad_json_gives_line_and_column() {
     assert_eq!(msg, "expected value");
     let err = Bundle::load(&f.dir).unwrap_err().to_string();
     assert!(
-        err.ends_with("config.json\": line 3 column 20: expected value"),
+        err.ends_with("config.json\": line 3 column 20: root.path: expected value"),
         "{err}"
     );
 }
@@ -163,6 +164,41 @@ fn unknown_names_are_schema_errors_that_name_them() {
     v["process"]["cwd"] = Value::Null;
     let (_, _, msg) = f.syntax(&serde_json::to_string(&v).unwrap());
     assert!(msg.contains("invalid type: null"), "{msg}");
+}
+
+/// A value of the wrong type names its field, not only where it sits in the text.
+#[test]
+fn type_errors_name_the_field() {
+    let f = Fixture::new("field");
+    for (edit, field) in [
+        (
+            Box::new(|v: &mut Value| v["process"]["user"]["uid"] = json!("root"))
+                as Box<dyn Fn(&mut Value)>,
+            "process.user.uid",
+        ),
+        (
+            Box::new(|v: &mut Value| {
+                v["process"]["rlimits"] = json!([{"type": "RLIMIT_NOFILE", "soft": 1, "hard": -1}])
+            }),
+            "process.rlimits[0].hard",
+        ),
+        (
+            Box::new(|v: &mut Value| {
+                v["linux"]["namespaces"][1]["path"] = json!(7);
+            }),
+            "linux.namespaces[1].path",
+        ),
+    ] {
+        let mut v = Fixture::base();
+        edit(&mut v);
+        f.write(&serde_json::to_string_pretty(&v).unwrap());
+        let err = Bundle::load(&f.dir).unwrap_err();
+        match &err {
+            Error::ConfigSyntax { field: got, .. } => assert_eq!(got, field, "{err}"),
+            other => panic!("expected ConfigSyntax, got {other:?}"),
+        }
+        assert!(err.to_string().contains(&format!(": {field}: ")), "{err}");
+    }
 }
 
 #[test]

@@ -203,6 +203,7 @@ fn check_process(process: &Process, opts: &ExecOptions) -> Result<()> {
         return Err(invalid("process.cwd", "must be an absolute path"));
     }
     crate::lsm::validate(process)?;
+    crate::user::validate(process.user(), "process.user")?;
     match (
         process.terminal().unwrap_or(false),
         opts.console_socket.is_some(),

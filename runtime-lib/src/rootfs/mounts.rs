@@ -95,7 +95,24 @@ impl Entry {
 
     pub fn fail(&self, what: &str) -> impl FnOnce(Errno) -> InitFailure + '_ {
         let what = what.to_string();
-        move |e| InitFailure::sys(InitStep::Mount, self.dest.display(), e).detail(what)
+        move |e| {
+            // EINVAL from mount(2) is most often an option the filesystem does not take: say
+            // which were passed, since the errno alone names none.
+            let what = if e == Errno::EINVAL && !self.opts.data.is_empty() {
+                format!(
+                    "{what} {} with options {:?}",
+                    if self.fstype.is_empty() {
+                        "bind"
+                    } else {
+                        &self.fstype
+                    },
+                    self.opts.data
+                )
+            } else {
+                what
+            };
+            InitFailure::sys(InitStep::Mount, self.dest.display(), e).detail(what)
+        }
     }
 
     fn refuse(&self, why: impl Into<String>) -> InitFailure {
