@@ -322,3 +322,21 @@ fn container_process_is_pid_1_of_its_namespace() {
     // The parent of `cat` is the shell: pid 1.
     assert_eq!(lines[1], "1");
 }
+
+/// config.md spells the flags `SCHED_FLAG_RESET_ON_FORK`, `SCHED_FLAG_DL_OVERRUN`, ...; the spec
+/// crate knows two of them by other names. The spec's spelling must work, and do what it says: an
+/// init at nice -5 whose children start at nice 0 again.
+#[test]
+fn scheduler_flags_in_the_specs_spelling() {
+    let rt = Runtime::new();
+    let mut b = Bundle::new();
+    b.set(
+        "/process/scheduler",
+        json!({"policy": "SCHED_OTHER", "nice": -5, "flags": ["SCHED_FLAG_RESET_ON_FORK"]}),
+    );
+    // Field 19 of stat is the nice value: the init's, then the forked cut's own.
+    b.sh("cut -d' ' -f19 /proc/1/stat; cat /proc/self/stat | cut -d' ' -f19");
+    let out = rt.run(&b);
+    let nice: Vec<&str> = out.ok().stdout.lines().collect();
+    assert_eq!(nice, ["-5", "0"], "{out}");
+}

@@ -47,22 +47,46 @@ impl Bundle {
 
 /// Parses config.json's bytes; `file` is only used to name it in errors.
 pub fn parse(text: &[u8], file: &Path) -> Result<Spec> {
+    parse_json(text, file, false)
+}
+
+/// Parses a process.json (`exec --process`), as [`parse`] does a config.
+pub fn parse_process(text: &[u8], file: &Path) -> Result<oci_spec::runtime::Process> {
+    parse_json(text, file, true)
+}
+
+fn parse_json<T: serde::de::DeserializeOwned>(
+    text: &[u8],
+    file: &Path,
+    process_json: bool,
+) -> Result<T> {
     let mut de = serde_json::Deserializer::from_slice(text);
-    let spec = serde_path_to_error::deserialize(&mut de)
+    let parsed = serde_path_to_error::deserialize(&mut de)
         .map_err(|e| (e.path().to_string(), e.into_inner()))
         // Trailing text after the document: serde_json::from_slice refuses it too.
-        .and_then(|spec| de.end().map(|()| spec).map_err(|e| (String::new(), e)));
-    spec.map_err(|(field, e)| {
-        // serde_json's Display appends " at line L column C", which ConfigSyntax says itself.
-        let full = e.to_string();
-        let suffix = format!(" at line {} column {}", e.line(), e.column());
-        Error::ConfigSyntax {
-            path: file.to_path_buf(),
-            line: e.line(),
-            column: e.column(),
-            field,
-            msg: full.strip_suffix(&suffix).unwrap_or(&full).to_string(),
+        .and_then(|v| de.end().map(|()| v).map_err(|e| (String::new(), e)));
+    let (field, e) = match parsed {
+        Ok(v) => return Ok(v),
+        Err(failure) => failure,
+    };
+    // The spec's spellings of two scheduler flags, which the spec crate does not know: the slow
+    // path, taken only by a document that failed as it was.
+    if let Ok(mut value) = serde_json::from_slice::<serde_json::Value>(text) {
+        if crate::process_attrs::normalize_scheduler_flags(&mut value, process_json) {
+            if let Ok(v) = serde_json::from_value(value) {
+                return Ok(v);
+            }
         }
+    }
+    // serde_json's Display appends " at line L column C", which ConfigSyntax says itself.
+    let full = e.to_string();
+    let suffix = format!(" at line {} column {}", e.line(), e.column());
+    Err(Error::ConfigSyntax {
+        path: file.to_path_buf(),
+        line: e.line(),
+        column: e.column(),
+        field,
+        msg: full.strip_suffix(&suffix).unwrap_or(&full).to_string(),
     })
 }
 

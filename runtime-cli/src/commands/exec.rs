@@ -137,8 +137,7 @@ fn process(container: &Container, args: &Exec) -> Result<Process, Failure> {
         }
         let text = std::fs::read(path)
             .map_err(|e| Failure::msg(format!("read {path:?}: {}", crate::log::io_message(&e))))?;
-        return serde_json::from_slice(&text)
-            .map_err(|e| Failure::msg(format!("parse {path:?}: {e}")));
+        return Ok(hull::bundle::parse_process(&text, path)?);
     }
     if args.command.is_empty() {
         return Err(Failure::msg("exec: missing command (or --process)"));
