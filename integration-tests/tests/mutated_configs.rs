@@ -85,24 +85,8 @@ fn apply(b: &mut Bundle, id: &str, pointer: &str, value: &Option<Value>) {
         Value::String(s) => Value::String(s.replace("{id}", id)),
         v => v.clone(),
     });
-    // Array members past the end (a list a previous mutation emptied) are skipped.
-    if let Some((parent, last)) = pointer.rsplit_once('/') {
-        if last.parse::<usize>().is_ok() {
-            let len = b
-                .config()
-                .pointer(parent)
-                .and_then(Value::as_array)
-                .map(Vec::len);
-            if len.is_none_or(|n| last.parse::<usize>().is_ok_and(|i| i >= n)) {
-                return;
-            }
-        }
-        if b.config()
-            .pointer(parent)
-            .is_some_and(|p| !p.is_object() && !p.is_array())
-        {
-            return;
-        }
+    if !reachable(b.config(), pointer) {
+        return;
     }
     match value {
         None => {
@@ -112,6 +96,30 @@ fn apply(b: &mut Bundle, id: &str, pointer: &str, value: &Option<Value>) {
             b.set(pointer, v);
         }
     }
+}
+
+/// Whether `pointer` can be set: every ancestor that exists is an object (or null, which becomes
+/// one), or an array the next key indexes. A mutation whose place an earlier one took away (a
+/// list emptied, an object made a string) is skipped.
+fn reachable(config: &Value, pointer: &str) -> bool {
+    let keys: Vec<&str> = pointer.split('/').skip(1).collect();
+    let mut cur = Some(config);
+    for (i, key) in keys.iter().enumerate() {
+        let last = i + 1 == keys.len();
+        cur = match cur {
+            None | Some(Value::Null) => return true,
+            Some(Value::Object(o)) => o.get(*key),
+            Some(Value::Array(a)) => match key.parse::<usize>() {
+                Ok(n) if n < a.len() => a.get(n),
+                _ => return false,
+            },
+            Some(_) => return false,
+        };
+        if last {
+            return true;
+        }
+    }
+    true
 }
 
 #[test]
