@@ -1,7 +1,7 @@
 //! `process`: args, env, cwd, user, umask, rlimits, capabilities, noNewPrivileges, oomScoreAdj,
 //! each checked from inside the container.
 
-use integration_tests::{Bundle, Runtime};
+use integration_tests::{only_hull, Bundle, Runtime};
 use serde_json::json;
 
 /// The value of a `Key:\tvalue` line of /proc/<pid>/status as printed by the container.
@@ -24,6 +24,7 @@ fn cap_mask(names: &[&str]) -> String {
             "CAP_NET_BIND_SERVICE" => 1 << 10,
             "CAP_NET_RAW" => 1 << 13,
             "CAP_SYS_ADMIN" => 1 << 21,
+            "CAP_SYS_RESOURCE" => 1 << 24,
             "CAP_AUDIT_WRITE" => 1 << 29,
             other => panic!("add {other} to cap_mask"),
         })
@@ -339,4 +340,42 @@ fn scheduler_flags_in_the_specs_spelling() {
     let out = rt.run(&b);
     let nice: Vec<&str> = out.ok().stdout.lines().collect();
     assert_eq!(nice, ["-5", "0"], "{out}");
+}
+
+/// config.md: a bounding capability the runtime cannot give MUST be logged, not dropped in silence.
+/// This host keeps CAP_SYS_RESOURCE out of every bounding set, so the container runs without it.
+#[test]
+fn bounding_capability_the_host_lacks_is_a_warning() {
+    if !only_hull("runc 1.1.5 drops it without a word") {
+        return;
+    }
+    let own = std::fs::read_to_string("/proc/self/status").unwrap();
+    let sys_resource = u64::from_str_radix(&cap_mask(&["CAP_SYS_RESOURCE"]), 16).unwrap();
+    let bnd = u64::from_str_radix(status_field(&own, "CapBnd"), 16).unwrap();
+    if bnd & sys_resource != 0 {
+        eprintln!("skipped: this host's bounding set has CAP_SYS_RESOURCE");
+        return;
+    }
+    let rt = Runtime::new();
+    let mut b = Bundle::new();
+    b.push("/process/capabilities/bounding", json!("CAP_SYS_RESOURCE"))
+        .args(&["grep", "CapBnd", "/proc/self/status"]);
+    let id = rt.new_id();
+    let log = rt.scratch().join("log.json");
+    let out = rt
+        .json_log_cmd(&log)
+        .args(["run", "--bundle"])
+        .arg(b.path())
+        .arg(&id)
+        .output();
+    let inside = u64::from_str_radix(status_field(&out.ok().stdout, "CapBnd"), 16).unwrap();
+    assert_eq!(inside & sys_resource, 0, "{out}");
+    let warnings = integration_tests::runtime::log_messages(&log, "warning");
+    assert!(
+        warnings
+            .iter()
+            .any(|m| m.contains("bounding") && m.contains("CAP_SYS_RESOURCE")),
+        "{warnings:?}"
+    );
+    rt.assert_no_leaks(&b, &[&id]);
 }

@@ -151,8 +151,37 @@ pub fn apply(caps: Option<&LinuxCapabilities>) -> InitResult<()> {
 /// What the runtime should log before creating the container, in runc's words: capabilities the
 /// running kernel does not know (they are left out). Ambient capabilities that are not both permitted
 /// and inheritable are not reported: runc's own default spec asks for such, and runc says nothing.
+///
+/// Also the bounding capabilities the runtime itself does not have (a host or an engine that
+/// keeps some out of its own bounding set): the container cannot get them, and config.md says the
+/// runtime must log that rather than fail.
 pub fn warnings(caps: Option<&LinuxCapabilities>) -> Vec<String> {
-    warnings_for(caps, &supported())
+    let mut out = warnings_for(caps, &supported());
+    if let Ok(own) = caps::read(None, CapSet::Bounding) {
+        out.extend(missing_from_bounding(caps, &supported(), &own));
+    }
+    out
+}
+
+/// config bounding capabilities the kernel knows but `own` (the runtime's bounding set) lacks.
+fn missing_from_bounding(
+    caps: Option<&LinuxCapabilities>,
+    supported: &CapsHashSet,
+    own: &CapsHashSet,
+) -> Option<String> {
+    let wanted = set_of(caps.and_then(|c| c.bounding().as_ref()), supported);
+    let missing: Vec<String> = sorted(&wanted)
+        .into_iter()
+        .filter(|c| !own.contains(c))
+        .map(|c| c.to_string())
+        .collect();
+    (!missing.is_empty()).then(|| {
+        format!(
+            "process.capabilities.bounding: the runtime's own bounding set lacks [{}]: the \
+             container will not have them",
+            missing.join(" ")
+        )
+    })
 }
 
 /// `warnings` against a given set of kernel-supported capabilities.
@@ -226,6 +255,21 @@ mod tests {
             "CAP_BPF is unknown to this 'kernel'"
         );
         assert_eq!(Sets::new(None, &supported), Sets::default());
+    }
+
+    #[test]
+    fn bounding_capabilities_the_runtime_lacks_are_named() {
+        let caps = caps_json(r#"{"bounding":["CAP_CHOWN","CAP_SYS_RESOURCE","CAP_KILL"]}"#);
+        let supported: CapsHashSet = [Cap::CAP_CHOWN, Cap::CAP_SYS_RESOURCE, Cap::CAP_KILL]
+            .into_iter()
+            .collect();
+        let own: CapsHashSet = [Cap::CAP_CHOWN, Cap::CAP_KILL].into_iter().collect();
+        let w = missing_from_bounding(Some(&caps), &supported, &own).unwrap();
+        assert!(w.contains("[CAP_SYS_RESOURCE]"), "{w}");
+        assert_eq!(
+            missing_from_bounding(Some(&caps), &supported, &supported),
+            None
+        );
     }
 
     #[test]
