@@ -436,3 +436,84 @@ fn atime_options() {
     assert!(has(&find(&m, "/c").opts, "relatime"));
     assert!(has(&find(&m, "/d").opts, "nodiratime"));
 }
+
+/// Unmounts a test's own bind of a bundle onto itself when the test ends, however it ends.
+struct SelfBind(std::path::PathBuf);
+
+impl SelfBind {
+    /// `dir` bound onto itself, its propagation set to `flag` (the parent mount of a bundle as an
+    /// engine's state directory may be: shared on systemd hosts, private elsewhere).
+    fn new(dir: &std::path::Path, flag: nix::mount::MsFlags) -> SelfBind {
+        use nix::mount::{mount, MsFlags};
+        mount(Some(dir), dir, None::<&str>, MsFlags::MS_BIND, None::<&str>).unwrap();
+        let guard = SelfBind(dir.to_path_buf());
+        mount(None::<&str>, dir, None::<&str>, flag, None::<&str>).unwrap();
+        guard
+    }
+}
+
+impl Drop for SelfBind {
+    fn drop(&mut self) {
+        let _ = nix::mount::umount2(&self.0, nix::mount::MntFlags::MNT_DETACH);
+    }
+}
+
+/// linux.rootfsPropagation, every value, with the bundle on a plain directory of the host's root
+/// mount (where "unbindable" applied to "/" before the bind of root.path once failed every
+/// create), under a private parent mount and under a shared one. Inside, "/" has the propagation
+/// asked for; nothing the container mounted shows on the host.
+#[test]
+fn rootfs_propagation_wherever_the_bundle_is() {
+    use nix::mount::MsFlags;
+    let rt = Runtime::new();
+    for parent in [None, Some(MsFlags::MS_PRIVATE), Some(MsFlags::MS_SHARED)] {
+        // The host's own "/" is shared on systemd hosts, private on this test bed's.
+        let host_root_shared = std::fs::read_to_string("/proc/self/mountinfo")
+            .unwrap()
+            .lines()
+            .any(|l| l.split(' ').nth(4) == Some("/") && l.contains(" shared:"));
+        let shared_parent = parent.map_or(host_root_shared, |p| p == MsFlags::MS_SHARED);
+        for (propagation, expect) in [
+            ("private", None),
+            ("rprivate", None),
+            // A slave of a private mount has no master to show.
+            ("slave", shared_parent.then_some("master:")),
+            ("rslave", shared_parent.then_some("master:")),
+            ("shared", Some("shared:")),
+            ("rshared", Some("shared:")),
+            ("unbindable", Some("unbindable")),
+            ("runbindable", Some("unbindable")),
+        ] {
+            if propagation.ends_with("unbindable") && !integration_tests::runtime::is_hull() {
+                // runc 1.1.5 applies it to "/" before binding root.path, and fails there.
+                continue;
+            }
+            let mut b = Bundle::new();
+            b.set("/linux/rootfsPropagation", json!(propagation))
+                .args(&["cat", "/proc/self/mountinfo"]);
+            let bind = parent.map(|flag| SelfBind::new(b.path(), flag));
+            let id = rt.new_id();
+            let out = rt.cmd(["run", "--bundle"]).arg(b.path()).last(&id).output();
+            let what = format!("rootfsPropagation {propagation}, parent {parent:?}");
+            assert!(out.success(), "{what}: {out}");
+            let root = find(&mountinfo(&out.stdout), "/").optional.clone();
+            match expect {
+                None => assert!(
+                    !root
+                        .iter()
+                        .any(|o| o.starts_with("shared:") || o == "unbindable"),
+                    "{what}: / has {root:?}"
+                ),
+                Some(tag) => assert!(
+                    root.iter().any(|o| o.starts_with(tag)),
+                    "{what}: / has {root:?}, wanted {tag}"
+                ),
+            }
+            let under = integration_tests::leaks::mounts_under(b.path());
+            let own = usize::from(bind.is_some());
+            assert_eq!(under.len(), own, "{what}: host sees {under:?}");
+            drop(bind);
+            rt.assert_no_leaks(&b, &[&id]);
+        }
+    }
+}

@@ -28,8 +28,12 @@ use crate::syscall::Syscall;
 /// (runc's is the bundle).
 pub fn prepare(spec: &Spec, rootfs: &Path, sys: &dyn Syscall) -> InitResult<()> {
     // Nothing done in this namespace may reach the host: "/" becomes a slave of it, unless the
-    // config asks for another propagation.
-    let root_flags = rootfs_propagation(spec)?.unwrap_or(MsFlags::MS_SLAVE | MsFlags::MS_REC);
+    // config asks for private. "shared" and "unbindable" wait for `finalize`: on the host's "/"
+    // the one would send our mounts back to the host, and the other would forbid the bind of
+    // root.path whenever the bundle sits on the root mount.
+    let root_flags = rootfs_propagation(spec)?
+        .filter(|f| f.intersects(MsFlags::MS_PRIVATE | MsFlags::MS_SLAVE))
+        .unwrap_or(MsFlags::MS_SLAVE | MsFlags::MS_REC);
     sys.mount(None, Path::new("/"), None, root_flags, None)
         .map_err(|e| InitFailure::sys(InitStep::RootfsPropagation, "/", e))?;
     // A slave parent is fine for pivot_root, and keeps rootfsPropagation=slave meaningful.
@@ -61,20 +65,12 @@ pub fn pivot(rootfs: &Path, no_pivot: bool, sys: &dyn Syscall) -> InitResult<()>
     }
 }
 
-/// After pivot: rootfsPropagation on the new root, read-only tmpfs and /dev mounts, root.readonly,
-/// readonlyPaths, maskedPaths.
+/// After pivot: read-only tmpfs and /dev mounts, root.readonly, readonlyPaths, maskedPaths, then
+/// a shared or unbindable rootfsPropagation on the new root.
 ///
 /// runc writes sysctls (and sets the hostname) between root.readonly and readonlyPaths: the
 /// default config makes /proc/sys read-only, so sysctl must be applied before this is called.
 pub fn finalize(spec: &Spec, sys: &dyn Syscall) -> InitResult<()> {
-    // "shared" and "unbindable" need the new root itself: before the pivot they would make it
-    // impossible (pivot_root refuses a shared mount) or reach the host's "/" (runc ≥ 1.1.6).
-    if let Some(flags) = rootfs_propagation(spec)? {
-        if !flags.intersects(MsFlags::MS_PRIVATE | MsFlags::MS_SLAVE) {
-            sys.mount(None, Path::new("/"), None, flags, None)
-                .map_err(|e| InitFailure::sys(InitStep::RootfsPropagation, "/", e))?;
-        }
-    }
     paths::remount_readonly_mounts(spec, sys)?;
     if spec
         .root()
@@ -88,7 +84,17 @@ pub fn finalize(spec: &Spec, sys: &dyn Syscall) -> InitResult<()> {
     let readonly = linux.and_then(|l| l.readonly_paths().as_deref());
     paths::readonly_paths(readonly.unwrap_or_default(), sys)?;
     let masked = linux.and_then(|l| l.masked_paths().as_deref());
-    paths::masked_paths(masked.unwrap_or_default(), sys)
+    paths::masked_paths(masked.unwrap_or_default(), sys)?;
+    // "shared" and "unbindable" need the new root itself: before the pivot they would make it
+    // impossible (pivot_root refuses a shared mount) or reach the host's "/" (runc ≥ 1.1.6).
+    // Last: readonly and masked paths are binds, which an unbindable tree refuses.
+    if let Some(flags) = rootfs_propagation(spec)? {
+        if !flags.intersects(MsFlags::MS_PRIVATE | MsFlags::MS_SLAVE) {
+            sys.mount(None, Path::new("/"), None, flags, None)
+                .map_err(|e| InitFailure::sys(InitStep::RootfsPropagation, "/", e))?;
+        }
+    }
+    Ok(())
 }
 
 /// `linux.rootfsPropagation` as mount flags; None when absent or empty.
