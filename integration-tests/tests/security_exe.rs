@@ -332,3 +332,28 @@ fn state_and_kill_do_not_reexecute() {
     // A re-exec would have refused with "not sealed"; `state` goes on to its own error.
     out.failed().stderr_has(&["does not exist"]);
 }
+
+/// Where the overlay cannot be made (here: fsopen refused for want of CAP_SYS_ADMIN, as for a
+/// rootless runtime), hull falls back to the sealed memfd copy instead of failing; the memfd
+/// tests above show that copy defeats the attacks.
+#[test]
+fn refused_fsopen_falls_back_to_the_memfd_copy() {
+    if !only_hull("the sealing is hull's") {
+        return;
+    }
+    let rt = Runtime::new();
+    let out = std::process::Command::new("setpriv")
+        .args(["--bounding-set", "-sys_admin"])
+        .arg(rt.binary())
+        .args(["--debug", "--root"])
+        .arg(rt.root())
+        .args(["exec", "no-such-container", "true"])
+        .output()
+        .expect("run setpriv (util-linux)");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("running from a sealed copy (Memfd)"),
+        "no memfd fallback: {stderr}"
+    );
+    assert!(stderr.contains("does not exist"), "{stderr}");
+}
