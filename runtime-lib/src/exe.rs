@@ -93,17 +93,11 @@ pub fn ensure_sealed() -> Result<Seal> {
         return Ok(seal);
     }
     let memfd_only = std::env::var_os(METHOD_ENV).is_some_and(|m| m == "memfd");
-    let (exe, seal) = match marker.as_deref() {
-        None if !memfd_only => match overlay_copy() {
-            Ok(fd) => (fd, Seal::Overlay),
-            Err(e) => {
-                log::debug!("sealed overlay of the executable unavailable ({e}); copying it");
-                (memfd_copy()?, Seal::Memfd)
-            }
-        },
-        // The overlay was made, yet the program it started is not on one: try the copy once.
-        Some(m) if m == Seal::Overlay.name() && !memfd_only => (memfd_copy()?, Seal::Memfd),
-        None => (memfd_copy()?, Seal::Memfd),
+    let overlay_first = match marker.as_deref() {
+        None => !memfd_only,
+        // The overlay was made, yet the program it started is not on one: the copy, once.
+        Some(m) if m == Seal::Overlay.name() => false,
+        // The copy was made and is not what runs (or the marker was set by hand): no loop.
         Some(m) => {
             return Err(Error::ExeNotSealed {
                 detail: format!(
@@ -112,6 +106,16 @@ pub fn ensure_sealed() -> Result<Seal> {
                 ),
             })
         }
+    };
+    let overlay = match overlay_first {
+        true => overlay_copy().map_err(|e| {
+            log::debug!("no sealed overlay of the executable ({e}); copying it instead");
+        }),
+        false => Err(()),
+    };
+    let (exe, seal) = match overlay {
+        Ok(fd) => (fd, Seal::Overlay),
+        Err(()) => (memfd_copy()?, Seal::Memfd),
     };
     Err(reexec(exe.as_fd(), seal))
 }
@@ -354,4 +358,56 @@ fn memfd_copy() -> Result<OwnedFd> {
     fcntl(&memfd, FcntlArg::F_ADD_SEALS(required_seals()))
         .sys("seal the memfd copy of the executable")?;
     Ok(memfd)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::fs::OpenOptions;
+    use std::io::Write;
+
+    use super::*;
+
+    #[test]
+    fn layer_paths_escape_colons_and_backslashes() {
+        assert_eq!(escape_layer(b"/usr/bin"), "/usr/bin");
+        assert_eq!(escape_layer(b"/a:b\\c"), "/a\\:b\\\\c");
+    }
+
+    #[test]
+    fn the_test_program_is_not_sealed() {
+        assert_eq!(sealed_by(), None);
+    }
+
+    #[test]
+    fn memfd_copy_is_the_program_and_refuses_writes() {
+        let copy = memfd_copy().unwrap();
+        let path = format!("/proc/self/fd/{}", copy.as_raw_fd());
+        assert!(std::fs::read(&path).unwrap() == std::fs::read(SELF_EXE).unwrap());
+        let bits = fcntl(&copy, FcntlArg::F_GET_SEALS).unwrap();
+        assert!(SealFlag::from_bits_truncate(bits).contains(required_seals()));
+        let mut f = OpenOptions::new().write(true).open(&path).unwrap();
+        let e = f.write_all(b"x").unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::EPERM));
+    }
+
+    #[test]
+    fn overlay_copy_is_the_program_on_a_read_only_detached_mount() {
+        if !nix::unistd::Uid::effective().is_root() {
+            eprintln!("skipped: making an overlay needs root");
+            return;
+        }
+        let exe = match overlay_copy() {
+            Ok(exe) => exe,
+            Err(e) => return eprintln!("skipped: no overlay on this host ({e})"),
+        };
+        let path = format!("/proc/self/fd/{}", exe.as_raw_fd());
+        let read = File::open(&path).unwrap();
+        let fs = fstatfs(&read).unwrap();
+        assert_eq!(fs.filesystem_type(), OVERLAYFS_SUPER_MAGIC);
+        assert!(fs.flags().contains(FsFlags::ST_RDONLY));
+        assert!(detached(read.as_fd()));
+        let e = OpenOptions::new().write(true).open(&path).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::EROFS));
+        assert!(std::fs::read(&path).unwrap() == std::fs::read(SELF_EXE).unwrap());
+    }
 }
