@@ -145,7 +145,10 @@ fn go(b: &Bundle) {
 
 /// `exec` of a `#!/proc/self/exe` script while the container's init (the attacker) holds the
 /// interpreted runtime's `/proc/<pid>/exe` and writes to it once `exec` has returned.
-fn exec_script_attack(caps: &[&str], env: Option<(&str, &str)>) -> String {
+fn exec_script_attack(caps: &[&str], env: Option<(&str, &str)>) -> Option<String> {
+    if !only_hull(SCRIPT_HOLD) {
+        return None;
+    }
     let victim = Victim::new();
     let rt = victim.runtime();
     let mut b = Bundle::new();
@@ -170,8 +173,13 @@ fn exec_script_attack(caps: &[&str], env: Option<(&str, &str)>) -> String {
     rt.assert_no_leaks(&b, &[&id]);
     assert_intact(intact, &report);
     assert_refused(&report);
-    report
+    Some(report)
 }
+
+/// Why the script attacks are hull's only: they hold the interpreted runtime by its usage error
+/// blocking on a `--log` fifo, and runc 1.1.5 run as the interpreter in the container was never
+/// seen blocked there (the attacker found no such process), so they prove nothing against it.
+const SCRIPT_HOLD: &str = "the runtime as interpreter must block on its --log fifo";
 
 #[test]
 fn exec_of_proc_self_exe_script_cannot_overwrite_the_runtime() {
@@ -188,8 +196,9 @@ fn exec_of_proc_self_exe_script_cannot_overwrite_the_runtime_with_cap_sys_ptrace
 /// in its superblock).
 #[test]
 fn exec_of_proc_self_exe_script_cannot_overwrite_the_runtime_with_cap_sys_admin() {
-    let report = exec_script_attack(&["CAP_SYS_PTRACE", "CAP_SYS_ADMIN"], None);
-    assert!(report.contains("cloned mount"), "{report}");
+    if let Some(report) = exec_script_attack(&["CAP_SYS_PTRACE", "CAP_SYS_ADMIN"], None) {
+        assert!(report.contains("cloned mount"), "{report}");
+    }
 }
 
 /// The created container's init (a fork of `create`, waiting for `start`) held through
@@ -234,6 +243,9 @@ fn created_init_exe_cannot_be_overwritten_after_start() {
 /// into it) outlives the init and writes once it is gone.
 #[test]
 fn run_of_proc_self_exe_script_cannot_overwrite_the_runtime() {
+    if !only_hull(SCRIPT_HOLD) {
+        return;
+    }
     let victim = Victim::new();
     let rt = victim.runtime();
     let mut b = Bundle::new();
@@ -277,7 +289,7 @@ fn memfd_fallback_defeats_the_exec_script_attack() {
     if !only_hull("HULL_EXE_SEAL is hull's") {
         return;
     }
-    let report = exec_script_attack(&["CAP_SYS_PTRACE"], MEMFD);
+    let report = exec_script_attack(&["CAP_SYS_PTRACE"], MEMFD).unwrap_or_default();
     assert!(
         report.contains("memfd:hull"),
         "the interpreted runtime did not run from the memfd copy:\n{report}"
