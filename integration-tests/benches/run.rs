@@ -1,5 +1,6 @@
-//! Benchmark (not a test): `<runtime> run` of /bin/true on one busybox bundle, for hull, runc and
-//! crun, alternating runtime each iteration so drift in machine load hits all alike. Prints the
+//! Benchmark (not a test): `<runtime> run` of /bin/true on one busybox bundle, for hull (also as
+//! hull-memfd: with its executable sealed in a memfd copy instead of a read-only overlay), runc
+//! and crun, alternating runtime each iteration so drift in machine load hits all alike. Prints the
 //! median and p90 wall time, the ratios to runc and crun, peak RSS of the runtime process (wait4's
 //! ru_maxrss, which covers the process and the descendants it waited for), and the medians of
 //! create / start / state / delete timed separately.
@@ -24,6 +25,8 @@ const WARMUP: usize = 3;
 struct Rt {
     name: &'static str,
     bin: PathBuf,
+    /// Extra environment of every command (hull-memfd's HULL_EXE_SEAL).
+    env: Vec<(&'static str, &'static str)>,
     root: TempDir,
     run: Vec<Duration>,
     rss_kib: Vec<i64>,
@@ -46,6 +49,7 @@ impl Rt {
         Rt {
             name,
             bin,
+            env: Vec::new(),
             root: TempDir::new(&format!("bench-{name}")),
             run: Vec::new(),
             rss_kib: Vec::new(),
@@ -63,6 +67,7 @@ impl Rt {
         let stdout = self.root.join("stdout");
         let mut cmd = Command::new(&self.bin);
         cmd.arg("--root").arg(self.root.path()).args(args);
+        cmd.envs(self.env.iter().copied());
         cmd.stdin(Stdio::null());
         cmd.stdout(if capture {
             Stdio::from(std::fs::File::create(&stdout).expect("stdout file"))
@@ -282,6 +287,11 @@ fn main() {
 
     println!("building hull (release)...");
     let mut rts = vec![Rt::new("hull", hull_binary().to_path_buf())];
+    // hull re-executes from a sealed copy of itself (hull::exe): a read-only overlay where the
+    // host allows it, else a sealed memfd copy; this row forces the copy to show what it costs.
+    let mut memfd = Rt::new("hull-memfd", hull_binary().to_path_buf());
+    memfd.env.push(("HULL_EXE_SEAL", "memfd"));
+    rts.push(memfd);
     match which("runc") {
         Some(p) => rts.push(Rt::new("runc", p)),
         None => println!("note: runc not found: left out (apt-get install runc)"),
@@ -346,7 +356,7 @@ fn main() {
 
     println!();
     println!(
-        "{:<6} {:>10} {:>9} {:>10} | {:>8} {:>8} {:>8} {:>8}   (ms; create..delete are medians)",
+        "{:<10} {:>10} {:>9} {:>10} | {:>8} {:>8} {:>8} {:>8}   (ms; create..delete are medians)",
         "", "run median", "run p90", "peak RSS", "create", "start", "state", "delete"
     );
     for rt in &rts {
@@ -354,7 +364,7 @@ fn main() {
         rss.sort();
         let rss = rss.get(rss.len() / 2).copied().unwrap_or(0);
         println!(
-            "{:<6} {:>10} {:>9} {:>7.1} MiB | {:>8} {:>8} {:>8} {:>8}   ({} runs ok)",
+            "{:<10} {:>10} {:>9} {:>7.1} MiB | {:>8} {:>8} {:>8} {:>8}   ({} runs ok)",
             rt.name,
             ms(percentile(&rt.run, 0.5)),
             ms(percentile(&rt.run, 0.9)),
@@ -371,10 +381,11 @@ fn main() {
             .find(|r| r.name == name && !r.run.is_empty())
             .map(|r| percentile(&r.run, 0.5).as_secs_f64())
     };
-    if let Some(h) = median("hull") {
+    for hull in ["hull", "hull-memfd"] {
+        let Some(h) = median(hull) else { continue };
         for other in ["runc", "crun"] {
             if let Some(o) = median(other) {
-                println!("hull / {other} (run median): {:.2}x", h / o);
+                println!("{hull} / {other} (run median): {:.2}x", h / o);
             }
         }
     }

@@ -3,10 +3,14 @@
 //! `harness = false`: the library forks the container's init from the calling process, which must
 //! be single-threaded, so this is a plain main that runs the cases one after another (no libtest
 //! threads) and exits non-zero if any failed. An argument filters cases by substring.
+//!
+//! Like any program that creates containers it re-executes itself from a sealed copy first
+//! (`hull::exe::ensure_sealed`); one case runs before that, to check the library refuses to work
+//! from an executable that is not sealed.
 
 use std::path::PathBuf;
 
-use hull::{Container, CreateOptions, Error, Status};
+use hull::{Container, CreateOptions, Error, ExecOptions, Status};
 use integration_tests::leaks::assert_no_leaks;
 use integration_tests::{Bundle, TempDir};
 use nix::sys::signal::Signal;
@@ -181,6 +185,48 @@ fn errors_are_typed_and_leave_nothing() {
     }
 }
 
+/// The library refuses to create or exec from an executable that is not a sealed copy (see
+/// `hull::exe`) unless told not to: run before this program seals itself.
+fn refuses_unsealed_unless_told_not_to() {
+    assert!(!hull::exe::is_sealed());
+    let case = Case::new(&["sleep", "1000"]);
+    let id = case.id();
+    match Container::create(&id, &case.opts()) {
+        Err(e @ Error::ExeNotSealed { .. }) => {
+            assert!(e.to_string().contains("ensure_sealed"), "{e}");
+        }
+        other => panic!("create from an unsealed executable: {other:?}"),
+    }
+    case.assert_clean(&id);
+
+    let mut opts = case.opts();
+    opts.unsealed_exe = true;
+    let mut c = Container::create(&id, &opts).expect("create, told not to check");
+    c.start().expect("start");
+    let mut process = case.bundle.config()["process"].clone();
+    process["args"] = json!(["true"]);
+    let process: oci_spec::runtime::Process = serde_json::from_value(process).unwrap();
+    match c.exec(&process, &ExecOptions::default()) {
+        Err(Error::ExeNotSealed { .. }) => {}
+        other => panic!("exec from an unsealed executable: {other:?}"),
+    }
+    let exec_opts = ExecOptions {
+        unsealed_exe: true,
+        ..ExecOptions::default()
+    };
+    let pid = c
+        .exec(&process, &exec_opts)
+        .expect("exec, told not to check");
+    assert_eq!(hull::container::wait_pid(pid).expect("wait exec"), 0);
+    c.kill(Signal::SIGKILL, false).expect("kill");
+    assert_eq!(c.wait().expect("wait"), 128 + 9);
+    c.delete(false).expect("delete");
+    case.assert_clean(&id);
+}
+
+/// Carries the outcome of the case run before the re-exec into the sealed program.
+const UNSEALED_OUTCOME: &str = "LIBRARY_API_UNSEALED_CASE";
+
 fn main() {
     let cases: &[(&str, fn())] = &[
         (
@@ -218,8 +264,27 @@ fn main() {
         .iter()
         .filter(|(name, _)| filter.as_deref().is_none_or(|f| name.contains(f)))
         .collect();
-    println!("\nrunning {} tests", selected.len());
+    let unsealed_case = "refuses_unsealed_unless_told_not_to";
+    let run_unsealed_case = filter.as_deref().is_none_or(|f| unsealed_case.contains(f));
+    if !hull::exe::is_sealed() {
+        if run_unsealed_case {
+            let ok = std::panic::catch_unwind(refuses_unsealed_unless_told_not_to).is_ok();
+            std::env::set_var(UNSEALED_OUTCOME, if ok { "ok" } else { "FAILED" });
+        }
+        // As the library's documentation asks of every program that creates containers.
+        let e = hull::exe::ensure_sealed().expect_err("ensure_sealed returns only on failure");
+        panic!("cannot re-execute from a sealed copy: {e}");
+    }
+    let total = selected.len() + usize::from(run_unsealed_case);
+    println!("\nrunning {total} tests");
     let mut failed = Vec::new();
+    if run_unsealed_case {
+        let outcome = std::env::var(UNSEALED_OUTCOME).unwrap_or_default();
+        println!("test {unsealed_case} (before sealing) ... {outcome}");
+        if outcome != "ok" {
+            failed.push(unsealed_case);
+        }
+    }
     for (name, case) in selected.iter().copied() {
         let ok = std::panic::catch_unwind(case).is_ok();
         println!("test {name} ... {}", if ok { "ok" } else { "FAILED" });
@@ -228,7 +293,7 @@ fn main() {
         }
     }
     if failed.is_empty() {
-        println!("\ntest result: ok. {} passed", selected.len());
+        println!("\ntest result: ok. {total} passed");
     } else {
         println!("\ntest result: FAILED. {} failed: {failed:?}", failed.len());
         std::process::exit(1);

@@ -74,6 +74,9 @@ enum Command {
 }
 
 fn main() {
+    // Before anything else: the verbs that fork container-side processes re-execute hull from a
+    // sealed copy of itself (see hull::exe), so no container process can reach the host's binary.
+    let sealed = forks_container_processes(std::env::args_os()).then(hull::exe::ensure_sealed);
     let args = runc_style_args(std::env::args_os());
     let cli = match parse(&args) {
         Ok(cli) => cli,
@@ -85,6 +88,14 @@ fn main() {
         debug: cli.debug,
     };
     log::install(&logger);
+    match sealed {
+        Some(Err(e)) => {
+            logger.error(&e.to_string());
+            std::process::exit(1);
+        }
+        Some(Ok(seal)) => logger.debug(&format!("running from a sealed copy ({seal:?})")),
+        None => {}
+    }
     match dispatch(cli, logger.clone()) {
         Ok(code) => std::process::exit(code),
         Err(failure) => {
@@ -92,6 +103,26 @@ fn main() {
             std::process::exit(1);
         }
     }
+}
+
+/// The verb is `create`, `run` or `exec`: told from the raw arguments (the first word that is
+/// not a global flag or its value), as this runs before the command line is parsed.
+fn forks_container_processes(args: impl IntoIterator<Item = OsString>) -> bool {
+    const WITH_VALUE: [&str; 5] = ["log", "log-format", "root", "criu", "rootless"];
+    let mut args = args.into_iter().skip(1);
+    while let Some(arg) = args.next() {
+        let Some(s) = arg.to_str() else {
+            return false;
+        };
+        match s.strip_prefix("--").or_else(|| s.strip_prefix('-')) {
+            Some(flag) if WITH_VALUE.contains(&flag) => {
+                args.next();
+            }
+            Some(_) => {}
+            None => return matches!(s, "create" | "run" | "exec"),
+        }
+    }
+    false
 }
 
 fn parse(args: &[OsString]) -> Result<Cli, clap::Error> {

@@ -227,3 +227,27 @@ fn usage_errors_are_logged_on_one_line() {
         "the following required arguments were not provided: <container-id>"
     );
 }
+
+#[test]
+fn only_create_run_and_exec_reexecute_sealed() {
+    for line in [
+        "create --bundle /b c1",
+        "run c1",
+        "exec -t c1 sh",
+        "--root /run/x --log /l --log-format json exec c1 true",
+        "--root=/run/x -log /l create c1",
+        "--debug run c1",
+    ] {
+        assert!(forks_container_processes(argv(line)), "{line}");
+    }
+    for line in [
+        "state run",
+        "--root exec state c1",
+        "kill c1 KILL",
+        "delete --force exec",
+        "--log run list",
+        "",
+    ] {
+        assert!(!forks_container_processes(argv(line)), "{line}");
+    }
+}

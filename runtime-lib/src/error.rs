@@ -84,6 +84,14 @@ pub enum Error {
     #[error(transparent)]
     Hook(#[from] crate::hooks::HookFailure),
 
+    /// The running executable is not a sealed copy of itself (see [`crate::exe`]): a process in
+    /// the container could reach it through /proc and overwrite the runtime's binary.
+    #[error(
+        "{detail}: the runtime's executable is not sealed (call hull::exe::ensure_sealed() \
+         first in main)"
+    )]
+    ExeNotSealed { detail: String },
+
     /// The init died or closed the channel without saying why.
     #[error("container init {step}: {detail}")]
     InitLost { step: &'static str, detail: String },

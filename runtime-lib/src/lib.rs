@@ -2,6 +2,8 @@
 //!
 //! ```no_run
 //! use hull::{Container, CreateOptions};
+//! // First thing in main: re-execute from a sealed copy of this program (see `exe`).
+//! hull::exe::ensure_sealed()?;
 //! let opts = CreateOptions::new("/run/hull", "/path/to/bundle");
 //! let mut c = Container::create("demo", &opts)?;
 //! c.start()?;
@@ -11,13 +13,19 @@
 //! ```
 //!
 //! The process that calls [`Container::create`] must be single-threaded: the container's init is
-//! forked from it (no re-exec of any binary), as in `hull create`.
+//! forked from it (no re-exec of any binary), as in `hull create`. So the init, and a process
+//! [`Container::exec`] starts, run the caller's executable until they exec the container's
+//! program, and a process in the container may reach that file through /proc: the caller must
+//! run from a sealed copy of itself, made by [`exe::ensure_sealed`] at the top of `main`.
+//! `create` and `exec` refuse to run otherwise ([`Error::ExeNotSealed`]), unless told not to
+//! check ([`CreateOptions::unsealed_exe`], [`ExecOptions::unsealed_exe`]).
 
 pub mod bundle;
 pub mod capabilities;
 pub mod cgroups;
 pub mod container;
 pub mod error;
+pub mod exe;
 pub mod features;
 pub mod hooks;
 pub mod lsm;
@@ -36,6 +44,6 @@ pub mod sysctl;
 pub mod tty;
 pub mod user;
 
-pub use container::{Container, CreateOptions};
+pub use container::{Container, CreateOptions, ExecOptions};
 pub use error::{Error, InitFailure, InitStep, Result};
 pub use state::{State, Status};

@@ -88,6 +88,8 @@ pub fn run(ctx: &Ctx, args: Exec) -> Outcome {
         pidfd_socket: args.pidfd_socket.as_deref().map(absolute).transpose()?,
         preserve_fds: args.preserve_fds,
         ignore_paused: args.ignore_paused,
+        // main re-executed hull from a sealed copy (or failed): the library checks it again.
+        unsealed_exe: false,
     };
     let (console, held) = prepare_foreground(
         args.detach,

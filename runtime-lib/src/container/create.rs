@@ -28,7 +28,11 @@ impl Container {
     /// namespaces and waits until it is ready to exec the user's process. On return the container is
     /// `created`, its pid in `opts.pid_file`. On failure nothing is left: no state directory, no
     /// process (the init's mounts die with its mount namespace).
+    ///
+    /// Refuses to run unless the calling program is a sealed copy of itself (see [`crate::exe`])
+    /// or `opts.unsealed_exe` is set.
     pub fn create(id: &str, opts: &CreateOptions) -> Result<Container> {
+        super::check_sealed(opts.unsealed_exe, "create a container")?;
         state::validate_id(id)?;
         let mut bundle = Bundle::load(&opts.bundle)?;
         if opts.listen_fds > 0 {

@@ -30,6 +30,9 @@ pub struct ExecOptions {
     pub preserve_fds: u32,
     /// Exec even into a paused container (the process starts frozen).
     pub ignore_paused: bool,
+    /// Exec even when the calling program is not a sealed copy of itself: see
+    /// [`super::CreateOptions::unsealed_exe`].
+    pub unsealed_exe: bool,
 }
 
 /// The namespaces `exec` joins, in the order NamespacePlan::join wants them.
@@ -47,8 +50,10 @@ const JOINABLE: [LinuxNamespaceType; 8] = [
 impl Container {
     /// Starts `process` inside the container and returns its host pid once it has exec'd (a failure
     /// before the exec, such as an unknown executable, is this call's error). The caller is the
-    /// process's parent and may wait for it (see [`wait_pid`]).
+    /// process's parent and may wait for it (see [`wait_pid`]). Refuses to run unless the calling
+    /// program is a sealed copy of itself (see [`crate::exe`]) or `opts.unsealed_exe` is set.
     pub fn exec(&self, process: &Process, opts: &ExecOptions) -> Result<Pid> {
+        super::check_sealed(opts.unsealed_exe, "exec into a container")?;
         check_process(process, opts)?;
         let lock = self.dir.lock()?;
         let record = self.dir.read()?;

@@ -45,6 +45,11 @@ pub struct CreateOptions {
     /// `--systemd-cgroup`: cgroupsPath is systemd's `slice:prefix:name`, for a systemd driver
     /// Hull does not have yet (see [`crate::cgroups::new_systemd`]).
     pub systemd_cgroup: bool,
+    /// Create even when the calling program is not a sealed copy of itself (see [`crate::exe`]).
+    /// Only for callers whose containers are trusted not to attack the host's binary: the init
+    /// runs the caller's executable until it execs, and a process in the container may reach
+    /// that file through /proc and overwrite it.
+    pub unsealed_exe: bool,
 }
 
 impl CreateOptions {
@@ -61,6 +66,7 @@ impl CreateOptions {
             notify_socket: false,
             no_new_keyring: false,
             systemd_cgroup: false,
+            unsealed_exe: false,
         }
     }
 }
@@ -111,4 +117,15 @@ impl Container {
     pub fn status(&self) -> crate::Status {
         self.dir.status(&self.record)
     }
+}
+
+/// `create` and `exec` fork container-side processes from the caller: its executable must be a
+/// sealed copy unless the caller opted out.
+fn check_sealed(unsealed_exe: bool, op: &str) -> crate::Result<()> {
+    if unsealed_exe || crate::exe::is_sealed() {
+        return Ok(());
+    }
+    Err(crate::Error::ExeNotSealed {
+        detail: format!("refusing to {op}"),
+    })
 }

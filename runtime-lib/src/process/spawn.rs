@@ -1,8 +1,11 @@
 //! Cloning the init: the only place Hull creates a process.
 //!
-//! The init is a fork of the calling process (no re-exec of any binary, so nothing in the container
-//! can ever see the runtime's executable as its own `/proc/self/exe` once it has exec'd), made with
-//! the raw `clone` system call so the namespace flags apply to the child from its first instruction.
+//! The init is a fork of the calling process (no re-exec of any binary), made with the raw `clone`
+//! system call so the namespace flags apply to the child from its first instruction. Until it execs
+//! the container's program the child's `/proc/self/exe` is the caller's executable, and a process
+//! in the container can reach that file (`/proc/<pid>/exe`, or a `#!/proc/self/exe` script the
+//! child is made to exec): the caller must run from a sealed copy of itself, which
+//! `crate::exe::ensure_sealed` makes and `Container::create`/`exec` check.
 //!
 //! Two namespaces cannot be entered by the child itself, because the kernel only moves *future
 //! children* into them: a pid namespace given by path, and a new time namespace. For those the
