@@ -162,7 +162,7 @@ fn prepare(init: &Init<'_>, sys: &dyn Syscall) -> InitResult<(Executable, Option
     // Relative bind sources are relative to the bundle, as in runc (which runs from there).
     sys.chdir(init.bundle)
         .init(InitStep::RootfsBind, init.bundle.display())?;
-    rootfs::prepare(spec, init.rootfs, sys)?;
+    let prepared = rootfs::prepare(spec, init.rootfs, sys)?;
     let state = match spec.hooks() {
         Some(hooks) => Some(create_hooks(init, hooks)?),
         None => None,
@@ -190,7 +190,7 @@ fn prepare(init: &Init<'_>, sys: &dyn Syscall) -> InitResult<(Executable, Option
         sysctl::apply(sysctl, sys)?;
     }
     // After sysctl: finalize makes /proc/sys read-only (a readonlyPath of the default config).
-    rootfs::finalize(spec, sys)?;
+    rootfs::finalize(spec, &prepared, sys)?;
     if let Some(adj) = process.oom_score_adj() {
         sys.write_file(
             Path::new("/proc/self/oom_score_adj"),

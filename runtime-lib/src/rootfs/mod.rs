@@ -20,13 +20,22 @@ use oci_spec::runtime::Spec;
 use procfs::process::{MountOptFields, Process};
 
 use crate::error::{InitFailure, InitResult, InitStep};
+use crate::proc_handle::ProcFs;
 use crate::syscall::Syscall;
 
 /// In the init's new mount namespace, before pivot: everything up to and including devices.
 ///
 /// `rootfs` must be absolute. Relative bind sources are taken from the init's working directory
 /// (runc's is the bundle).
-pub fn prepare(spec: &Spec, rootfs: &Path, sys: &dyn Syscall) -> InitResult<()> {
+/// What `prepare` made that `finalize` must find again after the pivot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Prepared {
+    /// The config mounted a procfs on /proc: `Some(mount id)` (`Some(None)` on a kernel that
+    /// does not tell mount ids).
+    pub proc_mount: Option<Option<u64>>,
+}
+
+pub fn prepare(spec: &Spec, rootfs: &Path, sys: &dyn Syscall) -> InitResult<Prepared> {
     // Nothing done in this namespace may reach the host: "/" becomes a slave of it, unless the
     // config asks for another propagation.
     let root_flags = rootfs_propagation(spec)?.unwrap_or(MsFlags::MS_SLAVE | MsFlags::MS_REC);
@@ -46,10 +55,27 @@ pub fn prepare(spec: &Spec, rootfs: &Path, sys: &dyn Syscall) -> InitResult<()> 
         sys,
         spec,
     })?;
+    let proc_mount = mounted_proc(spec, &root)?;
     if devices::needs_setup(spec) {
         devices::setup(spec, &root, sys)?;
     }
-    Ok(())
+    Ok(Prepared { proc_mount })
+}
+
+/// The procfs the config put on /proc, as it is now: the root of a procfs, and which mount.
+fn mounted_proc(spec: &Spec, root: &resolve::Root) -> InitResult<Option<Option<u64>>> {
+    let mounts = spec.mounts().as_deref().unwrap_or_default();
+    let on_proc = mounts.iter().any(|m| {
+        resolve::clean(m.destination()) == Path::new("/proc")
+            && m.typ()
+                .as_deref()
+                .is_some_and(|t| t == "proc" || t == "bind")
+    });
+    if !on_proc {
+        return Ok(None);
+    }
+    let proc = ProcFs::open_in(root.fd()).map_err(|e| e.init(InitStep::Mount, "/proc"))?;
+    Ok(Some(proc.mount_id()))
 }
 
 /// Makes `rootfs` the root: pivot_root with the old root detached, or MS_MOVE + chroot.
@@ -66,7 +92,7 @@ pub fn pivot(rootfs: &Path, no_pivot: bool, sys: &dyn Syscall) -> InitResult<()>
 ///
 /// runc writes sysctls (and sets the hostname) between root.readonly and readonlyPaths: the
 /// default config makes /proc/sys read-only, so sysctl must be applied before this is called.
-pub fn finalize(spec: &Spec, sys: &dyn Syscall) -> InitResult<()> {
+pub fn finalize(spec: &Spec, prepared: &Prepared, sys: &dyn Syscall) -> InitResult<()> {
     // "shared" and "unbindable" need the new root itself: before the pivot they would make it
     // impossible (pivot_root refuses a shared mount) or reach the host's "/" (runc ≥ 1.1.6).
     if let Some(flags) = rootfs_propagation(spec)? {
@@ -86,9 +112,11 @@ pub fn finalize(spec: &Spec, sys: &dyn Syscall) -> InitResult<()> {
     }
     let linux = spec.linux().as_ref();
     let readonly = linux.and_then(|l| l.readonly_paths().as_deref());
-    paths::readonly_paths(readonly.unwrap_or_default(), sys)?;
     let masked = linux.and_then(|l| l.masked_paths().as_deref());
-    paths::masked_paths(masked.unwrap_or_default(), sys)
+    let targets = paths::Targets::open(prepared)?;
+    paths::readonly_paths(readonly.unwrap_or_default(), &targets, sys)?;
+    paths::masked_paths(masked.unwrap_or_default(), &targets, sys)?;
+    targets.leave(sys)
 }
 
 /// `linux.rootfsPropagation` as mount flags; None when absent or empty.
