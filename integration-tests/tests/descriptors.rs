@@ -35,7 +35,7 @@ fn escape_probe(bundle: &Path) -> String {
     format!(
         "if [ -e host-marker ] || [ -e cgroup.procs ] || [ -e cgroup.controllers ]; then echo ESCAPED cwd; fi; \
          cd ../../../../../../../../../..; \
-         if [ -d '{}/rootfs/bin' ]; then echo ESCAPED root; fi; echo probe-done",
+         if [ -d '.{}/rootfs/bin' ]; then echo ESCAPED root; fi; echo probe-done",
         bundle.display()
     )
 }
