@@ -420,7 +420,7 @@ fn bad_mounts_fail_clearly() {
         std::os::unix::fs::symlink("/tmp", rootfs.join("proc")).unwrap();
         let try_one = |mount: Value, linux: Value| -> Result<InitFailure, String> {
             match prepare(&spec(json!([mount]), linux, false), &rootfs, &LinuxSyscall) {
-                Ok(()) => Err(format!("accepted {mount}")),
+                Ok(_) => Err(format!("accepted {mount}")),
                 Err(f) => Ok(f),
             }
         };
