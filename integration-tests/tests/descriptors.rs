@@ -53,7 +53,10 @@ fn exec_cwd_through_a_callers_leaked_fd_stays_inside() {
     }
     let out = cmd.args(["sh", "-c", &escape_probe(b.path())]).output();
     assert!(!out.stdout.contains("ESCAPED"), "{out}");
-    assert!(!out.success(), "exec into a host directory must fail: {out}");
+    assert!(
+        !out.success(),
+        "exec into a host directory must fail: {out}"
+    );
     assert!(out.stderr.contains("cwd"), "{out}");
 
     // Nor through a path, or as a descriptor the process inherits.
@@ -131,9 +134,16 @@ fn close_range_denied_by_seccomp_still_runs() {
         let out = cmd.output();
         out.ok();
         assert!(out.stdout.contains("ran"), "errno {errno}: {out}");
-        let fds: Vec<&str> = out.stdout.lines().filter(|l| l.parse::<u32>().is_ok()).collect();
+        let fds: Vec<&str> = out
+            .stdout
+            .lines()
+            .filter(|l| l.parse::<u32>().is_ok())
+            .collect();
         // 0, 1, 2 and the fd of ls's own readdir.
-        assert!(fds.len() <= 4, "errno {errno}: descriptors leaked in: {out}");
+        assert!(
+            fds.len() <= 4,
+            "errno {errno}: descriptors leaked in: {out}"
+        );
         rt.assert_no_leaks(&b, &[&id]);
     }
 }

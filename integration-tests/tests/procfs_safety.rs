@@ -63,11 +63,7 @@ fn proc_swapped_for_a_symlink_during_create_never_leaves_it_writable() {
     let mut findings = Vec::new();
     for _ in 0..100 {
         let id = rt.new_id();
-        let out = rt
-            .cmd(["run", "--bundle"])
-            .arg(b.path())
-            .last(&id)
-            .output();
+        let out = rt.cmd(["run", "--bundle"]).arg(b.path()).last(&id).output();
         if out.stdout.contains("probe-done") {
             created += 1;
         }
@@ -110,7 +106,10 @@ fn mounts_inside_proc_are_refused_naming_the_destination() {
         let out = rt.create_fails(&b);
         let shown = dest.replace("/../proc", "");
         assert!(out.stderr.contains(&shown), "{typ} on {dest}: {out}");
-        assert!(out.stderr.contains("inside /proc"), "{typ} on {dest}: {out}");
+        assert!(
+            out.stderr.contains("inside /proc"),
+            "{typ} on {dest}: {out}"
+        );
     }
     // lxcfs-style binds over the files it emulates stay allowed.
     let mut b = Bundle::new();
@@ -149,8 +148,10 @@ fn dev_null_symlink_never_becomes_the_mask() {
     let dev = b.path().join("dev-src");
     std::fs::create_dir_all(&dev).expect("mkdir dev-src");
     std::os::unix::fs::symlink(&secret, dev.join("null")).expect("symlink null");
-    b.mount(json!({"destination": secret, "type": "bind", "source": secret,
-                   "options": ["bind"]}));
+    b.mount(
+        json!({"destination": secret, "type": "bind", "source": secret,
+                   "options": ["bind"]}),
+    );
     b.edit(|c| {
         let mounts = c["mounts"].as_array_mut().expect("mounts");
         mounts.retain(|m| m["destination"] != "/dev");
@@ -169,6 +170,9 @@ fn dev_null_symlink_never_becomes_the_mask() {
         "HOST-SECRET\n",
         "{out}"
     );
-    assert!(!out.success(), "masking from a symlinked /dev/null must fail: {out}");
+    assert!(
+        !out.success(),
+        "masking from a symlinked /dev/null must fail: {out}"
+    );
     assert!(out.stderr.contains("/dev/null"), "{out}");
 }

@@ -149,3 +149,91 @@ pub(crate) fn check_cwd_inside_root(cwd: &Path) -> InitResult<()> {
 pub(crate) fn keep_list<'a>(fds: &[Option<BorrowedFd<'a>>]) -> Vec<BorrowedFd<'a>> {
     fds.iter().flatten().copied().collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::os::fd::{AsFd, AsRawFd};
+
+    use seccompiler::{SeccompAction, SeccompFilter, TargetArch};
+
+    use super::*;
+    use crate::namespaces::testing::in_child;
+
+    /// A filter that answers close_range with `errno` and allows everything else.
+    fn deny_close_range(errno: u32) -> Result<(), String> {
+        let arch = TargetArch::try_from(std::env::consts::ARCH).map_err(|e| e.to_string())?;
+        let rules = BTreeMap::from([(libc::SYS_close_range, vec![])]);
+        let filter = SeccompFilter::new(
+            rules,
+            SeccompAction::Allow,
+            SeccompAction::Errno(errno),
+            arch,
+        )
+        .map_err(|e| e.to_string())?;
+        let program: seccompiler::BpfProgram = filter
+            .try_into()
+            .map_err(|e: seccompiler::BackendError| e.to_string())?;
+        seccompiler::apply_filter(&program).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn cloexec_falls_back_to_the_fd_walk_when_close_range_is_denied() {
+        for errno in [libc::EPERM, libc::ENOSYS] {
+            in_child(|| {
+                let fd = nix::fcntl::open(
+                    "/dev/null",
+                    nix::fcntl::OFlag::O_RDONLY,
+                    nix::sys::stat::Mode::empty(),
+                )
+                .map_err(|e| e.to_string())?;
+                deny_close_range(errno as u32)?;
+                // SAFETY: close_range with CLOSE_RANGE_CLOEXEC only sets flags.
+                let r = unsafe {
+                    libc::syscall(libc::SYS_close_range, 1000, 1001, libc::CLOSE_RANGE_CLOEXEC)
+                };
+                if r != -1 {
+                    return Err("the filter did not deny close_range".into());
+                }
+                mark_cloexec_from(None, fd.as_raw_fd()).map_err(|e| e.to_string())?;
+                let flags = fcntl(fd.as_fd(), FcntlArg::F_GETFD).map_err(|e| e.to_string())?;
+                if !FdFlag::from_bits_truncate(flags).contains(FdFlag::FD_CLOEXEC) {
+                    return Err(format!(
+                        "errno {errno}: fd {} not close-on-exec",
+                        fd.as_raw_fd()
+                    ));
+                }
+                Ok(())
+            })
+            .unwrap();
+        }
+    }
+
+    #[test]
+    fn sanitize_closes_callers_fds_and_directories_keeps_the_rest() {
+        in_child(|| {
+            let open = |p: &str, flags| {
+                nix::fcntl::open(p, flags, nix::sys::stat::Mode::empty()).map_err(|e| e.to_string())
+            };
+            use nix::fcntl::OFlag;
+            let leaked = open("/dev/null", OFlag::O_RDONLY)?;
+            let dir = open("/", OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC)?;
+            let kept_dir = open("/", OFlag::O_RDONLY | OFlag::O_DIRECTORY)?;
+            let own = open("/dev/null", OFlag::O_RDONLY | OFlag::O_CLOEXEC)?;
+            let proc = ProcFs::open().map_err(|e| e.to_string())?;
+            let first = leaked.as_raw_fd().min(dir.as_raw_fd());
+            sanitize(&proc, first, &[kept_dir.as_fd()]).map_err(|e| e.to_string())?;
+            let state = |fd: &std::os::fd::OwnedFd| fcntl(fd.as_fd(), FcntlArg::F_GETFD);
+            if state(&leaked) != Err(Errno::EBADF) || state(&dir) != Err(Errno::EBADF) {
+                return Err("a caller's fd or a directory survived".into());
+            }
+            if state(&own).is_err() || state(&kept_dir).is_err() {
+                return Err("the runtime's own or a kept fd was closed".into());
+            }
+            // The child leaves through _exit: the closed ones are never closed again.
+            std::mem::forget((leaked, dir));
+            Ok(())
+        })
+        .unwrap();
+    }
+}
