@@ -156,13 +156,14 @@ impl Targets {
         }
     }
 
-    /// The path mount(2) takes for `fd`: relative to the procfs root we stand in, or, with no
-    /// procfs at all, through /proc (nothing under it to protect then).
-    fn target(&self, fd: &OwnedFd) -> PathBuf {
+    /// The path mount(2) takes for `fd`, which was opened from `path`: relative to the procfs
+    /// root we stand in; with no procfs at all (nothing under /proc to protect then), `path`
+    /// itself, just checked to hold no symlink.
+    fn target(&self, fd: &OwnedFd, path: &Path) -> PathBuf {
         if self.proc.is_some() {
             PathBuf::from(format!("self/fd/{}", fd.as_raw_fd()))
         } else {
-            resolve::fd_path(fd)
+            resolve::clean(path)
         }
     }
 
@@ -202,7 +203,7 @@ pub(super) fn readonly_paths(
         let Some(fd) = targets.find(p, InitStep::ReadonlyPaths)? else {
             continue;
         };
-        let target = targets.target(&fd);
+        let target = targets.target(&fd, Path::new(p));
         let rbind = MsFlags::MS_BIND | MsFlags::MS_REC;
         sys.mount(Some(&target), &target, None, rbind, None)
             .map_err(fail)?;
@@ -210,7 +211,7 @@ pub(super) fn readonly_paths(
         let Some(bound) = targets.find(p, InitStep::ReadonlyPaths)? else {
             return Err(fail(Errno::ENOENT));
         };
-        let target = targets.target(&bound);
+        let target = targets.target(&bound, Path::new(p));
         // nosuid, nodev and noexec may be locked: keep them.
         let keep = fd_mount_flags(&bound).map_err(fail)?
             & (MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC);
@@ -233,14 +234,14 @@ pub(super) fn masked_paths(
         let Some(fd) = targets.find(p, InitStep::MaskedPaths)? else {
             continue;
         };
-        let target = targets.target(&fd);
+        let target = targets.target(&fd, Path::new(p));
         let st = fstat(&fd).map_err(fail)?;
         if st.st_mode & SFlag::S_IFMT.bits() == SFlag::S_IFDIR.bits() {
             let tmpfs = Some(Path::new("tmpfs"));
             sys.mount(tmpfs, &target, Some("tmpfs"), MsFlags::MS_RDONLY, None)
                 .map_err(fail)?;
         } else {
-            let null = targets.target(targets.null()?);
+            let null = targets.target(targets.null()?, Path::new("/dev/null"));
             sys.mount(Some(&null), &target, None, MsFlags::MS_BIND, None)
                 .map_err(fail)?;
         }
