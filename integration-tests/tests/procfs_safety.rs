@@ -176,3 +176,20 @@ fn dev_null_symlink_never_becomes_the_mask() {
     );
     assert!(out.stderr.contains("/dev/null"), "{out}");
 }
+
+#[test]
+fn masked_path_with_its_parent_missing_from_procfs_fails_create() {
+    if !only_hull("runc 1.1.5 skips every missing masked path") {
+        return;
+    }
+    let rt = Runtime::new();
+    let mut b = Bundle::new();
+    // A missing file is skipped, as runc (kernels differ in what /proc has)...
+    b.set("/linux/maskedPaths", json!(["/proc/no-such-file", "/proc/kcore"]));
+    rt.run(&b).ok();
+    // ...but a missing directory of our own procfs means /proc is not what was mounted there.
+    b.set("/linux/maskedPaths", json!(["/proc/no-such-dir/file"]));
+    let out = rt.create_fails(&b);
+    assert!(out.stderr.contains("/proc/no-such-dir/file"), "{out}");
+    assert!(out.stderr.contains("parent directory is missing"), "{out}");
+}
