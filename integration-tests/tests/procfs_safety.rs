@@ -185,7 +185,10 @@ fn masked_path_with_its_parent_missing_from_procfs_fails_create() {
     let rt = Runtime::new();
     let mut b = Bundle::new();
     // A missing file is skipped, as runc (kernels differ in what /proc has)...
-    b.set("/linux/maskedPaths", json!(["/proc/no-such-file", "/proc/kcore"]));
+    b.set(
+        "/linux/maskedPaths",
+        json!(["/proc/no-such-file", "/proc/kcore"]),
+    );
     rt.run(&b).ok();
     // ...but a missing directory of our own procfs means /proc is not what was mounted there.
     b.set("/linux/maskedPaths", json!(["/proc/no-such-dir/file"]));

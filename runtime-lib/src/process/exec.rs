@@ -16,7 +16,6 @@ use super::init::{
 };
 use crate::error::{InitFailure, InitResult, InitStep, SysContext};
 use crate::namespaces::NamespacePlan;
-use crate::proc_handle::ProcFs;
 use crate::syscall::Syscall;
 use crate::{process_attrs, rlimits, tty};
 
@@ -52,16 +51,13 @@ fn prepare(exec: &Exec<'_>, sys: &dyn Syscall) -> InitResult<Executable> {
     nix::sys::prctl::set_dumpable(false).init(InitStep::Sync, "prctl(PR_SET_DUMPABLE)")?;
     // As the init: before any path is followed, and from the host's /proc (not yet joined the
     // container's mount namespace, whose /proc the container controls).
-    let host_proc = ProcFs::open().map_err(|e| e.init(InitStep::Sync, "/proc"))?;
     fds::sanitize(
-        &host_proc,
         3 + exec.preserve_fds as RawFd,
-        &fds::keep_list(&[
+        &[
             Some(exec.channel.as_fd()),
             exec.console_socket.as_ref().map(|s| s.as_fd()),
-        ]),
+        ],
     )?;
-    drop(host_proc);
     await_cgroups(&exec.channel)?;
     exec.plan.join(sys)?;
     // Else the process would hold its caller's (the shim's, conmon's) session keyring.

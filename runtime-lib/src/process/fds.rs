@@ -21,10 +21,17 @@ use nix::sys::stat::{fstat, SFlag};
 use crate::error::{InitFailure, InitResult, InitStep};
 use crate::proc_handle::ProcFs;
 
-/// Closes the caller's descriptors and every directory from `first` up, except `keep`, and marks
-/// the rest close-on-exec. Reads the fd table from `proc` (the host's procfs: run this before
-/// joining the container's mount namespace, whose /proc the container controls).
-pub(crate) fn sanitize(proc: &ProcFs, first: RawFd, keep: &[BorrowedFd<'_>]) -> InitResult<()> {
+/// Closes the caller's descriptors and every directory from `first` up, except `keep` (`None`s
+/// skipped), and marks the rest close-on-exec. Reads the fd table from the /proc of this
+/// process's root: run it before joining the container's mount namespace (or pivoting into its
+/// root), whose /proc the container controls.
+pub(crate) fn sanitize(first: RawFd, keep: &[Option<BorrowedFd<'_>>]) -> InitResult<()> {
+    let proc = ProcFs::open().map_err(|e| e.init(InitStep::Sync, "/proc"))?;
+    let keep: Vec<BorrowedFd<'_>> = keep.iter().flatten().copied().collect();
+    sanitize_with(&proc, first, &keep)
+}
+
+fn sanitize_with(proc: &ProcFs, first: RawFd, keep: &[BorrowedFd<'_>]) -> InitResult<()> {
     use std::os::fd::AsRawFd;
     let mut keep: Vec<RawFd> = keep.iter().map(|f| f.as_raw_fd()).collect();
     keep.push(proc.as_fd().as_raw_fd());
@@ -145,11 +152,6 @@ pub(crate) fn check_cwd_inside_root(cwd: &Path) -> InitResult<()> {
     Ok(())
 }
 
-/// The keep list of [`sanitize`] for fds a caller holds as `Option`s.
-pub(crate) fn keep_list<'a>(fds: &[Option<BorrowedFd<'a>>]) -> Vec<BorrowedFd<'a>> {
-    fds.iter().flatten().copied().collect()
-}
-
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
@@ -220,9 +222,8 @@ mod tests {
             let dir = open("/", OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC)?;
             let kept_dir = open("/", OFlag::O_RDONLY | OFlag::O_DIRECTORY)?;
             let own = open("/dev/null", OFlag::O_RDONLY | OFlag::O_CLOEXEC)?;
-            let proc = ProcFs::open().map_err(|e| e.to_string())?;
             let first = leaked.as_raw_fd().min(dir.as_raw_fd());
-            sanitize(&proc, first, &[kept_dir.as_fd()]).map_err(|e| e.to_string())?;
+            sanitize(first, &[Some(kept_dir.as_fd())]).map_err(|e| e.to_string())?;
             let state = |fd: &std::os::fd::OwnedFd| fcntl(fd.as_fd(), FcntlArg::F_GETFD);
             if state(&leaked) != Err(Errno::EBADF) || state(&dir) != Err(Errno::EBADF) {
                 return Err("a caller's fd or a directory survived".into());

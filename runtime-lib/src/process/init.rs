@@ -20,7 +20,6 @@ use super::fds;
 use crate::error::{InitFailure, InitResult, InitStep, SysContext};
 use crate::hooks::{self, HookKind};
 use crate::namespaces::NamespacePlan;
-use crate::proc_handle::ProcFs;
 use crate::syscall::Syscall;
 use crate::{
     capabilities, lsm, netdev, process_attrs, rlimits, rootfs, seccomp, sysctl, tty, user,
@@ -120,18 +119,15 @@ fn prepare(init: &Init<'_>, sys: &dyn Syscall) -> InitResult<(Executable, Option
 
     guard_against_runtime_death()?;
     // Before any path is followed for the container (see `fds`); the host's /proc still.
-    let host_proc = ProcFs::open().map_err(|e| e.init(InitStep::Sync, "/proc"))?;
     fds::sanitize(
-        &host_proc,
         3 + init.preserve_fds as RawFd,
-        &fds::keep_list(&[
+        &[
             Some(init.channel.as_fd()),
             Some(init.exec_fifo.as_fd()),
             Some(init.exec_done.as_fd()),
             init.console_socket.as_ref().map(|s| s.as_fd()),
-        ]),
+        ],
     )?;
-    drop(host_proc);
     await_cgroups(&init.channel)?;
     init.plan.join(sys)?;
     if !init.unshare.is_empty() {
