@@ -13,7 +13,8 @@ mod resolve;
 #[cfg(test)]
 mod tests;
 
-use std::path::Path;
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
 
 use nix::mount::MsFlags;
 use oci_spec::runtime::Spec;
@@ -101,7 +102,9 @@ pub fn finalize(spec: &Spec, prepared: &Prepared, sys: &dyn Syscall) -> InitResu
                 .map_err(|e| InitFailure::sys(InitStep::RootfsPropagation, "/", e))?;
         }
     }
-    paths::remount_readonly_mounts(spec, sys)?;
+    // First: /proc is checked before anything is mounted by a path through it.
+    let targets = paths::Targets::open(prepared)?;
+    paths::remount_readonly_mounts(spec, &targets, sys)?;
     if spec
         .root()
         .as_ref()
@@ -113,7 +116,6 @@ pub fn finalize(spec: &Spec, prepared: &Prepared, sys: &dyn Syscall) -> InitResu
     let linux = spec.linux().as_ref();
     let readonly = linux.and_then(|l| l.readonly_paths().as_deref());
     let masked = linux.and_then(|l| l.masked_paths().as_deref());
-    let targets = paths::Targets::open(prepared)?;
     paths::readonly_paths(readonly.unwrap_or_default(), &targets, sys)?;
     paths::masked_paths(masked.unwrap_or_default(), &targets, sys)?;
     targets.leave(sys)
@@ -179,12 +181,14 @@ pub fn mount_console(slave: &Path, sys: &dyn Syscall) -> InitResult<()> {
     let fd = root
         .open_in(Path::new("/dev/console"), resolve::Create::File)
         .map_err(fail)?;
-    sys.mount(
-        Some(slave),
-        &resolve::fd_path(&fd),
-        None,
-        MsFlags::MS_BIND,
-        None,
-    )
-    .map_err(fail)
+    // The fd is named from inside a verified procfs: a path through the container's /proc could
+    // be swapped for a symlink by the rootfs's owner.
+    let proc = ProcFs::open().map_err(|e| e.init(InitStep::Console, "/proc"))?;
+    nix::unistd::fchdir(proc.as_fd()).map_err(fail)?;
+    let target = PathBuf::from(format!("self/fd/{}", fd.as_raw_fd()));
+    let mounted = sys
+        .mount(Some(slave), &target, None, MsFlags::MS_BIND, None)
+        .map_err(fail);
+    sys.chdir(Path::new("/")).map_err(fail)?;
+    mounted
 }

@@ -18,7 +18,13 @@ use crate::syscall::Syscall;
 
 /// Tmpfs mounts and /dev were mounted writable so they could be filled; those the config wants
 /// read-only become so now (runc's finalizeRootfs).
-pub(super) fn remount_readonly_mounts(spec: &Spec, sys: &dyn Syscall) -> InitResult<()> {
+pub(super) fn remount_readonly_mounts(
+    spec: &Spec,
+    targets: &Targets,
+    sys: &dyn Syscall,
+) -> InitResult<()> {
+    let root = resolve::Root::open(Path::new("/"))
+        .map_err(|e| InitFailure::sys(InitStep::Mount, "/", e))?;
     for m in spec.mounts().as_deref().unwrap_or_default() {
         let e = Entry::from_spec(m)?;
         let is_dev = resolve::clean(&e.dest) == Path::new("/dev");
@@ -32,9 +38,15 @@ pub(super) fn remount_readonly_mounts(spec: &Spec, sys: &dyn Syscall) -> InitRes
         }
         // MS_REMOUNT|MS_BIND changes only the per-mount flags, which a user namespace may do.
         let flags = e.opts.flags | MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_RDONLY;
+        // Resolved in the root as when it was mounted, and named by fd: never a path the
+        // rootfs's owner could redirect meanwhile.
+        let fd = root
+            .open_in(&e.dest, resolve::Create::Nothing)
+            .map_err(e.fail("open destination"))?;
+        let target = targets.target(&fd, &e.dest);
         let mut tries = 0;
         loop {
-            match sys.mount(None, &e.dest, None, flags, None) {
+            match sys.mount(None, &target, None, flags, None) {
                 Err(Errno::EBUSY) if tries < 5 => {
                     tries += 1;
                     std::thread::sleep(std::time::Duration::from_millis(100));
