@@ -32,6 +32,7 @@ pub mod lsm;
 pub mod namespaces;
 pub mod netdev;
 pub mod notify;
+pub mod proc_handle;
 pub mod process;
 pub mod process_attrs;
 pub mod rlimits;

@@ -11,8 +11,10 @@ use std::path::Path;
 
 use oci_spec::runtime::{Process, Spec};
 
-use crate::error::{Error, InitResult, InitStep, Result};
-use crate::process::init::io_failure;
+use nix::fcntl::OFlag;
+
+use crate::error::{Error, InitFailure, InitResult, InitStep, Result};
+use crate::proc_handle::ProcFs;
 
 /// Where the AppArmor module says whether it is on, and its securityfs directory (runc needs both).
 const APPARMOR_ENABLED: &str = "/sys/module/apparmor/parameters/enabled";
@@ -88,7 +90,9 @@ pub fn set_key_label(process: &Process) -> InitResult<()> {
 /// every privilege and before seccomp, so neither can stop the writes.
 pub fn apply(process: &Process) -> InitResult<()> {
     if let Some(profile) = non_empty(process.apparmor_profile()) {
-        let attr = if Path::new(APPARMOR_EXEC).exists() {
+        let proc = ProcFs::open().map_err(|e| e.init(InitStep::SecurityLabels, "/proc"))?;
+        let own = proc.open_file(Path::new(&APPARMOR_EXEC[6..]), OFlag::O_PATH, true);
+        let attr = if own.is_ok() {
             APPARMOR_EXEC
         } else {
             SHARED_EXEC
@@ -106,7 +110,16 @@ fn non_empty(value: &Option<String>) -> Option<&str> {
 }
 
 /// One write(2) of the whole value: the kernel takes an attribute only as a single write.
+/// Through a verified procfs: a label written anywhere else (a tmpfs over /proc/self, a symlink)
+/// would be lost without a word and the process would run unconfined.
 fn write_attr(path: &str, value: &str) -> InitResult<()> {
-    std::fs::write(path, value.as_bytes())
-        .map_err(|e| io_failure(InitStep::SecurityLabels, format!("{path} ({value})"), e))
+    let subject = || format!("{path} ({value})");
+    let rel = Path::new(path).strip_prefix("/proc").map_err(|_| {
+        InitFailure::new(InitStep::SecurityLabels)
+            .subject(subject())
+            .detail("not a /proc path")
+    })?;
+    ProcFs::open()
+        .and_then(|proc| proc.write(rel, value.as_bytes()))
+        .map_err(|e| e.init(InitStep::SecurityLabels, subject()))
 }

@@ -12,6 +12,8 @@ use nix::sched::CloneFlags;
 use nix::sys::stat::{Mode, SFlag};
 use nix::unistd::{Gid, Uid};
 
+use crate::proc_handle::{ProcError, ProcFs};
+
 pub trait Syscall {
     fn mount(
         &self,
@@ -35,8 +37,9 @@ pub trait Syscall {
     fn setresgid(&self, gid: Gid) -> nix::Result<()>;
     fn setresuid(&self, uid: Uid) -> nix::Result<()>;
     fn umask(&self, mask: Mode);
-    /// Writes a /proc or /sys control file (sysctl, oom_score_adj).
-    fn write_file(&self, path: &Path, data: &[u8]) -> nix::Result<()>;
+    /// Writes a procfs control file (sysctl, oom_score_adj), `path` being under `/proc`: through
+    /// a verified procfs handle, never created, never through a symlink or another filesystem.
+    fn write_file(&self, path: &Path, data: &[u8]) -> Result<(), ProcError>;
     /// mount_setattr(2) on `target` (AT_RECURSIVE when `recursive`): sets `attr_set` and clears
     /// `attr_clr` (`MOUNT_ATTR_*`) on the mount, or on the whole tree below it.
     fn mount_setattr(
@@ -107,9 +110,11 @@ impl Syscall for LinuxSyscall {
     fn umask(&self, mask: Mode) {
         nix::sys::stat::umask(mask);
     }
-    fn write_file(&self, path: &Path, data: &[u8]) -> nix::Result<()> {
-        std::fs::write(path, data)
-            .map_err(|e| nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))
+    fn write_file(&self, path: &Path, data: &[u8]) -> Result<(), ProcError> {
+        let rel = path
+            .strip_prefix("/proc")
+            .map_err(|_| ProcError::Sys(nix::errno::Errno::EXDEV))?;
+        ProcFs::open()?.write(rel, data)
     }
     fn mount_setattr(
         &self,
@@ -257,12 +262,16 @@ pub(crate) mod recorder {
         fn umask(&self, mask: Mode) {
             let _ = self.call(format!("umask {:o}", mask.bits()));
         }
-        fn write_file(&self, path: &Path, data: &[u8]) -> nix::Result<()> {
-            self.call(format!(
+        fn write_file(
+            &self,
+            path: &Path,
+            data: &[u8],
+        ) -> Result<(), crate::proc_handle::ProcError> {
+            Ok(self.call(format!(
                 "write {} {}",
                 path.display(),
                 String::from_utf8_lossy(data)
-            ))
+            ))?)
         }
         fn mount_setattr(
             &self,

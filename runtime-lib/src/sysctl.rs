@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 
-use crate::error::{InitFailure, InitResult, InitStep, SysContext};
+use crate::error::{InitFailure, InitResult, InitStep};
 use crate::syscall::Syscall;
 
 /// The key in its dotted form (runc's `convertSysctlVariableToDotsSeparator`): a key whose first
@@ -51,7 +51,7 @@ pub fn apply(sysctl: &HashMap<String, String>, sys: &dyn Syscall) -> InitResult<
                 .detail("invalid key: it must name a file under /proc/sys")
         })?;
         sys.write_file(&path, sysctl[key].as_bytes())
-            .init(InitStep::Sysctl, key)?;
+            .map_err(|e| e.init(InitStep::Sysctl, key))?;
     }
     Ok(())
 }

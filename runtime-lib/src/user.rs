@@ -8,7 +8,8 @@ use nix::sys::stat::{fstat, stat, Mode};
 use nix::unistd::{fchown, Gid, Pid, Uid};
 use oci_spec::runtime::{LinuxIdMapping, Spec, User};
 
-use crate::error::{Context, InitFailure, InitResult, InitStep};
+use crate::error::{InitFailure, InitResult, InitStep};
+use crate::proc_handle::{ProcError, ProcFs};
 use crate::syscall::Syscall;
 use crate::Result;
 
@@ -60,21 +61,40 @@ pub fn write_id_mappings(pid: Pid, spec: &Spec) -> Result<()> {
     let gid_maps = linux
         .and_then(|l| l.gid_mappings().as_deref())
         .unwrap_or_default();
-    let proc = PathBuf::from(format!("/proc/{pid}"));
+    let dir = PathBuf::from(pid.to_string());
+    let proc = ProcFs::open().map_err(|e| proc_error("open", PathBuf::from("/proc"), e))?;
+    let write = |file: &str, text: &str, step: &'static str| {
+        let rel = dir.join(file);
+        proc.write(&rel, text.as_bytes())
+            .map_err(|e| proc_error(step, Path::new("/proc").join(&rel), e))
+    };
     if !gid_maps.is_empty() && !Uid::effective().is_root() {
         // An unprivileged writer may map its own gid only after giving up setgroups(2). As root we
         // leave it allowed, so process.user.additionalGids can be set.
-        let path = proc.join("setgroups");
-        std::fs::write(&path, "deny").io("write", path)?;
+        write("setgroups", "deny", "write")?;
     }
-    // Each map must be written whole in one write(2), which fs::write does for text this small.
+    // Each map must be written whole in one write(2) (ProcFs::write makes exactly one).
     for (file, maps) in [("uid_map", uid_maps), ("gid_map", gid_maps)] {
         if !maps.is_empty() {
-            let path = proc.join(file);
-            std::fs::write(&path, map_text(maps)).io("write id mappings to", path)?;
+            write(file, &map_text(maps), "write id mappings to")?;
         }
     }
     Ok(())
+}
+
+fn proc_error(step: &'static str, path: PathBuf, e: ProcError) -> crate::Error {
+    match e {
+        ProcError::Sys(source) => crate::Error::Sys {
+            step,
+            path: Some(path),
+            source,
+        },
+        other => crate::Error::Io {
+            step,
+            path,
+            source: std::io::Error::other(other.to_string()),
+        },
+    }
 }
 
 /// In the init: additionalGids, gid, uid (in that order, so setgroups still has the privilege), umask.

@@ -140,6 +140,8 @@ impl Container {
             Some(lock.as_raw_fd()),
             Some(runtime_end.as_fd().as_raw_fd()),
             pidfd_socket.as_ref().map(|s| s.as_raw_fd()),
+            // Only the clone needs it: in the init it is a way into the host's cgroupfs.
+            cgroup_dir.as_ref().map(|d| d.as_raw_fd()),
         ];
         let (spec, rootfs, plan_ref) = (&bundle.spec, bundle.rootfs.as_path(), &plan);
         let bundle_path = bundle.path.as_path();

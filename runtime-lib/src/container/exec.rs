@@ -84,14 +84,16 @@ impl Container {
             .transpose()?;
         let (runtime_end, child_end) = channel::pair().sys("create exec channel")?;
 
+        let cgroup_dir = record.cgroups.as_ref().and_then(v2_dir);
         let runtime_only = [
             Some(lock.as_raw_fd()),
             Some(runtime_end.as_fd().as_raw_fd()),
             pidfd_socket.as_ref().map(|s| s.as_raw_fd()),
+            // Only the clone needs it: in the process it is a way into the host's cgroupfs.
+            cgroup_dir.as_ref().map(|d| d.as_raw_fd()),
         ];
         let plan_ref = &plan;
         let session_keyring = (!record.no_new_keyring).then(|| record.state.id.clone());
-        let cgroup_dir = record.cgroups.as_ref().and_then(v2_dir);
         let spawned = spawn::spawn(
             &plan,
             CloneFlags::empty(),

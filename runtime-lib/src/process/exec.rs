@@ -5,14 +5,14 @@
 //! the child's end (it is O_CLOEXEC), so the runtime reads end-of-file exactly when the user's
 //! program has replaced the runtime's code.
 
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd, RawFd};
 
 use oci_spec::runtime::Process;
 
 use super::channel::{Channel, Message};
+use super::fds;
 use super::init::{
-    await_cgroups, io_failure, join_session_keyring, load_seccomp_late, mark_fds_cloexec,
-    take_identity, Executable,
+    await_cgroups, io_failure, join_session_keyring, load_seccomp_late, take_identity, Executable,
 };
 use crate::error::{InitFailure, InitResult, InitStep, SysContext};
 use crate::namespaces::NamespacePlan;
@@ -49,6 +49,15 @@ fn prepare(exec: &Exec<'_>, sys: &dyn Syscall) -> InitResult<Executable> {
     let process = exec.process;
     // The runtime's binary must not be reachable by the container's processes before the exec.
     nix::sys::prctl::set_dumpable(false).init(InitStep::Sync, "prctl(PR_SET_DUMPABLE)")?;
+    // As the init: before any path is followed, and from the host's /proc (not yet joined the
+    // container's mount namespace, whose /proc the container controls).
+    fds::sanitize(
+        3 + exec.preserve_fds as RawFd,
+        &[
+            Some(exec.channel.as_fd()),
+            exec.console_socket.as_ref().map(|s| s.as_fd()),
+        ],
+    )?;
     await_cgroups(&exec.channel)?;
     exec.plan.join(sys)?;
     // Else the process would hold its caller's (the shim's, conmon's) session keyring.
@@ -68,16 +77,17 @@ fn prepare(exec: &Exec<'_>, sys: &dyn Syscall) -> InitResult<Executable> {
             std::path::Path::new("/proc/self/oom_score_adj"),
             adj.to_string().as_bytes(),
         )
-        .init(InitStep::OomScoreAdj, adj)?;
+        .map_err(|e| e.init(InitStep::OomScoreAdj, adj))?;
     }
     rlimits::apply(process.rlimits().as_deref().unwrap_or_default())?;
     process_attrs::apply_scheduler(process.scheduler().as_ref())?;
     process_attrs::apply_io_priority(process.io_priority().as_ref())?;
+    fds::mark_cloexec_from(None, 3 + exec.preserve_fds as RawFd)?;
     take_identity(process, exec.seccomp, &exec.channel, sys)?;
     sys.chdir(process.cwd())
         .init(InitStep::Cwd, process.cwd().display())?;
+    fds::check_cwd_inside_root(process.cwd())?;
     let executable = Executable::resolve(process)?;
-    mark_fds_cloexec(3 + exec.preserve_fds)?;
     load_seccomp_late(process, exec.seccomp, &exec.channel)?;
     Ok(executable)
 }

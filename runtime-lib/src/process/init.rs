@@ -6,7 +6,7 @@
 //! exchanged with the runtime along the way.
 
 use std::ffi::CString;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -16,6 +16,7 @@ use nix::unistd::{AccessFlags, Gid, Uid};
 use oci_spec::runtime::{Hooks, LinuxNamespaceType, Process, Spec};
 
 use super::channel::{Channel, Message};
+use super::fds;
 use crate::error::{InitFailure, InitResult, InitStep, SysContext};
 use crate::hooks::{self, HookKind};
 use crate::namespaces::NamespacePlan;
@@ -117,6 +118,16 @@ fn prepare(init: &Init<'_>, sys: &dyn Syscall) -> InitResult<(Executable, Option
     let linux = spec.linux().as_ref();
 
     guard_against_runtime_death()?;
+    // Before any path is followed for the container (see `fds`); the host's /proc still.
+    fds::sanitize(
+        3 + init.preserve_fds as RawFd,
+        &[
+            Some(init.channel.as_fd()),
+            Some(init.exec_fifo.as_fd()),
+            Some(init.exec_done.as_fd()),
+            init.console_socket.as_ref().map(|s| s.as_fd()),
+        ],
+    )?;
     await_cgroups(&init.channel)?;
     init.plan.join(sys)?;
     if !init.unshare.is_empty() {
@@ -147,7 +158,7 @@ fn prepare(init: &Init<'_>, sys: &dyn Syscall) -> InitResult<(Executable, Option
     // Relative bind sources are relative to the bundle, as in runc (which runs from there).
     sys.chdir(init.bundle)
         .init(InitStep::RootfsBind, init.bundle.display())?;
-    rootfs::prepare(spec, init.rootfs, sys)?;
+    let prepared = rootfs::prepare(spec, init.rootfs, sys)?;
     let state = match spec.hooks() {
         Some(hooks) => Some(create_hooks(init, hooks)?),
         None => None,
@@ -175,13 +186,13 @@ fn prepare(init: &Init<'_>, sys: &dyn Syscall) -> InitResult<(Executable, Option
         sysctl::apply(sysctl, sys)?;
     }
     // After sysctl: finalize makes /proc/sys read-only (a readonlyPath of the default config).
-    rootfs::finalize(spec, sys)?;
+    rootfs::finalize(spec, &prepared, sys)?;
     if let Some(adj) = process.oom_score_adj() {
         sys.write_file(
             Path::new("/proc/self/oom_score_adj"),
             adj.to_string().as_bytes(),
         )
-        .init(InitStep::OomScoreAdj, adj)?;
+        .map_err(|e| e.init(InitStep::OomScoreAdj, adj))?;
     }
     rlimits::apply(process.rlimits().as_deref().unwrap_or_default())?;
     // While the init still has every capability (FIFO/RR/DEADLINE and RT I/O need CAP_SYS_NICE).
@@ -189,14 +200,16 @@ fn prepare(init: &Init<'_>, sys: &dyn Syscall) -> InitResult<(Executable, Option
     process_attrs::apply_io_priority(process.io_priority().as_ref())?;
     process_attrs::apply_memory_policy(linux.and_then(|l| l.memory_policy().as_ref()))?;
 
+    // Again, for anything opened since; before seccomp, which may deny close_range.
+    fds::mark_cloexec_from(None, 3 + init.preserve_fds as RawFd)?;
     take_identity(process, init.seccomp, &init.channel, sys)?;
     sys.chdir(Path::new(process.cwd()))
         .init(InitStep::Cwd, process.cwd().display())?;
+    fds::check_cwd_inside_root(process.cwd())?;
 
     let exec = Executable::resolve(process)?;
     // Last, as runc: a 32-bit personality changes how the kernel reports the machine from now on.
     process_attrs::apply_personality(linux.and_then(|l| l.personality().as_ref()))?;
-    mark_fds_cloexec(3 + init.preserve_fds)?;
     // A notify listener must reach its agent before `create` returns; any other filter waits
     // until right before the execve (see `run`), so no syscall of ours needs the profile's leave.
     if init.seccomp.is_some_and(seccomp::Filter::needs_listener) {
@@ -349,23 +362,6 @@ fn create_cwd(process: &Process) -> InitResult<()> {
     }
     Ok(())
 }
-/// Everything but stdio and the preserved fds closes at exec; our own fds are all O_CLOEXEC already,
-/// this catches the ones the caller leaked to us.
-pub(super) fn mark_fds_cloexec(first: u32) -> InitResult<()> {
-    // SAFETY: close_range with CLOSE_RANGE_CLOEXEC only sets flags; it takes no pointers.
-    let ret = unsafe {
-        libc::syscall(
-            libc::SYS_close_range,
-            first,
-            u32::MAX,
-            libc::CLOSE_RANGE_CLOEXEC,
-        )
-    };
-    nix::errno::Errno::result(ret)
-        .map(drop)
-        .init(InitStep::Exec, "close_range")
-}
-
 /// Tells the runtime we are ready, waits for its go-ahead, then blocks until `start`.
 fn wait_for_start(channel: Channel, exec_fifo: &OwnedFd) -> InitResult<()> {
     channel

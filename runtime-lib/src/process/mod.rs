@@ -3,6 +3,7 @@
 
 pub mod channel;
 pub mod exec;
+pub(crate) mod fds;
 pub mod init;
 pub mod pidfd;
 pub mod spawn;

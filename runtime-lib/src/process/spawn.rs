@@ -19,8 +19,8 @@
 //! before the init runs a step.
 
 use std::collections::HashMap;
-use std::fs;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::path::Path;
 
 use nix::fcntl::{open, OFlag};
 use nix::sched::{setns, unshare, CloneFlags};
@@ -28,8 +28,9 @@ use nix::sys::stat::Mode;
 use nix::unistd::Pid;
 use oci_spec::runtime::LinuxTimeOffset;
 
-use crate::error::{Context, SysContext};
+use crate::error::{Error, SysContext};
 use crate::namespaces::NamespacePlan;
+use crate::proc_handle::ProcFs;
 use crate::Result;
 
 /// nix names every namespace flag but this one.
@@ -140,9 +141,14 @@ fn enter_new_time_ns(offsets: Option<&HashMap<String, LinuxTimeOffset>>) -> Resu
     }
     if !text.is_empty() {
         // The offsets can be written only while no process lives in the new namespace yet.
-        if let Err(e) = fs::write("/proc/self/timens_offsets", text)
-            .io("write linux.timeOffsets to", "/proc/self/timens_offsets")
-        {
+        let written = ProcFs::open()
+            .and_then(|proc| proc.write(Path::new("self/timens_offsets"), text.as_bytes()))
+            .map_err(|e| Error::Sys {
+                step: "write linux.timeOffsets to",
+                path: Some("/proc/self/timens_offsets".into()),
+                source: e.errno(),
+            });
+        if let Err(e) = written {
             restore(Some(own), CLONE_NEWTIME);
             return Err(e);
         }

@@ -13,20 +13,30 @@ mod resolve;
 #[cfg(test)]
 mod tests;
 
-use std::path::Path;
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
 
 use nix::mount::MsFlags;
 use oci_spec::runtime::Spec;
 use procfs::process::{MountOptFields, Process};
 
 use crate::error::{InitFailure, InitResult, InitStep};
+use crate::proc_handle::ProcFs;
 use crate::syscall::Syscall;
+
+/// What `prepare` made that `finalize` must find again after the pivot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Prepared {
+    /// The config mounted a procfs on /proc: `Some(mount id)` (`Some(None)` on a kernel that
+    /// does not tell mount ids).
+    pub proc_mount: Option<Option<u64>>,
+}
 
 /// In the init's new mount namespace, before pivot: everything up to and including devices.
 ///
 /// `rootfs` must be absolute. Relative bind sources are taken from the init's working directory
 /// (runc's is the bundle).
-pub fn prepare(spec: &Spec, rootfs: &Path, sys: &dyn Syscall) -> InitResult<()> {
+pub fn prepare(spec: &Spec, rootfs: &Path, sys: &dyn Syscall) -> InitResult<Prepared> {
     // Nothing done in this namespace may reach the host: "/" becomes a slave of it, unless the
     // config asks for private. "shared" and "unbindable" wait for `finalize`: on the host's "/"
     // the one would send our mounts back to the host, and the other would forbid the bind of
@@ -50,10 +60,27 @@ pub fn prepare(spec: &Spec, rootfs: &Path, sys: &dyn Syscall) -> InitResult<()> 
         sys,
         spec,
     })?;
+    let proc_mount = mounted_proc(spec, &root)?;
     if devices::needs_setup(spec) {
         devices::setup(spec, &root, sys)?;
     }
-    Ok(())
+    Ok(Prepared { proc_mount })
+}
+
+/// The procfs the config put on /proc, as it is now: the root of a procfs, and which mount.
+fn mounted_proc(spec: &Spec, root: &resolve::Root) -> InitResult<Option<Option<u64>>> {
+    let mounts = spec.mounts().as_deref().unwrap_or_default();
+    let on_proc = mounts.iter().any(|m| {
+        resolve::clean(m.destination()) == Path::new("/proc")
+            && m.typ()
+                .as_deref()
+                .is_some_and(|t| t == "proc" || t == "bind")
+    });
+    if !on_proc {
+        return Ok(None);
+    }
+    let proc = ProcFs::open_in(root.fd()).map_err(|e| e.init(InitStep::Mount, "/proc"))?;
+    Ok(Some(proc.mount_id()))
 }
 
 /// Makes `rootfs` the root: pivot_root with the old root detached, or MS_MOVE + chroot.
@@ -70,8 +97,10 @@ pub fn pivot(rootfs: &Path, no_pivot: bool, sys: &dyn Syscall) -> InitResult<()>
 ///
 /// runc writes sysctls (and sets the hostname) between root.readonly and readonlyPaths: the
 /// default config makes /proc/sys read-only, so sysctl must be applied before this is called.
-pub fn finalize(spec: &Spec, sys: &dyn Syscall) -> InitResult<()> {
-    paths::remount_readonly_mounts(spec, sys)?;
+pub fn finalize(spec: &Spec, prepared: &Prepared, sys: &dyn Syscall) -> InitResult<()> {
+    // First: /proc is checked before anything is mounted by a path through it.
+    let targets = paths::Targets::open(prepared)?;
+    paths::remount_readonly_mounts(spec, &targets, sys)?;
     if spec
         .root()
         .as_ref()
@@ -82,9 +111,10 @@ pub fn finalize(spec: &Spec, sys: &dyn Syscall) -> InitResult<()> {
     }
     let linux = spec.linux().as_ref();
     let readonly = linux.and_then(|l| l.readonly_paths().as_deref());
-    paths::readonly_paths(readonly.unwrap_or_default(), sys)?;
     let masked = linux.and_then(|l| l.masked_paths().as_deref());
-    paths::masked_paths(masked.unwrap_or_default(), sys)?;
+    paths::readonly_paths(readonly.unwrap_or_default(), &targets, sys)?;
+    paths::masked_paths(masked.unwrap_or_default(), &targets, sys)?;
+    targets.leave(sys)?;
     // "shared" and "unbindable" need the new root itself: before the pivot they would make it
     // impossible (pivot_root refuses a shared mount) or reach the host's "/" (runc ≥ 1.1.6).
     // Last: readonly and masked paths are binds, which an unbindable tree refuses.
@@ -157,12 +187,14 @@ pub fn mount_console(slave: &Path, sys: &dyn Syscall) -> InitResult<()> {
     let fd = root
         .open_in(Path::new("/dev/console"), resolve::Create::File)
         .map_err(fail)?;
-    sys.mount(
-        Some(slave),
-        &resolve::fd_path(&fd),
-        None,
-        MsFlags::MS_BIND,
-        None,
-    )
-    .map_err(fail)
+    // The fd is named from inside a verified procfs: a path through the container's /proc could
+    // be swapped for a symlink by the rootfs's owner.
+    let proc = ProcFs::open().map_err(|e| e.init(InitStep::Console, "/proc"))?;
+    nix::unistd::fchdir(proc.as_fd()).map_err(fail)?;
+    let target = PathBuf::from(format!("self/fd/{}", fd.as_raw_fd()));
+    let mounted = sys
+        .mount(Some(slave), &target, None, MsFlags::MS_BIND, None)
+        .map_err(fail);
+    sys.chdir(Path::new("/")).map_err(fail)?;
+    mounted
 }

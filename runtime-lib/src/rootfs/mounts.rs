@@ -122,15 +122,13 @@ impl Entry {
     }
 
     pub fn mount(&self, cx: &Ctx<'_>) -> InitResult<()> {
+        self.check_proc_mount(cx)?;
         match self.kind {
             Kind::Proc | Kind::Sysfs => self.mount_proc_or_sysfs(cx)?,
             Kind::Tmpfs => self.mount_tmpfs(cx)?,
             Kind::Bind => self.mount_bind(cx)?,
             Kind::Cgroup => return cgroup::mount(self, cx),
             Kind::Mqueue | Kind::Other => {
-                if self.kind == Kind::Other {
-                    self.check_proc_mount(cx)?;
-                }
                 let fd = self.dest_fd(cx, Create::Dir)?;
                 let r = self.mount_at(cx, &fd, self.source_or_type(), self.first_flags());
                 match r {
@@ -214,7 +212,6 @@ impl Entry {
         let source = self.source.clone().unwrap_or_default();
         let st = nix::sys::stat::stat(&source)
             .map_err(self.fail(&format!("stat source {:?}", source.display())))?;
-        self.check_proc_mount(cx)?;
         let is_dir = st.st_mode & libc::S_IFMT == libc::S_IFDIR;
         let fd = self.dest_fd(cx, if is_dir { Create::Dir } else { Create::File })?;
         self.mount_at(cx, &fd, Some(&source), self.first_flags())
@@ -316,8 +313,11 @@ impl Entry {
         }
     }
 
-    /// runc's guard against covering /proc (CVE-2019-16884 and friends): only a proc may go on
-    /// /proc itself, and below it only the files lxcfs emulates.
+    /// runc's guard against covering /proc (CVE-2019-16884 and friends), for mounts of every
+    /// type: only a proc may go on /proc itself, and below it only the files lxcfs emulates
+    /// (runc's list). Anything else there (a tmpfs on /proc/self, say) would hide what the init
+    /// writes to procfs or what masked and readonly paths protect. The destination is checked
+    /// as written and as resolved in the rootfs (a symlink, `..`).
     fn check_proc_mount(&self, cx: &Ctx<'_>) -> InitResult<()> {
         const ALLOWED: &[&str] = &[
             "/proc/cpuinfo",
@@ -328,6 +328,9 @@ impl Entry {
             "/proc/uptime",
             "/proc/loadavg",
             "/proc/slabinfo",
+            "/proc/pressure/cpu",
+            "/proc/pressure/io",
+            "/proc/pressure/memory",
             "/proc/net/dev",
             "/proc/sys/kernel/ns_last_pid",
         ];
@@ -335,29 +338,42 @@ impl Entry {
             .root
             .resolve(&self.dest, Create::Nothing)
             .map_err(self.fail("resolve destination"))?;
-        let dest = resolve::container_path(&resolved);
-        if !dest.starts_with("/proc") {
-            return Ok(());
-        }
-        if dest == Path::new("/proc") {
-            let source = self.source.clone().unwrap_or_default();
-            let fs = nix::sys::statfs::statfs(&source)
-                .map_err(self.fail(&format!("statfs source {:?}", source.display())))?;
-            if fs.filesystem_type() == nix::sys::statfs::PROC_SUPER_MAGIC {
-                return Ok(());
+        for dest in [
+            resolve::clean(&self.dest),
+            resolve::container_path(&resolved),
+        ] {
+            if !dest.starts_with("/proc") {
+                continue;
+            }
+            if dest == Path::new("/proc") {
+                if self.kind == Kind::Proc || self.is_proc_bind()? {
+                    continue;
+                }
+                return Err(self.refuse(format!(
+                    "{:?} cannot be mounted because it is not of type proc",
+                    dest.display()
+                )));
+            }
+            if ALLOWED.iter().any(|a| dest == Path::new(a)) {
+                continue;
             }
             return Err(self.refuse(format!(
-                "{:?} cannot be mounted because it is not of type proc",
+                "{:?} cannot be mounted because it is inside /proc",
                 dest.display()
             )));
         }
-        if ALLOWED.iter().any(|a| dest == Path::new(a)) {
-            return Ok(());
+        Ok(())
+    }
+
+    /// A bind whose source is a procfs.
+    fn is_proc_bind(&self) -> InitResult<bool> {
+        if self.kind != Kind::Bind {
+            return Ok(false);
         }
-        Err(self.refuse(format!(
-            "{:?} cannot be mounted because it is inside /proc",
-            dest.display()
-        )))
+        let source = self.source.clone().unwrap_or_default();
+        let fs = nix::sys::statfs::statfs(&source)
+            .map_err(self.fail(&format!("statfs source {:?}", source.display())))?;
+        Ok(fs.filesystem_type() == nix::sys::statfs::PROC_SUPER_MAGIC)
     }
 }
 

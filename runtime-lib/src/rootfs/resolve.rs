@@ -50,6 +50,10 @@ impl Root {
         &self.path
     }
 
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+
     /// Resolves `path` inside the root, creating what is missing as `create` says, and opens the
     /// result `O_PATH`.
     pub fn open_in(&self, path: &Path, create: Create) -> nix::Result<OwnedFd> {
@@ -116,7 +120,16 @@ impl Root {
                     | ResolveFlag::RESOLVE_NO_SYMLINKS
                     | ResolveFlag::RESOLVE_NO_MAGICLINKS,
             );
-        openat2(&self.fd, &path, how)
+        match openat2(&self.fd, &path, how) {
+            // Resolved components hold no `..` and no symlink: a walk that refuses symlinks is
+            // the same lookup, for kernels without openat2 (before 5.6) or a seccomp'd one.
+            Err(Errno::ENOSYS) => crate::proc_handle::walk_beneath(
+                self.fd.as_fd(),
+                &path,
+                OFlag::O_PATH | OFlag::O_CLOEXEC | extra,
+            ),
+            r => r,
+        }
     }
 }
 

@@ -122,9 +122,9 @@ fn is_ro(m: &MountInfo) -> bool {
 
 fn run_all(spec: &Spec, rootfs: &Path, no_pivot: bool) -> Check {
     let sys = LinuxSyscall;
-    prepare(spec, rootfs, &sys).map_err(|e| format!("prepare: {e}"))?;
+    let prepared = prepare(spec, rootfs, &sys).map_err(|e| format!("prepare: {e}"))?;
     pivot(rootfs, no_pivot, &sys).map_err(|e| format!("pivot: {e}"))?;
-    finalize(spec, &sys).map_err(|e| format!("finalize: {e}"))
+    finalize(spec, &prepared, &sys).map_err(|e| format!("finalize: {e}"))
 }
 
 /// runc's default config, as `runc spec` writes it (less the network-less sysfs fallback).
@@ -420,7 +420,7 @@ fn bad_mounts_fail_clearly() {
         std::os::unix::fs::symlink("/tmp", rootfs.join("proc")).unwrap();
         let try_one = |mount: Value, linux: Value| -> Result<InitFailure, String> {
             match prepare(&spec(json!([mount]), linux, false), &rootfs, &LinuxSyscall) {
-                Ok(()) => Err(format!("accepted {mount}")),
+                Ok(_) => Err(format!("accepted {mount}")),
                 Err(f) => Ok(f),
             }
         };

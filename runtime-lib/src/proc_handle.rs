@@ -1,0 +1,327 @@
+//! A procfs the runtime can trust, and files opened beneath a directory without following a
+//! symlink.
+//!
+//! Inside the container `/proc` is a path in a root filesystem someone else controls: its owner can
+//! swap `rootfs/proc` for a symlink at any moment (renameat2 RENAME_EXCHANGE), and a config can
+//! put another filesystem over `/proc/self`. So nothing is written into procfs by path: [`ProcFs`]
+//! opens `/proc` without following symlinks, checks it is the root of a procfs, and every file is
+//! then opened beneath that handle, never with O_CREAT, and checked to be on procfs itself before
+//! a byte is written to it.
+
+use std::ffi::OsString;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::path::{Component, Path, PathBuf};
+
+use nix::errno::Errno;
+use nix::fcntl::{openat2, OFlag, OpenHow, ResolveFlag};
+use nix::sys::stat::{fstat, Mode, SFlag};
+use nix::sys::statfs::{fstatfs, PROC_SUPER_MAGIC};
+
+use crate::error::{InitFailure, InitStep};
+
+/// The inode number of every procfs root (fs/proc/root.c).
+const PROC_ROOT_INO: u64 = 1;
+
+/// Why a procfs handle or a file beneath it was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProcError {
+    /// A system call failed (ELOOP: a symlink was in the way).
+    Sys(Errno),
+    /// The directory is not the root of a procfs mount.
+    NotProcRoot,
+    /// The file opened is not on procfs (another filesystem is mounted over it).
+    NotOnProc,
+}
+
+impl From<Errno> for ProcError {
+    fn from(e: Errno) -> Self {
+        ProcError::Sys(e)
+    }
+}
+
+impl std::fmt::Display for ProcError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ProcError::Sys(e) => f.write_str(&e.desc().to_lowercase()),
+            ProcError::NotProcRoot => f.write_str("not the root of a procfs mount"),
+            ProcError::NotOnProc => f.write_str("not on procfs (something is mounted over it)"),
+        }
+    }
+}
+
+impl ProcError {
+    /// The init's report of a failed procfs step.
+    pub fn init(self, step: InitStep, subject: impl std::fmt::Display) -> InitFailure {
+        match self {
+            ProcError::Sys(e) => InitFailure::sys(step, subject, e),
+            other => InitFailure::new(step)
+                .subject(subject)
+                .detail(format!("/proc: {other}")),
+        }
+    }
+
+    /// The errno to report: the system call's, or EXDEV for a file that left procfs.
+    pub fn errno(&self) -> Errno {
+        match self {
+            ProcError::Sys(e) => *e,
+            ProcError::NotProcRoot | ProcError::NotOnProc => Errno::EXDEV,
+        }
+    }
+}
+
+/// An open, verified procfs root.
+pub struct ProcFs {
+    fd: OwnedFd,
+}
+
+impl ProcFs {
+    /// The procfs at `/proc` of this process's root.
+    pub fn open() -> Result<ProcFs, ProcError> {
+        let root = nix::fcntl::open(
+            "/",
+            OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )?;
+        Self::open_in(root.as_fd())
+    }
+
+    /// The procfs at `proc` beneath `root`, a symlink on the way being an error.
+    pub fn open_in(root: BorrowedFd<'_>) -> Result<ProcFs, ProcError> {
+        // Readable, not O_PATH: the fd walk (crate::process::fds) reads directories beneath it.
+        let fd = open_beneath(
+            root,
+            Path::new("proc"),
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY,
+        )?;
+        let on_proc = fstatfs(&fd)?.filesystem_type() == PROC_SUPER_MAGIC;
+        if !on_proc || fstat(&fd)?.st_ino != PROC_ROOT_INO {
+            return Err(ProcError::NotProcRoot);
+        }
+        Ok(ProcFs { fd })
+    }
+
+    pub fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+
+    /// The id of the mount this procfs is (statx STATX_MNT_ID, Linux 5.8+); `None` when the
+    /// kernel does not say.
+    pub fn mount_id(&self) -> Option<u64> {
+        mount_id(self.fd.as_fd())
+    }
+
+    /// Opens `rel` (`self/oom_score_adj`, `sys/kernel/hostname`, `1234/uid_map`) beneath this
+    /// procfs: no symlink followed but procfs's own `self` and `thread-self` as the first
+    /// component, never created. With `require_proc` the file itself must be on procfs.
+    pub fn open_file(
+        &self,
+        rel: &Path,
+        flags: OFlag,
+        require_proc: bool,
+    ) -> Result<OwnedFd, ProcError> {
+        let rel = self.expand_self(rel)?;
+        let fd = open_beneath(self.fd.as_fd(), &rel, flags - OFlag::O_CREAT)?;
+        if require_proc && fstatfs(&fd)?.filesystem_type() != PROC_SUPER_MAGIC {
+            return Err(ProcError::NotOnProc);
+        }
+        Ok(fd)
+    }
+
+    /// Writes `data` in one write(2) (the kernel takes a map or an attribute only whole) to a
+    /// procfs file beneath this handle.
+    pub fn write(&self, rel: &Path, data: &[u8]) -> Result<(), ProcError> {
+        let fd = self.open_file(rel, OFlag::O_WRONLY | OFlag::O_NOCTTY, true)?;
+        let n = nix::unistd::write(&fd, data)?;
+        if n != data.len() {
+            return Err(ProcError::Sys(Errno::EIO));
+        }
+        Ok(())
+    }
+
+    /// `self` and `thread-self` are procfs's own symlinks: read, not followed, so the rest of the
+    /// path can still be opened with no symlink allowed.
+    fn expand_self(&self, rel: &Path) -> Result<PathBuf, ProcError> {
+        let mut parts = rel
+            .components()
+            .filter(|c| !matches!(c, Component::RootDir));
+        let Some(Component::Normal(first)) = parts.next() else {
+            return Ok(rel.to_path_buf());
+        };
+        if first != "self" && first != "thread-self" {
+            return Ok(rel.to_path_buf());
+        }
+        let target = nix::fcntl::readlinkat(&self.fd, first)?;
+        let mut out = PathBuf::from(target);
+        out.extend(parts);
+        Ok(out)
+    }
+}
+
+/// A file or directory in this process's mount namespace: the id of the mount it is on.
+pub fn mount_id(fd: BorrowedFd<'_>) -> Option<u64> {
+    // SAFETY: an all-zero statx is a valid value of this plain C struct.
+    let mut stx: libc::statx = unsafe { std::mem::zeroed() };
+    // SAFETY: the path is a NUL-terminated empty string, `stx` a live statx the kernel fills in;
+    // with AT_EMPTY_PATH the call reads only `fd`.
+    let r = unsafe {
+        libc::statx(
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_EMPTY_PATH | libc::AT_SYMLINK_NOFOLLOW,
+            libc::STATX_MNT_ID,
+            &mut stx,
+        )
+    };
+    (r == 0 && stx.stx_mask & libc::STATX_MNT_ID != 0).then_some(stx.stx_mnt_id)
+}
+
+/// Opens `path` beneath `dir` (O_CLOEXEC added): `..`, absolute symlinks, any symlink at all and
+/// magic links are refused (ELOOP or EXDEV), so the file is one that lies under `dir` by name.
+/// openat2 (RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS); on kernels without it (before 5.6, or a
+/// seccomp profile that answers ENOSYS) the same walk, one O_NOFOLLOW component at a time.
+pub fn open_beneath(dir: BorrowedFd<'_>, path: &Path, flags: OFlag) -> nix::Result<OwnedFd> {
+    let flags = flags | OFlag::O_CLOEXEC;
+    let rel = relative(path)?;
+    let how = OpenHow::new().flags(flags).resolve(
+        ResolveFlag::RESOLVE_BENEATH
+            | ResolveFlag::RESOLVE_NO_SYMLINKS
+            | ResolveFlag::RESOLVE_NO_MAGICLINKS,
+    );
+    match openat2(dir, &rel, how) {
+        Err(Errno::ENOSYS) => walk_beneath(dir, &rel, flags),
+        r => r,
+    }
+}
+
+/// `path` without its leading `/` and `.`s; a `..` is refused (nothing here needs one).
+fn relative(path: &Path) -> nix::Result<PathBuf> {
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::Normal(n) => out.push(n),
+            Component::RootDir | Component::CurDir => {}
+            Component::ParentDir | Component::Prefix(_) => return Err(Errno::EXDEV),
+        }
+    }
+    if out.as_os_str().is_empty() {
+        out.push(".");
+    }
+    Ok(out)
+}
+
+/// The fallback of [`open_beneath`]: every component opened O_PATH | O_NOFOLLOW from the last,
+/// and a symlink met on the way (which O_PATH | O_NOFOLLOW opens as itself) refused.
+pub(crate) fn walk_beneath(dir: BorrowedFd<'_>, rel: &Path, flags: OFlag) -> nix::Result<OwnedFd> {
+    let names: Vec<OsString> = rel
+        .components()
+        .filter_map(|c| match c {
+            Component::Normal(n) => Some(n.to_os_string()),
+            _ => None,
+        })
+        .collect();
+    let Some((last, parents)) = names.split_last() else {
+        return nix::fcntl::openat(dir, ".", flags, Mode::empty());
+    };
+    let mut cur: Option<OwnedFd> = None;
+    for name in parents {
+        let at = cur.as_ref().map_or(dir, |f| f.as_fd());
+        let next = nix::fcntl::openat(
+            at,
+            name.as_os_str(),
+            OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )?;
+        let kind = SFlag::from_bits_truncate(fstat(&next)?.st_mode & SFlag::S_IFMT.bits());
+        if kind == SFlag::S_IFLNK {
+            return Err(Errno::ELOOP);
+        }
+        if kind != SFlag::S_IFDIR {
+            return Err(Errno::ENOTDIR);
+        }
+        cur = Some(next);
+    }
+    let at = cur.as_ref().map_or(dir, |f| f.as_fd());
+    let fd = nix::fcntl::openat(
+        at,
+        last.as_os_str(),
+        flags | OFlag::O_NOFOLLOW,
+        Mode::empty(),
+    )?;
+    // O_PATH | O_NOFOLLOW opens a symlink rather than failing on it.
+    if fstat(&fd)?.st_mode & SFlag::S_IFMT.bits() == SFlag::S_IFLNK.bits() {
+        return Err(Errno::ELOOP);
+    }
+    Ok(fd)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tmp(tag: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("hull-proc-handle-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(d.join("a/b")).unwrap();
+        std::fs::write(d.join("a/b/f"), b"x").unwrap();
+        std::os::unix::fs::symlink("b", d.join("a/link")).unwrap();
+        std::os::unix::fs::symlink("/etc", d.join("abs")).unwrap();
+        d
+    }
+
+    fn dirfd(p: &Path) -> OwnedFd {
+        nix::fcntl::open(p, OFlag::O_PATH | OFlag::O_DIRECTORY, Mode::empty()).unwrap()
+    }
+
+    #[test]
+    fn openat2_and_the_walk_agree_on_symlinks_and_dotdot() {
+        let d = tmp("agree");
+        let dir = dirfd(&d);
+        for walk in [false, true] {
+            let open = |p: &str| {
+                let p = Path::new(p);
+                if walk {
+                    walk_beneath(dir.as_fd(), &relative(p)?, OFlag::O_PATH | OFlag::O_CLOEXEC)
+                } else {
+                    open_beneath(dir.as_fd(), p, OFlag::O_PATH)
+                }
+            };
+            assert!(open("a/b/f").is_ok(), "walk={walk}");
+            assert!(open("/a/./b").is_ok(), "walk={walk}");
+            assert_eq!(open("a/link/f").err(), Some(Errno::ELOOP), "walk={walk}");
+            assert_eq!(open("a/link").err(), Some(Errno::ELOOP), "walk={walk}");
+            assert_eq!(open("abs").err(), Some(Errno::ELOOP), "walk={walk}");
+            assert_eq!(open("a/missing").err(), Some(Errno::ENOENT), "walk={walk}");
+            assert_eq!(open("a/b/f/x").err(), Some(Errno::ENOTDIR), "walk={walk}");
+        }
+        assert_eq!(
+            open_beneath(dir.as_fd(), Path::new("a/../a"), OFlag::O_PATH).err(),
+            Some(Errno::EXDEV)
+        );
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn host_proc_is_verified_and_self_is_expanded() {
+        let proc = ProcFs::open().unwrap();
+        assert!(proc.mount_id().is_some());
+        let fd = proc
+            .open_file(Path::new("self/status"), OFlag::O_RDONLY, true)
+            .unwrap();
+        let mut buf = [0u8; 5];
+        nix::unistd::read(&fd, &mut buf).unwrap();
+        assert_eq!(&buf, b"Name:");
+        // Never created: a missing file stays missing.
+        assert_eq!(
+            proc.write(Path::new("self/no-such-file"), b"1").err(),
+            Some(ProcError::Sys(Errno::ENOENT))
+        );
+        // A plain directory is no procfs.
+        let d = tmp("notproc");
+        std::fs::create_dir_all(d.join("proc")).unwrap();
+        assert_eq!(
+            ProcFs::open_in(dirfd(&d).as_fd()).err(),
+            Some(ProcError::NotProcRoot)
+        );
+        let _ = std::fs::remove_dir_all(&d);
+    }
+}
