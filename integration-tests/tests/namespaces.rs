@@ -253,3 +253,41 @@ fn time_namespace_offsets() {
         "uptime inside {inside}, host {host_uptime}"
     );
 }
+
+/// Docker with --userns-remap: the bundle sits in containerd's state directory, which is 0700 and
+/// owned by the host's root, and the config always has oomScoreAdj. The mapped root can neither
+/// traverse that directory nor write a /proc file of the host's root: whatever the init does as
+/// the mapped root must not need to. Both, and oomScoreAdj alone.
+#[test]
+fn user_namespace_bundle_under_a_0700_directory_with_oom_score_adj() {
+    use std::os::unix::fs::PermissionsExt;
+    if !integration_tests::only_hull(
+        "runc 1.1.5 binds root.path by its absolute path, which the mapped root cannot traverse",
+    ) {
+        return;
+    }
+    let rt = Runtime::new();
+    for locked in [false, true] {
+        let mut b = userns_bundle();
+        b.set("/process/oomScoreAdj", json!(500))
+            .sh("cat /proc/self/oom_score_adj; id -u; ls /bin/busybox");
+        // <bundle>/state (0700, root) / ctr (the bundle the engine hands over).
+        let state = b.path().join("state");
+        let bundle = state.join("ctr");
+        std::fs::create_dir_all(&bundle).unwrap();
+        for f in ["config.json", "rootfs"] {
+            std::fs::rename(b.path().join(f), bundle.join(f)).unwrap();
+        }
+        let mode = if locked { 0o700 } else { 0o755 };
+        std::fs::set_permissions(&state, std::fs::Permissions::from_mode(mode)).unwrap();
+        let id = rt.new_id();
+        let out = rt.cmd(["run", "--bundle"]).arg(&bundle).last(&id).output();
+        let lines: Vec<&str> = out.ok().stdout.lines().collect();
+        assert_eq!(
+            lines,
+            ["500", "0", "/bin/busybox"],
+            "state dir {mode:o}: {out}"
+        );
+        rt.assert_no_leaks(&b, &[&id]);
+    }
+}

@@ -138,6 +138,9 @@ fn fmt_path(p: &Option<PathBuf>) -> String {
 pub enum InitStep {
     JoinNamespace,
     CreateNamespaces,
+    /// Changing into the bundle directory, whose relative paths (root.path, bind sources) the
+    /// rest of the setup uses.
+    Bundle,
     IdMappings,
     RootfsPropagation,
     RootfsBind,
@@ -175,6 +178,7 @@ impl std::fmt::Display for InitStep {
         let s = match self {
             InitStep::JoinNamespace => "join namespace",
             InitStep::CreateNamespaces => "create namespaces",
+            InitStep::Bundle => "enter bundle directory",
             InitStep::IdMappings => "apply uid/gid mappings",
             InitStep::RootfsPropagation => "set rootfsPropagation",
             InitStep::RootfsBind => "bind mount root.path",

@@ -134,6 +134,21 @@ fn prepare(init: &Init<'_>, sys: &dyn Syscall) -> InitResult<(Executable, Option
         sys.unshare(init.unshare)
             .init(InitStep::CreateNamespaces, format!("{:?}", init.unshare))?;
     }
+    // Still with the caller's ids: in a user namespace the mapped root may not traverse the host
+    // directories above the bundle (Docker's userns-remap: containerd keeps its state directory
+    // 0700), and from here on the rootfs is reached relative to the bundle (`rootfs::reach`).
+    // Relative bind sources are relative to the bundle too, as in runc (which runs from there).
+    sys.chdir(init.bundle)
+        .init(InitStep::Bundle, init.bundle.display())?;
+    // Before the ids change: setresuid makes us non-dumpable again, and our /proc files would
+    // belong to the host's root, out of the mapped root's reach (runc writes it here too).
+    if let Some(adj) = process.oom_score_adj() {
+        sys.write_file(
+            Path::new("/proc/self/oom_score_adj"),
+            adj.to_string().as_bytes(),
+        )
+        .map_err(|e| e.init(InitStep::OomScoreAdj, adj))?;
+    }
     let new_userns = (init.plan.clone_flags | init.unshare).contains(CloneFlags::CLONE_NEWUSER);
     if new_userns {
         await_id_mappings(&init.channel)?;
@@ -155,9 +170,6 @@ fn prepare(init: &Init<'_>, sys: &dyn Syscall) -> InitResult<(Executable, Option
         join_session_keyring(init.id)?;
     }
 
-    // Relative bind sources are relative to the bundle, as in runc (which runs from there).
-    sys.chdir(init.bundle)
-        .init(InitStep::RootfsBind, init.bundle.display())?;
     let prepared = rootfs::prepare(spec, init.rootfs, sys)?;
     let state = match spec.hooks() {
         Some(hooks) => Some(create_hooks(init, hooks)?),
@@ -187,13 +199,6 @@ fn prepare(init: &Init<'_>, sys: &dyn Syscall) -> InitResult<(Executable, Option
     }
     // After sysctl: finalize makes /proc/sys read-only (a readonlyPath of the default config).
     rootfs::finalize(spec, &prepared, sys)?;
-    if let Some(adj) = process.oom_score_adj() {
-        sys.write_file(
-            Path::new("/proc/self/oom_score_adj"),
-            adj.to_string().as_bytes(),
-        )
-        .map_err(|e| e.init(InitStep::OomScoreAdj, adj))?;
-    }
     rlimits::apply(process.rlimits().as_deref().unwrap_or_default())?;
     // While the init still has every capability (FIFO/RR/DEADLINE and RT I/O need CAP_SYS_NICE).
     process_attrs::apply_scheduler(process.scheduler().as_ref())?;

@@ -50,10 +50,11 @@ pub fn prepare(spec: &Spec, rootfs: &Path, sys: &dyn Syscall) -> InitResult<Prep
     let keep_slave = root_flags.contains(MsFlags::MS_SLAVE);
     make_parent_private(rootfs, keep_slave, sys)?;
     let bind = MsFlags::MS_BIND | MsFlags::MS_REC;
-    sys.mount(Some(rootfs), rootfs, None, bind, None)
+    let at = reach(rootfs);
+    sys.mount(Some(&at), &at, None, bind, None)
         .map_err(|e| InitFailure::sys(InitStep::RootfsBind, rootfs.display(), e))?;
 
-    let root = resolve::Root::open(rootfs)
+    let root = resolve::Root::open_as(&at, rootfs)
         .map_err(|e| InitFailure::sys(InitStep::RootfsBind, rootfs.display(), e))?;
     mounts::mount_all(&mounts::Ctx {
         root: &root,
@@ -81,6 +82,22 @@ fn mounted_proc(spec: &Spec, root: &resolve::Root) -> InitResult<Option<Option<u
     }
     let proc = ProcFs::open_in(root.fd()).map_err(|e| e.init(InitStep::Mount, "/proc"))?;
     Ok(Some(proc.mount_id()))
+}
+
+/// `rootfs` as the init names it in system calls: relative to its working directory (the
+/// bundle, see `process::init`) when it lies beneath it. In a user namespace the mapped root may
+/// not be allowed to traverse the host's directories above the bundle (a 0700 engine state
+/// directory); a relative path never walks them. `rootfs` itself stays the name in messages and
+/// the key for mount tables.
+pub(crate) fn reach(rootfs: &Path) -> std::path::PathBuf {
+    let Ok(cwd) = nix::unistd::getcwd() else {
+        return rootfs.to_path_buf();
+    };
+    match rootfs.strip_prefix(&cwd) {
+        Ok(rel) if rel.as_os_str().is_empty() => ".".into(),
+        Ok(rel) => rel.to_path_buf(),
+        Err(_) => rootfs.to_path_buf(),
+    }
 }
 
 /// Makes `rootfs` the root: pivot_root with the old root detached, or MS_MOVE + chroot.

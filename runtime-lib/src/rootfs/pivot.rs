@@ -17,7 +17,8 @@ pub(super) fn pivot_root(rootfs: &Path, sys: &dyn Syscall) -> InitResult<()> {
     let step = InitStep::Pivot;
     let dir = OFlag::O_DIRECTORY | OFlag::O_RDONLY | OFlag::O_CLOEXEC;
     let old_root = nix::fcntl::open("/", dir, Mode::empty()).init(step, "/")?;
-    sys.chdir(rootfs).init(step, rootfs.display())?;
+    sys.chdir(&super::reach(rootfs))
+        .init(step, rootfs.display())?;
     sys.pivot_root(Path::new("."), Path::new("."))
         .init(step, rootfs.display())?;
     // The kernel leaves "." on the old root today; do not rely on it.
@@ -42,7 +43,8 @@ pub(super) fn pivot_root(rootfs: &Path, sys: &dyn Syscall) -> InitResult<()> {
 /// proc and sysfs despite masked paths (runc's msMoveRoot).
 pub(super) fn move_root(rootfs: &Path, sys: &dyn Syscall) -> InitResult<()> {
     let step = InitStep::Pivot;
-    sys.chdir(rootfs).init(step, rootfs.display())?;
+    sys.chdir(&super::reach(rootfs))
+        .init(step, rootfs.display())?;
     let mounts = Process::myself().and_then(|p| p.mountinfo()).map_err(|e| {
         InitFailure::new(step)
             .subject("/proc/self/mountinfo")

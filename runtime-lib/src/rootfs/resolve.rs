@@ -38,8 +38,14 @@ pub struct Root {
 
 impl Root {
     pub fn open(path: &Path) -> nix::Result<Root> {
+        Root::open_as(path, path)
+    }
+
+    /// The root opened through `at` (a path relative to the working directory), known as the
+    /// absolute `path`.
+    pub fn open_as(at: &Path, path: &Path) -> nix::Result<Root> {
         let flags = OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
-        let fd = nix::fcntl::open(path, flags, Mode::empty())?;
+        let fd = nix::fcntl::open(at, flags, Mode::empty())?;
         Ok(Root {
             fd,
             path: path.to_path_buf(),
