@@ -264,12 +264,7 @@ fn shared_cgroup_spared(pid_namespace: bool) {
     }
     rt.start(&id).ok();
     let init = rt.state(&id)["pid"].as_i64().expect("pid");
-    let dir = cgroupfs::dir(init as i32, "devices");
-    let dir = if cgroupfs::is_v2() {
-        cgroupfs::dir(init as i32, "")
-    } else {
-        dir
-    };
+    let dir = cgroupfs::controller_dir(init as i32, "devices");
     assert!(dir.ends_with(&name), "{}", dir.display());
 
     rt.delete_force(&id).ok();
