@@ -184,11 +184,6 @@ impl Container {
             let pid = spawned.pid;
             init_pid = Some(pid);
             record.state.pid = pid.as_raw();
-            record.init_start_time = state::start_time(pid.as_raw())?;
-            // So `state` shows the init of a container being created, and a delete after a
-            // killed create finds it (it dies with us: PR_SET_PDEATHSIG, or end-of-file on the
-            // channel if we die before it set that).
-            dir.write(&record)?;
 
             let cg = CgroupSetup {
                 manager: &mut *cgroup,
@@ -273,6 +268,11 @@ fn follow_init(
     channel
         .send(&Message::CgroupsApplied)
         .sys("send cgroups applied")?;
+    // While the init sets itself up: so `state` shows the init of a container being created, and
+    // a delete after a killed create finds it (it dies with us anyway: PR_SET_PDEATHSIG, or
+    // end-of-file on the channel before it set that).
+    record.init_start_time = state::start_time(pid.as_raw())?;
+    dir.write(&record)?;
     let hooks = bundle.spec.hooks().clone().unwrap_or_default();
     let seccomp_config = bundle
         .spec
