@@ -29,6 +29,7 @@ const GUEST_SUITES: &[&str] = &[
     "events",
     "containerd",
     "lsm",
+    "interrupted",
 ];
 
 /// This file's own tests that the guest runs; the host test checks each one reported `ok`.
