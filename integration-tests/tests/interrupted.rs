@@ -277,6 +277,22 @@ fn shared_cgroup_spared(pid_namespace: bool) {
     rt.assert_no_leaks(&b, &[&id]);
     assert_id_reusable(&rt, &b, &id);
     assert!(shared.member_alive());
+
+    // `kill --all` signals the container's processes only, too (runc 1.1.5: every process of
+    // the cgroup).
+    if only_hull("runc's kill --all signals every process of the cgroup") {
+        let id = rt.started(&b);
+        rt.exec(["kill", "--all", &id, "KILL"]).ok();
+        rt.wait_status(&id, "stopped");
+        assert!(
+            shared.member_alive(),
+            "kill --all killed process {} of the shared cgroup {name}",
+            shared.member.id()
+        );
+        rt.delete_force(&id).ok();
+        rt.assert_no_leaks(&b, &[&id]);
+        assert!(shared.member_alive());
+    }
 }
 
 #[test]
