@@ -302,7 +302,8 @@ impl StateDir {
         }
     }
 
-    // A create that died between mkdir and writing state.json leaves an empty dir: not a container.
+    // A create killed between mkdir and its first record leaves a directory without state.json:
+    // no container to any verb but delete, which removes it.
     fn check_exists(&self) -> Result<()> {
         if self.path.join(STATE_FILE).exists() {
             Ok(())
