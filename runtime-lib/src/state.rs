@@ -251,12 +251,23 @@ impl StateDir {
             Err(e) => return Err(e).io("create state directory", &path),
         }
         let dir = StateDir { path };
-        match dir.lock_dir() {
-            Ok(lock) => Ok((dir, lock)),
+        let lock = match dir.lock_dir() {
+            Ok(lock) => lock,
             Err(e) => {
                 let _ = fs::remove_dir_all(&dir.path);
-                Err(e)
+                return Err(e);
             }
+        };
+        // A delete that came between our mkdir and our lock found no record and removed the
+        // directory (what is there now, if anything, is another create's): this create lost.
+        let held = nix::sys::stat::fstat(&*lock.0).sys_path("stat state directory", &dir.path)?;
+        match nix::sys::stat::stat(&dir.path) {
+            Ok(now) if now.st_ino == held.st_ino && now.st_dev == held.st_dev => Ok((dir, lock)),
+            _ => Err(Error::Io {
+                step: "lock new state directory (a concurrent delete removed it)",
+                path: dir.path.clone(),
+                source: std::io::ErrorKind::NotFound.into(),
+            }),
         }
     }
 
