@@ -324,6 +324,8 @@ fn delete_force_waits_for_a_live_create_which_list_and_state_show_creating() {
         "/hooks",
         serde_json::json!({"createRuntime": [{"path": "/bin/sh", "args": ["sh", "-c", script]}]}),
     );
+    // Opened on every way out, so a failing run leaves no create blocked in its hook.
+    let _opened_on_drop = Gate(gate.clone());
     let id = rt.new_id();
     let create = rt.create_cmd(&b, &id).spawn();
     while !started.exists() {
@@ -362,6 +364,15 @@ fn delete_force_waits_for_a_live_create_which_list_and_state_show_creating() {
     create.wait().ok();
     delete.wait().ok();
     assert_all_gone(&rt, &b, &id);
+}
+
+/// The hook's gate, opened when dropped.
+struct Gate(PathBuf);
+
+impl Drop for Gate {
+    fn drop(&mut self) {
+        let _ = std::fs::write(&self.0, "");
+    }
 }
 
 /// True if /proc/locks shows a process waiting for an flock on inode `ino`.
