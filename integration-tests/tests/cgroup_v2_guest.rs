@@ -30,6 +30,7 @@ const GUEST_SUITES: &[&str] = &[
     "containerd",
     "lsm",
     "descriptors",
+    "interrupted",
 ];
 
 /// This file's own tests that the guest runs; the host test checks each one reported `ok`.

@@ -3,9 +3,17 @@
 //!
 //! Every operation on one id holds an exclusive `flock` on the id's directory for its whole length (and
 //! no longer), so
-//! two concurrent verbs on one container serialise instead of corrupting it. The status is never
-//! stored: it is computed from the init process (matched by pid *and* start time, so a recycled pid
-//! is not mistaken for the container) and from the fifo's presence.
+//! two concurrent verbs on one container serialise instead of corrupting it. `create` holds it from
+//! the moment the directory exists until the container is `created` (or gone), so a `delete` that
+//! comes meanwhile waits for the create's outcome instead of finding nothing to delete. Readers
+//! (`state`, `list`) take no lock: state.json is only ever replaced whole.
+//!
+//! `create` writes a first record, stored as `creating`, before it makes anything outside the
+//! directory (the cgroup directories it is about to make are in it), so a create killed at any
+//! moment leaves a record `delete` can undo. The status is never stored otherwise: it is computed
+//! from the init process (matched by pid *and* start time, so a recycled pid is not mistaken for
+//! the container) and from the fifo's presence; a `creating` record is `creating` while the
+//! process that wrote it lives, `stopped` once it died.
 
 use std::collections::HashMap;
 use std::fs;
@@ -116,6 +124,71 @@ pub(crate) struct Record {
     /// the init did, instead of joining the container's.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub no_new_keyring: bool,
+    /// While the record is `creating`: the process running the create (the container is being
+    /// created while it lives).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub creator: Option<ProcessId>,
+    /// Processes that were already in the container's cgroup (a `cgroupsPath` naming a cgroup in
+    /// use) before create put anything there: never the container's, so delete and `kill --all`
+    /// leave them alone.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub foreign_processes: Vec<ProcessId>,
+}
+
+impl Record {
+    /// True for the record `create` writes before it makes anything: the create has not finished
+    /// (it is still running, or it died half-way).
+    pub(crate) fn is_creating(&self) -> bool {
+        self.state.status == Status::Creating
+    }
+
+    /// What a state directory without state.json stands for: a create that died (or is still
+    /// running) between making the directory and writing its first record, so nothing was made
+    /// outside the directory yet.
+    fn placeholder(id: &str) -> Record {
+        Record {
+            state: State {
+                oci_version: String::new(),
+                id: id.to_string(),
+                pid: 0,
+                status: Status::Creating,
+                bundle: PathBuf::new(),
+                rootfs: PathBuf::new(),
+                created: String::new(),
+                owner: String::new(),
+                annotations: HashMap::new(),
+            },
+            init_start_time: 0,
+            hooks: None,
+            cgroups: None,
+            resources: None,
+            seccomp: None,
+            no_new_keyring: false,
+            creator: None,
+            foreign_processes: Vec::new(),
+        }
+    }
+}
+
+/// One process, told from a later one with the same pid by its start time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcessId {
+    pub pid: i32,
+    /// /proc/<pid>/stat field 22.
+    pub start_time: u64,
+}
+
+impl ProcessId {
+    /// `pid` as it is now; `None` if there is no such process.
+    pub(crate) fn of(pid: i32) -> Option<ProcessId> {
+        start_time(pid)
+            .ok()
+            .map(|start_time| ProcessId { pid, start_time })
+    }
+
+    pub(crate) fn alive(&self) -> bool {
+        init_alive(self.pid, self.start_time)
+    }
 }
 
 /// Validates an id with runc's rule: `^[\w+\-\.]+$`, and not `.` or `..`.
@@ -178,33 +251,70 @@ impl StateDir {
             Err(e) => return Err(e).io("create state directory", &path),
         }
         let dir = StateDir { path };
-        match dir.lock_dir() {
-            Ok(lock) => Ok((dir, lock)),
+        let lock = match dir.lock_dir() {
+            Ok(lock) => lock,
             Err(e) => {
                 let _ = fs::remove_dir_all(&dir.path);
-                Err(e)
+                return Err(e);
             }
+        };
+        // A delete that came between our mkdir and our lock found no record and removed the
+        // directory (what is there now, if anything, is another create's): this create lost.
+        let held = nix::sys::stat::fstat(&*lock.0).sys_path("stat state directory", &dir.path)?;
+        match nix::sys::stat::stat(&dir.path) {
+            Ok(now) if now.st_ino == held.st_ino && now.st_dev == held.st_dev => Ok((dir, lock)),
+            _ => Err(Error::Io {
+                step: "lock new state directory (a concurrent delete removed it)",
+                path: dir.path.clone(),
+                source: std::io::ErrorKind::NotFound.into(),
+            }),
         }
     }
 
-    /// The state directory of an existing container (not locked: see [`StateDir::lock`]).
+    /// The state directory of a container, or of a create that has not written its first record
+    /// yet (not locked: see [`StateDir::lock`]).
     pub fn open(root: &Path, id: &str) -> Result<StateDir> {
         validate_id(id)?;
         let dir = StateDir {
             path: root.join(id),
         };
-        dir.check_exists()?;
+        if !dir.path.is_dir() {
+            return Err(dir.not_found());
+        }
         Ok(dir)
     }
 
-    /// Locks the directory; fails with `ContainerNotFound` if a concurrent delete removed it.
+    /// Locks the directory (waiting for a create or another verb that holds it); fails with
+    /// `ContainerNotFound` if a concurrent delete removed it or it holds no record.
     pub fn lock(&self) -> Result<Lock> {
-        let lock = self.lock_dir()?;
+        let lock = self.lock_any()?;
         self.check_exists()?;
         Ok(lock)
     }
 
-    // A create that died between mkdir and writing state.json leaves an empty dir: not a container.
+    /// [`StateDir::lock`], also on a directory without state.json (a create that died before its
+    /// first record: only `delete` takes it, to remove it).
+    pub(crate) fn lock_any(&self) -> Result<Lock> {
+        loop {
+            let lock = self.lock_dir()?;
+            // The directory we waited on may have been removed meanwhile (a delete), and another
+            // create may have made a new one under the same name: a lock is only worth anything
+            // on the directory the path names now.
+            let held =
+                nix::sys::stat::fstat(&*lock.0).sys_path("stat state directory", &self.path)?;
+            match nix::sys::stat::stat(&self.path) {
+                Ok(now) if now.st_ino == held.st_ino && now.st_dev == held.st_dev => {
+                    return Ok(lock)
+                }
+                Ok(_) => continue,
+                Err(nix::errno::Errno::ENOENT) => return Err(self.not_found()),
+                Err(e) => return Err(e).sys_path("stat state directory", &self.path),
+            }
+        }
+    }
+
+    // A create killed between mkdir and its first record leaves a directory without state.json:
+    // no container to any verb but delete, which removes it.
     fn check_exists(&self) -> Result<()> {
         if self.path.join(STATE_FILE).exists() {
             Ok(())
@@ -233,6 +343,16 @@ impl StateDir {
             Err(nix::errno::Errno::ENOENT) => return Err(self.not_found()),
             Err(e) => return Err(e).sys_path("open state directory", &self.path),
         };
+        let fd = match Flock::lock(fd, FlockArg::LockExclusiveNonblock) {
+            Ok(lock) => return Ok(Lock(lock)),
+            Err((fd, nix::errno::Errno::EWOULDBLOCK)) => fd,
+            Err((_, e)) => return Err(e).sys_path("lock state directory", &self.path),
+        };
+        // A create holds the lock until the container is created, a verb for its own length.
+        log::debug!(
+            "{} is locked (being created?): waiting",
+            self.path.display()
+        );
         let lock = Flock::lock(fd, FlockArg::LockExclusive)
             .map_err(|(_, e)| e)
             .sys_path("lock state directory", &self.path)?;
@@ -252,15 +372,41 @@ impl StateDir {
     }
 
     pub(crate) fn read(&self) -> Result<Record> {
+        self.read_opt()?.ok_or_else(|| self.not_found())
+    }
+
+    /// The record; `None` when state.json is not there (see [`Record::placeholder`]).
+    pub(crate) fn read_opt(&self) -> Result<Option<Record>> {
         let p = self.path.join(STATE_FILE);
-        let data = fs::read(&p).io("read state", &p)?;
-        serde_json::from_slice(&data).map_err(|e| Error::ConfigSyntax {
-            path: p,
-            line: e.line(),
-            column: e.column(),
-            field: String::new(),
-            msg: e.to_string(),
-        })
+        let data = match fs::read(&p) {
+            Ok(data) => data,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e).io("read state", &p),
+        };
+        serde_json::from_slice(&data)
+            .map(Some)
+            .map_err(|e| Error::ConfigSyntax {
+                path: p,
+                line: e.line(),
+                column: e.column(),
+                field: String::new(),
+                msg: e.to_string(),
+            })
+    }
+
+    /// The record, or a placeholder for a directory without one (see [`Record::placeholder`]).
+    pub(crate) fn read_or_placeholder(&self) -> Result<Record> {
+        let id = self
+            .path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        match self.read_opt()? {
+            Some(record) => Ok(record),
+            // Removed by a delete since it was opened.
+            None if !self.path.is_dir() => Err(self.not_found()),
+            None => Ok(Record::placeholder(&id)),
+        }
     }
 
     /// Writes state.json atomically (temp file + rename), so a reader never sees half of it.
@@ -276,6 +422,13 @@ impl StateDir {
 
     /// The status right now (see the module comment).
     pub(crate) fn status(&self, record: &Record) -> Status {
+        if record.is_creating() {
+            return if record.creator.is_some_and(|c| c.alive()) {
+                Status::Creating
+            } else {
+                Status::Stopped
+            };
+        }
         if !init_alive(record.state.pid, record.init_start_time) {
             return Status::Stopped;
         }

@@ -14,13 +14,12 @@ pub struct Delete {
 }
 
 pub fn run(ctx: &Ctx, args: Delete) -> Outcome {
-    let c = match Container::load(&ctx.root, &args.id) {
-        Ok(c) => c,
+    match Container::delete_id(&ctx.root, &args.id, args.force) {
+        Ok(()) => {}
         // Engines force-delete whatever they may have half-created; runc calls that success.
         Err(hull::Error::ContainerNotFound { .. }) if args.force => return Ok(0),
         Err(e) => return Err(e.into()),
-    };
-    c.delete(args.force)?;
+    }
     ctx.log.debug(&format!("deleted container {}", args.id));
     Ok(0)
 }

@@ -273,6 +273,17 @@ fn remove_tree(dir: &Path) -> Result<()> {
     }
 }
 
+/// [`remove_cgroup`] of a container's own directory `dir`, unless `dir` was there before the
+/// container (not in `created`) and still holds processes: those are not the container's (delete
+/// has killed every one of its own), and the cgroup is theirs as much as it was ours.
+pub(crate) fn remove_leaf(dir: &Path, created: &[PathBuf]) -> Result<()> {
+    if !created.iter().any(|c| c == dir) && all_pids(dir).is_ok_and(|p| !p.is_empty()) {
+        log::debug!("cgroup {dir:?} still holds processes that are not the container's: left");
+        return Ok(());
+    }
+    remove_cgroup(dir)
+}
+
 /// Removes a parent directory Hull made for a nested cgroupsPath, if nothing else lives in it
 /// now (another container may share the parent).
 pub(crate) fn remove_parent_if_empty(dir: &Path) {

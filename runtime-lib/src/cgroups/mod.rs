@@ -42,6 +42,7 @@ use oci_spec::runtime::LinuxResources;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::state::ProcessId;
 pub use devices::container_resources;
 pub use oom::{OomEvent, OomWatcher};
 pub use probe::Mode;
@@ -276,12 +277,13 @@ pub fn resume(m: &dyn Manager) -> Result<()> {
 }
 
 /// `kill --all`: as runc, freezes the cgroup so nothing forks meanwhile, signals every process,
-/// thaws. A process that exits meanwhile is no error.
-pub fn signal_all(m: &dyn Manager, signal: Signal) -> Result<()> {
+/// thaws. A process that exits meanwhile is no error. `foreign` processes (in the cgroup before
+/// the container, see [`foreign_processes`]) are not the container's and are left alone.
+pub fn signal_all(m: &dyn Manager, signal: Signal, foreign: &[ProcessId]) -> Result<()> {
     let frozen = m.freeze().is_ok();
     let pids = m.pids();
     if let Ok(pids) = &pids {
-        for &pid in pids {
+        for &pid in pids.iter().filter(|&&p| !is_foreign(p, foreign)) {
             let _ = nix::sys::signal::kill(Pid::from_raw(pid), signal);
         }
     }
@@ -292,13 +294,24 @@ pub fn signal_all(m: &dyn Manager, signal: Signal) -> Result<()> {
 }
 
 /// `delete` (and `delete --force`) of a container that does not own its pid namespace, as runc:
-/// SIGKILL to everything in the cgroup, then wait until the cgroup is empty so `destroy` can
-/// remove it.
-pub fn kill_all(m: &dyn Manager, timeout: std::time::Duration) -> Result<()> {
-    signal_all(m, Signal::SIGKILL)?;
+/// SIGKILL to every process of the container in the cgroup, then wait until none is left so
+/// `destroy` can remove it. `foreign` processes stay (see [`signal_all`]).
+pub fn kill_all(
+    m: &dyn Manager,
+    foreign: &[ProcessId],
+    timeout: std::time::Duration,
+) -> Result<()> {
     let start = std::time::Instant::now();
+    if m.pids()?.iter().all(|&p| is_foreign(p, foreign)) {
+        return Ok(());
+    }
+    signal_all(m, Signal::SIGKILL, foreign)?;
     loop {
-        let left = m.pids()?;
+        let left: Vec<i32> = m
+            .pids()?
+            .into_iter()
+            .filter(|&p| !is_foreign(p, foreign))
+            .collect();
         if left.is_empty() {
             return Ok(());
         }
@@ -310,6 +323,55 @@ pub fn kill_all(m: &dyn Manager, timeout: std::time::Duration) -> Result<()> {
         }
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
+}
+
+/// True if `pid` is one of the processes that were in the cgroup before the container (the same
+/// process: a later one with a recycled pid is the container's).
+fn is_foreign(pid: i32, foreign: &[ProcessId]) -> bool {
+    !foreign.is_empty() && ProcessId::of(pid).is_some_and(|now| foreign.contains(&now))
+}
+
+/// The processes already in the cgroups `paths` names, before create makes or joins anything: a
+/// `cgroupsPath` naming a cgroup in use. Returns the directories that hold any, and the processes.
+pub fn foreign_processes(paths: &CgroupPaths) -> Result<(Vec<PathBuf>, Vec<ProcessId>)> {
+    let mut dirs = Vec::new();
+    let mut found: Vec<ProcessId> = Vec::new();
+    for dir in paths.v1.values().chain(&paths.unified) {
+        if !dir.path.is_dir() {
+            continue;
+        }
+        let pids = fs::all_pids(&dir.path)?;
+        if pids.is_empty() {
+            continue;
+        }
+        dirs.push(dir.path.clone());
+        for p in pids.into_iter().filter_map(ProcessId::of) {
+            if !found.contains(&p) {
+                found.push(p);
+            }
+        }
+    }
+    Ok((dirs, found))
+}
+
+/// `paths` with `created` listing every directory [`Manager::create`] will make (those missing
+/// now, top down in each hierarchy): what create records before making them, so a create killed
+/// half-way leaves a record whose [`Manager::destroy`] removes them all.
+pub fn planned(paths: &CgroupPaths) -> CgroupPaths {
+    let mut planned = paths.clone();
+    for dir in paths.v1.values().chain(&paths.unified) {
+        let Ok(rel) = dir.path.strip_prefix(&dir.mount) else {
+            continue;
+        };
+        let mut cur = dir.mount.clone();
+        for c in rel.components() {
+            cur.push(c);
+            if !planned.created.contains(&cur) && !cur.exists() {
+                planned.created.push(cur.clone());
+            }
+        }
+    }
+    planned
 }
 
 /// `update`: applies `changes` (built from runc's flags or its `-r` JSON) over the `current`

@@ -429,10 +429,10 @@ fn v1_kill_all_and_pids_limit() {
     let n = m.pids().unwrap().len();
     assert!((2..=4).contains(&n), "{n} processes");
     assert!(m.stats().unwrap().pids.current <= 4);
-    signal_all(&*m, Signal::SIGCONT).unwrap();
+    signal_all(&*m, Signal::SIGCONT, &[]).unwrap();
     assert!(m.pids().unwrap().len() >= 2, "SIGCONT kills nothing");
     assert_eq!(m.freezer_state().unwrap(), FreezerState::Thawed);
-    kill_all(&*m, Duration::from_secs(5)).unwrap();
+    kill_all(&*m, &[], Duration::from_secs(5)).unwrap();
     assert!(m.pids().unwrap().is_empty());
     drop(parent);
     m.destroy().unwrap();

@@ -374,7 +374,7 @@ impl Manager for V1 {
         leaves.dedup();
         let mut first_err = None;
         for leaf in &leaves {
-            if let Err(e) = fs::remove_cgroup(leaf) {
+            if let Err(e) = fs::remove_leaf(leaf, &self.paths.created) {
                 first_err.get_or_insert(e);
             }
         }

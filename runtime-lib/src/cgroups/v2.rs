@@ -227,7 +227,7 @@ impl Manager for V2 {
 
     fn destroy(&mut self) -> Result<()> {
         let leaf: PathBuf = self.path().to_path_buf();
-        fs::remove_cgroup(&leaf)?;
+        fs::remove_leaf(&leaf, &self.paths.created)?;
         for dir in self.paths.created.iter().rev() {
             if *dir != leaf {
                 fs::remove_parent_if_empty(dir);

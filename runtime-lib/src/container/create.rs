@@ -19,7 +19,7 @@ use crate::hooks::{self, HookKind};
 use crate::namespaces::NamespacePlan;
 use crate::process::channel::{self, Channel, Message, RecvError};
 use crate::process::{init, pidfd, spawn};
-use crate::state::{self, Record, State, StateDir, Status};
+use crate::state::{self, ProcessId, Record, State, StateDir, Status};
 use crate::syscall::LinuxSyscall;
 use crate::{cgroups, netdev, process_attrs, seccomp, tty, user, Result};
 
@@ -98,137 +98,140 @@ impl Container {
             .map(|p| tty::connect_unix(p, "connect to pidfd socket"))
             .transpose()?;
 
+        let (foreign_dirs, foreign_processes) = cgroups::foreign_processes(cgroup.paths())?;
+        if let Some(first) = foreign_dirs.first() {
+            let pids: Vec<i32> = foreign_processes.iter().map(|p| p.pid).collect();
+            log::warn!(
+                "cgroup {first:?} (linux.cgroupsPath {:?}) already holds {} process(es) that are \
+                 not the container's ({pids:?}): they share its limits, and delete will leave \
+                 them and the cgroup in place",
+                cgroups_path.unwrap_or(Path::new(id)),
+                pids.len()
+            );
+        }
+        // What delete needs to undo this create, written before anything is made (see
+        // crate::state): a create killed at any point leaves a record of what it may have made.
+        let mut record = Record {
+            state: State::creating(
+                &bundle.spec,
+                id,
+                0,
+                (&bundle.path, &bundle.rootfs),
+                state::now_rfc3339(),
+            ),
+            init_start_time: 0,
+            hooks: bundle.spec.hooks().clone(),
+            cgroups: Some(cgroups::planned(cgroup.paths())),
+            resources: Some(resources.clone()),
+            seccomp: linux.and_then(|l| l.seccomp().clone()),
+            no_new_keyring: opts.no_new_keyring,
+            creator: ProcessId::of(std::process::id() as i32),
+            foreign_processes,
+        };
         let (dir, lock) = StateDir::create(&opts.root, id)?;
-        let fifos = make_fifo(&dir.fifo_path())
-            .and_then(|start| Ok((start, make_fifo(&dir.done_fifo_path())?)));
-        let fifos = fifos.and_then(|f| {
+        if let Err(e) = dir.write(&record) {
+            let _ = dir.remove();
+            return Err(e);
+        }
+
+        let mut init_pid = None;
+        let made = (|| {
+            let fifo = make_fifo(&dir.fifo_path())?;
+            let done_fifo = make_fifo(&dir.done_fifo_path())?;
             if opts.notify_socket {
                 crate::notify::prepare(&mut bundle.spec, dir.path())?;
             }
-            Ok(f)
-        });
-        let (fifo, done_fifo) = match fifos {
-            Ok(fifos) => fifos,
-            Err(e) => {
-                let _ = dir.remove();
-                return Err(e);
-            }
-        };
-        let (runtime_end, init_end) = match channel::pair().sys("create init channel") {
-            Ok(pair) => pair,
-            Err(e) => {
-                let _ = dir.remove();
-                return Err(e);
-            }
-        };
+            let (runtime_end, init_end) = channel::pair().sys("create init channel")?;
+            let cgroup_dir = born_in(&mut *cgroup, &resources)?;
 
-        let cgroup_dir = match born_in(&mut *cgroup, &resources) {
-            Ok(dir) => dir,
-            Err(e) => {
-                if let Err(e) = cgroup.destroy() {
-                    log::warn!("{e}");
-                }
-                let _ = dir.remove();
-                return Err(e);
-            }
-        };
+            // The child's copies of these must close at once: the lock would otherwise stay held
+            // for as long as the container waits for `start`, and the runtime's end of the
+            // channel must read end-of-file when the runtime dies.
+            let runtime_only = [
+                Some(lock.as_raw_fd()),
+                Some(runtime_end.as_fd().as_raw_fd()),
+                pidfd_socket.as_ref().map(|s| s.as_raw_fd()),
+                // Only the clone needs it: in the init it is a way into the host's cgroupfs.
+                cgroup_dir.as_ref().map(|d| d.as_raw_fd()),
+            ];
+            let (spec, rootfs, plan_ref) = (&bundle.spec, bundle.rootfs.as_path(), &plan);
+            let bundle_path = bundle.path.as_path();
+            let spawned = spawn::spawn(
+                &plan,
+                clone_flags,
+                spec.linux()
+                    .as_ref()
+                    .and_then(|l| l.time_offsets().as_ref()),
+                cgroup_dir.as_ref().map(|d| d.as_fd()),
+                move || {
+                    close_inherited(&runtime_only);
+                    init::run(
+                        init::Init {
+                            id,
+                            spec,
+                            bundle: bundle_path,
+                            rootfs,
+                            plan: plan_ref,
+                            unshare,
+                            channel: init_end,
+                            exec_fifo: fifo,
+                            exec_done: done_fifo,
+                            seccomp: seccomp_ref,
+                            console_socket: console,
+                            no_pivot: opts.no_pivot,
+                            no_new_keyring: opts.no_new_keyring,
+                            preserve_fds: opts.listen_fds + opts.preserve_fds,
+                        },
+                        &LinuxSyscall,
+                    )
+                },
+            )?;
+            drop(cgroup_dir);
+            let pid = spawned.pid;
+            init_pid = Some(pid);
+            record.state.pid = pid.as_raw();
 
-        // The child's copies of these must close at once: the lock would otherwise stay held for
-        // as long as the container waits for `start`, and the runtime's end of the channel must
-        // read end-of-file when the runtime dies.
-        let runtime_only = [
-            Some(lock.as_raw_fd()),
-            Some(runtime_end.as_fd().as_raw_fd()),
-            pidfd_socket.as_ref().map(|s| s.as_raw_fd()),
-            // Only the clone needs it: in the init it is a way into the host's cgroupfs.
-            cgroup_dir.as_ref().map(|d| d.as_raw_fd()),
-        ];
-        let (spec, rootfs, plan_ref) = (&bundle.spec, bundle.rootfs.as_path(), &plan);
-        let bundle_path = bundle.path.as_path();
-        let spawned = spawn::spawn(
-            &plan,
-            clone_flags,
-            spec.linux()
-                .as_ref()
-                .and_then(|l| l.time_offsets().as_ref()),
-            cgroup_dir.as_ref().map(|d| d.as_fd()),
-            move || {
-                close_inherited(&runtime_only);
-                init::run(
-                    init::Init {
-                        id,
-                        spec,
-                        bundle: bundle_path,
-                        rootfs,
-                        plan: plan_ref,
-                        unshare,
-                        channel: init_end,
-                        exec_fifo: fifo,
-                        exec_done: done_fifo,
-                        seccomp: seccomp_ref,
-                        console_socket: console,
-                        no_pivot: opts.no_pivot,
-                        no_new_keyring: opts.no_new_keyring,
-                        preserve_fds: opts.listen_fds + opts.preserve_fds,
-                    },
-                    &LinuxSyscall,
-                )
-            },
-        );
-        drop(cgroup_dir);
-        let (pid, in_cgroup) = match spawned {
-            Ok(s) => (s.pid, s.in_cgroup),
-            Err(e) => {
-                if let Err(e) = cgroup.destroy() {
-                    log::warn!("{e}");
-                }
-                let _ = dir.remove();
-                return Err(e);
-            }
-        };
-
-        let cg = CgroupSetup {
-            manager: &mut *cgroup,
-            resources: &resources,
-            net_devices: &net_devices,
-            in_cgroup,
-        };
-        let state = State::creating(
-            &bundle.spec,
-            id,
-            pid.as_raw(),
-            (&bundle.path, &bundle.rootfs),
-            state::now_rfc3339(),
-        );
-        let followed = follow_init(&runtime_end, pid, state.clone(), &bundle, opts, &dir, cg);
-        let followed = followed.and_then(|r| {
+            let cg = CgroupSetup {
+                manager: &mut *cgroup,
+                resources: &resources,
+                net_devices: &net_devices,
+                in_cgroup: spawned.in_cgroup,
+            };
+            let record = follow_init(&runtime_end, pid, record.clone(), &bundle, opts, &dir, cg)?;
             if let Some(socket) = &pidfd_socket {
                 pidfd::send_to_socket(socket, pid, pidfd::INIT_KIND)?;
             }
-            Ok(r)
-        });
-        match followed {
+            Ok(record)
+        })();
+        match made {
             Ok(record) => {
                 drop(lock);
                 Ok(Container {
                     dir,
                     record,
-                    child: Some(pid),
+                    child: init_pid,
                 })
             }
             Err(e) => {
                 // An init the kernel OOM-killed in its fresh cgroup only shows as a broken
                 // channel; say what happened, as runc does.
-                let e = match cgroup.oom_kill_count() {
-                    Ok(n) if n > 0 => Error::InitLost {
+                let e = match (init_pid, cgroup.oom_kill_count()) {
+                    (Some(_), Ok(n)) if n > 0 => Error::InitLost {
                         step: "was OOM-killed",
                         detail: "memory limit too low?".into(),
                     },
                     _ => e,
                 };
-                let _ = kill(pid, Signal::SIGKILL);
-                let _ = waitpid(pid, None);
-                if let Err(e) = cgroup.destroy() {
+                if let Some(pid) = init_pid {
+                    let _ = kill(pid, Signal::SIGKILL);
+                    let _ = waitpid(pid, None);
+                }
+                // What the init forked without a pid namespace of its own (its hooks) is still
+                // in the cgroup.
+                let teardown =
+                    cgroups::kill_all(&*cgroup, &record.foreign_processes, super::KILL_TIMEOUT)
+                        .and_then(|()| cgroup.destroy());
+                if let Err(e) = teardown {
                     log::warn!("{e}");
                 }
                 let _ = dir.remove();
@@ -237,7 +240,7 @@ impl Container {
                 }
                 // runtime.md: a failed create continues the lifecycle at the delete step, whose
                 // end is the poststop hooks (runc runs them too, whatever failed).
-                hooks::poststop(bundle.spec.hooks().as_ref(), &state);
+                hooks::poststop(bundle.spec.hooks().as_ref(), &record.state);
                 Err(e)
             }
         }
@@ -248,7 +251,7 @@ impl Container {
 fn follow_init(
     channel: &Channel,
     pid: Pid,
-    mut state: State,
+    mut record: Record,
     bundle: &Bundle,
     opts: &CreateOptions,
     dir: &StateDir,
@@ -271,6 +274,11 @@ fn follow_init(
     channel
         .send(&Message::CgroupsApplied)
         .sys("send cgroups applied")?;
+    // While the init sets itself up: so `state` shows the init of a container being created, and
+    // a delete after a killed create finds it (it dies with us anyway: PR_SET_PDEATHSIG, or
+    // end-of-file on the channel before it set that).
+    record.init_start_time = state::start_time(pid.as_raw())?;
+    dir.write(&record)?;
     let hooks = bundle.spec.hooks().clone().unwrap_or_default();
     let seccomp_config = bundle
         .spec
@@ -290,7 +298,7 @@ fn follow_init(
                 seccomp::send_listener(
                     &path,
                     config.listener_metadata().as_deref(),
-                    &state,
+                    &record.state,
                     fd.as_fd(),
                 )?;
                 channel
@@ -299,11 +307,11 @@ fn follow_init(
             }
             Ok((Message::CreateRuntime, _)) => {
                 for kind in [HookKind::Prestart, HookKind::CreateRuntime] {
-                    hooks::run(kind, hooks::of_kind(&hooks, kind), &state)?;
+                    hooks::run(kind, hooks::of_kind(&hooks, kind), &record.state)?;
                 }
                 channel
                     .send(&Message::HooksDone {
-                        created: state.created.clone(),
+                        created: record.state.created.clone(),
                     })
                     .sys("send hooks done")?;
             }
@@ -332,20 +340,9 @@ fn follow_init(
     }
 
     cgroup.manager.set(cgroup.resources)?;
-    state.status = Status::Created;
-    let record = Record {
-        state,
-        init_start_time: state::start_time(pid.as_raw())?,
-        hooks: bundle.spec.hooks().clone(),
-        cgroups: Some(cgroup.manager.paths().clone()),
-        resources: Some(cgroup.resources.clone()),
-        seccomp: bundle
-            .spec
-            .linux()
-            .as_ref()
-            .and_then(|l| l.seccomp().clone()),
-        no_new_keyring: opts.no_new_keyring,
-    };
+    record.state.status = Status::Created;
+    record.cgroups = Some(cgroup.manager.paths().clone());
+    record.creator = None;
     dir.write(&record)?;
     if let Some(pid_file) = &opts.pid_file {
         state::write_atomic(pid_file, pid.to_string().as_bytes(), 0o644)?;

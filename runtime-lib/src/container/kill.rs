@@ -21,7 +21,7 @@ impl Container {
             // container's cgroup may still hold processes (one without its own pid namespace:
             // containerd's shim sends `kill --all <id> 9` when its init exited); a cgroup
             // already gone holds none.
-            return cgroups::signal_all(&*cgroups::load(paths), signal);
+            return cgroups::signal_all(&*cgroups::load(paths), signal, &record.foreign_processes);
         }
         let paused = self.dir.status(&record) == Status::Paused;
         let init = self.open_init(&record, "kill")?;

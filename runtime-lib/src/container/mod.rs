@@ -17,6 +17,9 @@ pub use exec::{wait_pid, ExecOptions};
 pub use kill::parse_signal;
 pub use list::list;
 
+/// How long delete waits for SIGKILLed processes to be gone (they only have to be scheduled once).
+pub(crate) const KILL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// What `create` needs beyond the bundle: the runtime's own knobs (runc's flags of the same names).
 #[derive(Debug, Clone)]
 pub struct CreateOptions {
@@ -81,13 +84,12 @@ pub struct Container {
 }
 
 impl Container {
-    /// Loads the container `id` from `root`.
+    /// Loads the container `id` from `root`, also one being created (or whose create died
+    /// half-way: see [`crate::state`]). Takes no lock, so it does not wait for a create: each verb
+    /// locks and reads the record again.
     pub fn load(root: &Path, id: &str) -> crate::Result<Container> {
         let dir = StateDir::open(root, id)?;
-        let record = {
-            let _lock = dir.lock()?;
-            dir.read()?
-        };
+        let record = dir.read_or_placeholder()?;
         Ok(Container {
             dir,
             record,
