@@ -528,6 +528,20 @@ impl Runtime {
         self.cmd(["--log"]).arg(log).args(["--log-format", "json"])
     }
 
+    /// `run` of `b` under `id` with the runtime's log in JSON at `<scratch>/log.json` (see
+    /// [`Runtime::json_log_cmd`]); returns the output and the log's path.
+    pub fn run_json_logged(&self, b: &Bundle, id: &str) -> (Output, PathBuf) {
+        self.remember(id);
+        let log = self.scratch().join("log.json");
+        let out = self
+            .json_log_cmd(&log)
+            .args(["run", "--bundle"])
+            .arg(b.path())
+            .last(id)
+            .output();
+        (out, log)
+    }
+
     /// `create` then `start` of `b` under a fresh id, which it returns; panics if either fails.
     pub fn started(&self, b: &Bundle) -> String {
         let id = self.new_id();

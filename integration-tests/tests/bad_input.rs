@@ -468,13 +468,7 @@ fn mount_label_without_selinux_is_a_warning() {
     )
     .args(&["echo", "ran"]);
     let id = rt.new_id();
-    let log = rt.scratch().join("log.json");
-    let out = rt
-        .json_log_cmd(&log)
-        .args(["run", "--bundle"])
-        .arg(b.path())
-        .arg(&id)
-        .output();
+    let (out, log) = rt.run_json_logged(&b, &id);
     assert_eq!(out.ok().stdout.trim(), "ran");
     let warnings = log_messages(&log, "warning");
     assert!(

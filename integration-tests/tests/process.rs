@@ -361,13 +361,7 @@ fn bounding_capability_the_host_lacks_is_a_warning() {
     b.push("/process/capabilities/bounding", json!("CAP_SYS_RESOURCE"))
         .args(&["grep", "CapBnd", "/proc/self/status"]);
     let id = rt.new_id();
-    let log = rt.scratch().join("log.json");
-    let out = rt
-        .json_log_cmd(&log)
-        .args(["run", "--bundle"])
-        .arg(b.path())
-        .arg(&id)
-        .output();
+    let (out, log) = rt.run_json_logged(&b, &id);
     let inside = u64::from_str_radix(status_field(&out.ok().stdout, "CapBnd"), 16).unwrap();
     assert_eq!(inside & sys_resource, 0, "{out}");
     let warnings = integration_tests::runtime::log_messages(&log, "warning");
