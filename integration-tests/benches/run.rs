@@ -1,12 +1,15 @@
 //! Benchmark (not a test): `<runtime> run` of /bin/true on one busybox bundle, for hull (also as
 //! hull-memfd: with its executable sealed in a memfd copy instead of a read-only overlay), runc
-//! and crun, alternating runtime each iteration so drift in machine load hits all alike. Prints the
-//! median and p90 wall time, the ratios to runc and crun, peak RSS of the runtime process (wait4's
-//! ru_maxrss, which covers the process and the descendants it waited for), and the medians of
-//! create / start / state / delete timed separately.
+//! and crun, taking turns so drift in machine load hits all alike. Prints the median and p90 wall
+//! time, the ratios to runc and crun, peak RSS of the runtime process (wait4's ru_maxrss, which
+//! covers the process and the descendants it waited for), and the medians of create / start /
+//! state / delete timed separately.
 //!
 //!     cargo bench -p integration-tests --bench run            # 50 iterations
 //!     cargo bench -p integration-tests --bench run -- 200     # or HULL_BENCH_ITERATIONS=200
+//!     HULL_BENCH_BASELINE=/path/to/older/hull cargo bench ...  # a "baseline" row beside hull
+//!
+//! The runtimes take turns in a new shuffled order every iteration.
 //!
 //! crun refuses to start on this kind of hybrid-cgroup host unless the hugetlb controller is
 //! mounted as a v1 hierarchy; the benchmark mounts it at /sys/fs/cgroup/hugetlb when missing (and
@@ -292,6 +295,10 @@ fn main() {
     let mut memfd = Rt::new("hull-memfd", hull_binary().to_path_buf());
     memfd.env.push(("HULL_EXE_SEAL", "memfd"));
     rts.push(memfd);
+    // Another hull binary beside this one (an older build), to measure what a change cost.
+    if let Some(p) = std::env::var_os("HULL_BENCH_BASELINE") {
+        rts.push(Rt::new("baseline", PathBuf::from(p)));
+    }
     match which("runc") {
         Some(p) => rts.push(Rt::new("runc", p)),
         None => println!("note: runc not found: left out (apt-get install runc)"),
@@ -341,16 +348,29 @@ fn main() {
         n += 1;
         format!("bench-{}-{n}", std::process::id())
     };
+    // A new order every iteration: in a fixed or cyclic one, whichever runtime follows runc always
+    // pays for runc's aftermath (its exit, its cgroup's removal).
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    let mut order = |len: usize| {
+        let mut idx: Vec<usize> = (0..len).collect();
+        for k in (1..len).rev() {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            idx.swap(k, (seed % (k as u64 + 1)) as usize);
+        }
+        idx
+    };
     for i in 0..WARMUP + iterations {
-        for rt in rts.iter_mut() {
+        for k in order(rts.len()) {
             let id = next_id();
-            rt.bench_run(bundle.path(), &id, i >= WARMUP);
+            rts[k].bench_run(bundle.path(), &id, i >= WARMUP);
         }
     }
     for i in 0..WARMUP + iterations {
-        for rt in rts.iter_mut() {
+        for k in order(rts.len()) {
             let id = next_id();
-            rt.bench_lifecycle(bundle.path(), &id, i >= WARMUP);
+            rts[k].bench_lifecycle(bundle.path(), &id, i >= WARMUP);
         }
     }
 
@@ -383,7 +403,7 @@ fn main() {
     };
     for hull in ["hull", "hull-memfd"] {
         let Some(h) = median(hull) else { continue };
-        for other in ["runc", "crun"] {
+        for other in ["runc", "crun", "baseline"] {
             if let Some(o) = median(other) {
                 println!("{hull} / {other} (run median): {:.2}x", h / o);
             }
