@@ -60,20 +60,18 @@ fn parse_json<T: serde::de::DeserializeOwned>(
     file: &Path,
     process_json: bool,
 ) -> Result<T> {
-    let mut de = serde_json::Deserializer::from_slice(text);
-    let parsed = serde_path_to_error::deserialize(&mut de)
-        .map_err(|e| (e.path().to_string(), e.into_inner()))
-        // Trailing text after the document: serde_json::from_slice refuses it too.
-        .and_then(|v| de.end().map(|()| v).map_err(|e| (String::new(), e)));
-    let (field, e) = match parsed {
+    let e = match serde_json::from_slice(text) {
         Ok(v) => return Ok(v),
-        Err(failure) => failure,
+        Err(e) => e,
     };
-    // The spec's spellings of two scheduler flags, which the spec crate does not know: the slow
-    // path, taken only by a document that failed as it was.
+    // The slow paths, taken only by a document that failed as it was. Both go through the same
+    // deserializer again rather than one of their own: each deserializer type instantiates the
+    // whole spec's decoding code (hundreds of KB in a static binary, and peak RSS follows).
+    //
+    // The spec's spellings of two scheduler flags, which the spec crate does not know.
     if let Ok(mut value) = serde_json::from_slice::<serde_json::Value>(text) {
         if crate::process_attrs::normalize_scheduler_flags(&mut value, process_json) {
-            if let Ok(v) = serde_json::from_value(value) {
+            if let Ok(Ok(v)) = serde_json::to_vec(&value).map(|t| serde_json::from_slice(&t)) {
                 return Ok(v);
             }
         }
@@ -85,9 +83,102 @@ fn parse_json<T: serde::de::DeserializeOwned>(
         path: file.to_path_buf(),
         line: e.line(),
         column: e.column(),
-        field,
+        field: field_at(text, e.line(), e.column()),
         msg: full.strip_suffix(&suffix).unwrap_or(&full).to_string(),
     })
+}
+
+/// Where in the document the value at `line`:`column` (serde_json's 1-based position of an error)
+/// sits, as `process.rlimits[0].hard`; empty at the top level. A small scan instead of a
+/// path-tracking deserializer: that would instantiate the spec's whole decoding a second time.
+pub(crate) fn field_at(text: &[u8], line: usize, column: usize) -> String {
+    struct Frame {
+        key: Option<String>,
+        index: Option<usize>,
+    }
+    let start = text
+        .split_inclusive(|&b| b == b'\n')
+        .take(line.saturating_sub(1))
+        .map(<[u8]>::len)
+        .sum::<usize>();
+    let end = (start + column.saturating_sub(1)).min(text.len());
+    let mut frames: Vec<Frame> = Vec::new();
+    // A key has been read and its value has not begun (a value missing there is the key's).
+    let mut after_colon = false;
+    let mut i = 0;
+    while i < end {
+        match text[i] {
+            b'"' => {
+                let from = i + 1;
+                i += 1;
+                while i < text.len() && text[i] != b'"' {
+                    i += if text[i] == b'\\' { 2 } else { 1 };
+                }
+                let top = frames.last_mut();
+                match top {
+                    Some(f) if f.index.is_none() && f.key.is_none() => {
+                        let raw = &text[from..i.min(text.len())];
+                        f.key = Some(
+                            serde_json::from_slice::<String>(&[b"\"", raw, b"\""].concat())
+                                .unwrap_or_else(|_| String::from_utf8_lossy(raw).into_owned()),
+                        );
+                    }
+                    _ => after_colon = false,
+                }
+            }
+            b'{' => {
+                frames.push(Frame {
+                    key: None,
+                    index: None,
+                });
+                after_colon = false;
+            }
+            b'[' => {
+                frames.push(Frame {
+                    key: None,
+                    index: Some(0),
+                });
+                after_colon = false;
+            }
+            b'}' | b']' => {
+                frames.pop();
+                after_colon = false;
+            }
+            b':' => after_colon = true,
+            b',' => {
+                if let Some(f) = frames.last_mut() {
+                    f.key = None;
+                    if let Some(n) = f.index.as_mut() {
+                        *n += 1;
+                    }
+                }
+                after_colon = false;
+            }
+            b if !b.is_ascii_whitespace() => after_colon = false,
+            _ => {}
+        }
+        i += 1;
+    }
+    // An error at an object's closing brace (a missing field) is the object's own.
+    if text.get(end) == Some(&b'}') && !after_colon {
+        if let Some(f) = frames.last_mut() {
+            f.key = None;
+        }
+    }
+    let mut path = String::new();
+    for f in &frames {
+        if let Some(n) = f.index {
+            path.push_str(&format!("[{n}]"));
+        } else if let Some(k) = &f.key {
+            if !path.is_empty() {
+                path.push('.');
+            }
+            path.push_str(k);
+        } else {
+            break;
+        }
+    }
+    path
 }
 
 fn invalid(field: impl Into<String>, problem: impl Into<String>) -> Error {

@@ -494,3 +494,28 @@ fn relative_mount_destinations_are_only_warned_about() {
         vec!["mount destination \"tmp\" is not absolute: it is taken relative to the rootfs"]
     );
 }
+
+/// The scan that names a field from serde_json's error position, on the shapes errors take.
+#[test]
+fn field_at_names_where_an_error_sits() {
+    let at = |text: &str, needle: &str| {
+        // serde_json's column is the 1-based position of the error's last character.
+        let i = text.find(needle).unwrap() + needle.len();
+        let line = text[..i].matches('\n').count() + 1;
+        let column = i - text[..i].rfind('\n').map_or(0, |n| n + 1);
+        super::field_at(text.as_bytes(), line, column)
+    };
+    let doc = "{\"process\": {\"user\": {\"uid\": \"root\"},\n \"rlimits\": [{\"type\": \"x\"}, \
+               {\"hard\": -1}]}, \"a\\\"b\": {\"c\": 1}}";
+    assert_eq!(at(doc, "\"root\""), "process.user.uid");
+    assert_eq!(at(doc, "-1"), "process.rlimits[1].hard");
+    assert_eq!(at(doc, "\"c\": 1"), "a\"b.c");
+    // A missing field: the error sits at the object's closing brace, and names the object.
+    assert_eq!(
+        at("{\"root\": {\"readonly\": true}", "true"),
+        "root.readonly"
+    );
+    assert_eq!(at("{\"root\": {\"readonly\": true}", "true}"), "root");
+    assert_eq!(at("{\"root\": {\"path\": }", "\"path\": }"), "root.path");
+    assert_eq!(at("[1, 2", "2"), "[1]");
+}
