@@ -676,3 +676,60 @@ fn exec_into_a_user_namespace_sees_the_inits_id_maps() {
     );
     finish(&rt, &b, &id);
 }
+
+/// process.execCPUAffinity (config.md): `final` is the exec'd process's affinity once it is in
+/// the container's cgroup, from the config's process (exec's default) and from --process; the
+/// init is left alone ("not applicable to the container's init process"); a CPU the host cannot
+/// run on fails the exec, naming the field.
+#[test]
+fn exec_cpu_affinity_initial_and_final() {
+    if !integration_tests::only_hull("runc 1.1.5 predates execCPUAffinity (runc 1.2 has it)") {
+        return;
+    }
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if cpus < 2 {
+        eprintln!("skipped: needs two CPUs to tell an affinity from the default");
+        return;
+    }
+    let last = (cpus - 1).to_string();
+    let rt = Runtime::new();
+    let mut b = Bundle::sleeping();
+    b.set(
+        "/process/execCPUAffinity",
+        json!({"initial": "0", "final": last}),
+    );
+    let (id, _) = running(&rt, &b);
+    let allowed = |out: &integration_tests::Output| {
+        status_field(&out.ok().stdout, "Cpus_allowed_list").to_string()
+    };
+    let host = status_field(
+        &std::fs::read_to_string("/proc/self/status").unwrap(),
+        "Cpus_allowed_list",
+    )
+    .to_string();
+    let init = rt.exec(["exec", &id, "cat", "/proc/1/status"]);
+    assert_eq!(allowed(&init), host, "the init keeps its affinity: {init}");
+    let from_config = rt.exec(["exec", &id, "cat", "/proc/self/status"]);
+    assert_eq!(allowed(&from_config), last, "{from_config}");
+
+    let process = json!({
+        "args": ["cat", "/proc/self/status"], "cwd": "/", "user": {"uid": 0, "gid": 0},
+        "env": ["PATH=/bin"], "execCPUAffinity": {"initial": last, "final": "0"}
+    });
+    let path = rt.scratch().join("process.json");
+    std::fs::write(&path, process.to_string()).unwrap();
+    let out = rt.cmd(["exec", "--process"]).arg(&path).arg(&id).output();
+    assert_eq!(allowed(&out), "0", "{out}");
+
+    let offline = json!({
+        "args": ["true"], "cwd": "/", "user": {"uid": 0, "gid": 0},
+        "execCPUAffinity": {"final": (cpus + 64).to_string()}
+    });
+    std::fs::write(&path, offline.to_string()).unwrap();
+    let out = rt.cmd(["exec", "--process"]).arg(&path).arg(&id).output();
+    assert!(!out.success(), "exec on a CPU the host lacks ran: {out}");
+    if integration_tests::runtime::is_hull() {
+        out.stderr_has(&["execCPUAffinity.final"]);
+    }
+    finish(&rt, &b, &id);
+}

@@ -19,6 +19,7 @@ const STEP_SCHEDULER: InitStep = InitStep::Scheduler;
 const STEP_IO_PRIORITY: InitStep = InitStep::IoPriority;
 const STEP_PERSONALITY: InitStep = InitStep::Personality;
 const STEP_MEMORY_POLICY: InitStep = InitStep::MemoryPolicy;
+const STEP_CPU_AFFINITY: InitStep = InitStep::CpuAffinity;
 
 /// Host side, before anything is made: the value ranges the kernel would refuse with a bare
 /// EINVAL, checked here so the message names the field.
@@ -33,6 +34,17 @@ pub fn validate(spec: &Spec) -> Result<()> {
         }
         if let Some(io) = p.io_priority() {
             check_io_priority(io).map_err(invalid)?;
+        }
+        // Not for the init (config.md), but `exec` takes the config's process as its default.
+        if let Some(a) = p.exec_cpu_affinity() {
+            for (stage, list) in [
+                (AffinityStage::Initial, a.initial()),
+                (AffinityStage::Final, a.cpu_affinity_final()),
+            ] {
+                if let Some(list) = list.as_deref().filter(|l| !l.is_empty()) {
+                    cpu_set(list, stage.field()).map_err(invalid)?;
+                }
+            }
         }
     }
     if let Some(linux) = spec.linux() {
@@ -253,6 +265,72 @@ pub fn normalize_scheduler_flags(config: &mut serde_json::Value, process_json: b
         changed = true;
     }
     changed
+}
+
+// ---- process.execCPUAffinity ----
+
+/// The two moments config.md gives execCPUAffinity: `initial` before the process joins the
+/// container's cgroup, `final` after.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AffinityStage {
+    Initial,
+    Final,
+}
+
+impl AffinityStage {
+    fn field(self) -> &'static str {
+        match self {
+            AffinityStage::Initial => "process.execCPUAffinity.initial",
+            AffinityStage::Final => "process.execCPUAffinity.final",
+        }
+    }
+}
+
+/// A CPU list as config.md writes it (`0-3,7`).
+fn cpu_set(list: &str, field: &'static str) -> std::result::Result<nix::sched::CpuSet, Problem> {
+    let bad = || (field, format!("{list:?} is not a CPU list such as 0-3,7"));
+    let mut set = nix::sched::CpuSet::new();
+    for part in list.split(',') {
+        let (lo, hi) = part.split_once('-').unwrap_or((part, part));
+        let (lo, hi) = match (lo.parse::<usize>(), hi.parse::<usize>()) {
+            (Ok(lo), Ok(hi)) if lo <= hi => (lo, hi),
+            _ => return Err(bad()),
+        };
+        for cpu in lo..=hi {
+            set.set(cpu).map_err(|_| {
+                (
+                    field,
+                    format!(
+                        "CPU {cpu} is beyond the {} a CPU set can name",
+                        nix::sched::CpuSet::count()
+                    ),
+                )
+            })?;
+        }
+    }
+    Ok(set)
+}
+
+/// In an `exec`'d process: its execCPUAffinity list for `stage`, if it has one. The init has
+/// none to apply (config.md: not applicable to the container's init process).
+pub fn apply_exec_cpu_affinity(
+    a: Option<&oci_spec::runtime::ExecCPUAffinity>,
+    stage: AffinityStage,
+) -> InitResult<()> {
+    let list = a.and_then(|a| match stage {
+        AffinityStage::Initial => a.initial().as_deref(),
+        AffinityStage::Final => a.cpu_affinity_final().as_deref(),
+    });
+    let Some(list) = list.filter(|l| !l.is_empty()) else {
+        return Ok(());
+    };
+    let set = cpu_set(list, stage.field()).map_err(|(field, problem)| {
+        InitFailure::new(STEP_CPU_AFFINITY)
+            .subject(field)
+            .detail(problem)
+    })?;
+    nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set)
+        .map_err(|e| InitFailure::sys(STEP_CPU_AFFINITY, stage.field(), e))
 }
 
 // ---- process.ioPriority ----

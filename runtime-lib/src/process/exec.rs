@@ -16,8 +16,9 @@ use super::init::{
 };
 use crate::error::{InitFailure, InitResult, InitStep, SysContext};
 use crate::namespaces::NamespacePlan;
+use crate::process_attrs::{self, AffinityStage};
 use crate::syscall::Syscall;
-use crate::{process_attrs, rlimits, tty};
+use crate::{rlimits, tty};
 
 pub struct Exec<'a> {
     pub process: &'a Process,
@@ -58,7 +59,12 @@ fn prepare(exec: &Exec<'_>, sys: &dyn Syscall) -> InitResult<Executable> {
             exec.console_socket.as_ref().map(|s| s.as_fd()),
         ],
     )?;
+    // Before the runtime moves us into the container's cgroup (which may reset the affinity to
+    // its cpuset), then after: config.md's initial and final.
+    let affinity = process.exec_cpu_affinity().as_ref();
+    process_attrs::apply_exec_cpu_affinity(affinity, AffinityStage::Initial)?;
     await_cgroups(&exec.channel)?;
+    process_attrs::apply_exec_cpu_affinity(affinity, AffinityStage::Final)?;
     exec.plan.join(sys)?;
     // Else the process would hold its caller's (the shim's, conmon's) session keyring.
     if let Some(id) = exec.session_keyring {
