@@ -156,9 +156,13 @@ pub fn apply(caps: Option<&LinuxCapabilities>) -> InitResult<()> {
 /// keeps some out of its own bounding set): the container cannot get them, and config.md says the
 /// runtime must log that rather than fail.
 pub fn warnings(caps: Option<&LinuxCapabilities>) -> Vec<String> {
-    let mut out = warnings_for(caps, &supported());
+    if caps.is_none() {
+        return Vec::new();
+    }
+    let supported = supported();
+    let mut out = warnings_for(caps, &supported);
     if let Ok(own) = caps::read(None, CapSet::Bounding) {
-        out.extend(missing_from_bounding(caps, &supported(), &own));
+        out.extend(missing_from_bounding(caps, &supported, &own));
     }
     out
 }
