@@ -502,3 +502,59 @@ fn pid_file_is_written_atomically() {
     rt.delete_force(&id).ok();
     rt.assert_no_leaks(&b, &[&id]);
 }
+
+/// config.md: `process` is OPTIONAL and "REQUIRED when start is called". Create accepts a config
+/// without it; start fails naming the field and leaves the container created; exec and delete work
+/// (runc and crun refuse at create, so this is hull's alone).
+#[test]
+fn config_without_process_can_be_created_but_not_started() {
+    if !only_hull("runc and crun refuse a config without process at create") {
+        return;
+    }
+    let rt = Runtime::new();
+    let mut b = Bundle::new();
+    b.remove("/process");
+    let id = rt.new_id();
+    rt.create(&b, &id).ok();
+    let state = rt.state(&id);
+    assert_eq!(state["status"], "created");
+    let pid = state["pid"].as_i64().expect("pid");
+
+    rt.start(&id)
+        .failed()
+        .stderr_has(&["process", "start requires it"]);
+    assert_eq!(rt.status(&id), "created");
+    assert!(alive(pid), "start must leave the init as it was");
+    // The idle init holds no privilege a process exec'd into the container could borrow.
+    let status = rt
+        .exec(["exec", id.as_str(), "cat", &format!("/proc/1/status")])
+        .ok()
+        .out()
+        .to_string();
+    for line in [
+        "CapEff:\t0000000000000000",
+        "CapBnd:\t0000000000000000",
+        "NoNewPrivs:\t1",
+    ] {
+        assert!(status.contains(line), "{line} in\n{status}");
+    }
+    // Started twice is still refused, not half-started.
+    rt.start(&id).failed();
+    assert_eq!(rt.status(&id), "created");
+
+    rt.kill(&id, "KILL").ok();
+    rt.wait_status(&id, "stopped");
+    rt.delete(&id).ok();
+    // `run` refuses the same way and keeps nothing.
+    let run_id = rt.new_id();
+    rt.exec([
+        "run",
+        "--bundle",
+        b.path().to_str().unwrap(),
+        run_id.as_str(),
+    ])
+    .failed()
+    .stderr_has(&["process", "start requires it"]);
+    assert!(!rt.root().join(&run_id).exists());
+    rt.assert_no_leaks(&b, &[&id, &run_id]);
+}

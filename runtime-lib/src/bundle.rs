@@ -252,10 +252,10 @@ pub fn validate(spec: &Spec, bundle: &Path) -> Result<()> {
 }
 
 fn validate_process(spec: &Spec) -> Result<()> {
-    let process = spec
-        .process()
-        .as_ref()
-        .ok_or_else(|| invalid("process", "process property must not be empty"))?;
+    // config.md: OPTIONAL, "REQUIRED when start is called": `start` refuses (Record::no_process).
+    let Some(process) = spec.process().as_ref() else {
+        return Ok(());
+    };
     if process.args().as_ref().is_none_or(|a| a.is_empty()) {
         return Err(invalid("process.args", "args must not be empty"));
     }

@@ -124,6 +124,10 @@ pub(crate) struct Record {
     /// the init did, instead of joining the container's.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub no_new_keyring: bool,
+    /// The config has no `process` (config.md: optional until `start`): `start` refuses, and the
+    /// init, which has nothing to exec, stays blocked in `created` until killed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub no_process: bool,
     /// While the record is `creating`: the process running the create (the container is being
     /// created while it lives).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -164,6 +168,7 @@ impl Record {
             resources: None,
             seccomp: None,
             no_new_keyring: false,
+            no_process: false,
             creator: None,
             foreign_processes: Vec::new(),
         }

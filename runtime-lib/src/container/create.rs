@@ -125,6 +125,7 @@ impl Container {
             resources: Some(resources.clone()),
             seccomp: linux.and_then(|l| l.seccomp().clone()),
             no_new_keyring: opts.no_new_keyring,
+            no_process: bundle.spec.process().is_none(),
             creator: ProcessId::of(std::process::id() as i32),
             foreign_processes,
         };

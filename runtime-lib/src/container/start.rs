@@ -31,6 +31,15 @@ impl Container {
                 status,
             });
         }
+        if self.record.no_process {
+            // Before the fifo: the init stays as it is, and so does the container.
+            return Err(Error::InvalidConfig {
+                field: "process".into(),
+                problem: "the config has none, and start requires it (config.md): such a \
+                          container can be created, exec'd into and deleted, not started"
+                    .into(),
+            });
+        }
         let fifo = self.dir.fifo_path();
         let done_path = self.dir.done_fifo_path();
         // Opened before releasing the init, so its "about to exec" byte cannot be missed.

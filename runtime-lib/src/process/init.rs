@@ -100,6 +100,14 @@ pub fn run(init: Init<'_>, sys: &dyn Syscall) -> i32 {
             return 1;
         }
     }
+    let Some(exec) = exec else {
+        // `start` refuses before writing the fifo; this is someone writing it by hand.
+        eprintln!(
+            "hull init: {}",
+            InitFailure::new(InitStep::Exec).detail("the config has no process to start")
+        );
+        return 1;
+    };
     let err = exec.exec();
     eprintln!(
         "hull init: {}",
@@ -109,12 +117,13 @@ pub fn run(init: Init<'_>, sys: &dyn Syscall) -> i32 {
 }
 
 /// The init sequence, spec order, up to the point where only the exec is left.
-fn prepare(init: &Init<'_>, sys: &dyn Syscall) -> InitResult<(Executable, Option<crate::State>)> {
+fn prepare(
+    init: &Init<'_>,
+    sys: &dyn Syscall,
+) -> InitResult<(Option<Executable>, Option<crate::State>)> {
     let spec = init.spec;
-    let process = spec
-        .process()
-        .as_ref()
-        .expect("bundle validation requires process");
+    // None: config.md lets `process` wait until start; `start` refuses such a container.
+    let process = spec.process().as_ref();
     let linux = spec.linux().as_ref();
 
     guard_against_runtime_death()?;
@@ -142,7 +151,7 @@ fn prepare(init: &Init<'_>, sys: &dyn Syscall) -> InitResult<(Executable, Option
         .init(InitStep::Bundle, init.bundle.display())?;
     // Before the ids change: setresuid makes us non-dumpable again, and our /proc files would
     // belong to the host's root, out of the mapped root's reach (runc writes it here too).
-    if let Some(adj) = process.oom_score_adj() {
+    if let Some(adj) = process.and_then(|p| p.oom_score_adj()) {
         sys.write_file(
             Path::new("/proc/self/oom_score_adj"),
             adj.to_string().as_bytes(),
@@ -166,7 +175,9 @@ fn prepare(init: &Init<'_>, sys: &dyn Syscall) -> InitResult<(Executable, Option
     }
     nix::unistd::setsid().init(InitStep::Console, "setsid")?;
     if !init.no_new_keyring {
-        lsm::set_key_label(process)?;
+        if let Some(process) = process {
+            lsm::set_key_label(process)?;
+        }
         join_session_keyring(init.id)?;
     }
 
@@ -177,12 +188,15 @@ fn prepare(init: &Init<'_>, sys: &dyn Syscall) -> InitResult<(Executable, Option
     };
     rootfs::pivot(init.rootfs, init.no_pivot, sys)?;
     // Before finalize, which may make the root read-only.
-    create_cwd(process)?;
+    if let Some(process) = process {
+        create_cwd(process)?;
+    }
     if let Some(socket) = &init.console_socket {
         let socket = socket
             .try_clone()
             .map_err(|e| io_failure(InitStep::Console, "socket", e))?;
-        let slave = tty::setup_console_with(socket, process.console_size().as_ref())?;
+        let size = process.and_then(|p| p.console_size());
+        let slave = tty::setup_console_with(socket, size.as_ref())?;
         rootfs::mount_console(&slave, sys)?;
     }
 
@@ -199,6 +213,15 @@ fn prepare(init: &Init<'_>, sys: &dyn Syscall) -> InitResult<(Executable, Option
     }
     // After sysctl: finalize makes /proc/sys read-only (a readonlyPath of the default config).
     rootfs::finalize(spec, &prepared, sys)?;
+    let Some(process) = process else {
+        // Nothing will ever be exec'd by this init: it waits in `created` for kill or delete,
+        // holding nothing a process exec'd into the container could use.
+        fds::mark_cloexec_from(None, 3 + init.preserve_fds as RawFd)?;
+        capabilities::prepare(None)?;
+        capabilities::apply(None)?;
+        nix::sys::prctl::set_no_new_privs().init(InitStep::NoNewPrivileges, "prctl")?;
+        return Ok((None, state));
+    };
     rlimits::apply(process.rlimits().as_deref().unwrap_or_default())?;
     // While the init still has every capability (FIFO/RR/DEADLINE and RT I/O need CAP_SYS_NICE).
     process_attrs::apply_scheduler(process.scheduler().as_ref())?;
@@ -220,7 +243,7 @@ fn prepare(init: &Init<'_>, sys: &dyn Syscall) -> InitResult<(Executable, Option
     if init.seccomp.is_some_and(seccomp::Filter::needs_listener) {
         load_seccomp_late(process, init.seccomp, &init.channel)?;
     }
-    Ok((exec, state))
+    Ok((Some(exec), state))
 }
 
 /// The mounts are made and pivot_root is next: the runtime's prestart and createRuntime hooks, then
