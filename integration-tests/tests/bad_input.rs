@@ -576,3 +576,29 @@ fn config_type_error_names_the_field() {
     rt.create_fails(&b)
         .stderr_has(&["config.json", "process.rlimits[0].hard", "invalid type"]);
 }
+
+/// config-linux.md lets a container share the runtime's mount namespace; hull refuses (README,
+/// "Deviations"): runc and crun then make the rootfs, /proc, /dev, /sys and cgroup mounts in the
+/// host's namespace and leave them there after delete, and chroot instead of pivoting.
+#[test]
+fn no_mount_namespace_is_refused_with_the_reason() {
+    if !only_hull("runc 1.1.5 and crun run it, leaving their mounts in the host's namespace") {
+        return;
+    }
+    let rt = Runtime::new();
+    let mut b = Bundle::new();
+    b.without_namespace("mount")
+        .remove("/linux/maskedPaths")
+        .remove("/linux/readonlyPaths");
+    rt.create_fails(&b).stderr_has(&[
+        "linux.namespaces",
+        "mount namespace is required",
+        "outlive the container",
+    ]);
+    let mounts_after = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let rootfs = b.rootfs();
+    assert!(
+        !mounts_after.contains(rootfs.to_str().unwrap()),
+        "nothing mounted on the rootfs in the host's namespace:\n{mounts_after}"
+    );
+}

@@ -14,6 +14,11 @@ use oci_spec::runtime::{LinuxNamespaceType, Spec};
 use crate::error::{Context, InitFailure, InitResult, InitStep};
 use crate::syscall::Syscall;
 use crate::{Error, Result};
+/// Why hull refuses what config-linux.md allows: a container without its own mount namespace.
+pub const MOUNT_NAMESPACE_REQUIRED: &str = "a mount namespace is required: without one, the \
+    container's mounts would be made in the runtime's mount namespace and outlive the container, \
+    and its root would be a chroot, which CAP_SYS_CHROOT can leave (a deliberate deviation from \
+    the spec, listed in hull's README)";
 
 /// The namespaces of one container, resolved in the runtime before the init exists.
 #[derive(Debug)]
@@ -133,11 +138,13 @@ impl NamespacePlan {
             }
         }
         if !seen.contains(&LinuxNamespaceType::Mount) {
-            // Hull mounts the rootfs and pivots into it: done in the runtime's own mount
-            // namespace, that would rearrange the host's mounts.
+            // A deliberate deviation from config-linux.md (README, "Deviations"): runc and crun
+            // run such a config by making every mount in the runtime's own namespace, where they
+            // stay after delete, and by chroot instead of pivot_root, which a process holding
+            // CAP_SYS_CHROOT (in Docker's default set) can leave.
             return Err(Error::InvalidConfig {
                 field: "linux.namespaces".to_string(),
-                problem: "a mount namespace is required".to_string(),
+                problem: MOUNT_NAMESPACE_REQUIRED.to_string(),
             });
         }
         // A stable sort: the user namespace first, the rest in config order.
@@ -377,7 +384,7 @@ mod tests {
         let (field, problem) =
             invalid(NamespacePlan::from_spec(&spec(&[(Pid, None)])).unwrap_err());
         assert_eq!(field, "linux.namespaces");
-        assert_eq!(problem, "a mount namespace is required");
+        assert_eq!(problem, MOUNT_NAMESPACE_REQUIRED);
     }
 
     #[test]

@@ -290,7 +290,10 @@ fn namespace_rules_come_from_the_namespace_plan() {
     });
     assert_eq!(
         (field.as_str(), problem.as_str()),
-        ("linux.namespaces", "a mount namespace is required")
+        (
+            "linux.namespaces",
+            crate::namespaces::MOUNT_NAMESPACE_REQUIRED
+        )
     );
 }
 
