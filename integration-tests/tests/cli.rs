@@ -6,7 +6,7 @@ use std::path::Path;
 
 use integration_tests::bundle::RUNC_SPEC;
 use integration_tests::{Bundle, Output, Runtime};
-use serde_json::Value;
+use serde_json::{json, Value};
 
 const RUNC_SPEC_ROOTLESS: &str = include_str!("../src/runc-spec-rootless.json");
 
@@ -183,6 +183,38 @@ fn features_lists_what_hull_implements() {
         .iter()
         .any(|a| a == "SCMP_ARCH_X86_64"));
     assert_eq!(f["linux"]["cgroup"]["systemd"], false);
+    // Nothing is left null ("unknown") that hull knows: its own metadata, no config annotation
+    // that changes what it does, idmapped mounts refused.
+    assert_eq!(
+        f["annotations"]["dev.hull.checkpoint.enabled"], "false",
+        "{f}"
+    );
+    assert_eq!(f["potentiallyUnsafeConfigAnnotations"], json!([]), "{f}");
+    assert_eq!(
+        f["linux"]["mountExtensions"]["idmap"]["enabled"], false,
+        "{f}"
+    );
+
+    // What it says holds: a config of ociVersionMax (1.3: memoryPolicy is 1.3's) runs, and an
+    // idmapped mount is refused by name, not silently made without its mapping.
+    let max = f["ociVersionMax"].as_str().unwrap();
+    assert_eq!(max, "1.3.0");
+    let mut b = Bundle::new();
+    b.set("/ociVersion", json!(max))
+        .set("/linux/memoryPolicy", json!({"mode": "MPOL_LOCAL"}))
+        .args(&["true"]);
+    let id = rt.new_id();
+    rt.cmd(["run", "--bundle", b.path().to_str().unwrap(), &id])
+        .output()
+        .ok();
+    b.mount(json!({
+        "destination": "/mnt", "type": "bind", "source": "/tmp", "options": ["bind"],
+        "uidMappings": [{"containerID": 0, "hostID": 1000, "size": 1}],
+        "gidMappings": [{"containerID": 0, "hostID": 1000, "size": 1}]
+    }));
+    rt.create_fails(&b)
+        .stderr_has(&["/mnt", "idmapped mount", "not supported"]);
+    rt.assert_no_leaks(&b, &[&id]);
 }
 
 /// What does not fail an operation still reaches the log, as runc's warnings do: a kernel memory

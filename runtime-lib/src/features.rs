@@ -4,7 +4,8 @@
 use std::str::FromStr;
 
 use oci_spec::runtime::{
-    Apparmor, Cgroup, Features, IntelRdt, LinuxFeature, MemoryPolicy, NetDevices, Seccomp, Selinux,
+    Apparmor, Cgroup, Features, IDMap, IntelRdt, LinuxFeature, MemoryPolicy, MountExtensions,
+    NetDevices, Seccomp, Selinux,
 };
 use oci_spec::runtime::{Arch, LinuxNamespaceType, LinuxSeccompAction};
 
@@ -99,10 +100,17 @@ pub fn features() -> Features {
     linux.set_intel_rdt(Some(intel_rdt));
     linux.set_net_devices(Some(net_devices));
     linux.set_memory_policy(Some(memory_policy));
+    // features-linux.md: `enabled` says whether uidMappings/gidMappings of mounts are parsed and
+    // used; hull refuses such a mount by name (rootfs::mounts), so false, not null.
+    let mut idmap = IDMap::default();
+    idmap.set_enabled(Some(false));
+    let mut mount_extensions = MountExtensions::default();
+    mount_extensions.set_idmap(Some(idmap));
+    linux.set_mount_extensions(Some(mount_extensions));
 
     let mut f = Features::default();
     f.set_oci_version_min("1.0.0".to_string());
-    f.set_oci_version_max(oci_spec::runtime::VERSION.to_string());
+    f.set_oci_version_max(OCI_VERSION_MAX.to_string());
     f.set_hooks(Some(
         crate::hooks::HookKind::ALL.map(|k| k.to_string()).to_vec(),
     ));
@@ -110,8 +118,27 @@ pub fn features() -> Features {
         options::known().into_iter().map(String::from).collect(),
     ));
     f.set_linux(Some(linux));
+    f.set_annotations(Some(
+        [
+            ("dev.hull.version", env!("CARGO_PKG_VERSION")),
+            // Pure Rust filters (seccompiler), no libseccomp: engines that read runc's
+            // libseccomp annotations must not assume one.
+            ("dev.hull.seccomp", "seccompiler"),
+            ("dev.hull.checkpoint.enabled", "false"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect(),
+    ));
+    // No annotation of config.json changes what hull does (it only copies them into the state):
+    // an empty list, which features.md distinguishes from null ("unknown").
+    f.set_potentially_unsafe_config_annotations(Some(Vec::new()));
     f
 }
+
+/// The newest runtime-spec whose fields hull implements or refuses by name (memoryPolicy,
+/// netDevices and execCPUAffinity are 1.3's); configs of any 1.x are accepted, as runc does.
+pub const OCI_VERSION_MAX: &str = "1.3.0";
 
 #[cfg(test)]
 mod tests {
