@@ -162,6 +162,14 @@ impl Ctx {
         self.template.join("busybox")
     }
 
+    /// Whether some case named `prefix`... may be selected by --filter (a filter naming one case
+    /// of the group selects the group).
+    pub fn wants_group(&self, prefix: &str) -> bool {
+        self.filter
+            .as_deref()
+            .is_none_or(|f| prefix.contains(f) || f.starts_with(prefix))
+    }
+
     /// Whether the case named `case` is selected by --filter.
     pub fn wants(&self, case: &str) -> bool {
         self.filter.as_deref().is_none_or(|f| case.contains(f))

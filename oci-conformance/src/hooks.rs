@@ -52,7 +52,7 @@ pub fn cases(ctx: &mut Ctx) {
     }
 }
 
-struct HookLog {
+pub(crate) struct HookLog {
     host: PathBuf,
 }
 
@@ -61,7 +61,7 @@ impl HookLog {
         std::fs::read_to_string(self.host.join(name)).unwrap_or_default()
     }
 
-    fn order(&self) -> Vec<String> {
+    pub(crate) fn order(&self) -> Vec<String> {
         self.read("order").lines().map(str::to_owned).collect()
     }
 
@@ -79,7 +79,7 @@ impl HookLog {
 /// Gives the bundle all six hooks. Runtime-namespace hooks and createContainer run a script that
 /// exists only on the host; startContainer runs one that exists only in the rootfs, so that each
 /// path has to resolve in the namespace the spec names.
-fn with_hooks(b: &mut Bundle, busybox: &std::path::Path) -> HookLog {
+pub(crate) fn with_hooks(b: &mut Bundle, busybox: &std::path::Path) -> HookLog {
     let host = b.dir.join("hooklog");
     std::fs::create_dir_all(&host).expect("hook log dir");
     let host_script = b.dir.join("hook.sh");

@@ -8,6 +8,7 @@ mod checker_bin;
 mod config;
 mod config_linux;
 mod console;
+mod features;
 mod harness;
 mod hooks;
 mod host;
@@ -115,6 +116,7 @@ fn run(args: Args) -> Result<usize, String> {
     hooks::cases(&mut ctx);
     config_linux::cases(&mut ctx);
     resources::cases(&mut ctx);
+    features::cases(&mut ctx);
     host::sweep(&mut ctx);
     let counts = ctx.tap.finish();
     workspace.remove(args.keep, &ctx);

@@ -174,6 +174,12 @@ pub fn parse<S: AsRef<str>>(options: &[S]) -> Result<MountOptions, String> {
         } else if let Some(&(_, clears, attr)) = REC_ATTRS.iter().find(|(n, ..)| *n == o) {
             if clears {
                 clr |= attr;
+                // Access times are one field, not bits: clearing a mode (ratime, rnostrictatime)
+                // is going back to the default, relatime (0), and the kernel wants the whole
+                // field cleared for that (EINVAL otherwise).
+                if attr & MOUNT_ATTR_ATIME_MASK != 0 {
+                    clr |= MOUNT_ATTR_ATIME_MASK;
+                }
             } else {
                 set |= attr;
                 // mount_setattr(2): an access-time mode in attr_set needs the whole atime
@@ -226,6 +232,14 @@ mod tests {
             MsFlags::empty()
         );
         assert_eq!(p(&["defaults"]).flags, MsFlags::empty());
+        // Clearing one access-time mode is a move to relatime: the kernel wants the whole field.
+        for clear in ["ratime", "rnostrictatime"] {
+            let a = p(&[clear]).rec_attr.expect(clear);
+            assert_eq!(
+                (a.set, a.clr & MOUNT_ATTR_ATIME_MASK),
+                (0, MOUNT_ATTR_ATIME_MASK)
+            );
+        }
         assert!(p(&["rbind"])
             .flags
             .contains(MsFlags::MS_BIND | MsFlags::MS_REC));
@@ -319,7 +333,10 @@ mod tests {
         let m = p(&["rrelatime"]).rec_attr.unwrap();
         assert_eq!((m.set, m.clr), (0, MOUNT_ATTR_ATIME_MASK));
         let m = p(&["ratime", "rnodiratime"]).rec_attr.unwrap();
-        assert_eq!((m.set, m.clr), (MOUNT_ATTR_NODIRATIME, MOUNT_ATTR_NOATIME));
+        assert_eq!(
+            (m.set, m.clr),
+            (MOUNT_ATTR_NODIRATIME, MOUNT_ATTR_ATIME_MASK)
+        );
     }
 
     #[test]
