@@ -527,7 +527,7 @@ fn config_without_process_can_be_created_but_not_started() {
     assert!(alive(pid), "start must leave the init as it was");
     // The idle init holds no privilege a process exec'd into the container could borrow.
     let status = rt
-        .exec(["exec", id.as_str(), "cat", &format!("/proc/1/status")])
+        .exec(["exec", id.as_str(), "cat", "/proc/1/status"])
         .ok()
         .out()
         .to_string();
