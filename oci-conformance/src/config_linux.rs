@@ -292,6 +292,25 @@ fn filesystem(ctx: &mut Ctx) {
             },
         );
     }
+    // The same where engines put bundles: rootfsPropagation must not depend on root.path being
+    // a mount point already (the run directory is one).
+    for (placement, parent) in ctx.placements.clone() {
+        for p in ["shared", "slave", "private", "unbindable"] {
+            let case = format!("rootfs-propagation-{p}-{}", placement.name());
+            if !ctx.wants(&case) {
+                continue;
+            }
+            let mut b = ctx.bundle_in(&case, &parent);
+            b.checks(&["propagation"]);
+            b.linux()["rootfsPropagation"] = json!(p);
+            b.host["rootfs_source_shared"] = json!(crate::host::has_peer_group(&parent));
+            ctx.run_checker(
+                &b,
+                F,
+                "rootfsPropagation sets the rootfs's mount propagation",
+            );
+        }
+    }
     checker_case(ctx, "masked-paths", F, "maskedPaths will mask over the provided paths inside the container so that they cannot be read", &["masked"], |b| {
         b.put("/masked-file", "secret");
         b.put("/masked-dir/file", "secret");

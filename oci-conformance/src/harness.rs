@@ -34,6 +34,9 @@ pub struct Ctx {
     pub pids: Vec<(i32, u64)>,
     /// Cgroup directories seen in use by containers, checked for leftovers at the end.
     pub cgroups: Vec<PathBuf>,
+    /// Where bundles go when the case is about where a bundle lives (see `host::Placement`):
+    /// the run directory itself is a shared bind mount, the shape real engines rarely give.
+    pub placements: Vec<(crate::host::Placement, PathBuf)>,
 }
 
 pub struct Bundle {
@@ -154,6 +157,7 @@ impl Ctx {
             filter,
             pids: Vec::new(),
             cgroups: Vec::new(),
+            placements: Vec::new(),
         }
     }
 
@@ -177,12 +181,15 @@ impl Ctx {
 
     /// A fresh bundle: busybox rootfs with the checker, the base config, unique id.
     pub fn bundle(&mut self, case: &str) -> Bundle {
+        let bundles = self.run_dir.join("bundles");
+        self.bundle_in(case, &bundles)
+    }
+
+    /// A fresh bundle in `parent` (one of `placements`, or the run's bundle directory).
+    pub fn bundle_in(&mut self, case: &str, parent: &Path) -> Bundle {
         self.serial += 1;
         let id = format!("oci-conf-{}-{}-{case}", std::process::id(), self.serial);
-        let dir = self
-            .run_dir
-            .join("bundles")
-            .join(format!("{}-{case}", self.serial));
+        let dir = parent.join(format!("{}-{case}", self.serial));
         let rootfs = dir.join("rootfs");
         for sub in [
             "bin",

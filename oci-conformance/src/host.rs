@@ -131,8 +131,46 @@ pub fn mount_hugetlb_for_crun() -> Result<Vec<String>, String> {
     )])
 }
 
+/// Where a bundle can live besides the run directory, which is a shared bind mount of itself:
+/// engines put bundles on plain directories (containerd: /run/containerd/..., on whatever mount
+/// holds it), and a runtime that only ever saw the shared bind misses what breaks there.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Placement {
+    /// A plain directory of the mount that holds --workdir (the root mount, usually): not a
+    /// mount point.
+    Plain,
+    /// A private bind mount of itself.
+    PrivateMount,
+}
+
+impl Placement {
+    pub fn name(self) -> &'static str {
+        match self {
+            Placement::Plain => "plain-dir",
+            Placement::PrivateMount => "private-mount",
+        }
+    }
+}
+
+/// Whether the mount that holds `path` is in a peer group (mountinfo's `shared:N`).
+pub fn has_peer_group(path: &Path) -> bool {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    // The longest mount point that is a prefix of `path` holds it.
+    info.lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split(' ').collect();
+            let point = Path::new(*f.get(4)?);
+            path.starts_with(point)
+                .then(|| (point.as_os_str().len(), l.contains(" shared:")))
+        })
+        .max_by_key(|(len, _)| *len)
+        .is_some_and(|(_, shared)| shared)
+}
+
 /// The run's private directory: a shared bind mount of itself, so that propagation can be seen.
 pub struct Workspace {
+    /// `<workdir>/oci-conformance-<pid>-elsewhere`: the `Placement` directories.
+    elsewhere: PathBuf,
     run_dir: PathBuf,
     template: PathBuf,
     applets: Vec<String>,
@@ -148,6 +186,7 @@ fn remove_stale_runs(workdir: &Path) {
         let name = e.file_name().to_string_lossy().into_owned();
         let Some(pid) = name
             .strip_prefix("oci-conformance-")
+            .and_then(|p| p.split('-').next())
             .and_then(|p| p.parse::<i32>().ok())
         else {
             continue;
@@ -194,6 +233,29 @@ impl Workspace {
             None::<&str>,
         )
         .map_err(|e| format!("make-shared {}: {e}", run_dir.display()))?;
+        let elsewhere = workdir.join(format!("oci-conformance-{}-elsewhere", std::process::id()));
+        for p in [Placement::Plain, Placement::PrivateMount] {
+            let d = elsewhere.join(p.name());
+            std::fs::create_dir_all(&d).map_err(|e| format!("mkdir {}: {e}", d.display()))?;
+        }
+        let private = elsewhere.join(Placement::PrivateMount.name());
+        mount(
+            Some(&private),
+            &private,
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        )
+        .and_then(|()| {
+            mount(
+                None::<&str>,
+                &private,
+                None::<&str>,
+                MsFlags::MS_PRIVATE,
+                None::<&str>,
+            )
+        })
+        .map_err(|e| format!("private bind {}: {e}", private.display()))?;
         let copy = |from: &Path, name: &str| {
             std::fs::copy(from, template.join(name))
                 .map_err(|e| format!("copy {}: {e}", from.display()))
@@ -210,6 +272,7 @@ impl Workspace {
             .map(str::to_owned)
             .collect();
         Ok(Workspace {
+            elsewhere,
             run_dir,
             template,
             applets,
@@ -222,19 +285,25 @@ impl Workspace {
             self.run_dir.join("root"),
             self.run_dir.join("scratch"),
         );
-        Ctx::new(
+        let mut ctx = Ctx::new(
             rt,
             self.run_dir.clone(),
             self.template.clone(),
             self.applets.clone(),
             verbose,
             filter,
-        )
+        );
+        ctx.placements = [Placement::Plain, Placement::PrivateMount]
+            .map(|p| (p, self.elsewhere.join(p.name())))
+            .to_vec();
+        ctx
     }
 
     pub fn remove(self, keep: bool, ctx: &Ctx) {
-        for m in mounts_under(&self.run_dir).iter().rev() {
-            let _ = umount2(m, MntFlags::MNT_DETACH);
+        for dir in [&self.run_dir, &self.elsewhere] {
+            for m in mounts_under(dir).iter().rev() {
+                let _ = umount2(m, MntFlags::MNT_DETACH);
+            }
         }
         let _ = umount2(&self.run_dir, MntFlags::MNT_DETACH);
         for dir in ctx.cgroups.iter().rev() {
@@ -245,6 +314,7 @@ impl Workspace {
             let _ = writeln!(std::io::stdout(), "# kept {}", self.run_dir.display());
         } else {
             let _ = std::fs::remove_dir_all(&self.run_dir);
+            let _ = std::fs::remove_dir_all(&self.elsewhere);
         }
     }
 }

@@ -311,7 +311,7 @@ pub fn readonly_root(spec: &Spec, r: &mut Report) {
     );
 }
 
-pub fn rootfs_propagation(spec: &Spec, r: &mut Report) {
+pub fn rootfs_propagation(spec: &Spec, host: &Host, r: &mut Report) {
     let Some(want) = spec
         .linux()
         .as_ref()
@@ -328,7 +328,13 @@ pub fn rootfs_propagation(spec: &Spec, r: &mut Report) {
         "unbindable" => Some(Propagation::Unbindable),
         _ => None,
     };
-    let ok = matches!((root, want_p), (Some(root), Some(p)) if propagation_ok(root, p));
+    let ok = match (root, want_p) {
+        (Some(root), Some(Propagation::Slave)) if !host.rootfs_source_shared => {
+            propagation_ok(root, Propagation::Slave) || propagation_ok(root, Propagation::Private)
+        }
+        (Some(root), Some(p)) => propagation_ok(root, p),
+        _ => false,
+    };
     let got = root.map(|r| &r.opt_fields);
     let clause = "rootfsPropagation sets the rootfs's mount propagation (runtime.md: create MUST apply all properties)";
     r.check(

@@ -34,6 +34,14 @@ pub struct Host {
     pub expect: Vec<Expect>,
     /// The `mounts` check skips config mounts before this index (the base ones, checked elsewhere).
     pub mounts_from: usize,
+    /// Whether the mount holding the bundle has a peer group on the host. When it has none, a
+    /// `slave` rootfs has no master to show (mount_namespaces(7)), and looks like a private one.
+    #[serde(default = "yes")]
+    pub rootfs_source_shared: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// One expectation about a path, from the case that built the bundle.
@@ -116,7 +124,7 @@ fn main() {
             "netdev" => ns::net_devices(&spec, r),
             "mounts" => fs::mounts(&spec, &host, r),
             "readonly-root" => fs::readonly_root(&spec, r),
-            "propagation" => fs::rootfs_propagation(&spec, r),
+            "propagation" => fs::rootfs_propagation(&spec, &host, r),
             "masked" => fs::masked_paths(&spec, r),
             "readonly-paths" => fs::readonly_paths(&spec, r),
             "expect" => fs::expectations(&host, r),
