@@ -4,8 +4,20 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// The directory every test bed file lives under, so a leftover is easy to attribute.
+///
+/// Mode 0700, owned by root, as containerd's and Docker's state directories are: every bundle
+/// sits where a container's mapped ids cannot traverse, so a runtime step that follows a host path
+/// from inside a user namespace fails in every such test, not only in one made for it.
 pub fn base_dir() -> PathBuf {
-    std::env::temp_dir().join("hull-it")
+    static MADE: std::sync::Once = std::sync::Once::new();
+    let base = std::env::temp_dir().join("hull-it");
+    MADE.call_once(|| {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::create_dir_all(&base).expect("create the test bed's base directory");
+        std::fs::set_permissions(&base, std::fs::Permissions::from_mode(0o700))
+            .expect("make the test bed's base directory 0700");
+    });
+    base
 }
 
 /// A number unique within this process, for names that must not collide between parallel tests.
@@ -26,7 +38,6 @@ impl TempDir {
     /// Creates `$TMPDIR/hull-it/<prefix>-<pid>-<n>`.
     pub fn new(prefix: &str) -> TempDir {
         let base = base_dir();
-        std::fs::create_dir_all(&base).expect("create the test bed's base directory");
         let path = base.join(format!("{prefix}-{}-{:04}", std::process::id(), unique()));
         std::fs::create_dir(&path).unwrap_or_else(|e| panic!("create {}: {e}", path.display()));
         TempDir { path }

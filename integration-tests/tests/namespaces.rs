@@ -269,12 +269,18 @@ fn user_namespace_bundle_under_a_0700_directory_with_oom_score_adj() {
     let rt = Runtime::new();
     for locked in [false, true] {
         let mut b = userns_bundle();
-        b.set("/process/oomScoreAdj", json!(500))
-            .sh("cat /proc/self/oom_score_adj; id -u; ls /bin/busybox");
-        // <bundle>/state (0700, root) / ctr (the bundle the engine hands over).
+        // <bundle>/state (0700, root) / ctr (the bundle the engine hands over), and a volume
+        // beside it (Docker's -v of a directory under a 0700 one, such as /root).
         let state = b.path().join("state");
         let bundle = state.join("ctr");
+        let volume = state.join("volume");
         std::fs::create_dir_all(&bundle).unwrap();
+        std::fs::create_dir_all(&volume).unwrap();
+        std::fs::write(volume.join("f"), "from the host\n").unwrap();
+        b.set("/process/oomScoreAdj", json!(500))
+            .mount(json!({"destination": "/tmp", "type": "bind",
+                          "source": volume, "options": ["rbind", "ro"]}))
+            .sh("cat /proc/self/oom_score_adj; id -u; ls /bin/busybox; cat /tmp/f");
         for f in ["config.json", "rootfs"] {
             std::fs::rename(b.path().join(f), bundle.join(f)).unwrap();
         }
@@ -285,7 +291,7 @@ fn user_namespace_bundle_under_a_0700_directory_with_oom_score_adj() {
         let lines: Vec<&str> = out.ok().stdout.lines().collect();
         assert_eq!(
             lines,
-            ["500", "0", "/bin/busybox"],
+            ["500", "0", "/bin/busybox", "from the host"],
             "state dir {mode:o}: {out}"
         );
         rt.assert_no_leaks(&b, &[&id]);

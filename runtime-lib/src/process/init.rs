@@ -167,6 +167,12 @@ fn prepare(
         .joins
         .iter()
         .any(|(t, _)| *t == LinuxNamespaceType::User);
+    // Like the bundle above: while our ids are still the caller's (see `BindSources`).
+    let bind_sources = if new_userns || joined_userns {
+        rootfs::BindSources::open(spec)?
+    } else {
+        rootfs::BindSources::default()
+    };
     if new_userns || joined_userns {
         become_root(sys)?;
     }
@@ -181,7 +187,8 @@ fn prepare(
         join_session_keyring(init.id)?;
     }
 
-    let prepared = rootfs::prepare(spec, init.rootfs, sys)?;
+    let prepared = rootfs::prepare(spec, init.rootfs, &bind_sources, sys)?;
+    drop(bind_sources);
     let state = match spec.hooks() {
         Some(hooks) => Some(create_hooks(init, hooks)?),
         None => None,

@@ -30,6 +30,7 @@ pub(super) fn mount(e: &Entry, cx: &Ctx<'_>) -> InitResult<()> {
             fstype: "cgroup2".into(),
             kind: Kind::Other,
             opts: e.opts.clone(),
+            index: None,
         };
         return v2.mount(cx);
     }
@@ -57,6 +58,7 @@ fn mount_v1(e: &Entry, cx: &Ctx<'_>) -> InitResult<()> {
             data: "mode=755".into(),
             ..MountOptions::default()
         },
+        index: None,
     };
     tmpfs.mount(cx)?;
     let cgroupns = has_cgroupns(cx);
@@ -80,6 +82,7 @@ fn mount_v1(e: &Entry, cx: &Ctx<'_>) -> InitResult<()> {
                     data,
                     ..MountOptions::default()
                 },
+                index: None,
             }
         } else {
             Entry {
@@ -92,6 +95,7 @@ fn mount_v1(e: &Entry, cx: &Ctx<'_>) -> InitResult<()> {
                     propagation: e.opts.propagation.clone(),
                     ..MountOptions::default()
                 },
+                index: None,
             }
         };
         sub.mount(cx)?;
@@ -193,6 +197,7 @@ pub(super) fn bind_host_cgroup2(e: &Entry, cx: &Ctx<'_>, err: Errno) -> InitResu
             propagation: Vec::new(), // the caller applies them
             ..MountOptions::default()
         },
+        index: None,
     };
     bind.mount(cx)
 }

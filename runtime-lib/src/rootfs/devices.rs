@@ -45,7 +45,7 @@ pub(super) fn needs_setup(spec: &Spec) -> bool {
     let mounts = spec.mounts().as_deref().unwrap_or_default();
     !mounts.iter().any(|m| {
         resolve::clean(m.destination()) == Path::new("/dev")
-            && Entry::from_spec(m).is_ok_and(|e| e.opts.flags.contains(MsFlags::MS_BIND))
+            && Entry::from_spec(m, None).is_ok_and(|e| e.opts.flags.contains(MsFlags::MS_BIND))
     })
 }
 

@@ -13,6 +13,8 @@ mod resolve;
 #[cfg(test)]
 mod tests;
 
+pub use mounts::BindSources;
+
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
@@ -36,7 +38,12 @@ pub struct Prepared {
 ///
 /// `rootfs` must be absolute. Relative bind sources are taken from the init's working directory
 /// (runc's is the bundle).
-pub fn prepare(spec: &Spec, rootfs: &Path, sys: &dyn Syscall) -> InitResult<Prepared> {
+pub fn prepare(
+    spec: &Spec,
+    rootfs: &Path,
+    sources: &BindSources,
+    sys: &dyn Syscall,
+) -> InitResult<Prepared> {
     // Nothing done in this namespace may reach the host: "/" becomes a slave of it, unless the
     // config asks for private. "shared" and "unbindable" wait for `finalize`: on the host's "/"
     // the one would send our mounts back to the host, and the other would forbid the bind of
@@ -60,6 +67,7 @@ pub fn prepare(spec: &Spec, rootfs: &Path, sys: &dyn Syscall) -> InitResult<Prep
         root: &root,
         sys,
         spec,
+        sources,
     })?;
     let proc_mount = mounted_proc(spec, &root)?;
     if devices::needs_setup(spec) {

@@ -19,6 +19,44 @@ pub(super) struct Ctx<'a> {
     pub root: &'a Root,
     pub sys: &'a dyn Syscall,
     pub spec: &'a Spec,
+    pub sources: &'a BindSources,
+}
+
+/// The bind-mount sources of `mounts[]`, opened (O_PATH) while the init still had the caller's
+/// ids: once it is the mapped root of a user namespace it may not traverse the host directories
+/// above them (a 0700 engine state directory, a bind of a directory under /root), which crun
+/// handles and runc 1.1 does not. Mounting from the descriptor also binds what was checked, not
+/// what a later rename puts at the path.
+#[derive(Default)]
+pub struct BindSources(Vec<Option<OwnedFd>>);
+
+impl BindSources {
+    /// Opens the source of every bind mount of `spec`, relative to the working directory (the
+    /// bundle) when relative, as mount(2) would read it.
+    pub fn open(spec: &Spec) -> InitResult<BindSources> {
+        let mounts = spec.mounts().as_deref().unwrap_or_default();
+        let mut fds = Vec::with_capacity(mounts.len());
+        for m in mounts {
+            let e = Entry::from_spec(m, None)?;
+            if e.kind != Kind::Bind {
+                fds.push(None);
+                continue;
+            }
+            let source = e.source.clone().unwrap_or_default();
+            let fd = nix::fcntl::open(
+                &source,
+                nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC,
+                Mode::empty(),
+            )
+            .map_err(e.fail(&format!("stat source {:?}", source.display())))?;
+            fds.push(Some(fd));
+        }
+        Ok(BindSources(fds))
+    }
+
+    fn get(&self, index: Option<usize>) -> Option<&OwnedFd> {
+        self.0.get(index?)?.as_ref()
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,17 +79,26 @@ pub(super) struct Entry {
     pub fstype: String,
     pub kind: Kind,
     pub opts: MountOptions,
+    /// Its place in `mounts[]` (None for the ones hull derives, such as cgroup v1 binds).
+    pub index: Option<usize>,
 }
 
 pub(super) fn mount_all(cx: &Ctx<'_>) -> InitResult<()> {
-    for m in cx.spec.mounts().as_deref().unwrap_or_default() {
-        Entry::from_spec(m)?.mount(cx)?;
+    for (i, m) in cx
+        .spec
+        .mounts()
+        .as_deref()
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+    {
+        Entry::from_spec(m, Some(i))?.mount(cx)?;
     }
     Ok(())
 }
 
 impl Entry {
-    pub fn from_spec(m: &Mount) -> InitResult<Entry> {
+    pub fn from_spec(m: &Mount, index: Option<usize>) -> InitResult<Entry> {
         let dest = m.destination().clone();
         let unsupported = |what: String| {
             InitFailure::new(InitStep::Mount)
@@ -84,6 +131,7 @@ impl Entry {
             fstype,
             kind,
             opts,
+            index,
         };
         if kind == Kind::Bind {
             // runc needs the `bind` option and fails with ENODEV without it; crun and the spec's
@@ -209,9 +257,18 @@ impl Entry {
     }
 
     fn mount_bind(&self, cx: &Ctx<'_>) -> InitResult<()> {
-        let source = self.source.clone().unwrap_or_default();
-        let st = nix::sys::stat::stat(&source)
-            .map_err(self.fail(&format!("stat source {:?}", source.display())))?;
+        let (source, st) = match cx.sources.get(self.index) {
+            Some(fd) => (
+                resolve::fd_path(fd),
+                nix::sys::stat::fstat(fd).map_err(self.fail("stat source"))?,
+            ),
+            None => {
+                let source = self.source.clone().unwrap_or_default();
+                let st = nix::sys::stat::stat(&source)
+                    .map_err(self.fail(&format!("stat source {:?}", source.display())))?;
+                (source, st)
+            }
+        };
         let is_dir = st.st_mode & libc::S_IFMT == libc::S_IFDIR;
         let fd = self.dest_fd(cx, if is_dir { Create::Dir } else { Create::File })?;
         self.mount_at(cx, &fd, Some(&source), self.first_flags())

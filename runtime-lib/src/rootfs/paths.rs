@@ -26,7 +26,7 @@ pub(super) fn remount_readonly_mounts(
     let root = resolve::Root::open(Path::new("/"))
         .map_err(|e| InitFailure::sys(InitStep::Mount, "/", e))?;
     for m in spec.mounts().as_deref().unwrap_or_default() {
-        let e = Entry::from_spec(m)?;
+        let e = Entry::from_spec(m, None)?;
         let is_dev = resolve::clean(&e.dest) == Path::new("/dev");
         // A v1 `cgroup` mount is a tmpfs holding the hierarchies: `ro` covers it too (runc leaves
         // it writable). Done here, after every mount, as later ones may mount inside it.

@@ -15,7 +15,7 @@ use oci_spec::runtime::Spec;
 use procfs::process::{MountInfo, Process};
 use serde_json::{json, Value};
 
-use super::{finalize, pivot, prepare};
+use super::{finalize, pivot, prepare, BindSources};
 use crate::error::{InitFailure, InitStep};
 use crate::syscall::LinuxSyscall;
 
@@ -122,7 +122,8 @@ fn is_ro(m: &MountInfo) -> bool {
 
 fn run_all(spec: &Spec, rootfs: &Path, no_pivot: bool) -> Check {
     let sys = LinuxSyscall;
-    let prepared = prepare(spec, rootfs, &sys).map_err(|e| format!("prepare: {e}"))?;
+    let prepared = prepare(spec, rootfs, &BindSources::default(), &sys)
+        .map_err(|e| format!("prepare: {e}"))?;
     pivot(rootfs, no_pivot, &sys).map_err(|e| format!("pivot: {e}"))?;
     finalize(spec, &prepared, &sys).map_err(|e| format!("finalize: {e}"))
 }
@@ -269,7 +270,8 @@ fn symlinked_destinations_stay_inside_the_rootfs() {
             {"destination": "/dangling/y", "type": "tmpfs", "source": "tmpfs"},
         ]);
         let spec = spec(mounts, json!({}), false);
-        prepare(&spec, &rootfs, &LinuxSyscall).map_err(|e| e.to_string())?;
+        prepare(&spec, &rootfs, &BindSources::default(), &LinuxSyscall)
+            .map_err(|e| e.to_string())?;
         // Seen from the host side of the (private) namespace, before the pivot.
         let etc = rootfs.join("etc");
         ensure(
@@ -419,7 +421,12 @@ fn bad_mounts_fail_clearly() {
         let rootfs = dir.rootfs();
         std::os::unix::fs::symlink("/tmp", rootfs.join("proc")).unwrap();
         let try_one = |mount: Value, linux: Value| -> Result<InitFailure, String> {
-            match prepare(&spec(json!([mount]), linux, false), &rootfs, &LinuxSyscall) {
+            match prepare(
+                &spec(json!([mount]), linux, false),
+                &rootfs,
+                &BindSources::default(),
+                &LinuxSyscall,
+            ) {
                 Ok(_) => Err(format!("accepted {mount}")),
                 Err(f) => Ok(f),
             }
