@@ -19,6 +19,7 @@ pub mod containerd;
 pub mod leaks;
 pub mod podman;
 pub mod procfs;
+pub mod profiles;
 pub mod rootfs;
 pub mod runtime;
 pub mod tmp;
