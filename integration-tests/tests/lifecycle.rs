@@ -558,3 +558,39 @@ fn config_without_process_can_be_created_but_not_started() {
     assert!(!rt.root().join(&run_id).exists());
     rt.assert_no_leaks(&b, &[&id, &run_id]);
 }
+
+/// A config with every optional field absent (no mounts, hooks, resources, capabilities, env,
+/// rlimits; only the mount namespace hull requires): the container runs, with nothing mounted
+/// for it but its root, and create, state, start and delete work. runc 1.1.5 fails it (no /proc
+/// to close descriptors through) and leaves root.path bound on the host; crun refuses it.
+#[test]
+fn config_with_every_optional_field_absent() {
+    if !only_hull("runc 1.1.5 needs /proc in the container; crun needs a mounts block") {
+        return;
+    }
+    let rt = Runtime::new();
+    let b = Bundle::new();
+    b.write_raw_config(
+        r#"{"ociVersion": "1.0.0", "root": {"path": "rootfs"},
+            "process": {"args": ["/bin/sh", "-c", "echo $$; ls /proc | wc -l"], "cwd": "/",
+                        "user": {"uid": 0, "gid": 0}},
+            "linux": {"namespaces": [{"type": "mount"}]}}"#,
+    );
+    let id = rt.new_id();
+    let out = rt.cmd(["run", "--bundle"]).arg(b.path()).last(&id).output();
+    let lines: Vec<&str> = out.ok().stdout.lines().collect();
+    // The host's pid namespace (no pid namespace asked for), and /proc left empty.
+    assert_ne!(lines.first(), Some(&"1"), "{out}");
+    assert_eq!(lines.get(1), Some(&"0"), "{out}");
+    let id2 = rt.new_id();
+    rt.cmd(["create", "--bundle"])
+        .arg(b.path())
+        .last(&id2)
+        .output()
+        .ok();
+    assert_eq!(rt.status(&id2), "created");
+    rt.start(&id2).ok();
+    rt.wait_status(&id2, "stopped");
+    rt.delete(&id2).ok();
+    rt.assert_no_leaks(&b, &[&id, &id2]);
+}
