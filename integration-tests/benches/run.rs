@@ -7,9 +7,13 @@
 //!
 //!     cargo bench -p integration-tests --bench run            # 50 iterations
 //!     cargo bench -p integration-tests --bench run -- 200     # or HULL_BENCH_ITERATIONS=200
+//!     cargo bench -p integration-tests --bench run -- --quick # a minute, before a commit
 //!     HULL_BENCH_BASELINE=/path/to/older/hull cargo bench ...  # a "baseline" row beside hull
 //!
-//! The runtimes take turns in a new shuffled order every iteration.
+//! The runtimes take turns in a new shuffled order every iteration, with the floor beside them:
+//! `unshare --pid --mount --net --uts --ipc --fork chroot ROOTFS /bin/true`, the namespaces and
+//! the exec with no runtime at all. Then (see `scale`): `exec` into a running container, `create`
+//! and `list` as containers pile up, and lifecycles per second with many at once.
 //!
 //! crun refuses to start on this kind of hybrid-cgroup host unless the hugetlb controller is
 //! mounted as a v1 hierarchy; the benchmark mounts it at /sys/fs/cgroup/hugetlb when missing (and
@@ -22,6 +26,9 @@ use std::time::{Duration, Instant};
 
 use integration_tests::runtime::hull_binary;
 use integration_tests::{Bundle, TempDir};
+
+#[path = "run/scale.rs"]
+mod scale;
 
 const WARMUP: usize = 3;
 
@@ -64,14 +71,42 @@ impl Rt {
         }
     }
 
+    /// `<bin> --root <root> args` with this runtime's environment, output discarded.
+    fn command<S: AsRef<OsStr>>(&self, args: &[S]) -> Command {
+        let mut cmd = Command::new(&self.bin);
+        cmd.arg("--root").arg(self.root.path()).args(args);
+        cmd.envs(self.env.iter().copied());
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        cmd
+    }
+
+    /// create + start; false (and nothing left) if either failed.
+    fn create_started(&mut self, bundle: &Path, id: &str) -> bool {
+        let bundle = bundle.as_os_str();
+        let ok =
+            self.time(
+                &[
+                    OsStr::new("create"),
+                    OsStr::new("--bundle"),
+                    bundle,
+                    OsStr::new(id),
+                ],
+                false,
+            )
+            .ok && self.time(&["start", id], false).ok;
+        if !ok {
+            let _ = self.time(&["delete", "--force", id], false);
+        }
+        ok
+    }
+
     /// Runs `<bin> --root <root> args`, timing from just before fork to wait4's return.
     fn time<S: AsRef<OsStr>>(&mut self, args: &[S], capture: bool) -> Done {
         let stderr = self.root.join("stderr");
         let stdout = self.root.join("stdout");
-        let mut cmd = Command::new(&self.bin);
-        cmd.arg("--root").arg(self.root.path()).args(args);
-        cmd.envs(self.env.iter().copied());
-        cmd.stdin(Stdio::null());
+        let mut cmd = self.command(args);
         cmd.stdout(if capture {
             Stdio::from(std::fs::File::create(&stdout).expect("stdout file"))
         } else {
@@ -275,11 +310,17 @@ fn ms(d: Duration) -> String {
 }
 
 fn main() {
+    let quick = std::env::args().any(|a| a == "--quick");
     let iterations: usize = std::env::args()
         .skip(1)
         .find_map(|a| a.parse().ok())
         .or_else(|| std::env::var("HULL_BENCH_ITERATIONS").ok()?.parse().ok())
-        .unwrap_or(50);
+        .unwrap_or(if quick { 10 } else { 50 });
+    let sizes = if quick {
+        scale::Sizes::quick()
+    } else {
+        scale::Sizes::full()
+    };
     // SAFETY: prctl(PR_SET_CHILD_SUBREAPER) takes an integer and changes only this process.
     if unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } != 0 {
         panic!(
@@ -361,8 +402,17 @@ fn main() {
         }
         idx
     };
+    // The floor takes its turn as one more "runtime" (the last index).
+    let mut floor = Vec::new();
     for i in 0..WARMUP + iterations {
-        for k in order(rts.len()) {
+        for k in order(rts.len() + 1) {
+            if k == rts.len() {
+                let took = time_floor(&bundle.rootfs());
+                if let (Some(t), true) = (took, i >= WARMUP) {
+                    floor.push(t);
+                }
+                continue;
+            }
             let id = next_id();
             rts[k].bench_run(bundle.path(), &id, i >= WARMUP);
         }
@@ -372,6 +422,24 @@ fn main() {
             let id = next_id();
             rts[k].bench_lifecycle(bundle.path(), &id, i >= WARMUP);
         }
+    }
+
+    let mut sleeping = Bundle::new();
+    sleeping.args(&["sleep", "100000"]);
+    println!(
+        "exec: {} rounds; then create and list with 10, {} and {} live containers; then {} lifecycles, {} at a time",
+        sizes.samples * 2, sizes.create_live, sizes.list_live, sizes.lifecycles, sizes.parallel
+    );
+    let execs = scale::exec_rounds(&mut rts, sleeping.path(), sizes.samples * 2, &mut order);
+    let mut scales: Vec<scale::Scale> = Vec::new();
+    for (k, rt) in rts.iter_mut().enumerate() {
+        let mut sc = scale::Scale {
+            exec: execs[k].clone(),
+            ..Default::default()
+        };
+        scale::pile_up(rt, bundle.path(), sleeping.path(), &sizes, &mut sc);
+        sc.per_second = scale::throughput(rt, bundle.path(), &sizes);
+        scales.push(sc);
     }
 
     println!();
@@ -396,11 +464,77 @@ fn main() {
             rt.run.len(),
         );
     }
+    println!(
+        "{:<10} {:>10}   (unshare --pid --mount --net --uts --ipc --fork chroot ROOTFS /bin/true)",
+        "floor",
+        ms(percentile(&floor, 0.5)),
+    );
+    println!();
+    println!(
+        "{:<10} {:>8} | {:>9} {:>9} {:>6} | {:>8} {:>8} {:>6} | {:>10}",
+        "",
+        "exec",
+        "create@10",
+        format!("@{}", sizes.create_live),
+        "ratio",
+        "list@10",
+        format!("@{}", sizes.list_live),
+        "ratio",
+        "runs/s"
+    );
+    for (rt, sc) in rts.iter().zip(&scales) {
+        let ratio = |a: Duration, b: Duration| {
+            if b.is_zero() {
+                "-".to_string()
+            } else {
+                format!("{:.2}x", a.as_secs_f64() / b.as_secs_f64())
+            }
+        };
+        println!(
+            "{:<10} {:>8} | {:>9} {:>9} {:>6} | {:>8} {:>8} {:>6} | {:>10.1}",
+            rt.name,
+            ms(percentile(&sc.exec, 0.5)),
+            ms(sc.create_few),
+            ms(sc.create_many),
+            ratio(sc.create_many, sc.create_few),
+            ms(sc.list_few),
+            ms(sc.list_many),
+            ratio(sc.list_many, sc.list_few),
+            sc.per_second,
+        );
+    }
+    println!();
     let median = |name: &str| {
         rts.iter()
             .find(|r| r.name == name && !r.run.is_empty())
             .map(|r| percentile(&r.run, 0.5).as_secs_f64())
     };
+    let of = |name: &str| rts.iter().position(|r| r.name == name).map(|k| &scales[k]);
+    if let (Some(h), false) = (median("hull"), floor.is_empty()) {
+        println!(
+            "hull / floor (run median): {:.2}x",
+            h / percentile(&floor, 0.5).as_secs_f64()
+        );
+    }
+    if let (Some(h), Some(c)) = (of("hull"), of("crun")) {
+        let (h, c) = (percentile(&h.exec, 0.5), percentile(&c.exec, 0.5));
+        if !c.is_zero() {
+            println!(
+                "hull / crun (exec median): {:.2}x",
+                h.as_secs_f64() / c.as_secs_f64()
+            );
+        }
+    }
+    if let Some(h) = of("hull") {
+        for other in ["runc", "crun"] {
+            if let Some(o) = of(other).filter(|o| o.per_second > 0.0) {
+                println!(
+                    "hull / {other} (lifecycles per second): {:.2}x",
+                    h.per_second / o.per_second
+                );
+            }
+        }
+    }
     for hull in ["hull", "hull-memfd"] {
         let Some(h) = median(hull) else { continue };
         for other in ["runc", "crun", "baseline"] {
@@ -414,4 +548,21 @@ fn main() {
             println!("note: {f}");
         }
     }
+}
+
+/// The floor: the namespaces a container gets and an exec in a chroot, with no runtime.
+fn time_floor(rootfs: &Path) -> Option<Duration> {
+    let t0 = Instant::now();
+    let status = Command::new("unshare")
+        .args([
+            "--pid", "--mount", "--net", "--uts", "--ipc", "--fork", "chroot",
+        ])
+        .arg(rootfs)
+        .arg("/bin/true")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .ok()?;
+    status.success().then(|| t0.elapsed())
 }
