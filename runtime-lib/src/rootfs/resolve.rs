@@ -63,6 +63,16 @@ impl Root {
     /// Resolves `path` inside the root, creating what is missing as `create` says, and opens the
     /// result `O_PATH`.
     pub fn open_in(&self, path: &Path, create: Create) -> nix::Result<OwnedFd> {
+        // Most destinations exist: the kernel resolves the whole path inside the root in one
+        // call, with the same rules as `resolve` (symlinks followed inside the root, `..` stopped
+        // at it), and atomically. The walk below is for what must be created, and for kernels
+        // or profiles without openat2.
+        let how = OpenHow::new()
+            .flags(OFlag::O_PATH | OFlag::O_CLOEXEC)
+            .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
+        if let Ok(fd) = openat2(&self.fd, &join(&components(path).collect::<Vec<_>>()), how) {
+            return Ok(fd);
+        }
         let resolved = self.resolve(path, create)?;
         self.open_resolved(&resolved, OFlag::empty())
     }
