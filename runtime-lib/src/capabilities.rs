@@ -84,9 +84,19 @@ fn refused(set: &str, cap: Cap, why: &str) -> InitFailure {
         .errno(nix::errno::Errno::EPERM)
 }
 
+/// What [`apply`] needs from the kernel, read by [`prepare`]: with `noNewPrivileges` false the
+/// seccomp filter is loaded between the two, and the profile need not allow these reads.
+#[derive(Debug)]
+pub struct Prepared {
+    sets: Sets,
+    bounding: CapsHashSet,
+}
+
 /// Before changing uid: keep the permitted set across setuid, and shrink the bounding set (which needs
-/// CAP_SETPCAP, so it must happen while the init is still root).
-pub fn prepare(caps: Option<&LinuxCapabilities>) -> InitResult<()> {
+/// CAP_SETPCAP, so it must happen while the init is still root). Runs before the seccomp filter, so
+/// the profile need not allow it (the filter only needs CAP_SYS_ADMIN in the effective set, which
+/// the bounding set does not touch).
+pub fn prepare(caps: Option<&LinuxCapabilities>) -> InitResult<Prepared> {
     let supported = supported();
     let sets = Sets::new(caps, &supported);
     for cap in sorted(&supported) {
@@ -95,18 +105,19 @@ pub fn prepare(caps: Option<&LinuxCapabilities>) -> InitResult<()> {
                 .map_err(|e| failure("bounding", Some(cap), e))?;
         }
     }
-    caps::securebits::set_keepcaps(true).map_err(|e| failure("keepcaps", None, e))
+    caps::securebits::set_keepcaps(true).map_err(|e| failure("keepcaps", None, e))?;
+    let bounding = caps::read(None, CapSet::Bounding).map_err(|e| failure("bounding", None, e))?;
+    Ok(Prepared { sets, bounding })
 }
 
 /// After changing uid: set effective, permitted, inheritable, then ambient.
-pub fn apply(caps: Option<&LinuxCapabilities>) -> InitResult<()> {
-    let sets = Sets::new(caps, &supported());
+pub fn apply(prepared: &Prepared) -> InitResult<()> {
+    let Prepared { sets, bounding } = prepared;
     caps::securebits::set_keepcaps(false).map_err(|e| failure("keepcaps", None, e))?;
 
     // The kernel refuses the whole capset(2) without saying which capability; name it first.
     let read = |set: CapSet, name| caps::read(None, set).map_err(|e| failure(name, None, e));
     let held = read(CapSet::Permitted, "permitted")?;
-    let bounding = read(CapSet::Bounding, "bounding")?;
     let inherited = read(CapSet::Inheritable, "inheritable")?;
     for cap in sorted(&sets.permitted) {
         if !held.contains(&cap) {
@@ -321,13 +332,13 @@ mod tests {
                 .ambient([Capability::NetBindService])
                 .build()
                 .unwrap();
-            prepare(Some(&c)).map_err(|e| e.to_string())?;
+            let prepared = prepare(Some(&c)).map_err(|e| e.to_string())?;
             // What user::set_user does in between: without keepcaps this would empty permitted.
             let id = nix::unistd::Uid::from_raw(1000);
             nix::unistd::setresgid(1000.into(), 1000.into(), 1000.into())
                 .map_err(|e| e.to_string())?;
             nix::unistd::setresuid(id, id, id).map_err(|e| e.to_string())?;
-            apply(Some(&c)).map_err(|e| e.to_string())?;
+            apply(&prepared).map_err(|e| e.to_string())?;
             let s = status()?;
             let want = [
                 (
@@ -365,8 +376,8 @@ mod tests {
     #[test]
     fn no_capabilities_object_empties_every_set() {
         in_child(|| {
-            prepare(None).map_err(|e| e.to_string())?;
-            apply(None).map_err(|e| e.to_string())?;
+            let prepared = prepare(None).map_err(|e| e.to_string())?;
+            apply(&prepared).map_err(|e| e.to_string())?;
             let s = status()?;
             let all = [
                 s.capbnd.unwrap_or(1),
@@ -394,8 +405,8 @@ mod tests {
                 .permitted([Capability::SysBoot, Capability::Kill])
                 .build()
                 .unwrap();
-            prepare(Some(&c)).map_err(|e| e.to_string())?;
-            let err = apply(Some(&c)).expect_err("CAP_SYS_BOOT is not held");
+            let prepared = prepare(Some(&c)).map_err(|e| e.to_string())?;
+            let err = apply(&prepared).expect_err("CAP_SYS_BOOT is not held");
             let msg = err.to_string();
             if msg != "set capabilities \"permitted CAP_SYS_BOOT\": not held by the runtime: operation not permitted" {
                 return Err(format!("unexpected message {msg:?}"));
@@ -409,7 +420,11 @@ mod tests {
     fn effective_outside_permitted_is_named() {
         in_child(|| {
             let c = caps_json(r#"{"effective":["CAP_KILL"],"permitted":["CAP_CHOWN"]}"#);
-            let err = apply(Some(&c)).expect_err("effective must be within permitted");
+            let prepared = Prepared {
+                sets: Sets::new(Some(&c), &supported()),
+                bounding: supported(),
+            };
+            let err = apply(&prepared).expect_err("effective must be within permitted");
             if err.subject.as_deref() != Some("effective CAP_KILL")
                 || err.errno != Some(libc::EPERM)
             {

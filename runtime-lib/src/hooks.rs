@@ -30,7 +30,7 @@ use nix::unistd::Pid;
 use oci_spec::runtime::{Hook, Hooks};
 use serde::{Deserialize, Serialize};
 
-use crate::process::pidfd::PidFd;
+use crate::process::pidfd::{PidFd, EXIT_POLL};
 use crate::{State, Status};
 
 /// How much of a failing hook's stdout and of its stderr the error keeps: the end, which usually
@@ -334,10 +334,21 @@ impl Pipes {
         }
     }
 
-    /// Which of the pidfd, stdin, stdout, stderr is ready (a closed pipe never is).
+    /// Which of the pidfd, stdin, stdout, stderr is ready (a closed pipe never is). Without a
+    /// pidfd (before Linux 5.3) the poll wakes every [`EXIT_POLL`] to look for the exit.
     fn poll(&self, pidfd: &PidFd, timeout: PollTimeout) -> Result<[bool; 4], HookError> {
+        let timeout = match pidfd.poll_fd() {
+            Some(_) => timeout,
+            None => {
+                let cap = EXIT_POLL.as_millis() as i32;
+                match i32::try_from(timeout) {
+                    Ok(ms) if (0..cap).contains(&ms) => timeout,
+                    _ => PollTimeout::try_from(cap).unwrap_or(PollTimeout::ZERO),
+                }
+            }
+        };
         let watched = [
-            Some((pidfd.as_fd(), PollFlags::POLLIN)),
+            pidfd.poll_fd().map(|fd| (fd, PollFlags::POLLIN)),
             self.stdin.as_ref().map(|f| (f.as_fd(), PollFlags::POLLOUT)),
             self.outputs[0]
                 .as_ref()
@@ -363,7 +374,11 @@ impl Pipes {
         let mut revents = fds
             .iter()
             .map(|f| f.revents().is_some_and(|r| !r.is_empty()));
-        Ok(watched.map(|w| w.is_some() && revents.next().unwrap_or(false)))
+        let mut ready = watched.map(|w| w.is_some() && revents.next().unwrap_or(false));
+        if pidfd.poll_fd().is_none() {
+            ready[0] = pidfd.exited();
+        }
+        Ok(ready)
     }
 }
 

@@ -178,7 +178,7 @@ pub fn mount_id(fd: BorrowedFd<'_>) -> Option<u64> {
 /// Opens `path` beneath `dir` (O_CLOEXEC added): `..`, absolute symlinks, any symlink at all and
 /// magic links are refused (ELOOP or EXDEV), so the file is one that lies under `dir` by name.
 /// openat2 (RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS); on kernels without it (before 5.6, or a
-/// seccomp profile that answers ENOSYS) the same walk, one O_NOFOLLOW component at a time.
+/// seccomp profile that answers ENOSYS or EPERM) the same walk, one O_NOFOLLOW component at a time.
 pub fn open_beneath(dir: BorrowedFd<'_>, path: &Path, flags: OFlag) -> nix::Result<OwnedFd> {
     let flags = flags | OFlag::O_CLOEXEC;
     let rel = relative(path)?;
@@ -188,7 +188,8 @@ pub fn open_beneath(dir: BorrowedFd<'_>, path: &Path, flags: OFlag) -> nix::Resu
             | ResolveFlag::RESOLVE_NO_MAGICLINKS,
     );
     match openat2(dir, &rel, how) {
-        Err(Errno::ENOSYS) => walk_beneath(dir, &rel, flags),
+        // openat2 answers EPERM only for O_NOATIME, which no caller passes: a profile's refusal.
+        Err(Errno::ENOSYS | Errno::EPERM) => walk_beneath(dir, &rel, flags),
         r => r,
     }
 }
