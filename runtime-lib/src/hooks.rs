@@ -211,7 +211,17 @@ fn run_one(hook: &Hook, input: &[u8]) -> Result<(), HookError> {
         .stderr(Stdio::piped())
         // Its own process group, so a timed-out hook goes with whatever it started.
         .process_group(0);
-    let mut child = cmd.spawn().map_err(|e| HookError::Spawn {
+    let mut child = match cmd.spawn() {
+        // glibc's posix_spawn (which std uses) tries clone3 and falls back to clone only on
+        // ENOSYS; a host whose seccomp profile answers clone3 with EPERM (profiles older than
+        // Linux 5.3 did) fails it. A `pre_exec` makes std fork(2) instead, which uses clone.
+        Err(e) if e.raw_os_error() == Some(libc::EPERM) => {
+            // SAFETY: the closure does nothing, so it is async-signal-safe in the forked child.
+            unsafe { cmd.pre_exec(|| Ok(())) }.spawn()
+        }
+        r => r,
+    }
+    .map_err(|e| HookError::Spawn {
         errno: e.raw_os_error().unwrap_or(libc::EIO),
     })?;
     let deadline = hook

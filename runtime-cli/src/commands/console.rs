@@ -222,9 +222,13 @@ impl HeldSignals {
     /// in signal context. With a relayed terminal (`resize`: the pty master), SIGWINCH copies the
     /// caller's new window size to it, as runc does; the kernel then signals the container's
     /// foreground process group.
+    ///
+    /// Without a thread (glibc's pthread_create falls back from clone3 to clone only on ENOSYS,
+    /// so a host profile answering clone3 with EPERM refuses every thread) the signals are
+    /// unblocked again and act on the runtime itself, with a warning, rather than failing.
     pub fn forward_to(self, process: Pid, resize: Option<OwnedFd>) -> Result<(), Failure> {
         let set = self.0;
-        std::thread::Builder::new()
+        let spawned = std::thread::Builder::new()
             .name("signal-forwarder".into())
             .spawn(move || loop {
                 match (set.wait(), &resize) {
@@ -237,8 +241,12 @@ impl HeldSignals {
                     }
                     (Err(_), _) => {}
                 }
-            })
-            .map_err(|e| Failure::msg(format!("start signal forwarder: {e}")))?;
+            });
+        if let Err(e) = spawned {
+            log::warn!("no signal forwarder ({e}): signals act on the runtime, not the container");
+            set.thread_unblock()
+                .map_err(|e| Failure::msg(format!("unblock signals: {}", e.desc().to_lowercase())))?;
+        }
         Ok(())
     }
 }
