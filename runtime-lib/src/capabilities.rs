@@ -62,7 +62,9 @@ fn sorted(set: &CapsHashSet) -> Vec<Cap> {
 }
 
 /// A failure of one set and capability; `caps` errors carry the errno only in their text.
-fn failure(set: &str, cap: Option<Cap>, err: caps::errors::CapsError) -> InitFailure {
+/// `call` names the system call: with `noNewPrivileges` false a seccomp profile must allow those
+/// after the user change, and its refusal should say which one.
+fn failure(set: &str, cap: Option<Cap>, call: &str, err: caps::errors::CapsError) -> InitFailure {
     let text = err.to_string();
     let errno = text
         .rsplit_once("(os error ")
@@ -72,8 +74,8 @@ fn failure(set: &str, cap: Option<Cap>, err: caps::errors::CapsError) -> InitFai
         None => set.to_string(),
     });
     match errno {
-        Some(n) => f.errno(nix::errno::Errno::from_raw(n)),
-        None => f.detail(text),
+        Some(n) => f.detail(call).errno(nix::errno::Errno::from_raw(n)),
+        None => f.detail(format!("{call}: {text}")),
     }
 }
 
@@ -102,21 +104,21 @@ pub fn prepare(caps: Option<&LinuxCapabilities>) -> InitResult<Prepared> {
     for cap in sorted(&supported) {
         if !sets.bounding.contains(&cap) {
             caps::drop(None, CapSet::Bounding, cap)
-                .map_err(|e| failure("bounding", Some(cap), e))?;
+                .map_err(|e| failure("bounding", Some(cap), "prctl(PR_CAPBSET_DROP)", e))?;
         }
     }
-    caps::securebits::set_keepcaps(true).map_err(|e| failure("keepcaps", None, e))?;
-    let bounding = caps::read(None, CapSet::Bounding).map_err(|e| failure("bounding", None, e))?;
+    caps::securebits::set_keepcaps(true).map_err(|e| failure("keepcaps", None, "prctl(PR_SET_KEEPCAPS)", e))?;
+    let bounding = caps::read(None, CapSet::Bounding).map_err(|e| failure("bounding", None, "prctl(PR_CAPBSET_READ)", e))?;
     Ok(Prepared { sets, bounding })
 }
 
 /// After changing uid: set effective, permitted, inheritable, then ambient.
 pub fn apply(prepared: &Prepared) -> InitResult<()> {
     let Prepared { sets, bounding } = prepared;
-    caps::securebits::set_keepcaps(false).map_err(|e| failure("keepcaps", None, e))?;
+    caps::securebits::set_keepcaps(false).map_err(|e| failure("keepcaps", None, "prctl(PR_SET_KEEPCAPS)", e))?;
 
     // The kernel refuses the whole capset(2) without saying which capability; name it first.
-    let read = |set: CapSet, name| caps::read(None, set).map_err(|e| failure(name, None, e));
+    let read = |set: CapSet, name| caps::read(None, set).map_err(|e| failure(name, None, "capget", e));
     let held = read(CapSet::Permitted, "permitted")?;
     let inherited = read(CapSet::Inheritable, "inheritable")?;
     for cap in sorted(&sets.permitted) {
@@ -138,22 +140,22 @@ pub fn apply(prepared: &Prepared) -> InitResult<()> {
     // Each call changes one set; this order keeps every intermediate state valid (effective is
     // always within permitted, inheritable is set while permitted is still full).
     caps::set(None, CapSet::Inheritable, &sets.inheritable)
-        .map_err(|e| failure("inheritable", None, e))?;
+        .map_err(|e| failure("inheritable", None, "capset", e))?;
     caps::set(None, CapSet::Effective, &sets.effective)
-        .map_err(|e| failure("effective", None, e))?;
+        .map_err(|e| failure("effective", None, "capset", e))?;
     caps::set(None, CapSet::Permitted, &sets.permitted)
-        .map_err(|e| failure("permitted", None, e))?;
+        .map_err(|e| failure("permitted", None, "capset", e))?;
 
     if let Err(e) = caps::clear(None, CapSet::Ambient) {
         // A kernel without ambient capabilities (before 4.3) is fine when none are asked for.
         if !sets.ambient.is_empty() {
-            return Err(failure("ambient", None, e));
+            return Err(failure("ambient", None, "prctl(PR_CAP_AMBIENT)", e));
         }
     }
     for cap in sorted(&sets.ambient) {
         if sets.permitted.contains(&cap) && sets.inheritable.contains(&cap) {
             caps::raise(None, CapSet::Ambient, cap)
-                .map_err(|e| failure("ambient", Some(cap), e))?;
+                .map_err(|e| failure("ambient", Some(cap), "prctl(PR_CAP_AMBIENT)", e))?;
         }
     }
     Ok(())

@@ -245,7 +245,7 @@ fn create_hooks(init: &Init<'_>, hooks: &Hooks) -> InitResult<crate::State> {
 ///     (PR_SET_KEEPCAPS, PR_CAP_AMBIENT), capget, capset (`process.capabilities`), chdir
 ///     (`process.cwd`); each failure names the step and the call;
 ///   - required by the CVE-2024-21626 check that the cwd is inside the root: getcwd (as runc);
-///   - the PATH lookup: statx (Rust's std falls back to newfstatat), newfstatat, access (refused:
+///   - the PATH lookup: newfstatat, statx and access for each candidate (refused: the check is
 ///     left to the execve), openat/read/close of /etc/passwd for HOME (refused: HOME=/);
 ///   - the create/start handshake: sendto, recvmsg (the runtime's Ready/Proceed), prctl
 ///     (PR_SET_PDEATHSIG), fcntl, close, read (exec.fifo), write (exec.done); the startContainer
@@ -535,16 +535,35 @@ fn reset_signals() {
 }
 
 /// What Go's exec.LookPath (and so runc) checks: a regular file we may execute.
+///
+/// With no_new_privs false this runs under the seccomp filter: a stat the profile refuses
+/// (newfstatat, then statx) or a refused access(2) leaves the check to the execve. Not std's
+/// metadata alone: it remembers that statx worked before the filter and then fails on EPERM.
 fn check_executable(path: &Path) -> nix::Result<()> {
-    let meta = std::fs::metadata(path)
-        .map_err(|e| nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(libc::ENOENT)))?;
-    if meta.is_dir() || meta.permissions().mode() & 0o111 == 0 {
-        return Err(nix::errno::Errno::EACCES);
+    use nix::errno::Errno;
+    let refused = |e: Errno| matches!(e, Errno::EPERM | Errno::ENOSYS);
+    let mode = match nix::sys::stat::stat(path) {
+        Ok(st) => Some(st.st_mode),
+        Err(e) if refused(e) => match std::fs::metadata(path) {
+            Ok(meta) => Some(meta.permissions().mode()),
+            Err(e) => {
+                let e = Errno::from_raw(e.raw_os_error().unwrap_or(libc::ENOENT));
+                if !refused(e) {
+                    return Err(e);
+                }
+                None
+            }
+        },
+        Err(e) => return Err(e),
+    };
+    if let Some(mode) = mode {
+        if mode & libc::S_IFMT == libc::S_IFDIR || mode & 0o111 == 0 {
+            return Err(Errno::EACCES);
+        }
     }
     match nix::unistd::access(path, AccessFlags::X_OK) {
-        // access(2) never answers these itself: a seccomp profile (with no_new_privs false the
-        // lookup runs under it) refused the check, and the execve will make it.
-        Err(nix::errno::Errno::EPERM | nix::errno::Errno::ENOSYS) => Ok(()),
+        // access(2) never answers these itself: the profile refused the check.
+        Err(e) if refused(e) => Ok(()),
         r => r,
     }
 }
