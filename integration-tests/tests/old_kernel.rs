@@ -58,7 +58,10 @@ fn lifecycle_without_the_newer_calls() {
         );
         let id = rt.new_id();
         rt.create(&b, &id).ok();
-        assert!(hook_out.exists(), "{errno}: the createRuntime hook did not run");
+        assert!(
+            hook_out.exists(),
+            "{errno}: the createRuntime hook did not run"
+        );
         // The init is still the runtime's code: its sealed copy is the memfd, since the overlay
         // needs fsopen/fsmount (Linux 5.2).
         let pid = rt.state(&id)["pid"].as_i64().unwrap();

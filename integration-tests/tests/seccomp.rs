@@ -280,9 +280,9 @@ fn deny(name: &str, errno: i64) -> serde_json::Value {
         {"names": [name], "action": "SCMP_ACT_ERRNO", "errnoRet": errno}]})
 }
 
-/// Runs `b` (its process `true`, the runtime's PATH lookup included) with `profile`, then execs
-/// `true` into a sleeping container with the same profile; panics naming `what` if either fails.
-fn runs_and_execs(rt: &Runtime, nnp: bool, profile: &serde_json::Value, what: &str) {
+/// Runs `true` (the runtime's PATH lookup included) with `profile`, then, with `exec`, execs `true`
+/// into a sleeping container with the same profile; panics naming `what` if either fails.
+fn runs_and_execs(rt: &Runtime, nnp: bool, exec: bool, profile: &serde_json::Value, what: &str) {
     let user = |b: &mut Bundle| {
         b.set("/process/noNewPrivileges", json!(nnp));
         // Not root, so the runtime hands stdio (files of root's here) to the user: fchown.
@@ -293,6 +293,9 @@ fn runs_and_execs(rt: &Runtime, nnp: bool, profile: &serde_json::Value, what: &s
     user(&mut b);
     let out = rt.run(&b);
     assert!(out.success(), "run, {what}, nnp={nnp}: {out}");
+    if !exec {
+        return;
+    }
     let mut sleeping = Bundle::sleeping();
     user(&mut sleeping);
     let id = rt.new_id();
@@ -308,7 +311,7 @@ fn runs_and_execs(rt: &Runtime, nnp: bool, profile: &serde_json::Value, what: &s
 /// see hull's process::init::take_identity) and can do without, or did there before it moved
 /// ahead of the filter: each refused in turn, with EPERM (a profile's usual answer) and ENOSYS (an
 /// older kernel's), must leave `run` and `exec` working.
-const OPTIONAL_AFTER_FILTER: [&str; 10] = [
+const OPTIONAL_AFTER_FILTER: [&str; 12] = [
     "access",         // the PATH lookup's check: left to the execve
     "statx",          // the PATH lookup's stat: std falls back to newfstatat
     "newfstatat",     // the stdio owner's stat: before the filter now
@@ -317,18 +320,24 @@ const OPTIONAL_AFTER_FILTER: [&str; 10] = [
     "close_range",    // before the filter, and a /proc/self/fd walk if refused
     "openat",         // /etc/passwd for HOME: "/" then
     "fcntl",          // channel checks
+    "sendto",         // Ready to the runtime: write(2) instead
+    "recvmsg",        // the runtime's Proceed: read(2) instead
     "rt_sigaction",   // the signal reset: left as they are
     "rt_sigprocmask", // the signal mask reset: left as it is
 ];
 
+/// With no_new_privs only the execve runs under the filter (init and exec share that code): `run`
+/// alone shows it.
 fn optional_calls_refused(nnp: bool) {
+    let exec = !nnp;
     if !only_hull("runc's Go init needs more of these (its runtime's own calls)") {
         return;
     }
     let rt = Runtime::new();
     for name in OPTIONAL_AFTER_FILTER {
         for errno in [EPERM, ENOSYS] {
-            runs_and_execs(&rt, nnp, &deny(name, errno), &format!("{name} errno {errno}"));
+            let what = format!("{name} errno {errno}");
+            runs_and_execs(&rt, nnp, exec, &deny(name, errno), &what);
         }
     }
     // The bounding set (prctl PR_CAPBSET_DROP 24, PR_CAPBSET_READ 23) is made before the filter: a
@@ -339,7 +348,8 @@ fn optional_calls_refused(nnp: bool) {
              "args": [{"index": 0, "value": 24, "op": "SCMP_CMP_EQ"}]},
             {"names": ["prctl"], "action": "SCMP_ACT_ERRNO", "errnoRet": errno,
              "args": [{"index": 0, "value": 23, "op": "SCMP_CMP_EQ"}]}]});
-        runs_and_execs(&rt, nnp, &profile, &format!("prctl(PR_CAPBSET_*) errno {errno}"));
+        let what = format!("prctl(PR_CAPBSET_*) errno {errno}");
+        runs_and_execs(&rt, nnp, exec, &profile, &what);
     }
 }
 

@@ -107,18 +107,22 @@ pub fn prepare(caps: Option<&LinuxCapabilities>) -> InitResult<Prepared> {
                 .map_err(|e| failure("bounding", Some(cap), "prctl(PR_CAPBSET_DROP)", e))?;
         }
     }
-    caps::securebits::set_keepcaps(true).map_err(|e| failure("keepcaps", None, "prctl(PR_SET_KEEPCAPS)", e))?;
-    let bounding = caps::read(None, CapSet::Bounding).map_err(|e| failure("bounding", None, "prctl(PR_CAPBSET_READ)", e))?;
+    caps::securebits::set_keepcaps(true)
+        .map_err(|e| failure("keepcaps", None, "prctl(PR_SET_KEEPCAPS)", e))?;
+    let bounding = caps::read(None, CapSet::Bounding)
+        .map_err(|e| failure("bounding", None, "prctl(PR_CAPBSET_READ)", e))?;
     Ok(Prepared { sets, bounding })
 }
 
 /// After changing uid: set effective, permitted, inheritable, then ambient.
 pub fn apply(prepared: &Prepared) -> InitResult<()> {
     let Prepared { sets, bounding } = prepared;
-    caps::securebits::set_keepcaps(false).map_err(|e| failure("keepcaps", None, "prctl(PR_SET_KEEPCAPS)", e))?;
+    caps::securebits::set_keepcaps(false)
+        .map_err(|e| failure("keepcaps", None, "prctl(PR_SET_KEEPCAPS)", e))?;
 
     // The kernel refuses the whole capset(2) without saying which capability; name it first.
-    let read = |set: CapSet, name| caps::read(None, set).map_err(|e| failure(name, None, "capget", e));
+    let read =
+        |set: CapSet, name| caps::read(None, set).map_err(|e| failure(name, None, "capget", e));
     let held = read(CapSet::Permitted, "permitted")?;
     let inherited = read(CapSet::Inheritable, "inheritable")?;
     for cap in sorted(&sets.permitted) {

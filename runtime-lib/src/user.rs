@@ -342,7 +342,12 @@ mod tests {
                 .umask(0o077u32)
                 .build()
                 .unwrap();
-            set_user(&user, &prepare(&user, &LinuxSyscall).map_err(|e| e.to_string())?, &LinuxSyscall).map_err(|e| e.to_string())?;
+            set_user(
+                &user,
+                &prepare(&user, &LinuxSyscall).map_err(|e| e.to_string())?,
+                &LinuxSyscall,
+            )
+            .map_err(|e| e.to_string())?;
             let u = nix::unistd::getresuid().map_err(|e| e.to_string())?;
             let g = nix::unistd::getresgid().map_err(|e| e.to_string())?;
             let groups = nix::unistd::getgroups().map_err(|e| e.to_string())?;
@@ -375,7 +380,12 @@ mod tests {
             nix::unistd::setgroups(&[Gid::from_raw(9)]).map_err(|e| e.to_string())?;
             nix::sys::stat::umask(Mode::from_bits_truncate(0o000));
             let user = UserBuilder::default().uid(0u32).gid(0u32).build().unwrap();
-            set_user(&user, &prepare(&user, &LinuxSyscall).map_err(|e| e.to_string())?, &LinuxSyscall).map_err(|e| e.to_string())?;
+            set_user(
+                &user,
+                &prepare(&user, &LinuxSyscall).map_err(|e| e.to_string())?,
+                &LinuxSyscall,
+            )
+            .map_err(|e| e.to_string())?;
             let groups = nix::unistd::getgroups().map_err(|e| e.to_string())?;
             let umask = nix::sys::stat::umask(Mode::empty()).bits();
             if !groups.is_empty() || umask != 0o022 {

@@ -244,8 +244,9 @@ impl HeldSignals {
             });
         if let Err(e) = spawned {
             log::warn!("no signal forwarder ({e}): signals act on the runtime, not the container");
-            set.thread_unblock()
-                .map_err(|e| Failure::msg(format!("unblock signals: {}", e.desc().to_lowercase())))?;
+            set.thread_unblock().map_err(|e| {
+                Failure::msg(format!("unblock signals: {}", e.desc().to_lowercase()))
+            })?;
         }
         Ok(())
     }

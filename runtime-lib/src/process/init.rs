@@ -247,8 +247,9 @@ fn create_hooks(init: &Init<'_>, hooks: &Hooks) -> InitResult<crate::State> {
 ///   - required by the CVE-2024-21626 check that the cwd is inside the root: getcwd (as runc);
 ///   - the PATH lookup: newfstatat, statx and access for each candidate (refused: the check is
 ///     left to the execve), openat/read/close of /etc/passwd for HOME (refused: HOME=/);
-///   - the create/start handshake: sendto, recvmsg (the runtime's Ready/Proceed), prctl
-///     (PR_SET_PDEATHSIG), fcntl, close, read (exec.fifo), write (exec.done); the startContainer
+///   - the create/start handshake: sendto, recvmsg (Ready/Proceed; refused: write and read on the
+///     same socket), prctl (PR_SET_PDEATHSIG, required), fcntl, close, read (exec.fifo), write
+///     (exec.done, required: the program runs whatever its answer); the startContainer
 ///     hooks (clone, execve of the hook, pipes, poll, wait4), which runc too runs under the filter;
 ///   - rt_sigaction, rt_sigprocmask to reset the signals (refused: left as they are);
 ///   - execve.
