@@ -350,6 +350,12 @@ fn optional_calls_refused(nnp: bool) {
              "args": [{"index": 0, "value": 23, "op": "SCMP_CMP_EQ"}]}]});
         let what = format!("prctl(PR_CAPBSET_*) errno {errno}");
         runs_and_execs(&rt, nnp, exec, &profile, &what);
+        // And the bounding set is the config's (runc spec's: AUDIT_WRITE, KILL, NET_BIND_SERVICE),
+        // not left whole because the kernel's capability list could not be read.
+        let mut b = with_profile("grep CapBnd /proc/self/status", profile);
+        b.set("/process/noNewPrivileges", json!(nnp));
+        let out = rt.run(&b);
+        assert_eq!(out.ok().out(), "CapBnd:\t0000000020000420", "{what}");
     }
 }
 
