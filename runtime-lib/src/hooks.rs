@@ -351,9 +351,10 @@ impl Pipes {
             Some(_) => timeout,
             None => {
                 let cap = EXIT_POLL.as_millis() as i32;
-                match i32::try_from(timeout) {
-                    Ok(ms) if (0..cap).contains(&ms) => timeout,
-                    _ => PollTimeout::try_from(cap).unwrap_or(PollTimeout::ZERO),
+                if (0..cap).contains(&i32::from(timeout)) {
+                    timeout
+                } else {
+                    PollTimeout::try_from(cap).unwrap_or(PollTimeout::ZERO)
                 }
             }
         };
