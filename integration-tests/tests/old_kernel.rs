@@ -119,3 +119,20 @@ fn user_namespace_without_the_newer_calls() {
         }
     }
 }
+
+/// What has no fallback fails naming the call: recursive mount attributes need mount_setattr
+/// (Linux 5.12), and nothing of the container is left.
+#[test]
+fn recursive_mount_attributes_need_mount_setattr() {
+    if !only_hull("the wrapper is for hull's own fallbacks") {
+        return;
+    }
+    for errno in ERRNOS {
+        let old = old_kernel(errno);
+        let mut b = Bundle::new();
+        b.mount(json!({"destination": "/mnt", "type": "bind", "source": "/usr",
+                       "options": ["rbind", "rro"]}));
+        let out = old.rt.create_fails(&b);
+        out.stderr_has(&["/mnt", "mount_setattr"]);
+    }
+}
