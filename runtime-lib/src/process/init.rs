@@ -249,15 +249,18 @@ fn create_hooks(init: &Init<'_>, hooks: &Hooks) -> InitResult<crate::State> {
 ///     left to the execve), openat/read/close of /etc/passwd for HOME (refused: HOME=/);
 ///   - the create/start handshake: sendto, recvmsg (Ready/Proceed; refused: write and read on the
 ///     same socket), prctl (PR_SET_PDEATHSIG, required), fcntl, close, read (exec.fifo), write
-///     (exec.done, required: the program runs whatever its answer); the startContainer
-///     hooks (clone, execve of the hook, pipes, poll, wait4), which runc too runs under the filter;
+///     (exec.done; the user's program needs read and write anyway); the startContainer hooks
+///     (clone3 or clone, execve of the hook, pipes, poll, wait4), which runc too runs under the
+///     filter;
 ///   - rt_sigaction, rt_sigprocmask to reset the signals (refused: left as they are);
 ///   - execve.
+///   `exec` makes the same calls from here to its execve, without the handshake and hooks.
 /// - no_new_privs true (see [`Executable::exec`]): rt_sigaction and rt_sigprocmask run before the
 ///   filter; only execve runs under it.
 /// - a notify listener (SCMP_ACT_NOTIFY) with no_new_privs true: loaded at the end of the init's
-///   preparation ([`load_seccomp_late`]), the listener sent (sendmsg, recvmsg), then the same
-///   handshake, hooks, signals and execve as above.
+///   preparation ([`load_seccomp_late`]); the listener is sent (sendmsg, required: it carries the
+///   descriptor) and closed (fcntl, close), then the same handshake, hooks, signals and execve as
+///   above. With no_new_privs false the listener is sent from take_identity, the same way.
 ///
 /// Moved before the filter so the profile need not allow them: the bounding set (prctl
 /// PR_CAPBSET_DROP/READ), the stdio owner (newfstatat, fchown), the umask, /proc/self/setgroups,
