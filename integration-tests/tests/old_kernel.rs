@@ -130,8 +130,10 @@ fn recursive_mount_attributes_need_mount_setattr() {
     for errno in ERRNOS {
         let old = old_kernel(errno);
         let mut b = Bundle::new();
-        b.mount(json!({"destination": "/mnt", "type": "bind", "source": "/usr",
-                       "options": ["rbind", "rro"]}));
+        b.mount(
+            json!({"destination": "/mnt", "type": "bind", "source": "/usr",
+                       "options": ["rbind", "rro"]}),
+        );
         let out = old.rt.create_fails(&b);
         out.stderr_has(&["/mnt", "mount_setattr"]);
     }
