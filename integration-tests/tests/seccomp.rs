@@ -400,6 +400,24 @@ fn required_calls_refused_fail_naming_the_step() {
         let out = rt.run(&b);
         assert!(out.success(), "{name} with noNewPrivileges: {out}");
     }
+    // `exec` the same: the container runs as root, and its profile refuses only the exec's uid.
+    let mut b = Bundle::sleeping();
+    b.set("/process/noNewPrivileges", json!(false));
+    b.set(
+        "/linux/seccomp",
+        json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+            {"names": ["setresuid"], "action": "SCMP_ACT_ERRNO", "errnoRet": EPERM,
+             "args": [{"index": 0, "value": 1000, "op": "SCMP_CMP_EQ"}]}]}),
+    );
+    let id = rt.new_id();
+    rt.create(&b, &id).ok();
+    rt.start(&id).ok();
+    let out = rt.exec(["exec", "--user", "1000:1000", &id, "true"]);
+    out.failed()
+        .stderr_has(&["set user", "uid 1000", "setresuid: operation not permitted"]);
+    rt.exec(["exec", &id, "true"]).ok();
+    rt.delete_force(&id).ok();
+    rt.assert_no_leaks(&b, &[&id]);
 }
 
 /// Docker's default profile as it was around 2019 (its shape: SCMP_ACT_ERRNO by default and a
