@@ -101,8 +101,12 @@ impl PidFd {
         match waitid(Id::Pid(self.pid), flags) {
             Ok(WaitStatus::StillAlive) => false,
             Ok(_) => true,
-            // Not our child: it is gone once the pid is.
-            Err(_) => nix::sys::signal::kill(self.pid, None) == Err(Errno::ESRCH),
+            // Not our child: gone once the pid is, or a zombie its own parent has yet to reap
+            // (which a pidfd would report as exited too).
+            Err(_) => match nix::sys::signal::kill(self.pid, None) {
+                Err(Errno::ESRCH) => true,
+                _ => is_zombie(self.pid),
+            },
         }
     }
 
@@ -130,5 +134,41 @@ impl PidFd {
                 Err(e) => return Err(e),
             }
         }
+    }
+}
+
+/// The state field of /proc/<pid>/stat (after the command's closing parenthesis) is Z or X.
+fn is_zombie(pid: Pid) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            stat.rsplit_once(')')
+                .map(|(_, rest)| rest.trim_start().starts_with(['Z', 'X']))
+        })
+        .unwrap_or(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The fallback for kernels without pidfd_open: signals reach the process and its exit (a
+    /// zombie child of ours here) is seen.
+    #[test]
+    fn without_a_pidfd_signals_and_the_exit_still_work() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("100")
+            .spawn()
+            .unwrap();
+        let handle = PidFd {
+            fd: None,
+            pid: Pid::from_raw(child.id() as i32),
+        };
+        assert!(!handle.exited());
+        handle.send_signal(Signal::SIGKILL).unwrap();
+        assert!(handle.wait_exit(Duration::from_secs(60)).unwrap());
+        assert!(is_zombie(handle.pid));
+        child.wait().unwrap();
+        assert!(handle.exited());
     }
 }
