@@ -253,8 +253,8 @@ fn create_hooks(init: &Init<'_>, hooks: &Hooks) -> InitResult<crate::State> {
 ///     (clone3 or clone, execve of the hook, pipes, poll, wait4), which runc too runs under the
 ///     filter;
 ///   - rt_sigaction, rt_sigprocmask to reset the signals (refused: left as they are);
-///   - execve.
-///   `exec` makes the same calls from here to its execve, without the handshake and hooks.
+///   - execve;
+///   - `exec` makes the same calls from here to its execve, without the handshake and hooks.
 /// - no_new_privs true (see [`Executable::exec`]): rt_sigaction and rt_sigprocmask run before the
 ///   filter; only execve runs under it.
 /// - a notify listener (SCMP_ACT_NOTIFY) with no_new_privs true: loaded at the end of the init's
