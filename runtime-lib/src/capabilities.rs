@@ -82,7 +82,9 @@ fn sorted(set: &CapsHashSet) -> Vec<Cap> {
 }
 
 /// A failure of one set and capability; `caps` errors carry the errno only in their text.
-fn failure(set: &str, cap: Option<Cap>, err: caps::errors::CapsError) -> InitFailure {
+/// `call` names the system call: with `noNewPrivileges` false a seccomp profile must allow those
+/// after the user change, and its refusal should say which one.
+fn failure(set: &str, cap: Option<Cap>, call: &str, err: caps::errors::CapsError) -> InitFailure {
     let text = err.to_string();
     let errno = text
         .rsplit_once("(os error ")
@@ -92,8 +94,8 @@ fn failure(set: &str, cap: Option<Cap>, err: caps::errors::CapsError) -> InitFai
         None => set.to_string(),
     });
     match errno {
-        Some(n) => f.errno(nix::errno::Errno::from_raw(n)),
-        None => f.detail(text),
+        Some(n) => f.detail(call).errno(nix::errno::Errno::from_raw(n)),
+        None => f.detail(format!("{call}: {text}")),
     }
 }
 
@@ -104,29 +106,44 @@ fn refused(set: &str, cap: Cap, why: &str) -> InitFailure {
         .errno(nix::errno::Errno::EPERM)
 }
 
+/// What [`apply`] needs from the kernel, read by [`prepare`]: with `noNewPrivileges` false the
+/// seccomp filter is loaded between the two, and the profile need not allow these reads.
+#[derive(Debug)]
+pub struct Prepared {
+    sets: Sets,
+    bounding: CapsHashSet,
+}
+
 /// Before changing uid: keep the permitted set across setuid, and shrink the bounding set (which needs
-/// CAP_SETPCAP, so it must happen while the init is still root).
-pub fn prepare(caps: Option<&LinuxCapabilities>) -> InitResult<()> {
+/// CAP_SETPCAP, so it must happen while the init is still root). Runs before the seccomp filter, so
+/// the profile need not allow it (the filter only needs CAP_SYS_ADMIN in the effective set, which
+/// the bounding set does not touch).
+pub fn prepare(caps: Option<&LinuxCapabilities>) -> InitResult<Prepared> {
     let supported = supported();
     let sets = Sets::new(caps, &supported);
     for cap in sorted(&supported) {
         if !sets.bounding.contains(&cap) {
             caps::drop(None, CapSet::Bounding, cap)
-                .map_err(|e| failure("bounding", Some(cap), e))?;
+                .map_err(|e| failure("bounding", Some(cap), "prctl(PR_CAPBSET_DROP)", e))?;
         }
     }
-    caps::securebits::set_keepcaps(true).map_err(|e| failure("keepcaps", None, e))
+    caps::securebits::set_keepcaps(true)
+        .map_err(|e| failure("keepcaps", None, "prctl(PR_SET_KEEPCAPS)", e))?;
+    let bounding = caps::read(None, CapSet::Bounding)
+        .map_err(|e| failure("bounding", None, "prctl(PR_CAPBSET_READ)", e))?;
+    Ok(Prepared { sets, bounding })
 }
 
 /// After changing uid: set effective, permitted, inheritable, then ambient.
-pub fn apply(caps: Option<&LinuxCapabilities>) -> InitResult<()> {
-    let sets = Sets::new(caps, &supported());
-    caps::securebits::set_keepcaps(false).map_err(|e| failure("keepcaps", None, e))?;
+pub fn apply(prepared: &Prepared) -> InitResult<()> {
+    let Prepared { sets, bounding } = prepared;
+    caps::securebits::set_keepcaps(false)
+        .map_err(|e| failure("keepcaps", None, "prctl(PR_SET_KEEPCAPS)", e))?;
 
     // The kernel refuses the whole capset(2) without saying which capability; name it first.
-    let read = |set: CapSet, name| caps::read(None, set).map_err(|e| failure(name, None, e));
+    let read =
+        |set: CapSet, name| caps::read(None, set).map_err(|e| failure(name, None, "capget", e));
     let held = read(CapSet::Permitted, "permitted")?;
-    let bounding = read(CapSet::Bounding, "bounding")?;
     let inherited = read(CapSet::Inheritable, "inheritable")?;
     for cap in sorted(&sets.permitted) {
         if !held.contains(&cap) {
@@ -147,22 +164,22 @@ pub fn apply(caps: Option<&LinuxCapabilities>) -> InitResult<()> {
     // Each call changes one set; this order keeps every intermediate state valid (effective is
     // always within permitted, inheritable is set while permitted is still full).
     caps::set(None, CapSet::Inheritable, &sets.inheritable)
-        .map_err(|e| failure("inheritable", None, e))?;
+        .map_err(|e| failure("inheritable", None, "capset", e))?;
     caps::set(None, CapSet::Effective, &sets.effective)
-        .map_err(|e| failure("effective", None, e))?;
+        .map_err(|e| failure("effective", None, "capset", e))?;
     caps::set(None, CapSet::Permitted, &sets.permitted)
-        .map_err(|e| failure("permitted", None, e))?;
+        .map_err(|e| failure("permitted", None, "capset", e))?;
 
     if let Err(e) = caps::clear(None, CapSet::Ambient) {
         // A kernel without ambient capabilities (before 4.3) is fine when none are asked for.
         if !sets.ambient.is_empty() {
-            return Err(failure("ambient", None, e));
+            return Err(failure("ambient", None, "prctl(PR_CAP_AMBIENT)", e));
         }
     }
     for cap in sorted(&sets.ambient) {
         if sets.permitted.contains(&cap) && sets.inheritable.contains(&cap) {
             caps::raise(None, CapSet::Ambient, cap)
-                .map_err(|e| failure("ambient", Some(cap), e))?;
+                .map_err(|e| failure("ambient", Some(cap), "prctl(PR_CAP_AMBIENT)", e))?;
         }
     }
     Ok(())
@@ -239,14 +256,14 @@ pub fn warnings_for(caps: Option<&LinuxCapabilities>, supported: &CapsHashSet) -
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+    use crate::namespaces::testing::in_child;
+    use oci_spec::runtime::LinuxCapabilitiesBuilder;
 
     #[test]
     fn supported_is_what_the_kernel_knows() {
         assert_eq!(super::supported(), caps::runtime::thread_all_supported());
     }
-    use super::*;
-    use crate::namespaces::testing::in_child;
-    use oci_spec::runtime::LinuxCapabilitiesBuilder;
 
     fn caps_json(json: &str) -> LinuxCapabilities {
         serde_json::from_str(json).unwrap()
@@ -346,13 +363,13 @@ mod tests {
                 .ambient([Capability::NetBindService])
                 .build()
                 .unwrap();
-            prepare(Some(&c)).map_err(|e| e.to_string())?;
+            let prepared = prepare(Some(&c)).map_err(|e| e.to_string())?;
             // What user::set_user does in between: without keepcaps this would empty permitted.
             let id = nix::unistd::Uid::from_raw(1000);
             nix::unistd::setresgid(1000.into(), 1000.into(), 1000.into())
                 .map_err(|e| e.to_string())?;
             nix::unistd::setresuid(id, id, id).map_err(|e| e.to_string())?;
-            apply(Some(&c)).map_err(|e| e.to_string())?;
+            apply(&prepared).map_err(|e| e.to_string())?;
             let s = status()?;
             let want = [
                 (
@@ -390,8 +407,8 @@ mod tests {
     #[test]
     fn no_capabilities_object_empties_every_set() {
         in_child(|| {
-            prepare(None).map_err(|e| e.to_string())?;
-            apply(None).map_err(|e| e.to_string())?;
+            let prepared = prepare(None).map_err(|e| e.to_string())?;
+            apply(&prepared).map_err(|e| e.to_string())?;
             let s = status()?;
             let all = [
                 s.capbnd.unwrap_or(1),
@@ -419,8 +436,8 @@ mod tests {
                 .permitted([Capability::SysBoot, Capability::Kill])
                 .build()
                 .unwrap();
-            prepare(Some(&c)).map_err(|e| e.to_string())?;
-            let err = apply(Some(&c)).expect_err("CAP_SYS_BOOT is not held");
+            let prepared = prepare(Some(&c)).map_err(|e| e.to_string())?;
+            let err = apply(&prepared).expect_err("CAP_SYS_BOOT is not held");
             let msg = err.to_string();
             if msg != "set capabilities \"permitted CAP_SYS_BOOT\": not held by the runtime: operation not permitted" {
                 return Err(format!("unexpected message {msg:?}"));
@@ -434,7 +451,11 @@ mod tests {
     fn effective_outside_permitted_is_named() {
         in_child(|| {
             let c = caps_json(r#"{"effective":["CAP_KILL"],"permitted":["CAP_CHOWN"]}"#);
-            let err = apply(Some(&c)).expect_err("effective must be within permitted");
+            let prepared = Prepared {
+                sets: Sets::new(Some(&c), &supported()),
+                bounding: supported(),
+            };
+            let err = apply(&prepared).expect_err("effective must be within permitted");
             if err.subject.as_deref() != Some("effective CAP_KILL")
                 || err.errno != Some(libc::EPERM)
             {

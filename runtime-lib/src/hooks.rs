@@ -30,7 +30,7 @@ use nix::unistd::Pid;
 use oci_spec::runtime::{Hook, Hooks};
 use serde::{Deserialize, Serialize};
 
-use crate::process::pidfd::PidFd;
+use crate::process::pidfd::{PidFd, EXIT_POLL};
 use crate::{State, Status};
 
 /// How much of a failing hook's stdout and of its stderr the error keeps: the end, which usually
@@ -211,7 +211,17 @@ fn run_one(hook: &Hook, input: &[u8]) -> Result<(), HookError> {
         .stderr(Stdio::piped())
         // Its own process group, so a timed-out hook goes with whatever it started.
         .process_group(0);
-    let mut child = cmd.spawn().map_err(|e| HookError::Spawn {
+    let mut child = match cmd.spawn() {
+        // glibc's posix_spawn (which std uses) tries clone3 and falls back to clone only on
+        // ENOSYS; a host whose seccomp profile answers clone3 with EPERM (profiles older than
+        // Linux 5.3 did) fails it. A `pre_exec` makes std fork(2) instead, which uses clone.
+        Err(e) if e.raw_os_error() == Some(libc::EPERM) => {
+            // SAFETY: the closure does nothing, so it is async-signal-safe in the forked child.
+            unsafe { cmd.pre_exec(|| Ok(())) }.spawn()
+        }
+        r => r,
+    }
+    .map_err(|e| HookError::Spawn {
         errno: e.raw_os_error().unwrap_or(libc::EIO),
     })?;
     let deadline = hook
@@ -334,10 +344,22 @@ impl Pipes {
         }
     }
 
-    /// Which of the pidfd, stdin, stdout, stderr is ready (a closed pipe never is).
+    /// Which of the pidfd, stdin, stdout, stderr is ready (a closed pipe never is). Without a
+    /// pidfd (before Linux 5.3) the poll wakes every [`EXIT_POLL`] to look for the exit.
     fn poll(&self, pidfd: &PidFd, timeout: PollTimeout) -> Result<[bool; 4], HookError> {
+        let timeout = match pidfd.poll_fd() {
+            Some(_) => timeout,
+            None => {
+                let cap = EXIT_POLL.as_millis() as i32;
+                if (0..cap).contains(&i32::from(timeout)) {
+                    timeout
+                } else {
+                    PollTimeout::try_from(cap).unwrap_or(PollTimeout::ZERO)
+                }
+            }
+        };
         let watched = [
-            Some((pidfd.as_fd(), PollFlags::POLLIN)),
+            pidfd.poll_fd().map(|fd| (fd, PollFlags::POLLIN)),
             self.stdin.as_ref().map(|f| (f.as_fd(), PollFlags::POLLOUT)),
             self.outputs[0]
                 .as_ref()
@@ -363,7 +385,11 @@ impl Pipes {
         let mut revents = fds
             .iter()
             .map(|f| f.revents().is_some_and(|r| !r.is_empty()));
-        Ok(watched.map(|w| w.is_some() && revents.next().unwrap_or(false)))
+        let mut ready = watched.map(|w| w.is_some() && revents.next().unwrap_or(false));
+        if pidfd.poll_fd().is_none() {
+            ready[0] = pidfd.exited();
+        }
+        Ok(ready)
     }
 }
 

@@ -20,7 +20,7 @@ use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags, UnixAddr};
 use oci_spec::runtime::{MountBuilder, Spec};
 
 use crate::error::{Context, Error, SysContext};
-use crate::process::pidfd::PidFd;
+use crate::process::pidfd::{PidFd, EXIT_POLL};
 use crate::Result;
 
 /// Where the container finds the socket.
@@ -127,16 +127,29 @@ impl NotifyProxy {
     fn wait_ready(&self, process: &PidFd) -> Result<Option<String>> {
         let mut buf = vec![0u8; 4096];
         loop {
-            let mut fds = [
-                PollFd::new(self.socket.as_fd(), PollFlags::POLLIN),
-                PollFd::new(process.as_fd(), PollFlags::POLLIN),
-            ];
-            match poll(&mut fds, PollTimeout::NONE) {
+            // Without a pidfd (before Linux 5.3) the exit is looked for every EXIT_POLL.
+            let (exit_fd, timeout) = match process.poll_fd() {
+                Some(fd) => (Some(PollFd::new(fd, PollFlags::POLLIN)), PollTimeout::NONE),
+                None => (
+                    None,
+                    PollTimeout::try_from(EXIT_POLL.as_millis() as i32)
+                        .unwrap_or(PollTimeout::ZERO),
+                ),
+            };
+            let mut fds: Vec<PollFd<'_>> =
+                std::iter::once(PollFd::new(self.socket.as_fd(), PollFlags::POLLIN))
+                    .chain(exit_fd)
+                    .collect();
+            match poll(&mut fds, timeout) {
                 Ok(_) => {}
                 Err(nix::errno::Errno::EINTR) => continue,
                 Err(e) => return Err(e).sys("wait for the container's READY"),
             }
             let readable = |f: &PollFd| f.revents().is_some_and(|r| !r.is_empty());
+            let exited = match fds.get(1) {
+                Some(fd) => readable(fd),
+                None => process.exited(),
+            };
             if readable(&fds[0]) {
                 let n = self
                     .socket
@@ -146,7 +159,7 @@ impl NotifyProxy {
                 if let Some(line) = text.lines().find(|l| l.starts_with("READY=")) {
                     return Ok(Some(line.to_string()));
                 }
-            } else if readable(&fds[1]) {
+            } else if exited {
                 return Ok(None);
             }
         }

@@ -104,10 +104,22 @@ impl ProcFs {
         self.fd.as_fd()
     }
 
-    /// The id of the mount this procfs is (statx STATX_MNT_ID, Linux 5.8+); `None` when the
-    /// kernel does not say.
+    /// The id of the mount this procfs is (statx STATX_MNT_ID, Linux 5.8+; before that, or with
+    /// statx refused, the `mnt_id` of this handle's fdinfo, read through this same procfs);
+    /// `None` when neither says (a procfs of a pid namespace we are not in).
     pub fn mount_id(&self) -> Option<u64> {
-        mount_id(self.fd.as_fd())
+        mount_id(self.fd.as_fd()).or_else(|| self.fdinfo_mount_id())
+    }
+
+    fn fdinfo_mount_id(&self) -> Option<u64> {
+        let rel = format!("thread-self/fdinfo/{}", self.fd.as_raw_fd());
+        let fd = self
+            .open_file(Path::new(&rel), OFlag::O_RDONLY, true)
+            .ok()?;
+        let text = std::io::read_to_string(std::fs::File::from(fd)).ok()?;
+        text.lines()
+            .find_map(|l| l.strip_prefix("mnt_id:"))
+            .and_then(|v| v.trim().parse().ok())
     }
 
     /// Opens `rel` (`self/oom_score_adj`, `sys/kernel/hostname`, `1234/uid_map`) beneath this
@@ -178,7 +190,7 @@ pub fn mount_id(fd: BorrowedFd<'_>) -> Option<u64> {
 /// Opens `path` beneath `dir` (O_CLOEXEC added): `..`, absolute symlinks, any symlink at all and
 /// magic links are refused (ELOOP or EXDEV), so the file is one that lies under `dir` by name.
 /// openat2 (RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS); on kernels without it (before 5.6, or a
-/// seccomp profile that answers ENOSYS) the same walk, one O_NOFOLLOW component at a time.
+/// seccomp profile that answers ENOSYS or EPERM) the same walk, one O_NOFOLLOW component at a time.
 pub fn open_beneath(dir: BorrowedFd<'_>, path: &Path, flags: OFlag) -> nix::Result<OwnedFd> {
     let flags = flags | OFlag::O_CLOEXEC;
     let rel = relative(path)?;
@@ -188,7 +200,8 @@ pub fn open_beneath(dir: BorrowedFd<'_>, path: &Path, flags: OFlag) -> nix::Resu
             | ResolveFlag::RESOLVE_NO_MAGICLINKS,
     );
     match openat2(dir, &rel, how) {
-        Err(Errno::ENOSYS) => walk_beneath(dir, &rel, flags),
+        // openat2 answers EPERM only for O_NOATIME, which no caller passes: a profile's refusal.
+        Err(Errno::ENOSYS | Errno::EPERM) => walk_beneath(dir, &rel, flags),
         r => r,
     }
 }
@@ -304,6 +317,8 @@ mod tests {
     fn host_proc_is_verified_and_self_is_expanded() {
         let proc = ProcFs::open().unwrap();
         assert!(proc.mount_id().is_some());
+        // The fallback for kernels without STATX_MNT_ID names the same mount.
+        assert_eq!(proc.fdinfo_mount_id(), proc.mount_id());
         let fd = proc
             .open_file(Path::new("self/status"), OFlag::O_RDONLY, true)
             .unwrap();

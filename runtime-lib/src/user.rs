@@ -97,14 +97,33 @@ fn proc_error(step: &'static str, path: PathBuf, e: ProcError) -> crate::Error {
     }
 }
 
-/// In the init: additionalGids, gid, uid (in that order, so setgroups still has the privilege), umask.
-///
-/// As runc, stdio is first handed to the new uid (so the process can use its terminal), and the
-/// supplementary groups are exactly `additionalGids` (an empty list clears them), unless setgroups(2)
-/// is denied in this user namespace and none were asked for.
-pub fn set_user(user: &User, sys: &dyn Syscall) -> InitResult<()> {
-    fix_stdio_owner(user.uid())?;
+/// What [`set_user`] needs, found (and the part of the user that needs no id change done) by
+/// [`prepare`] before the seccomp filter is loaded: the profile need not allow any of it.
+#[derive(Debug)]
+pub struct Prepared {
+    setgroups_denied: bool,
+}
 
+/// Before the seccomp filter (when `noNewPrivileges` is false it precedes the id change): as runc,
+/// stdio is handed to the new uid (so the process can use its terminal), the umask set, and
+/// whether setgroups(2) is denied in this user namespace read.
+pub fn prepare(user: &User, sys: &dyn Syscall) -> InitResult<Prepared> {
+    fix_stdio_owner(user.uid())?;
+    sys.umask(Mode::from_bits_truncate(
+        user.umask().unwrap_or(DEFAULT_UMASK),
+    ));
+    let setgroups_denied =
+        std::fs::read_to_string("/proc/self/setgroups").is_ok_and(|s| s.trim() == "deny");
+    Ok(Prepared { setgroups_denied })
+}
+
+/// In the init: additionalGids, gid, uid (in that order, so setgroups still has the privilege).
+///
+/// The supplementary groups are exactly `additionalGids` (an empty list clears them), unless
+/// setgroups(2) is denied in this user namespace and none were asked for. Each failure names the
+/// system call: with `noNewPrivileges` false these run under the seccomp filter, which must allow
+/// them (config-linux.md: the filter comes before the capabilities are dropped).
+pub fn set_user(user: &User, prepared: &Prepared, sys: &dyn Syscall) -> InitResult<()> {
     let gids: Vec<Gid> = user
         .additional_gids()
         .as_deref()
@@ -112,14 +131,14 @@ pub fn set_user(user: &User, sys: &dyn Syscall) -> InitResult<()> {
         .iter()
         .map(|g| Gid::from_raw(*g))
         .collect();
-    let denied = std::fs::read_to_string("/proc/self/setgroups").is_ok_and(|s| s.trim() == "deny");
+    let denied = prepared.setgroups_denied;
     if !(denied && gids.is_empty()) {
         sys.setgroups(&gids).map_err(|e| {
             let f = InitFailure::sys(InitStep::User, "additionalGids", e);
             if denied {
                 f.detail("setgroups is denied in this user namespace")
             } else {
-                f
+                f.detail("setgroups")
             }
         })?;
     }
@@ -128,6 +147,7 @@ pub fn set_user(user: &User, sys: &dyn Syscall) -> InitResult<()> {
             InitFailure::sys(InitStep::User, format!("gid {}", user.gid()), e),
             e,
             "gid",
+            "setresgid",
         )
     })?;
     sys.setresuid(Uid::from_raw(user.uid())).map_err(|e| {
@@ -135,21 +155,19 @@ pub fn set_user(user: &User, sys: &dyn Syscall) -> InitResult<()> {
             InitFailure::sys(InitStep::User, format!("uid {}", user.uid()), e),
             e,
             "uid",
+            "setresuid",
         )
     })?;
-    sys.umask(Mode::from_bits_truncate(
-        user.umask().unwrap_or(DEFAULT_UMASK),
-    ));
     Ok(())
 }
 
-fn unmapped(f: InitFailure, e: Errno, kind: &str) -> InitFailure {
+fn unmapped(f: InitFailure, e: Errno, kind: &str, syscall: &str) -> InitFailure {
     if e == Errno::EINVAL {
         f.detail(format!(
-            "{kind} is not mapped in the container's user namespace"
+            "{syscall}: {kind} is not mapped in the container's user namespace"
         ))
     } else {
-        f
+        f.detail(syscall.to_string())
     }
 }
 
@@ -324,7 +342,12 @@ mod tests {
                 .umask(0o077u32)
                 .build()
                 .unwrap();
-            set_user(&user, &LinuxSyscall).map_err(|e| e.to_string())?;
+            set_user(
+                &user,
+                &prepare(&user, &LinuxSyscall).map_err(|e| e.to_string())?,
+                &LinuxSyscall,
+            )
+            .map_err(|e| e.to_string())?;
             let u = nix::unistd::getresuid().map_err(|e| e.to_string())?;
             let g = nix::unistd::getresgid().map_err(|e| e.to_string())?;
             let groups = nix::unistd::getgroups().map_err(|e| e.to_string())?;
@@ -357,7 +380,12 @@ mod tests {
             nix::unistd::setgroups(&[Gid::from_raw(9)]).map_err(|e| e.to_string())?;
             nix::sys::stat::umask(Mode::from_bits_truncate(0o000));
             let user = UserBuilder::default().uid(0u32).gid(0u32).build().unwrap();
-            set_user(&user, &LinuxSyscall).map_err(|e| e.to_string())?;
+            set_user(
+                &user,
+                &prepare(&user, &LinuxSyscall).map_err(|e| e.to_string())?,
+                &LinuxSyscall,
+            )
+            .map_err(|e| e.to_string())?;
             let groups = nix::unistd::getgroups().map_err(|e| e.to_string())?;
             let umask = nix::sys::stat::umask(Mode::empty()).bits();
             if !groups.is_empty() || umask != 0o022 {
@@ -387,10 +415,10 @@ mod tests {
                 .gid(1000u32)
                 .build()
                 .unwrap();
-            let err = set_user(&user, &LinuxSyscall).expect_err("unmapped ids must fail");
+            let err = set_user(&user, &prepare(&user, &LinuxSyscall).map_err(|e| e.to_string())?, &LinuxSyscall).expect_err("unmapped ids must fail");
             let msg = err.to_string();
             let want =
-                "set user \"gid 1000\": gid is not mapped in the container's user namespace: \
+                "set user \"gid 1000\": setresgid: gid is not mapped in the container's user namespace: \
                         invalid argument";
             if msg != want {
                 return Err(format!("unexpected message {msg:?}"));

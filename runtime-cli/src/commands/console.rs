@@ -95,31 +95,41 @@ impl Relay {
             let _ = termios::tcsetattr(stdin.as_fd(), SetArg::TCSANOW, &raw);
             copy_window_size(stdin.as_fd(), master.as_fd());
         }
+        // From here an error drops it, which gives the caller's terminal its mode back.
+        let mut relay = Relay {
+            saved,
+            output: None,
+        };
         let mut to_master = std::fs::File::from(
             master
                 .try_clone()
                 .map_err(|e| Failure::msg(format!("dup console: {e}")))?,
         );
         let mut from_master = std::fs::File::from(master);
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 8192];
-            let mut input = std::io::stdin().lock();
-            while let Ok(n) = input.read(&mut buf) {
-                if n == 0 || to_master.write_all(&buf[..n]).is_err() {
-                    break;
+        // A thread that cannot be made (glibc refuses every thread when a host's profile answers
+        // clone3 with EPERM) is an error to report, not a panic.
+        let no_thread = |e: std::io::Error| Failure::msg(format!("relay the terminal: {e}"));
+        std::thread::Builder::new()
+            .spawn(move || {
+                let mut buf = [0u8; 8192];
+                let mut input = std::io::stdin().lock();
+                while let Ok(n) = input.read(&mut buf) {
+                    if n == 0 || to_master.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
                 }
-            }
-        });
-        let output = std::thread::spawn(move || {
-            let mut out = std::io::stdout();
-            // EIO once every slave fd is closed: the container is done with its terminal.
-            let _ = std::io::copy(&mut from_master, &mut out);
-            let _ = out.flush();
-        });
-        Ok(Relay {
-            saved,
-            output: Some(output),
-        })
+            })
+            .map_err(no_thread)?;
+        let output = std::thread::Builder::new()
+            .spawn(move || {
+                let mut out = std::io::stdout();
+                // EIO once every slave fd is closed: the container is done with its terminal.
+                let _ = std::io::copy(&mut from_master, &mut out);
+                let _ = out.flush();
+            })
+            .map_err(no_thread)?;
+        relay.output = Some(output);
+        Ok(relay)
     }
 
     /// After the container exited: everything it wrote has reached stdout.
@@ -222,9 +232,13 @@ impl HeldSignals {
     /// in signal context. With a relayed terminal (`resize`: the pty master), SIGWINCH copies the
     /// caller's new window size to it, as runc does; the kernel then signals the container's
     /// foreground process group.
+    ///
+    /// Without a thread (glibc's pthread_create falls back from clone3 to clone only on ENOSYS,
+    /// so a host profile answering clone3 with EPERM refuses every thread) the signals are
+    /// unblocked again and act on the runtime itself, with a warning, rather than failing.
     pub fn forward_to(self, process: Pid, resize: Option<OwnedFd>) -> Result<(), Failure> {
         let set = self.0;
-        std::thread::Builder::new()
+        let spawned = std::thread::Builder::new()
             .name("signal-forwarder".into())
             .spawn(move || loop {
                 match (set.wait(), &resize) {
@@ -237,8 +251,13 @@ impl HeldSignals {
                     }
                     (Err(_), _) => {}
                 }
-            })
-            .map_err(|e| Failure::msg(format!("start signal forwarder: {e}")))?;
+            });
+        if let Err(e) = spawned {
+            log::warn!("no signal forwarder ({e}): signals act on the runtime, not the container");
+            set.thread_unblock().map_err(|e| {
+                Failure::msg(format!("unblock signals: {}", e.desc().to_lowercase()))
+            })?;
+        }
         Ok(())
     }
 }

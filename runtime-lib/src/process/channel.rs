@@ -28,6 +28,7 @@
 use std::io::{IoSlice, IoSliceMut};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
+use nix::errno::Errno;
 use nix::sys::socket::{
     recvmsg, send, sendmsg, socketpair, AddressFamily, ControlMessage, ControlMessageOwned,
     MsgFlags, SockFlag, SockType,
@@ -91,7 +92,13 @@ impl Channel {
     pub fn send(&self, msg: &Message) -> nix::Result<()> {
         let data = serde_json::to_vec(msg).expect("messages serialise");
         // MSG_NOSIGNAL: a dead peer is an EPIPE to report, not a SIGPIPE that kills the runtime.
-        send(self.fd.as_raw_fd(), &data, MsgFlags::MSG_NOSIGNAL).map(|_| ())
+        match send(self.fd.as_raw_fd(), &data, MsgFlags::MSG_NOSIGNAL) {
+            // The init's Ready runs under a seccomp filter (no_new_privs false) whose profile may
+            // refuse sendto: write(2) sends the same datagram. SIGPIPE is ignored in the runtime
+            // and its forks (Rust's default) until the execve, so a dead peer is still an EPIPE.
+            Err(Errno::EPERM | Errno::ENOSYS) => nix::unistd::write(&self.fd, &data).map(drop),
+            r => r.map(drop),
+        }
     }
 
     /// Sends `msg` with `fd` attached (SCM_RIGHTS).
@@ -124,7 +131,14 @@ impl Channel {
                 Some(&mut space),
                 MsgFlags::MSG_CMSG_CLOEXEC,
             ) {
-                Err(nix::errno::Errno::EINTR) => continue,
+                Err(Errno::EINTR) => continue,
+                // Refused by the init's seccomp profile (see `send`): read(2) takes the same
+                // datagram; no descriptor comes to the init after its filter is loaded.
+                Err(Errno::EPERM | Errno::ENOSYS) => match nix::unistd::read(&self.fd, &mut buf) {
+                    Err(Errno::EINTR) => continue,
+                    Err(e) => return Err(RecvError::Sys(e)),
+                    Ok(n) => break (n, None),
+                },
                 Err(e) => return Err(RecvError::Sys(e)),
                 Ok(msg) => {
                     let mut fd = None;

@@ -12,9 +12,10 @@ use oci_spec::runtime::Process;
 use super::channel::{Channel, Message};
 use super::fds;
 use super::init::{
-    await_cgroups, io_failure, join_session_keyring, load_seccomp_late, take_identity, Executable,
+    await_cgroups, io_failure, join_session_keyring, load_seccomp_late, seccomp_at_exec,
+    take_identity, Executable,
 };
-use crate::error::{InitFailure, InitResult, InitStep, SysContext};
+use crate::error::{InitResult, InitStep, SysContext};
 use crate::namespaces::NamespacePlan;
 use crate::process_attrs::{self, AffinityStage};
 use crate::syscall::Syscall;
@@ -35,10 +36,7 @@ pub struct Exec<'a> {
 /// Runs in the forked child; returns only on failure (the child's exit code).
 pub fn run(exec: Exec<'_>, sys: &dyn Syscall) -> i32 {
     let failure = match prepare(&exec, sys) {
-        Ok(executable) => {
-            let err = executable.exec();
-            InitFailure::sys(InitStep::Exec, executable.path.display(), err)
-        }
+        Ok(executable) => executable.exec(seccomp_at_exec(exec.process, exec.seccomp)),
         Err(failure) => failure,
     };
     let _ = exec.channel.send(&Message::Failed(failure));

@@ -57,12 +57,10 @@ pub fn run(init: Init<'_>, sys: &dyn Syscall) -> i32 {
         }
     };
     let spec = init.spec;
-    let nnp = spec
+    let seccomp_last = spec
         .process()
         .as_ref()
-        .and_then(|p| p.no_new_privileges())
-        .unwrap_or(false);
-    let seccomp_last = init.seccomp.filter(|f| nnp && !f.needs_listener());
+        .and_then(|p| seccomp_at_exec(p, init.seccomp));
     let Init {
         channel,
         exec_fifo,
@@ -94,12 +92,6 @@ pub fn run(init: Init<'_>, sys: &dyn Syscall) -> i32 {
     }
     // `start` returns once it reads this (or end-of-file, if we died before getting here).
     let _ = nix::unistd::write(&exec_done, crate::state::EXEC_REACHED);
-    if let Some(filter) = seccomp_last {
-        if let Err(failure) = seccomp::install(filter) {
-            eprintln!("hull init: {failure}");
-            return 1;
-        }
-    }
     let Some(exec) = exec else {
         // `start` refuses before writing the fifo; this is someone writing it by hand.
         eprintln!(
@@ -108,11 +100,8 @@ pub fn run(init: Init<'_>, sys: &dyn Syscall) -> i32 {
         );
         return 1;
     };
-    let err = exec.exec();
-    eprintln!(
-        "hull init: {}",
-        InitFailure::sys(InitStep::Exec, exec.path.display(), err)
-    );
+    let failure = exec.exec(seccomp_last);
+    eprintln!("hull init: {failure}");
     255
 }
 
@@ -224,8 +213,8 @@ fn prepare(
         // Nothing will ever be exec'd by this init: it waits in `created` for kill or delete,
         // holding nothing a process exec'd into the container could use.
         fds::mark_cloexec_from(None, 3 + init.preserve_fds as RawFd)?;
-        capabilities::prepare(None)?;
-        capabilities::apply(None)?;
+        let none = capabilities::prepare(None)?;
+        capabilities::apply(&none)?;
         nix::sys::prctl::set_no_new_privs().init(InitStep::NoNewPrivileges, "prctl")?;
         return Ok((None, state));
     };
@@ -245,11 +234,9 @@ fn prepare(
     let exec = Executable::resolve(process)?;
     // Last, as runc: a 32-bit personality changes how the kernel reports the machine from now on.
     process_attrs::apply_personality(linux.and_then(|l| l.personality().as_ref()))?;
-    // A notify listener must reach its agent before `create` returns; any other filter waits
-    // until right before the execve (see `run`), so no syscall of ours needs the profile's leave.
-    if init.seccomp.is_some_and(seccomp::Filter::needs_listener) {
-        load_seccomp_late(process, init.seccomp, &init.channel)?;
-    }
+    // A notify listener must reach its agent before `create` returns; any other filter with
+    // no_new_privs waits until right before the execve (`Executable::exec`).
+    load_seccomp_late(process, init.seccomp, &init.channel)?;
     Ok((Some(exec), state))
 }
 
@@ -275,9 +262,39 @@ fn create_hooks(init: &Init<'_>, hooks: &Hooks) -> InitResult<crate::State> {
 }
 
 /// The process's user and privileges, shared by the init and `exec`: its AppArmor profile or
-/// SELinux label for the execve (while nothing can refuse the writes yet), seccomp first when it needs
-/// the capabilities about to go (no no_new_privs: loading a filter then needs CAP_SYS_ADMIN), then
-/// the bounding set, user, the other capability sets, no_new_privs.
+/// SELinux label for the execve (while nothing can refuse the writes yet), the bounding set and the
+/// parts of the user that need no id change, seccomp when it needs the capabilities about to go (no
+/// no_new_privs: loading a filter then needs CAP_SYS_ADMIN), then the user's ids, the other
+/// capability sets, no_new_privs.
+///
+/// What runs under the filter from here to the execve, as `strace -f` shows it (the profile must
+/// allow what is marked required; everything else survives its refusal, EPERM or ENOSYS alike):
+/// - no_new_privs false (the filter is loaded here, config-linux.md: before the capabilities are
+///   dropped):
+///   - required by the spec: setgroups, setresgid, setresuid (`process.user`), prctl
+///     (PR_SET_KEEPCAPS, PR_CAP_AMBIENT), capget, capset (`process.capabilities`), chdir
+///     (`process.cwd`); each failure names the step and the call;
+///   - required by the CVE-2024-21626 check that the cwd is inside the root: getcwd (as runc);
+///   - the PATH lookup: newfstatat, statx and access for each candidate (refused: the check is
+///     left to the execve), openat/read/close of /etc/passwd for HOME (refused: HOME=/);
+///   - the create/start handshake: sendto, recvmsg (Ready/Proceed; refused: write and read on the
+///     same socket), prctl (PR_SET_PDEATHSIG, required), fcntl, close, read (exec.fifo), write
+///     (exec.done; the user's program needs read and write anyway); the startContainer hooks
+///     (clone3 or clone, execve of the hook, pipes, poll, wait4), which runc too runs under the
+///     filter;
+///   - rt_sigaction, rt_sigprocmask to reset the signals (refused: left as they are);
+///   - execve;
+///   - `exec` makes the same calls from here to its execve, without the handshake and hooks.
+/// - no_new_privs true (see [`Executable::exec`]): rt_sigaction and rt_sigprocmask run before the
+///   filter; only execve runs under it.
+/// - a notify listener (SCMP_ACT_NOTIFY) with no_new_privs true: loaded at the end of the init's
+///   preparation ([`load_seccomp_late`]); the listener is sent (sendmsg, required: it carries the
+///   descriptor) and closed (fcntl, close), then the same handshake, hooks, signals and execve as
+///   above. With no_new_privs false the listener is sent from take_identity, the same way.
+///
+/// Moved before the filter so the profile need not allow them: the bounding set (prctl
+/// PR_CAPBSET_DROP/READ), the stdio owner (newfstatat, fchown), the umask, /proc/self/setgroups,
+/// close_range (which also falls back to a /proc/self/fd walk).
 pub(super) fn take_identity(
     process: &Process,
     filter: Option<&seccomp::Filter>,
@@ -286,32 +303,42 @@ pub(super) fn take_identity(
 ) -> InitResult<()> {
     lsm::apply(process)?;
     let no_new_privileges = process.no_new_privileges().unwrap_or(false);
+    let caps = capabilities::prepare(process.capabilities().as_ref())?;
+    let user = user::prepare(process.user(), sys)?;
     if let (Some(filter), false) = (filter, no_new_privileges) {
         load_seccomp(filter, channel)?;
     }
-    capabilities::prepare(process.capabilities().as_ref())?;
-    user::set_user(process.user(), sys)?;
-    capabilities::apply(process.capabilities().as_ref())?;
+    user::set_user(process.user(), &user, sys)?;
+    capabilities::apply(&caps)?;
     if no_new_privileges {
         nix::sys::prctl::set_no_new_privs().init(InitStep::NoNewPrivileges, "prctl")?;
     }
     Ok(())
 }
 
-/// With no_new_privs the filter goes in last, after the PATH lookup (as runc): the fewest of our own
-/// syscalls run under it, and still before Ready so a notify agent has its listener before `create`
-/// returns.
+/// A filter with a notify listener and no_new_privs: loaded at the end of the preparation (after
+/// the PATH lookup), since the agent must have its listener before `create` returns. Any other
+/// filter with no_new_privs goes in right before the execve ([`Executable::exec`]).
 pub(super) fn load_seccomp_late(
     process: &Process,
     filter: Option<&seccomp::Filter>,
     channel: &Channel,
 ) -> InitResult<()> {
     match filter {
-        Some(filter) if process.no_new_privileges().unwrap_or(false) => {
+        Some(filter) if process.no_new_privileges().unwrap_or(false) && filter.needs_listener() => {
             load_seccomp(filter, channel)
         }
         _ => Ok(()),
     }
+}
+
+/// The filter [`Executable::exec`] loads itself: with no_new_privs and without a listener.
+pub(super) fn seccomp_at_exec<'a>(
+    process: &Process,
+    filter: Option<&'a seccomp::Filter>,
+) -> Option<&'a seccomp::Filter> {
+    let nnp = process.no_new_privileges().unwrap_or(false);
+    filter.filter(|f| nnp && !f.needs_listener())
 }
 
 /// Loads the filter; a notify listener goes to the runtime, which hands it to `listenerPath`
@@ -447,6 +474,8 @@ pub(crate) fn io_failure(
 /// The user's process, resolved in the container before `Ready` so a missing binary fails `create`.
 pub(super) struct Executable {
     pub(super) path: PathBuf,
+    /// `path` for execve, made before the filter so nothing allocates under it.
+    cpath: CString,
     argv: Vec<CString>,
     envp: Vec<CString>,
 }
@@ -493,18 +522,30 @@ impl Executable {
                 user::default_home(process.user().uid())
             ))?);
         }
+        let cpath = CString::new(path.as_os_str().as_bytes()).map_err(|_| {
+            InitFailure::new(InitStep::Executable)
+                .subject(name)
+                .detail("path contains a NUL byte")
+        })?;
         Ok(Executable {
             argv: args.iter().map(|s| cstr(s)).collect::<InitResult<_>>()?,
             envp,
             path,
+            cpath,
         })
     }
 
-    pub(super) fn exec(&self) -> nix::Error {
+    /// Execs the process; `filter` (with no_new_privs, see [`seccomp_at_exec`]) is loaded after
+    /// the signals are reset, so that execve is the only call of ours the profile sees.
+    pub(super) fn exec(&self, filter: Option<&seccomp::Filter>) -> InitFailure {
         reset_signals();
-        let path = CString::new(self.path.as_os_str().as_bytes()).expect("checked for NUL");
-        match nix::unistd::execve(&path, &self.argv, &self.envp) {
-            Err(e) => e,
+        if let Some(filter) = filter {
+            if let Err(failure) = seccomp::install(filter) {
+                return failure;
+            }
+        }
+        match nix::unistd::execve(&self.cpath, &self.argv, &self.envp) {
+            Err(e) => InitFailure::sys(InitStep::Exec, self.path.display(), e),
             Ok(never) => match never {},
         }
     }
@@ -528,13 +569,37 @@ fn reset_signals() {
 }
 
 /// What Go's exec.LookPath (and so runc) checks: a regular file we may execute.
+///
+/// With no_new_privs false this runs under the seccomp filter: a stat the profile refuses
+/// (newfstatat, then statx) or a refused access(2) leaves the check to the execve. Not std's
+/// metadata alone: it remembers that statx worked before the filter and then fails on EPERM.
 fn check_executable(path: &Path) -> nix::Result<()> {
-    let meta = std::fs::metadata(path)
-        .map_err(|e| nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(libc::ENOENT)))?;
-    if meta.is_dir() || meta.permissions().mode() & 0o111 == 0 {
-        return Err(nix::errno::Errno::EACCES);
+    use nix::errno::Errno;
+    let refused = |e: Errno| matches!(e, Errno::EPERM | Errno::ENOSYS);
+    let mode = match nix::sys::stat::stat(path) {
+        Ok(st) => Some(st.st_mode),
+        Err(e) if refused(e) => match std::fs::metadata(path) {
+            Ok(meta) => Some(meta.permissions().mode()),
+            Err(e) => {
+                let e = Errno::from_raw(e.raw_os_error().unwrap_or(libc::ENOENT));
+                if !refused(e) {
+                    return Err(e);
+                }
+                None
+            }
+        },
+        Err(e) => return Err(e),
+    };
+    if let Some(mode) = mode {
+        if mode & libc::S_IFMT == libc::S_IFDIR || mode & 0o111 == 0 {
+            return Err(Errno::EACCES);
+        }
     }
-    nix::unistd::access(path, AccessFlags::X_OK)
+    match nix::unistd::access(path, AccessFlags::X_OK) {
+        // access(2) never answers these itself: the profile refused the check.
+        Err(e) if refused(e) => Ok(()),
+        r => r,
+    }
 }
 
 fn exec_failure(name: &str, e: nix::Error) -> InitFailure {

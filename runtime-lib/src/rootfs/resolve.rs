@@ -138,8 +138,9 @@ impl Root {
             );
         match openat2(&self.fd, &path, how) {
             // Resolved components hold no `..` and no symlink: a walk that refuses symlinks is
-            // the same lookup, for kernels without openat2 (before 5.6) or a seccomp'd one.
-            Err(Errno::ENOSYS) => crate::proc_handle::walk_beneath(
+            // the same lookup, for kernels without openat2 (before 5.6) or a seccomp'd one
+            // (ENOSYS, or EPERM from a host's profile: openat2 itself never answers EPERM here).
+            Err(Errno::ENOSYS | Errno::EPERM) => crate::proc_handle::walk_beneath(
                 self.fd.as_fd(),
                 &path,
                 OFlag::O_PATH | OFlag::O_CLOEXEC | extra,
