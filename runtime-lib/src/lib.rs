@@ -45,6 +45,10 @@ pub mod sysctl;
 pub mod tty;
 pub mod user;
 
+/// The runtime-spec types hull reads, re-exported so that a program building a
+/// [`oci_spec::runtime::Spec`] for hull uses exactly hull's version of them.
+pub use oci_spec;
+
 pub use container::{Container, CreateOptions, ExecOptions};
 pub use error::{Error, InitFailure, InitStep, Result};
 pub use state::{State, Status};
