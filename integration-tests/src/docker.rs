@@ -75,6 +75,9 @@ pub struct Options {
 
 pub struct Docker {
     dir: TempDir,
+    /// dockerd's `--data-root`: in `dir`, but a directory of its own with `--userns-remap`,
+    /// whose path the remapped root must be able to traverse.
+    data: TempDir,
     opts: Options,
     containerd: Child,
     dockerd: Option<Child>,
@@ -115,8 +118,14 @@ impl Docker {
             config["default-runtime"] = RUNTIME.into();
         }
         std::fs::write(dir.join("daemon.json"), config.to_string()).expect("write daemon.json");
+        let data = if opts.userns_remap.is_some() {
+            TempDir::new_top_level("hull-it-docker-data", 0o711)
+        } else {
+            TempDir::new("docker-data")
+        };
         let mut d = Docker {
             dir,
+            data,
             opts,
             containerd,
             dockerd: None,
@@ -156,7 +165,7 @@ impl Docker {
         cmd.arg("--config-file")
             .arg(self.dir.join("daemon.json"))
             .arg("--data-root")
-            .arg(self.dir.join("data"))
+            .arg(self.data.path())
             .arg("--exec-root")
             .arg(self.dir.join("exec"))
             .arg("--pidfile")
@@ -447,7 +456,7 @@ impl Docker {
     /// Where dockerd keeps images, containers and volumes (below a `<uid>.<gid>` directory with
     /// `--userns-remap`).
     pub fn data_root(&self) -> PathBuf {
-        let data = self.dir.join("data");
+        let data = self.data.path().to_path_buf();
         if self.opts.userns_remap.is_some() {
             if let Ok(entries) = std::fs::read_dir(&data) {
                 for e in entries.flatten() {
@@ -475,14 +484,16 @@ impl Docker {
     /// naming its directory, no mount below it, no cgroup below its parent, no bridge.
     pub fn shut_down_and_assert_clean(mut self) {
         self.shut_down();
-        let dir = self.dir.path().to_path_buf();
-        let mut left: Vec<String> = crate::leaks::mounts_under(&dir);
-        let needle = dir.to_string_lossy().into_owned();
-        if let Ok(all) = procfs::process::all_processes() {
-            for p in all.flatten() {
-                let cmd = p.cmdline().unwrap_or_default();
-                if cmd.iter().any(|a| a.contains(&needle)) {
-                    left.push(format!("process {} {:?}", p.pid, cmd.join(" ")));
+        let mut left = Vec::new();
+        for dir in [self.dir.path(), self.data.path()] {
+            left.extend(crate::leaks::mounts_under(dir));
+            let needle = dir.to_string_lossy().into_owned();
+            if let Ok(all) = procfs::process::all_processes() {
+                for p in all.flatten() {
+                    let cmd = p.cmdline().unwrap_or_default();
+                    if cmd.iter().any(|a| a.contains(&needle)) {
+                        left.push(format!("process {} {:?}", p.pid, cmd.join(" ")));
+                    }
                 }
             }
         }
@@ -516,8 +527,10 @@ impl Docker {
         }
         let _ = self.containerd.kill();
         let _ = self.containerd.wait();
-        clients::kill_processes_mentioning(&self.dir.path().to_string_lossy());
-        clients::unmount_under(self.dir.path());
+        for dir in [self.dir.path(), self.data.path()] {
+            clients::kill_processes_mentioning(&dir.to_string_lossy());
+            clients::unmount_under(dir);
+        }
         clients::remove_cgroup_tree(&self.cgroup_parent);
         if Path::new("/sys/class/net").join(&self.bridge).exists() {
             let _ = Command::new("ip")

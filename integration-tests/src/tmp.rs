@@ -32,6 +32,18 @@ impl TempDir {
         TempDir { path }
     }
 
+    /// Creates `$TMPDIR/<prefix>-<pid>-<n>` with `mode`, outside the base directory, for a
+    /// directory other users must traverse (the base directory's mode is whatever the first
+    /// test process's umask made it).
+    pub fn new_top_level(prefix: &str, mode: u32) -> TempDir {
+        let path =
+            std::env::temp_dir().join(format!("{prefix}-{}-{:04}", std::process::id(), unique()));
+        std::fs::create_dir(&path).unwrap_or_else(|e| panic!("create {}: {e}", path.display()));
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(mode))
+            .unwrap_or_else(|e| panic!("chmod {}: {e}", path.display()));
+        TempDir { path }
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }

@@ -386,11 +386,11 @@ fn docker_runs_containers_through_the_runtime() {
                     ),
                     "lo"
                 );
-                let host_links = std::fs::read_dir("/sys/class/net")
-                    .expect("list links")
-                    .count();
-                let links = sh(d, &["--network", "host"], "ls /sys/class/net | wc -l");
-                assert_eq!(links, host_links.to_string());
+                let host_net = std::fs::read_link("/proc/self/ns/net").expect("net ns");
+                assert_eq!(
+                    sh(d, &["--network", "host"], "readlink /proc/self/ns/net"),
+                    host_net.to_string_lossy()
+                );
                 let addr = sh(d, &[], "ip -o -4 addr show eth0");
                 assert!(addr.contains("inet 10.213."), "{addr}");
                 let n = name("web");
@@ -801,6 +801,144 @@ fn default_runtime_live_restore_and_build() {
     out.ok();
     assert_eq!(out.out(), "built");
     d.docker(["image", "rm", "hull-test/built"]).ok();
+    d.assert_no_containers();
+    docker.shut_down_and_assert_clean();
+}
+
+/// Appends `nobody:<first>:<count>` to /etc/subuid and /etc/subgid (dockerd's
+/// `--userns-remap=nobody:nogroup` maps containers onto that range; Docker refuses to remap
+/// root, and its `default` would add a `dockremap` user to the host) and takes the lines out
+/// again on drop.
+struct SubIdRange {
+    line: String,
+}
+
+impl SubIdRange {
+    fn add(first: u32, count: u32) -> SubIdRange {
+        let line = format!("nobody:{first}:{count}");
+        for file in ["/etc/subuid", "/etc/subgid"] {
+            let mut text = std::fs::read_to_string(file).unwrap_or_default();
+            if !text.is_empty() && !text.ends_with('\n') {
+                text.push('\n');
+            }
+            text.push_str(&line);
+            text.push('\n');
+            std::fs::write(file, text).unwrap_or_else(|e| panic!("write {file}: {e}"));
+        }
+        SubIdRange { line }
+    }
+}
+
+impl Drop for SubIdRange {
+    fn drop(&mut self) {
+        for file in ["/etc/subuid", "/etc/subgid"] {
+            let text = std::fs::read_to_string(file).unwrap_or_default();
+            let kept: String = text
+                .lines()
+                .filter(|l| *l != self.line)
+                .map(|l| format!("{l}\n"))
+                .collect();
+            let _ = std::fs::write(file, kept);
+        }
+    }
+}
+
+/// `--userns-remap`: Docker maps each container's root onto a range of host ids (a user
+/// namespace with uid/gid mappings in the config) and chowns the image layers for it.
+#[test]
+fn userns_remap() {
+    if !available() {
+        return;
+    }
+    const FIRST: u32 = 231_072;
+    let _ids = SubIdRange::add(FIRST, 65_536);
+    let docker = Docker::start(Options {
+        userns_remap: Some("nobody:nogroup".into()),
+        ..Options::default()
+    });
+    let d = &docker;
+    let map = format!("0 {FIRST} 65536");
+    let squash = |s: String| s.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert_eq!(squash(sh(d, &[], "cat /proc/self/uid_map")), map);
+    assert_eq!(squash(sh(d, &[], "cat /proc/self/gid_map")), map);
+
+    let n = name("remap");
+    // Outside the base directory: the remapped root must reach it.
+    let bind = integration_tests::TempDir::new_top_level("hull-it-docker-remap", 0o777);
+    let id = detached(
+        d,
+        &n,
+        &["-v", &format!("{}:/b", bind.path().display()), "-m", "64m"],
+        WAIT_FOR_TERM,
+    );
+    // The container's root is FIRST on the host: its init, and the files it makes.
+    let pid: i32 = d.inspect(&n, "{{.State.Pid}}").parse().expect("pid");
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+    assert!(
+        status
+            .lines()
+            .any(|l| l.starts_with("Uid:") && l.contains(&FIRST.to_string())),
+        "{status}"
+    );
+    assert_eq!(exec(d, &[&n, "id", "-u"]), "0");
+    assert_eq!(squash(exec(d, &[&n, "cat", "/proc/self/uid_map"])), map);
+    exec(
+        d,
+        &[
+            &n,
+            "sh",
+            "-c",
+            "echo x > /b/made-inside; chown 1:1 /b/made-inside",
+        ],
+    );
+    let meta = std::fs::metadata(bind.join("made-inside")).expect("stat made-inside");
+    assert_eq!(
+        (
+            std::os::unix::fs::MetadataExt::uid(&meta),
+            std::os::unix::fs::MetadataExt::gid(&meta)
+        ),
+        (FIRST + 1, FIRST + 1)
+    );
+    // A host file owned by an unmapped id shows as nobody and cannot be written.
+    std::fs::write(bind.join("host-file"), "host").expect("write host file");
+    let out = exec(
+        d,
+        &[
+            &n,
+            "sh",
+            "-c",
+            "stat -c '%u %g' /b/host-file; echo y >> /b/host-file 2>/dev/null; echo $?",
+        ],
+    );
+    assert_eq!(out, "65534 65534\n1");
+    let limit = exec(
+        d,
+        &[
+            &n,
+            "sh",
+            "-c",
+            &cgroup_file("memory/memory.limit_in_bytes", "memory.max"),
+        ],
+    );
+    assert_eq!(limit, "67108864");
+    let out = d.docker(["exec", &n, "sh", "-c", "tail /dev/zero"]);
+    assert_eq!(out.code, 137, "{out}");
+    let (code, out) = in_a_terminal(&format!(
+        "{} exec -it {n} sh -c 'tty; test -t 0 && echo stdin-is-a-tty; exit 6'",
+        d.shell_prefix()
+    ));
+    assert_eq!(code, 6, "{out}");
+    assert!(
+        out.contains("/dev/pts/") && out.contains("stdin-is-a-tty"),
+        "{out:?}"
+    );
+    let (code, out) = in_a_terminal(&format!(
+        "{} run --rm -it --runtime {RUNTIME} {IMAGE} sh -c 'tty; stat -c %u /dev/pts/0; exit 7'",
+        d.shell_prefix()
+    ));
+    assert_eq!(code, 7, "{out}");
+    assert!(out.contains("/dev/pts/0\n0"), "{out:?}");
+    remove(d, &n, &id);
     d.assert_no_containers();
     docker.shut_down_and_assert_clean();
 }
