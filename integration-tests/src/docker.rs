@@ -43,8 +43,14 @@ const DISABLED_PLUGINS: &[&str] = &[
 /// [`clients::available`]).
 pub fn available() -> bool {
     clients::available(
-        &["dockerd", "docker", "containerd", "containerd-shim-runc-v2"],
-        "docker.io",
+        &[
+            "dockerd",
+            "docker",
+            "containerd",
+            "containerd-shim-runc-v2",
+            "ip",
+        ],
+        "docker.io iproute2",
     )
 }
 
@@ -71,9 +77,13 @@ pub struct Options {
     /// Register a wrapper that logs each call's arguments before it runs the runtime (see
     /// [`Docker::runtime_calls`]), to tell which containers Docker ran through it.
     pub log_runtime_calls: bool,
+    /// Register the runtime with dockerd's `--add-runtime hull=<path>` instead of daemon.json.
+    pub add_runtime_flag: bool,
 }
 
 pub struct Docker {
+    /// What `hull` is registered as: the runtime under test, or a wrapper of it.
+    runtime_path: PathBuf,
     dir: TempDir,
     /// dockerd's `--data-root`: in `dir`, but a directory of its own with `--userns-remap`,
     /// whose path the remapped root must be able to traverse.
@@ -112,8 +122,10 @@ impl Docker {
         } else {
             runtime_binary().to_path_buf()
         };
-        let runtimes = serde_json::json!({ RUNTIME: { "path": path } });
-        let mut config = serde_json::json!({ "runtimes": runtimes });
+        let mut config = serde_json::json!({});
+        if !opts.add_runtime_flag {
+            config["runtimes"] = serde_json::json!({ RUNTIME: { "path": path } });
+        }
         if opts.default_runtime {
             config["default-runtime"] = RUNTIME.into();
         }
@@ -124,6 +136,7 @@ impl Docker {
             TempDir::new("docker-data")
         };
         let mut d = Docker {
+            runtime_path: path,
             dir,
             data,
             opts,
@@ -191,6 +204,10 @@ impl Docker {
         }
         if self.opts.live_restore {
             cmd.arg("--live-restore");
+        }
+        if self.opts.add_runtime_flag {
+            cmd.arg("--add-runtime")
+                .arg(format!("{RUNTIME}={}", self.runtime_path.display()));
         }
         if let Some(remap) = &self.opts.userns_remap {
             cmd.arg("--userns-remap").arg(remap);
@@ -347,6 +364,12 @@ impl Docker {
         let mut cmd = self.command();
         cmd.args(args).args(more);
         clients::run(cmd, Duration::from_secs(120))
+    }
+
+    /// `docker cp <from> <to>` (either may be `<container>:<path>`).
+    pub fn docker_cp(&self, from: &Path, to: &Path) {
+        self.docker_args(["cp"], [from.as_os_str(), to.as_os_str()])
+            .ok();
     }
 
     /// `docker inspect --format <format> <name>`, trimmed; panics if inspect fails.

@@ -5,6 +5,8 @@
 //! its containers leave nothing behind; each test ends by stopping the daemon and checking
 //! that nothing of it is left either.
 
+use std::path::Path;
+
 use integration_tests::docker::{available, run_scenarios, Docker, Options, IMAGE, RUNTIME};
 use integration_tests::runtime::runtime_binary;
 use integration_tests::tmp::unique;
@@ -107,6 +109,24 @@ fn wait_for(cond: impl Fn() -> bool, what: &str) {
     }
 }
 
+/// What the host's freezer says of container `id`: "frozen" or "thawed" (cgroup v1's
+/// freezer.state or v2's cgroup.freeze).
+fn freezer_state(d: &Docker, id: &str) -> String {
+    let rel = format!("{}/{id}", d.cgroup_parent().trim_start_matches('/'));
+    let v1 = Path::new("/sys/fs/cgroup/freezer")
+        .join(&rel)
+        .join("freezer.state");
+    if let Ok(s) = std::fs::read_to_string(&v1) {
+        return s.trim().to_lowercase();
+    }
+    let v2 = Path::new("/sys/fs/cgroup").join(&rel).join("cgroup.freeze");
+    match std::fs::read_to_string(&v2).as_deref().map(str::trim) {
+        Ok("1") => "frozen".into(),
+        Ok("0") => "thawed".into(),
+        other => panic!("no freezer for {id}: {other:?}"),
+    }
+}
+
 fn scenario<'a>(name: &'a str, f: impl Fn() + Send + Sync + 'a) -> Scenario<'a> {
     (name, Box::new(f))
 }
@@ -116,7 +136,7 @@ fn docker_runs_containers_through_the_runtime() {
     if !available() {
         return;
     }
-    let docker = Docker::start(Options::default());
+    let mut docker = Docker::start(Options::default());
     let d = &docker;
     let scenarios: Vec<Scenario> = vec![
         scenario("run output and exit codes", || {
@@ -275,12 +295,58 @@ fn docker_runs_containers_through_the_runtime() {
             assert!(pids >= 1, "{stats}");
             d.docker(["pause", &n]).ok();
             assert_eq!(d.inspect(&n, "{{.State.Status}}"), "paused");
-            // The freezer holds every process: the runtime says so too.
-            let out = d.docker(["exec", &n, "true"]);
-            assert_ne!(out.code, 0, "exec into a paused container: {out}");
+            assert_eq!(freezer_state(d, &id), "frozen");
             d.docker(["unpause", &n]).ok();
             assert_eq!(d.inspect(&n, "{{.State.Status}}"), "running");
+            assert_eq!(freezer_state(d, &id), "thawed");
             assert_eq!(exec(d, &[&n, "echo", "alive"]), "alive");
+            // Docker stops, kills and removes a paused container (SIGTERM is delivered once
+            // it is thawed).
+            d.docker(["pause", &n]).ok();
+            d.docker(["stop", "-t", "30", &n]).ok();
+            assert_eq!(
+                d.inspect(&n, "{{.State.Status}} {{.State.ExitCode}}"),
+                "exited 0"
+            );
+            d.docker(["start", &n]).ok();
+            d.docker(["pause", &n]).ok();
+            d.docker(["kill", &n]).ok();
+            assert_eq!(
+                d.inspect(&n, "{{.State.Status}} {{.State.ExitCode}}"),
+                "exited 137"
+            );
+            d.docker(["start", &n]).ok();
+            d.docker(["pause", &n]).ok();
+            remove(d, &n, &id);
+        }),
+        scenario("commit cp diff export of a running container", || {
+            let n = name("commit");
+            let id = detached(d, &n, &[], "echo data > /d; exec sleep 1000");
+            exec(
+                d,
+                &[&n, "sh", "-c", "while [ ! -e /d ]; do sleep 0.05; done"],
+            );
+            // docker commit pauses the container (through the runtime) while it copies.
+            let image = format!("hull-test/{n}");
+            d.docker(["commit", &n, &image]).ok();
+            assert_eq!(d.inspect(&n, "{{.State.Status}}"), "running");
+            let out = d.docker(["run", "--rm", "--runtime", RUNTIME, &image, "cat", "/d"]);
+            assert_eq!(out.ok().out(), "data");
+            d.docker(["image", "rm", &image]).ok();
+            let host = integration_tests::TempDir::new("docker-cp");
+            std::fs::write(host.join("in"), "copied-in").expect("write cp source");
+            d.docker_cp(&host.join("in"), Path::new(&format!("{n}:/in")));
+            assert_eq!(exec(d, &[&n, "cat", "/in"]), "copied-in");
+            d.docker_cp(Path::new(&format!("{n}:/d")), &host.join("out"));
+            assert_eq!(
+                std::fs::read_to_string(host.join("out")).expect("read out"),
+                "data\n"
+            );
+            let diff = d.docker(["diff", &n]);
+            assert!(
+                diff.ok().stdout.contains("A /in") && diff.stdout.contains("A /d"),
+                "{diff}"
+            );
             remove(d, &n, &id);
         }),
         scenario("stop -t, kill -s, restart, writable layer, rm -f", || {
@@ -673,6 +739,92 @@ fn docker_runs_containers_through_the_runtime() {
             assert_eq!(d.docker(["logs", &n]).stdout, "ran\nran\nran\n");
             remove(d, &n, &id);
         }),
+        scenario("more run options", || {
+            assert_eq!(
+                sh(
+                    d,
+                    &["--oom-score-adj", "500"],
+                    "cat /proc/self/oom_score_adj"
+                ),
+                "500"
+            );
+            assert_eq!(
+                sh(
+                    d,
+                    &["--cpuset-cpus", "0"],
+                    &cgroup_file("cpuset/cpuset.cpus", "cpuset.cpus")
+                ),
+                "0"
+            );
+            let out = sh(
+                d,
+                &["--device-cgroup-rule", "c 10:229 rwm"],
+                "mknod /dev/f c 10 229 && (exec 3<>/dev/f) && echo opened",
+            );
+            assert_eq!(out, "opened");
+            let out = sh(
+                d,
+                &[],
+                "mknod /dev/f c 10 229 && (exec 3<>/dev/f) 2>/dev/null || echo refused",
+            );
+            assert_eq!(out, "refused");
+            let out = sh(
+                d,
+                &["--hostname", "hh", "--domainname", "dd.example", "--add-host", "foo:192.0.2.4", "--dns", "192.0.2.53"],
+                "hostname; cat /proc/sys/kernel/domainname; grep foo /etc/hosts; grep nameserver /etc/resolv.conf",
+            );
+            assert_eq!(out, "hh\ndd.example\n192.0.2.4\tfoo\nnameserver 192.0.2.53");
+            assert_eq!(sh(d, &["-w", "/does/not/exist"], "pwd"), "/does/not/exist");
+            assert_eq!(
+                sh(d, &["-u", "1234"], "id; echo $HOME"),
+                "uid=1234 gid=0(root) groups=0(root)\n/"
+            );
+            let out = sh(
+                d,
+                &[
+                    "--mount",
+                    "type=tmpfs,destination=/tm,tmpfs-mode=1770,tmpfs-size=2m",
+                ],
+                "stat -c %a /tm; grep ' /tm ' /proc/mounts",
+            );
+            assert!(
+                out.starts_with("1770\ntmpfs /tm tmpfs") && out.contains("size=2048k"),
+                "{out}"
+            );
+            let host = integration_tests::TempDir::new("docker-file-bind");
+            std::fs::write(host.join("one"), "one-file").expect("write file");
+            let file = format!("{}:/etc/one:ro", host.join("one").display());
+            assert_eq!(
+                sh(
+                    d,
+                    &["-v", &file],
+                    "cat /etc/one; echo; grep -c ' /etc/one ' /proc/mounts"
+                ),
+                "one-file\n1"
+            );
+            // --stop-signal, and --init passing a stop on to the shell below it.
+            for (flags, code) in [
+                (vec!["--stop-signal", "USR1"], "9"),
+                (vec!["--init", "--stop-signal", "USR1"], "9"),
+            ] {
+                let n = name("stopsig");
+                let id = detached(
+                    d,
+                    &n,
+                    &flags,
+                    "trap 'exit 9' USR1; while true; do sleep 0.1; done",
+                );
+                d.docker(["stop", "-t", "30", &n]).ok();
+                assert_eq!(d.inspect(&n, "{{.State.ExitCode}}"), code, "{flags:?}");
+                remove(d, &n, &id);
+            }
+            let n = name("ipcshare");
+            let id = detached(d, &n, &["--ipc", "shareable"], WAIT_FOR_TERM);
+            let its_ipc = exec(d, &[&n, "readlink", "/proc/self/ns/ipc"]);
+            let c = format!("container:{n}");
+            assert_eq!(sh(d, &["--ipc", &c], "readlink /proc/self/ns/ipc"), its_ipc);
+            remove(d, &n, &id);
+        }),
         scenario("20 containers in parallel", || {
             let names: Vec<String> = (0..20).map(|i| name(&format!("par{i}"))).collect();
             let ids: Vec<String> = std::thread::scope(|s| {
@@ -706,6 +858,27 @@ fn docker_runs_containers_through_the_runtime() {
         }),
     ];
     run_scenarios(3, scenarios);
+    d.assert_no_containers();
+
+    // Without --live-restore a dockerd restart stops every container (through the runtime)
+    // and starts those with a restart policy again.
+    let n = name("always");
+    let id = detached(d, &n, &["--restart", "always"], WAIT_FOR_TERM);
+    exec(d, &[&n, "touch", "/layer-file"]);
+    let pid = d.inspect(&n, "{{.State.Pid}}");
+    docker.restart_dockerd();
+    let d = &docker;
+    wait_for(
+        || d.inspect(&n, "{{.State.Status}}") == "running",
+        "running again",
+    );
+    assert_ne!(d.inspect(&n, "{{.State.Pid}}"), pid);
+    assert!(
+        !Path::new("/proc").join(&pid).exists(),
+        "the old init {pid} survived"
+    );
+    exec(d, &[&n, "test", "-e", "/layer-file"]);
+    remove(d, &n, &id);
     d.assert_no_containers();
     docker.shut_down_and_assert_clean();
 }
@@ -843,7 +1016,7 @@ impl Drop for SubIdRange {
     }
 }
 
-/// `--userns-remap`: Docker maps each container's root onto a range of host ids (a user
+/// `--userns-remap` (with the runtime registered by `--add-runtime`): Docker maps each container's root onto a range of host ids (a user
 /// namespace with uid/gid mappings in the config) and chowns the image layers for it.
 #[test]
 fn userns_remap() {
@@ -854,6 +1027,7 @@ fn userns_remap() {
     let _ids = SubIdRange::add(FIRST, 65_536);
     let docker = Docker::start(Options {
         userns_remap: Some("nobody:nogroup".into()),
+        add_runtime_flag: true,
         ..Options::default()
     });
     let d = &docker;
