@@ -525,13 +525,14 @@ fn docker_runs_containers_through_the_runtime() {
                 assert!(out == "50000" || out == "50000 100000", "{out}");
                 // A fork bomb stops at the limit and the container stays usable.
                 let n = name("pids");
-                let id = detached(d, &n, &["--pids-limit", "20"], WAIT_FOR_TERM);
+                // An init that never forks: a shell that fails to fork exits, and with it the container.
+                let id = detached(d, &n, &["--pids-limit", "20"], "exec tail -f /dev/null");
                 let out = d.docker(["exec", &n, "sh", "-c", "while true; do sleep 1000 & done"]);
                 assert_ne!(out.code, 0, "{out}");
                 assert!(out.stderr.contains("can't fork"), "{out}");
                 let current = exec(d, &[&n, "sh", "-c", "read c < /sys/fs/cgroup/pids/pids.current 2>/dev/null || read c < /sys/fs/cgroup/pids.current; echo $c"]);
                 let current: u32 = current.parse().unwrap_or(99);
-                assert!(current <= 20, "{current}");
+                assert!((15..=20).contains(&current), "{current} processes");
                 exec(d, &[&n, "killall", "sleep"]);
                 remove(d, &n, &id);
                 assert_eq!(
