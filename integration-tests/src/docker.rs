@@ -622,12 +622,12 @@ fn on_overlayfs(dir: &Path) -> bool {
         .unwrap_or(false)
 }
 
+/// A named check that [`run_scenarios`] runs.
+pub type Scenario<'a> = (&'a str, Box<dyn Fn() + Send + Sync + 'a>);
+
 /// Runs named scenarios on `threads` threads, each to completion even when another fails, and
 /// panics at the end naming every one that failed (with its panic message).
-pub fn run_scenarios<'a>(
-    threads: usize,
-    scenarios: Vec<(&'a str, Box<dyn Fn() + Send + Sync + 'a>)>,
-) {
+pub fn run_scenarios<'a>(threads: usize, scenarios: Vec<Scenario<'a>>) {
     let queue = std::sync::Mutex::new(
         scenarios
             .into_iter()
@@ -640,7 +640,7 @@ pub fn run_scenarios<'a>(
                 let next = queue.lock().unwrap_or_else(|e| e.into_inner()).pop_front();
                 let Some((name, f)) = next else { break };
                 let started = Instant::now();
-                let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f()));
+                let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(&f));
                 eprintln!(
                     "scenario {name}: {:?} {}",
                     started.elapsed(),

@@ -7,11 +7,11 @@
 
 use std::path::Path;
 
-use integration_tests::docker::{available, run_scenarios, Docker, Options, IMAGE, RUNTIME};
+use integration_tests::docker::{
+    available, run_scenarios, Docker, Options, Scenario, IMAGE, RUNTIME,
+};
 use integration_tests::runtime::runtime_binary;
 use integration_tests::tmp::unique;
-
-type Scenario<'a> = (&'a str, Box<dyn Fn() + Send + Sync + 'a>);
 
 fn name(what: &str) -> String {
     format!("hull-dk-{what}-{}-{}", std::process::id(), unique())
@@ -252,7 +252,7 @@ fn docker_runs_containers_through_the_runtime() {
                         .recv_timeout(std::time::Duration::from_secs(60))
                         .is_err()
                     {
-                        let _ = d.docker(["kill", &n]);
+                        let _ = d.docker(["kill", n]);
                     }
                 });
                 let mut got = String::new();
