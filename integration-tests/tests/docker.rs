@@ -915,6 +915,12 @@ fn default_runtime_live_restore_and_build() {
         format!("running {pid}")
     );
     assert_eq!(exec(d, &[&n, "cat", "/layer"]), "before");
+    let (code, out) = in_a_terminal(&format!(
+        "{} exec -it {n} sh -c 'tty; test -t 0 && echo stdin-is-a-tty; exit 8'",
+        d.shell_prefix()
+    ));
+    assert_eq!(code, 8, "{out}");
+    assert!(out.contains("stdin-is-a-tty"), "{out:?}");
     d.docker(["pause", &n]).ok();
     assert_eq!(d.inspect(&n, "{{.State.Status}}"), "paused");
     d.docker(["unpause", &n]).ok();
