@@ -620,17 +620,9 @@ fn docker_runs_containers_through_the_runtime() {
             );
             let shm = sh(d, &["--shm-size", "7m"], "df -k /dev/shm | tail -1");
             assert!(shm.split_whitespace().nth(1) == Some("7168"), "{shm}");
-            let own = sh(
-                d,
-                &["--cgroupns", "private"],
-                "grep -E ':(memory|pids):' /proc/self/cgroup",
-            );
+            let own = sh(d, &["--cgroupns", "private"], "cat /proc/self/cgroup");
             assert!(own.lines().all(|l| l.ends_with(":/")), "{own}");
-            let host = sh(
-                d,
-                &["--cgroupns", "host"],
-                "grep -E ':(memory|pids):' /proc/self/cgroup",
-            );
+            let host = sh(d, &["--cgroupns", "host"], "cat /proc/self/cgroup");
             assert!(host.contains(d.cgroup_parent()), "{host}");
             let dir = integration_tests::TempDir::new("docker-seccomp");
             let profile = dir.join("profile.json");
