@@ -626,8 +626,15 @@ fn on_overlayfs(dir: &Path) -> bool {
 pub type Scenario<'a> = (&'a str, Box<dyn Fn() + Send + Sync + 'a>);
 
 /// Runs named scenarios on `threads` threads, each to completion even when another fails, and
-/// panics at the end naming every one that failed (with its panic message).
+/// panics at the end naming every one that failed (with its panic message). With
+/// `$HULL_DOCKER_SCENARIOS` set, only those whose name contains one of its comma-separated words
+/// run (to debug one).
 pub fn run_scenarios<'a>(threads: usize, scenarios: Vec<Scenario<'a>>) {
+    let only = std::env::var("HULL_DOCKER_SCENARIOS").unwrap_or_default();
+    let scenarios: Vec<Scenario<'a>> = scenarios
+        .into_iter()
+        .filter(|(name, _)| only.is_empty() || only.split(',').any(|w| name.contains(w)))
+        .collect();
     let queue = std::sync::Mutex::new(
         scenarios
             .into_iter()
