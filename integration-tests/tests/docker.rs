@@ -511,9 +511,10 @@ fn docker_runs_containers_through_the_runtime() {
                     &["sh", "-c", "tail /dev/zero"],
                 );
                 assert_eq!(out.code, 137, "{out}");
-                assert_eq!(
-                    d.inspect(&n, "{{.State.OOMKilled}} {{.State.ExitCode}}"),
-                    "true 137"
+                // containerd's OOM event may reach dockerd after the exit did.
+                wait_for(
+                    || d.inspect(&n, "{{.State.OOMKilled}} {{.State.ExitCode}}") == "true 137",
+                    "OOMKilled in inspect",
                 );
                 let id = d.id(&n);
                 remove(d, &n, &id);
