@@ -43,6 +43,18 @@ impl TempDir {
         TempDir { path }
     }
 
+    /// Creates `$TMPDIR/<prefix>-<pid>-<n>` with `mode`, outside the base directory, for a
+    /// directory other users must traverse (the base directory is 0700, see [`base_dir`]): a
+    /// Docker daemon's data root under --userns-remap, which the remapped root must enter.
+    pub fn new_top_level(prefix: &str, mode: u32) -> TempDir {
+        let path =
+            std::env::temp_dir().join(format!("{prefix}-{}-{:04}", std::process::id(), unique()));
+        std::fs::create_dir(&path).unwrap_or_else(|e| panic!("create {}: {e}", path.display()));
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(mode))
+            .unwrap_or_else(|e| panic!("chmod {}: {e}", path.display()));
+        TempDir { path }
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }

@@ -21,6 +21,25 @@ const STEP_PERSONALITY: InitStep = InitStep::Personality;
 const STEP_MEMORY_POLICY: InitStep = InitStep::MemoryPolicy;
 const STEP_CPU_AFFINITY: InitStep = InitStep::CpuAffinity;
 
+/// process.oomScoreAdj of the container's process `pid`, written by the runtime while that process
+/// waits for its cgroups (before it runs a step of its own), as runc writes it before it enters a
+/// user namespace. Setting a score below the one the process inherited from its caller needs
+/// CAP_SYS_RESOURCE in the host's user namespace, which a process in the container's user
+/// namespace never has: containerd's shim raises its own score to containerd's + 1, so with
+/// Docker's `--userns-remap` the process could not set the 0 Docker asks for.
+pub fn set_oom_score_adj(pid: nix::unistd::Pid, adj: Option<i32>) -> Result<()> {
+    let Some(adj) = adj else {
+        return Ok(());
+    };
+    let rel = std::path::PathBuf::from(pid.to_string()).join("oom_score_adj");
+    let path = std::path::Path::new("/proc").join(&rel);
+    let step = "write process.oomScoreAdj to";
+    let proc = crate::proc_handle::ProcFs::open()
+        .map_err(|e| crate::user::proc_error(step, path.clone(), e))?;
+    proc.write(&rel, adj.to_string().as_bytes())
+        .map_err(|e| crate::user::proc_error(step, path, e))
+}
+
 /// Host side, before anything is made: the value ranges the kernel would refuse with a bare
 /// EINVAL, checked here so the message names the field.
 pub fn validate(spec: &Spec) -> Result<()> {

@@ -82,7 +82,7 @@ pub fn write_id_mappings(pid: Pid, spec: &Spec) -> Result<()> {
     Ok(())
 }
 
-fn proc_error(step: &'static str, path: PathBuf, e: ProcError) -> crate::Error {
+pub(crate) fn proc_error(step: &'static str, path: PathBuf, e: ProcError) -> crate::Error {
     match e {
         ProcError::Sys(source) => crate::Error::Sys {
             step,

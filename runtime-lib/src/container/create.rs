@@ -272,6 +272,8 @@ fn follow_init(
         .sys_path("open network namespace", &path)?;
         netdev::move_into(cgroup.net_devices, netns.as_fd())?;
     }
+    let process = bundle.spec.process().as_ref();
+    crate::process_attrs::set_oom_score_adj(pid, process.and_then(|p| p.oom_score_adj()))?;
     channel
         .send(&Message::CgroupsApplied)
         .sys("send cgroups applied")?;

@@ -66,6 +66,7 @@ impl Container {
             });
         }
         let plan = join_plan(record.state.pid)?;
+        let oom_score_adj = process.oom_score_adj();
         let filter = record
             .seccomp
             .as_ref()
@@ -125,6 +126,8 @@ impl Container {
             Some(paths) if !spawned.in_cgroup => cgroups::load(paths).join(pid),
             _ => Ok(()),
         };
+        let joined =
+            joined.and_then(|()| crate::process_attrs::set_oom_score_adj(pid, oom_score_adj));
         if let Err(e) = joined {
             let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
             let _ = waitpid(pid, None);

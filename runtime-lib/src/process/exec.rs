@@ -76,13 +76,6 @@ fn prepare(exec: &Exec<'_>, sys: &dyn Syscall) -> InitResult<Executable> {
             .map_err(|e| io_failure(InitStep::Console, "socket", e))?;
         let _slave = tty::setup_console_with(socket, process.console_size().as_ref())?;
     }
-    if let Some(adj) = process.oom_score_adj() {
-        sys.write_file(
-            std::path::Path::new("/proc/self/oom_score_adj"),
-            adj.to_string().as_bytes(),
-        )
-        .map_err(|e| e.init(InitStep::OomScoreAdj, adj))?;
-    }
     rlimits::apply(process.rlimits().as_deref().unwrap_or_default())?;
     process_attrs::apply_scheduler(process.scheduler().as_ref())?;
     process_attrs::apply_io_priority(process.io_priority().as_ref())?;

@@ -138,15 +138,6 @@ fn prepare(
     // Relative bind sources are relative to the bundle too, as in runc (which runs from there).
     sys.chdir(init.bundle)
         .init(InitStep::Bundle, init.bundle.display())?;
-    // Before the ids change: setresuid makes us non-dumpable again, and our /proc files would
-    // belong to the host's root, out of the mapped root's reach (runc writes it here too).
-    if let Some(adj) = process.and_then(|p| p.oom_score_adj()) {
-        sys.write_file(
-            Path::new("/proc/self/oom_score_adj"),
-            adj.to_string().as_bytes(),
-        )
-        .map_err(|e| e.init(InitStep::OomScoreAdj, adj))?;
-    }
     let new_userns = (init.plan.clone_flags | init.unshare).contains(CloneFlags::CLONE_NEWUSER);
     if new_userns {
         await_id_mappings(&init.channel)?;
