@@ -26,9 +26,10 @@ prepare_only=0
 here="$(cd "$(dirname "$0")" && pwd)"
 
 # The in-guest module load order: virtio transport, then 9p over it, then overlay; fuse for
-# /dev/fuse, the device the device-rule tests open.
+# /dev/fuse, the device the device-rule tests open; the bridge and veth pairs of Docker's bridge
+# network (tests/docker.rs).
 modules=(virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci virtio_mmio
-    virtio-rng virtio_blk netfs fscache 9pnet 9pnet_virtio 9p overlay fuse)
+    virtio-rng virtio_blk netfs fscache 9pnet 9pnet_virtio 9p overlay fuse llc stp bridge veth)
 
 if ! command -v qemu-system-x86_64 >/dev/null; then
     if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
