@@ -36,6 +36,7 @@ pub mod proc_handle;
 pub mod process;
 pub mod process_attrs;
 pub mod rlimits;
+pub mod rootless;
 pub mod rootfs;
 pub mod seccomp;
 pub mod spec;
