@@ -31,6 +31,7 @@ const GUEST_SUITES: &[&str] = &[
     "lsm",
     "descriptors",
     "interrupted",
+    "rootless",
 ];
 
 /// This file's own tests that the guest runs; the host test checks each one reported `ok`.
