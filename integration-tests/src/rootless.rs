@@ -194,10 +194,15 @@ impl TestUser {
         crate::rootfs::build(&dir.join("rootfs"));
         run_root(
             "chown",
-            &["-R", &format!("{}:{}", self.uid, self.gid), &dir.to_string_lossy()],
+            &[
+                "-R",
+                &format!("{}:{}", self.uid, self.gid),
+                &dir.to_string_lossy(),
+            ],
         );
         let dir_s = dir.to_string_lossy().into_owned();
-        self.rt_with(bin, &["spec", "--rootless", "--bundle", &dir_s]).ok();
+        self.rt_with(bin, &["spec", "--rootless", "--bundle", &dir_s])
+            .ok();
         let mut b = UserBundle {
             dir,
             config: Value::Null,
@@ -230,13 +235,23 @@ impl TestUser {
             .collect();
         std::fs::write(dir.join("cgroup.subtree_control"), enable.join(" "))
             .expect("enable controllers in the delegated cgroup");
-        for f in ["", "cgroup.procs", "cgroup.subtree_control", "cgroup.threads"] {
+        for f in [
+            "",
+            "cgroup.procs",
+            "cgroup.subtree_control",
+            "cgroup.threads",
+        ] {
             std::os::unix::fs::chown(dir.join(f), Some(self.uid), Some(self.gid))
                 .expect("chown delegated cgroup");
         }
         let shell = dir.join("shell");
         std::fs::create_dir(&shell).expect("create shell cgroup");
-        for f in ["", "cgroup.procs", "cgroup.subtree_control", "cgroup.threads"] {
+        for f in [
+            "",
+            "cgroup.procs",
+            "cgroup.subtree_control",
+            "cgroup.threads",
+        ] {
             std::os::unix::fs::chown(shell.join(f), Some(self.uid), Some(self.gid))
                 .expect("chown shell cgroup");
         }

@@ -26,7 +26,11 @@ fn assert_clean(user: &TestUser, ids: &[&str], bundle: &Path) {
     while !user.processes().is_empty() && std::time::Instant::now() < deadline {
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
-    assert!(user.processes().is_empty(), "user processes left: {:?}", user.processes());
+    assert!(
+        user.processes().is_empty(),
+        "user processes left: {:?}",
+        user.processes()
+    );
 }
 
 #[test]
@@ -50,7 +54,10 @@ fn lifecycle_exec_and_ps_as_an_unprivileged_user() {
     let uid_line = status.lines().find(|l| l.starts_with("Uid:")).expect("Uid");
     assert!(uid_line.contains(&user.uid.to_string()), "{uid_line}");
     let out = user.rt(&["exec", id, "id"]);
-    assert!(out.ok().out().starts_with("uid=0(root) gid=0(root)"), "{out}");
+    assert!(
+        out.ok().out().starts_with("uid=0(root) gid=0(root)"),
+        "{out}"
+    );
     assert_eq!(user.rt(&["exec", id, "sh", "-c", "exit 3"]).code(), 3);
     user.rt(&["exec", "-d", id, "sleep", "999"]).ok();
     if is_hull() {
@@ -67,7 +74,10 @@ fn lifecycle_exec_and_ps_as_an_unprivileged_user() {
 #[test]
 fn run_prints_and_exits_with_the_containers_code() {
     let user = TestUser::create();
-    let b = user.bundle(runtime_binary(), &["sh", "-c", "echo hello from $(id -u); exit 7"]);
+    let b = user.bundle(
+        runtime_binary(),
+        &["sh", "-c", "echo hello from $(id -u); exit 7"],
+    );
     let out = user.rt(&["--debug", "run", "--bundle", b.path(), "rl-run"]);
     assert_eq!(out.code(), 7, "{out}");
     assert_eq!(out.out(), "hello from 0");
@@ -83,12 +93,18 @@ fn several_id_ranges_through_newuidmap() {
     let user = TestUser::create();
     let mut b = user.bundle(
         runtime_binary(),
-        &["sh", "-c", "id -u; id -g; cat /proc/self/uid_map /proc/self/gid_map"],
+        &[
+            "sh",
+            "-c",
+            "id -u; id -g; cat /proc/self/uid_map /proc/self/gid_map",
+        ],
     );
     let (uid, gid, sub) = (user.uid, user.gid, user.sub_start);
     b.edit(|c| {
-        let maps = |own: u32| json!([{"containerID": 0, "hostID": own, "size": 1},
-                                     {"containerID": 1, "hostID": sub, "size": 65536}]);
+        let maps = |own: u32| {
+            json!([{"containerID": 0, "hostID": own, "size": 1},
+                                     {"containerID": 1, "hostID": sub, "size": 65536}])
+        };
         c["linux"]["uidMappings"] = maps(uid);
         c["linux"]["gidMappings"] = maps(gid);
         c["process"]["user"] = json!({"uid": 1000, "gid": 1000});
@@ -168,10 +184,24 @@ fn no_user_namespace_fails_before_anything_is_made() {
 fn rootless_flag_values_are_runcs() {
     let user = TestUser::create();
     let b = user.bundle(runtime_binary(), &["true"]);
-    let out = user.rt(&["--rootless", "maybe", "run", "--bundle", b.path(), "rl-flag"]);
+    let out = user.rt(&[
+        "--rootless",
+        "maybe",
+        "run",
+        "--bundle",
+        b.path(),
+        "rl-flag",
+    ]);
     out.failed();
     // --rootless false as a user: the cgroups are not writable, and that is not ignored.
-    let out = user.rt(&["--rootless", "false", "run", "--bundle", b.path(), "rl-flag"]);
+    let out = user.rt(&[
+        "--rootless",
+        "false",
+        "run",
+        "--bundle",
+        b.path(),
+        "rl-flag",
+    ]);
     if !pure_v2() {
         out.failed().stderr_has(&["permission denied"]);
     }
@@ -194,7 +224,9 @@ fn pause_needs_a_cgroup_of_its_own() {
             let state = user.rt(&["state", id]).ok().stdout.clone();
             assert!(state.contains("\"paused\""), "{state}");
             assert_eq!(
-                std::fs::read_to_string(dir.join(id).join("cgroup.freeze")).unwrap().trim(),
+                std::fs::read_to_string(dir.join(id).join("cgroup.freeze"))
+                    .unwrap()
+                    .trim(),
                 "1"
             );
             user.rt(&["resume", id]).ok();
@@ -223,7 +255,11 @@ fn delegated_cgroup_v2_gets_the_container_and_its_limits() {
     let mut b = user.bundle(
         runtime_binary(),
         // The subshell dies at the first fork the limit refuses; the container lives on.
-        &["sh", "-c", "(for i in 1 2 3 4 5 6 7 8; do sleep 100 & done); sleep 1000"],
+        &[
+            "sh",
+            "-c",
+            "(for i in 1 2 3 4 5 6 7 8; do sleep 100 & done); sleep 1000",
+        ],
     );
     b.edit(|c| {
         c["linux"]["resources"] = json!({"memory": {"limit": 33554432}, "pids": {"limit": 4}});
@@ -240,14 +276,20 @@ fn delegated_cgroup_v2_gets_the_container_and_its_limits() {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
     let events = read("pids.events");
-    assert!(!events.contains("max 0"), "the limit never refused a fork: {events}");
+    assert!(
+        !events.contains("max 0"),
+        "the limit never refused a fork: {events}"
+    );
     let pids: Vec<String> = read("cgroup.procs").lines().map(String::from).collect();
     assert!(!pids.is_empty() && pids.len() <= 4, "{pids:?}");
     let state: serde_json::Value =
         serde_json::from_str(&user.rt(&["state", id]).ok().stdout).expect("state");
     let init_cgroup =
         std::fs::read_to_string(format!("/proc/{}/cgroup", state["pid"])).expect("init cgroup");
-    assert!(init_cgroup.contains(&format!("{}.slice/{id}", user.name)), "{init_cgroup}");
+    assert!(
+        init_cgroup.contains(&format!("{}.slice/{id}", user.name)),
+        "{init_cgroup}"
+    );
     user.rt(&["delete", "--force", id]).ok();
     assert!(!cg.exists(), "{} left behind", cg.display());
     assert_clean(&user, &[id], &b.dir);

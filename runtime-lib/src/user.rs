@@ -77,7 +77,10 @@ pub fn write_id_mappings(pid: Pid, spec: &Spec) -> Result<()> {
     // only after setgroups(2) is given up; anything wider goes through the setuid helpers, which
     // check /etc/subuid and /etc/subgid (and leave setgroups allowed, as runc does).
     let helper = |file: &str, maps: &[LinuxIdMapping]| {
-        let own_id = own.iter().find(|(f, _)| *f == file).map_or(0, |(_, id)| *id);
+        let own_id = own
+            .iter()
+            .find(|(f, _)| *f == file)
+            .map_or(0, |(_, id)| *id);
         !root && !crate::rootless::own_id_only(maps, own_id)
     };
     if !gid_maps.is_empty() && !root && !helper("gid_map", gid_maps) {

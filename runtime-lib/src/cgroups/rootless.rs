@@ -59,8 +59,7 @@ pub fn prune(paths: &mut CgroupPaths, explicit: bool, resources: &LinuxResources
             controller
         };
         let served = paths.v1.contains_key(controller)
-            || (paths.unified.is_some()
-                && paths.unified_controllers.iter().any(|c| c == v2_name));
+            || (paths.unified.is_some() && paths.unified_controllers.iter().any(|c| c == v2_name));
         if !served {
             return Err(Error::InvalidConfig {
                 field: format!("linux.resources.{field}"),

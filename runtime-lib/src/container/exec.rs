@@ -97,23 +97,23 @@ impl Container {
         let session_keyring = (!record.no_new_keyring).then(|| record.state.id.clone());
         let cgroup_fd = cgroup_dir.as_ref().map(|d| d.as_fd());
         let child = move || {
-                for fd in runtime_only.into_iter().flatten() {
-                    // SAFETY: the child's copies of fds owned by the runtime's frames, which the child
-                    // leaves through `_exit` without dropping them.
-                    unsafe { libc::close(fd) };
-                }
-                exec::run(
-                    exec::Exec {
-                        process,
-                        plan: plan_ref,
-                        channel: child_end,
-                        console_socket: console,
-                        preserve_fds: opts.preserve_fds,
-                        seccomp: filter_ref,
-                        session_keyring: session_keyring.as_deref(),
-                    },
-                    &LinuxSyscall,
-                )
+            for fd in runtime_only.into_iter().flatten() {
+                // SAFETY: the child's copies of fds owned by the runtime's frames, which the child
+                // leaves through `_exit` without dropping them.
+                unsafe { libc::close(fd) };
+            }
+            exec::run(
+                exec::Exec {
+                    process,
+                    plan: plan_ref,
+                    channel: child_end,
+                    console_socket: console,
+                    preserve_fds: opts.preserve_fds,
+                    seccomp: filter_ref,
+                    session_keyring: session_keyring.as_deref(),
+                },
+                &LinuxSyscall,
+            )
         };
         let spawned = match user_first {
             None => spawn::spawn(&plan, CloneFlags::empty(), None, cgroup_fd, child)?,
