@@ -171,6 +171,9 @@ fn no_user_namespace_fails_before_anything_is_made() {
     b.edit(|c| {
         let ns = c["linux"]["namespaces"].as_array_mut().expect("namespaces");
         ns.retain(|n| n["type"] != "user");
+        let linux = c["linux"].as_object_mut().expect("linux");
+        linux.remove("uidMappings");
+        linux.remove("gidMappings");
     });
     let out = user.rt(&["run", "--bundle", b.path(), "rl-nouserns"]);
     out.failed().stderr_has(&["user namespace"]);
