@@ -32,6 +32,7 @@ const GUEST_SUITES: &[&str] = &[
     "descriptors",
     "interrupted",
     "rootless",
+    "podman_rootless",
 ];
 
 /// This file's own tests that the guest runs; the host test checks each one reported `ok`.
