@@ -145,6 +145,123 @@ pub(crate) fn check(spec: &oci_spec::runtime::Spec) -> Result<()> {
     if !gid_maps.is_empty() && !own_id_only(gid_maps, Gid::effective().as_raw()) {
         map_helper("gid_map")?;
     }
+    check_mounts(spec)?;
+    check_devices(spec)
+}
+
+/// Filesystems the kernel lets the root of a user namespace mount (FS_USERNS_MOUNT), with the
+/// namespace each needs to own besides the mount namespace, if any.
+const USERNS_MOUNTABLE: &[(&str, Option<oci_spec::runtime::LinuxNamespaceType>)] = {
+    use oci_spec::runtime::LinuxNamespaceType as T;
+    &[
+        ("proc", Some(T::Pid)),
+        ("sysfs", Some(T::Network)),
+        ("mqueue", Some(T::Ipc)),
+        ("tmpfs", None),
+        ("ramfs", None),
+        ("devpts", None),
+        // Without a cgroup namespace these are binds of the host's hierarchies (see
+        // rootfs::cgroup), which the user namespace may make.
+        ("cgroup", None),
+        ("cgroup2", None),
+        ("overlay", None),
+        ("fuse", None),
+        ("binfmt_misc", None),
+    ]
+};
+
+/// A mount the user namespace cannot make (a block-device filesystem, NFS...), or a pseudo
+/// filesystem whose namespace the container does not own (sysfs without a network namespace),
+/// fails with EPERM in the init; said here, before anything is made, naming the mount.
+fn check_mounts(spec: &oci_spec::runtime::Spec) -> Result<()> {
+    let own: Vec<oci_spec::runtime::LinuxNamespaceType> = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().as_ref())
+        .map(|ns| {
+            ns.iter()
+                .filter(|n| n.path().is_none())
+                .map(|n| n.typ())
+                .collect()
+        })
+        .unwrap_or_default();
+    for (i, m) in spec.mounts().iter().flatten().enumerate() {
+        let bind = m
+            .options()
+            .iter()
+            .flatten()
+            .any(|o| o == "bind" || o == "rbind");
+        let typ = m.typ().as_deref().unwrap_or("");
+        if bind || typ.is_empty() || typ == "bind" || typ == "none" {
+            continue;
+        }
+        let problem = match USERNS_MOUNTABLE.iter().find(|(t, _)| *t == typ) {
+            None => format!(
+                "rootless: a {typ:?} filesystem cannot be mounted without privileges on the host \
+                 (only bind mounts and {})",
+                USERNS_MOUNTABLE
+                    .iter()
+                    .map(|(t, _)| *t)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            Some((_, Some(ns))) if !own.contains(ns) => format!(
+                "rootless: {typ} can be mounted only in a {} namespace of the container's own \
+                 (bind-mount it instead, as `hull spec --rootless` does for /sys)",
+                crate::namespaces::type_name(*ns)
+            ),
+            Some(_) => continue,
+        };
+        return Err(Error::InvalidConfig {
+            field: format!("mounts[{i}] ({})", m.destination().display()),
+            problem,
+        });
+    }
+    Ok(())
+}
+
+/// No mknod in a user namespace: each device the config lists is the host's node at the same
+/// path, bind-mounted (as runc does). It must be there, and be the device the config names.
+fn check_devices(spec: &oci_spec::runtime::Spec) -> Result<()> {
+    use oci_spec::runtime::LinuxDeviceType as D;
+    let devices = spec.linux().as_ref().and_then(|l| l.devices().as_ref());
+    for (i, d) in devices.into_iter().flatten().enumerate() {
+        let field = format!("linux.devices[{i}] ({})", d.path().display());
+        let host = match nix::sys::stat::stat(d.path()) {
+            Ok(st) => st,
+            Err(e) => {
+                return Err(Error::InvalidConfig {
+                    field,
+                    problem: format!(
+                        "rootless: a device node cannot be made without privileges, and the \
+                 host's {} to bind-mount instead is not there ({})",
+                        d.path().display(),
+                        e.desc().to_lowercase()
+                    ),
+                })
+            }
+        };
+        let kind = host.st_mode & libc::S_IFMT;
+        let want = match d.typ() {
+            D::C | D::U => libc::S_IFCHR,
+            D::B => libc::S_IFBLK,
+            D::P => libc::S_IFIFO,
+            _ => libc::S_IFCHR,
+        };
+        let rdev = nix::sys::stat::makedev(d.major() as u64, d.minor() as u64);
+        if kind != want || (want != libc::S_IFIFO && host.st_rdev != rdev) {
+            return Err(Error::InvalidConfig {
+                field,
+                problem: format!(
+                    "rootless: a device node cannot be made without privileges, and the host's \
+                     {} that would be bind-mounted instead is not device {}:{}",
+                    d.path().display(),
+                    d.major(),
+                    d.minor()
+                ),
+            });
+        }
+    }
     Ok(())
 }
 
