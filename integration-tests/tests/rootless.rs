@@ -65,6 +65,17 @@ fn lifecycle_exec_and_ps_as_an_unprivileged_user() {
         let ps = user.rt(&["ps", id, "--format", "json"]).ok().stdout.clone();
         let pids: Vec<i32> = serde_json::from_str(&ps).expect("ps json");
         assert!(pids.contains(&pid) && pids.len() == 2, "{pids:?}");
+        // kill --all reaches the exec'd process too (the init, pid 1, ignores SIGTERM).
+        user.rt(&["kill", "--all", id, "TERM"]).ok();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let left = || -> Vec<i32> {
+            let ps = user.rt(&["ps", id, "--format", "json"]).ok().stdout.clone();
+            serde_json::from_str(&ps).expect("ps json")
+        };
+        while left().len() > 1 && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        assert_eq!(left(), [pid]);
     }
     user.rt(&["kill", id, "KILL"]).ok();
     user.rt(&["delete", "--force", id]).ok();

@@ -95,7 +95,7 @@ fn no_cgroup() -> Error {
 
 /// The host pids of the processes in `init`'s pid namespace, if that is not ours (else just
 /// `init`: without a cgroup nothing else tells the container's processes apart).
-fn pid_namespace_members(init: i32) -> Result<Vec<i32>> {
+pub(super) fn pid_namespace_members(init: i32) -> Result<Vec<i32>> {
     let ns = crate::namespaces::pid_namespace_inode(nix::unistd::Pid::from_raw(init))?;
     let ours = crate::namespaces::pid_namespace_inode(nix::unistd::getpid())?;
     if ns == ours {
