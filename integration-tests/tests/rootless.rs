@@ -42,6 +42,10 @@ fn lifecycle_exec_and_ps_as_an_unprivileged_user() {
     // The default root follows runc: $XDG_RUNTIME_DIR/<runtime>, the user's own.
     let root = user.default_root(runtime_binary());
     assert!(root.join(id).is_dir(), "no state in {}", root.display());
+    // 0700 with the sticky bit, as runc makes its own (a runtime-dir cleaner leaves it alone).
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&root).unwrap().permissions());
+    assert_eq!(mode & 0o7777, 0o1700, "{}", root.display());
     let state: serde_json::Value =
         serde_json::from_str(&user.rt(&["state", id]).ok().stdout).expect("state json");
     assert_eq!(state["status"], "created");
@@ -354,4 +358,21 @@ fn mounts_and_devices_needing_privileges_fail_before_anything_is_made() {
         }
         assert_clean(&user, &[&id], &b.dir);
     }
+}
+
+#[test]
+fn real_root_keeps_its_root_despite_xdg_runtime_dir() {
+    let xdg = integration_tests::tmp::TempDir::new("xdg");
+    let out = std::process::Command::new(runtime_binary())
+        .arg("list")
+        .env("XDG_RUNTIME_DIR", xdg.path())
+        .output()
+        .expect("run list");
+    assert!(out.status.success(), "{out:?}");
+    let name = runtime_binary().file_name().expect("name");
+    assert!(
+        !xdg.join(name).exists(),
+        "root used $XDG_RUNTIME_DIR/{}",
+        name.to_string_lossy()
+    );
 }
