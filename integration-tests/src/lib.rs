@@ -22,6 +22,7 @@ pub mod podman;
 pub mod procfs;
 pub mod profiles;
 pub mod rootfs;
+pub mod rootless;
 pub mod runtime;
 pub mod tmp;
 

@@ -32,6 +32,8 @@ const GUEST_SUITES: &[&str] = &[
     "descriptors",
     "interrupted",
     "docker",
+    "rootless",
+    "podman_rootless",
 ];
 
 /// What of a host suite runs in the guest when not all of it: environment and test names. Docker's

@@ -31,8 +31,9 @@ struct Cli {
     #[arg(long, value_enum, default_value = "text")]
     log_format: Format,
     /// Root directory for storage of container state (this should be located in tmpfs)
-    #[arg(long, default_value = hull::state::DEFAULT_ROOT)]
-    root: PathBuf,
+    /// [default: /run/hull, or $XDG_RUNTIME_DIR/hull for a user that is not root]
+    #[arg(long)]
+    root: Option<PathBuf>,
     /// Path to the criu binary (accepted for runc compatibility; hull has no checkpoint/restore)
     #[arg(long, value_name = "PATH")]
     criu: Option<String>,
@@ -105,6 +106,29 @@ fn main() {
     }
 }
 
+/// runc's default root: `$XDG_RUNTIME_DIR/hull` for a user that is not root (see
+/// [`hull::rootless::default_root`]), made 0700 with the sticky bit as runc makes its own, so a
+/// cleaner of the runtime directory (systemd's tmpfiles age rule) leaves it alone.
+fn default_root() -> Result<PathBuf, log::Failure> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    let root = hull::rootless::default_root();
+    if root == std::path::Path::new(hull::state::DEFAULT_ROOT) {
+        return Ok(root);
+    }
+    let made = std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&root)
+        .and_then(|()| std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o1700)));
+    made.map_err(|e| {
+        log::Failure::msg(format!(
+            "create state root {root:?}: {}",
+            log::io_message(&e)
+        ))
+    })?;
+    Ok(root)
+}
+
 /// The verb is `create`, `run` or `exec`: told from the raw arguments (the first word that is
 /// not a global flag or its value), as this runs before the command line is parsed.
 fn forks_container_processes(args: impl IntoIterator<Item = OsString>) -> bool {
@@ -139,8 +163,12 @@ fn dispatch(cli: Cli, log: Logger) -> Outcome {
         let _ = Cli::command().print_help();
         return Ok(0);
     };
+    let root = match &cli.root {
+        Some(root) => root.clone(),
+        None => default_root()?,
+    };
     let ctx = Ctx {
-        root: commands::absolute(&cli.root)?,
+        root: commands::absolute(&root)?,
         log,
         systemd_cgroup: cli.systemd_cgroup,
         rootless: cli.rootless,

@@ -29,7 +29,7 @@ fn containerd_shim_argv_parse() {
     let c = cli(&format!(
         "{SHIM} create --bundle /run/b --pid-file /run/b/init.pid --console-socket /tmp/pty.sock --no-pivot c1"
     ));
-    assert_eq!(c.root, PathBuf::from("/run/containerd/runc/k8s.io"));
+    assert_eq!(c.root, Some(PathBuf::from("/run/containerd/runc/k8s.io")));
     assert_eq!(c.log, Some(PathBuf::from("/run/b/log.json")));
     assert_eq!(c.log_format, Format::Json);
     let Some(Command::Create(create)) = c.command else {
@@ -93,7 +93,7 @@ fn conmon_and_podman_argv_parse() {
     ));
     assert_eq!(c.log_format, Format::Json);
     assert_eq!(c.log, Some(PathBuf::from("/var/lib/c/userdata/oci-log")));
-    assert_eq!(c.root, PathBuf::from("/run/hull"));
+    assert_eq!(c.root, None);
     let Some(Command::Create(create)) = c.command else {
         panic!()
     };
@@ -127,7 +127,7 @@ fn both_flag_forms_and_single_dash_long_flags() {
         "--root /r --log /l --log-format json create -b=/b --pid-file /p --preserve-fds 2 c",
     ] {
         let c = cli(line);
-        assert_eq!(c.root, PathBuf::from("/r"), "{line}");
+        assert_eq!(c.root, Some(PathBuf::from("/r")), "{line}");
         assert_eq!(c.log, Some(PathBuf::from("/l")), "{line}");
         assert_eq!(c.log_format, Format::Json, "{line}");
         let Some(Command::Create(create)) = c.command else {
@@ -158,7 +158,8 @@ fn single_dash_rewrite_leaves_other_words_alone() {
 #[test]
 fn defaults_are_runcs() {
     let c = cli("create c");
-    assert_eq!(c.root, PathBuf::from("/run/hull"));
+    // Resolved later: /run/hull, or $XDG_RUNTIME_DIR/hull when not root.
+    assert_eq!(c.root, None);
     assert_eq!(c.log, None);
     assert_eq!(c.log_format, Format::Text);
     let Some(Command::Create(create)) = c.command else {

@@ -37,6 +37,7 @@ pub mod process;
 pub mod process_attrs;
 pub mod rlimits;
 pub mod rootfs;
+pub mod rootless;
 pub mod seccomp;
 pub mod spec;
 pub mod state;

@@ -68,18 +68,76 @@ pub fn write_id_mappings(pid: Pid, spec: &Spec) -> Result<()> {
         proc.write(&rel, text.as_bytes())
             .map_err(|e| proc_error(step, Path::new("/proc").join(&rel), e))
     };
-    if !gid_maps.is_empty() && !Uid::effective().is_root() {
-        // An unprivileged writer may map its own gid only after giving up setgroups(2). As root we
-        // leave it allowed, so process.user.additionalGids can be set.
+    let root = Uid::effective().is_root();
+    let own = [
+        ("uid_map", Uid::effective().as_raw()),
+        ("gid_map", Gid::effective().as_raw()),
+    ];
+    // Without privileges the kernel takes one mapping of the writer's own id, and the gid one
+    // only after setgroups(2) is given up; anything wider goes through the setuid helpers, which
+    // check /etc/subuid and /etc/subgid (and leave setgroups allowed, as runc does).
+    let helper = |file: &str, maps: &[LinuxIdMapping]| {
+        let own_id = own
+            .iter()
+            .find(|(f, _)| *f == file)
+            .map_or(0, |(_, id)| *id);
+        !root && !crate::rootless::own_id_only(maps, own_id)
+    };
+    if !gid_maps.is_empty() && !root && !helper("gid_map", gid_maps) {
         write("setgroups", "deny", "write")?;
     }
-    // Each map must be written whole in one write(2) (ProcFs::write makes exactly one).
     for (file, maps) in [("uid_map", uid_maps), ("gid_map", gid_maps)] {
-        if !maps.is_empty() {
+        if maps.is_empty() {
+            continue;
+        }
+        if helper(file, maps) {
+            run_map_helper(file, pid, maps)?;
+        } else {
+            // Each map must be written whole in one write(2) (ProcFs::write makes exactly one).
             write(file, &map_text(maps), "write id mappings to")?;
         }
     }
     Ok(())
+}
+
+/// `newuidmap <pid> <container> <host> <size>...` (or newgidmap): the kernel accepts what the
+/// setuid helper writes if /etc/subuid (subgid) gives the caller those host ids.
+fn run_map_helper(file: &str, pid: Pid, maps: &[LinuxIdMapping]) -> Result<()> {
+    let helper = crate::rootless::map_helper(file)?;
+    let mut args = vec![pid.to_string()];
+    for m in maps {
+        args.extend([
+            m.container_id().to_string(),
+            m.host_id().to_string(),
+            m.size().to_string(),
+        ]);
+    }
+    let out = std::process::Command::new(&helper)
+        .args(&args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|source| crate::Error::Io {
+            step: "run id-map helper",
+            path: helper.clone(),
+            source,
+        })?;
+    if out.status.success() {
+        return Ok(());
+    }
+    Err(crate::Error::InvalidConfig {
+        field: if file == "uid_map" {
+            "linux.uidMappings".into()
+        } else {
+            "linux.gidMappings".into()
+        },
+        problem: format!(
+            "{} {} failed ({}): {}",
+            helper.display(),
+            args.join(" "),
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        ),
+    })
 }
 
 pub(crate) fn proc_error(step: &'static str, path: PathBuf, e: ProcError) -> crate::Error {

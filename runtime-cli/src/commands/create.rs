@@ -45,10 +45,12 @@ pub struct CreateArgs {
 impl CreateArgs {
     /// The library's options, after the checks runc makes on the global flags.
     pub fn options(&self, ctx: &Ctx) -> Result<CreateOptions, Failure> {
-        if let Some(v) = &ctx.rootless {
-            check_rootless(v)?;
-        }
+        let rootless = match &ctx.rootless {
+            Some(v) => check_rootless(v)?,
+            None => hull::rootless::Rootless::Auto,
+        };
         let mut opts = CreateOptions::new(&ctx.root, absolute(&self.bundle)?);
+        opts.rootless = rootless.resolve();
         opts.pid_file = self.pid_file.as_deref().map(absolute).transpose()?;
         opts.console_socket = self.console_socket.as_deref().map(absolute).transpose()?;
         opts.no_pivot = self.no_pivot;
@@ -77,19 +79,13 @@ fn listen_fds(listen_pid: Option<&str>, listen_fds: Option<&str>) -> u32 {
     }
 }
 
-/// runc reads `--rootless` only when it creates a container: "auto" or a Go boolean. Hull has no
-/// cgroup permission errors to ignore yet, so the value only has to be valid.
-fn check_rootless(value: &str) -> Result<(), Failure> {
-    const VALID: &[&str] = &[
-        "auto", "1", "t", "T", "TRUE", "true", "True", "0", "f", "F", "FALSE", "false", "False",
-    ];
-    if VALID.contains(&value) {
-        Ok(())
-    } else {
-        Err(Failure::msg(format!(
+/// runc reads `--rootless` only when it creates a container: "auto" or a Go boolean.
+fn check_rootless(value: &str) -> Result<hull::rootless::Rootless, Failure> {
+    hull::rootless::Rootless::parse(value).ok_or_else(|| {
+        Failure::msg(format!(
             "invalid --rootless value {value:?}: want true, false or auto"
-        )))
-    }
+        ))
+    })
 }
 
 pub fn run(ctx: &Ctx, args: Create) -> Outcome {

@@ -25,8 +25,10 @@ mod pids;
 pub mod probe;
 mod rdma;
 mod resources;
+pub mod rootless;
 pub mod stats;
 mod unified;
+mod unplaced;
 pub mod v1;
 pub mod v2;
 
@@ -216,8 +218,25 @@ pub fn parse_systemd_path(s: &str) -> Result<SystemdPath> {
     })
 }
 
+/// The manager for a rootless container (see [`rootless`]): [`new`]'s, without the hierarchies
+/// this user cannot write; with none left, one that places the container nowhere.
+pub fn new_rootless(
+    linux_cgroups_path: Option<&Path>,
+    id: &str,
+    resources: &LinuxResources,
+) -> Result<Box<dyn Manager>> {
+    let full = new(linux_cgroups_path, id)?;
+    let mut paths = full.paths().clone();
+    let explicit = linux_cgroups_path.is_some_and(|p| !p.as_os_str().is_empty());
+    rootless::prune(&mut paths, explicit, resources)?;
+    Ok(load(&paths))
+}
+
 /// Rebuilds the manager a container was created with.
 pub fn load(paths: &CgroupPaths) -> Box<dyn Manager> {
+    if paths.v1.is_empty() && paths.unified.is_none() {
+        return Box::new(unplaced::Unplaced::load(paths.clone()));
+    }
     match paths.mode {
         Mode::V2 => Box::new(v2::V2::load(paths.clone())),
         Mode::V1 | Mode::Hybrid => Box::new(v1::V1::load(paths.clone())),

@@ -239,8 +239,8 @@ impl Manager for V1 {
                 }
             }
         }
-        if let Some(rules) = r.devices() {
-            let d = self.dir("devices").expect("checked in new");
+        // Without a devices hierarchy (rootless, where it is not writable) create wrote none.
+        if let (Some(rules), Some(d)) = (r.devices(), self.dir("devices")) {
             devices::set_v1(d, rules)?;
         }
         if let Some(m) = r.memory().as_ref().filter(|m| memory::needs(m)) {
@@ -328,11 +328,16 @@ impl Manager for V1 {
     }
 
     fn pids(&self) -> Result<Vec<i32>> {
+        // A rootless container may lack some hierarchies (see super::rootless): any one joined
+        // holds all of its processes.
         let dir = self
             .dir("devices")
             .or_else(|| self.paths.v1.values().next().map(|d| d.path.as_path()))
-            .expect("devices is always there");
-        fs::all_pids(dir)
+            .or_else(|| self.paths.unified.as_ref().map(|d| d.path.as_path()));
+        match dir {
+            Some(dir) => fs::all_pids(dir),
+            None => Ok(Vec::new()),
+        }
     }
 
     fn stats(&self) -> Result<Stats> {

@@ -56,12 +56,21 @@ impl Container {
         }
         let linux = bundle.spec.linux().as_ref();
         let cgroups_path = linux.and_then(|l| l.cgroups_path().as_deref());
+        crate::rootless::check(&bundle.spec)?;
+        let mut resources = cgroups::container_resources(&bundle.spec);
         let mut cgroup = if opts.systemd_cgroup {
             cgroups::new_systemd(cgroups_path, id)?
+        } else if opts.rootless {
+            // As runc: a rootless container gets no device rules (the user namespace already
+            // keeps device nodes out of its reach, and the user could not write them).
+            if resources.devices().is_some() {
+                log::debug!("rootless: linux.resources.devices not applied");
+                resources.set_devices(None);
+            }
+            cgroups::new_rootless(cgroups_path, id, &resources)?
         } else {
             cgroups::new(cgroups_path, id)?
         };
-        let resources = cgroups::container_resources(&bundle.spec);
         let seccomp_filter = linux
             .and_then(|l| l.seccomp().as_ref())
             .map(seccomp::compile)

@@ -65,7 +65,8 @@ impl Container {
                 status: crate::Status::Paused,
             });
         }
-        let plan = join_plan(record.state.pid)?;
+        let mut plan = join_plan(record.state.pid)?;
+        let user_first = user_namespace_first(&mut plan);
         let oom_score_adj = process.oom_score_adj();
         let filter = record
             .seccomp
@@ -95,31 +96,32 @@ impl Container {
         ];
         let plan_ref = &plan;
         let session_keyring = (!record.no_new_keyring).then(|| record.state.id.clone());
-        let spawned = spawn::spawn(
-            &plan,
-            CloneFlags::empty(),
-            None,
-            cgroup_dir.as_ref().map(|d| d.as_fd()),
-            move || {
-                for fd in runtime_only.into_iter().flatten() {
-                    // SAFETY: the child's copies of fds owned by the runtime's frames, which the child
-                    // leaves through `_exit` without dropping them.
-                    unsafe { libc::close(fd) };
-                }
-                exec::run(
-                    exec::Exec {
-                        process,
-                        plan: plan_ref,
-                        channel: child_end,
-                        console_socket: console,
-                        preserve_fds: opts.preserve_fds,
-                        seccomp: filter_ref,
-                        session_keyring: session_keyring.as_deref(),
-                    },
-                    &LinuxSyscall,
-                )
-            },
-        )?;
+        let cgroup_fd = cgroup_dir.as_ref().map(|d| d.as_fd());
+        let child = move || {
+            for fd in runtime_only.into_iter().flatten() {
+                // SAFETY: the child's copies of fds owned by the runtime's frames, which the child
+                // leaves through `_exit` without dropping them.
+                unsafe { libc::close(fd) };
+            }
+            exec::run(
+                exec::Exec {
+                    process,
+                    plan: plan_ref,
+                    channel: child_end,
+                    console_socket: console,
+                    preserve_fds: opts.preserve_fds,
+                    seccomp: filter_ref,
+                    session_keyring: session_keyring.as_deref(),
+                },
+                &LinuxSyscall,
+            )
+        };
+        let spawned = match user_first {
+            None => spawn::spawn(&plan, CloneFlags::empty(), None, cgroup_fd, child)?,
+            Some(user_ns) => spawn_from_user_namespace(user_ns, |flags| {
+                spawn::spawn(&plan, flags, None, cgroup_fd, child)
+            })?,
+        };
         drop((lock, cgroup_dir));
         let pid = spawned.pid;
         let joined = match &record.cgroups {
@@ -227,6 +229,79 @@ fn check_process(process: &Process, opts: &ExecOptions) -> Result<()> {
             "--console-socket given but the process asks for no terminal",
         )),
         _ => Ok(()),
+    }
+}
+
+/// Without privileges on the host, the container's pid namespace can be entered (for the
+/// clone) only with the capabilities its user namespace gives, so its user namespace must be
+/// joined first: that user namespace, taken out of the plan; `None` when root (the child joins it
+/// last, see NamespacePlan::join) or when no pid namespace is to be entered.
+fn user_namespace_first(plan: &mut NamespacePlan) -> Option<OwnedFd> {
+    if nix::unistd::Uid::effective().is_root() || plan.pid_path.is_none() {
+        return None;
+    }
+    let i = plan
+        .joins
+        .iter()
+        .position(|(t, _)| *t == LinuxNamespaceType::User)?;
+    Some(plan.joins.remove(i).1)
+}
+
+/// Runs `spawn` in a short-lived fork that first joins `user_ns` (the owner of a user namespace
+/// may always join it), asking for CLONE_PARENT so the process is still this runtime's child, to
+/// wait for. The runtime itself stays out: it could never come back to the host's user and pid
+/// namespaces, and no thread could be started with another pid_for_children.
+fn spawn_from_user_namespace(
+    user_ns: OwnedFd,
+    spawn: impl FnOnce(CloneFlags) -> Result<spawn::Spawned>,
+) -> Result<spawn::Spawned> {
+    use std::io::{Read, Write};
+    let (read_end, write_end) =
+        nix::unistd::pipe2(OFlag::O_CLOEXEC).sys("create user namespace pipe")?;
+    // SAFETY: the library's callers are single-threaded (see `spawn::spawn`), so the child is a
+    // whole copy of the process; it leaves through `_exit`.
+    match unsafe { nix::unistd::fork() }.sys("fork to join the user namespace")? {
+        nix::unistd::ForkResult::Child => {
+            drop(read_end);
+            let outcome = nix::sched::setns(user_ns.as_fd(), CloneFlags::CLONE_NEWUSER)
+                .sys("join the container's user namespace")
+                .and_then(|()| spawn(CloneFlags::CLONE_PARENT));
+            let report = match outcome {
+                Ok(s) => format!("ok {} {}", s.pid, u8::from(s.in_cgroup)),
+                Err(e) => format!("err {e}"),
+            };
+            let mut w = std::fs::File::from(write_end);
+            let code = i32::from(w.write_all(report.as_bytes()).is_err());
+            // SAFETY: ends the fork without running the runtime's exit handlers or flushing
+            // buffers it shares with the runtime.
+            unsafe { libc::_exit(code) }
+        }
+        nix::unistd::ForkResult::Parent { child } => {
+            drop(write_end);
+            // The fork's report is in the pipe once it has exited (one small write); the process
+            // it cloned holds the write end too, so reading until end-of-file would wait for it.
+            let _ = waitpid(child, None);
+            let lost = |detail: String| Error::InitLost {
+                step: "spawn from the container's user namespace",
+                detail,
+            };
+            nix::fcntl::fcntl(&read_end, nix::fcntl::FcntlArg::F_SETFL(OFlag::O_NONBLOCK))
+                .sys("set user namespace pipe non-blocking")?;
+            let mut buf = [0u8; 4096];
+            let n = std::fs::File::from(read_end)
+                .read(&mut buf)
+                .map_err(|e| lost(e.to_string()))?;
+            let report = String::from_utf8_lossy(&buf[..n]).into_owned();
+            let mut words = report.splitn(3, ' ');
+            match (words.next(), words.next(), words.next()) {
+                (Some("ok"), Some(pid), Some(in_cgroup)) => Ok(spawn::Spawned {
+                    pid: Pid::from_raw(pid.parse().map_err(|_| lost(report.clone()))?),
+                    in_cgroup: in_cgroup == "1",
+                }),
+                (Some("err"), ..) => Err(lost(report["err ".len()..].to_string())),
+                _ => Err(lost(format!("no word from the fork ({report:?})"))),
+            }
+        }
     }
 }
 

@@ -16,6 +16,17 @@ impl Container {
         let _lock = self.dir.lock()?;
         let record = self.dir.read()?;
         if let (true, Some(paths)) = (all, &record.cgroups) {
+            if paths.v1.is_empty() && paths.unified.is_none() {
+                // A rootless container without a cgroup (see cgroups::rootless): its processes
+                // are those of its pid namespace, while its init lives.
+                if self.dir.status(&record) == Status::Stopped {
+                    return Ok(());
+                }
+                for pid in super::pause::pid_namespace_members(record.state.pid)? {
+                    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal);
+                }
+                return Ok(());
+            }
             // As runc: every process of the cgroup, the init among them, and nothing more (a
             // SIGKILL has taken the init by now, signalling it again would fail). A stopped
             // container's cgroup may still hold processes (one without its own pid namespace:

@@ -48,6 +48,9 @@ pub struct CreateOptions {
     /// `--systemd-cgroup`: cgroupsPath is systemd's `slice:prefix:name`, for a systemd driver
     /// Hull does not have yet (see [`crate::cgroups::new_systemd`]).
     pub systemd_cgroup: bool,
+    /// Rootless (`--rootless`, see [`crate::rootless`]): the cgroup is placed only where this
+    /// user may write, and no device rules are written. Defaults to runc's auto-detection.
+    pub rootless: bool,
     /// Create even when the calling program is not a sealed copy of itself (see [`crate::exe`]).
     /// Only for callers whose containers are trusted not to attack the host's binary: the init
     /// runs the caller's executable until it execs, and a process in the container may reach
@@ -69,6 +72,7 @@ impl CreateOptions {
             notify_socket: false,
             no_new_keyring: false,
             systemd_cgroup: false,
+            rootless: crate::rootless::Rootless::Auto.resolve(),
             unsealed_exe: false,
         }
     }

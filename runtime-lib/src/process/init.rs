@@ -364,16 +364,18 @@ pub(super) fn await_cgroups(channel: &Channel) -> InitResult<()> {
 }
 
 fn await_id_mappings(channel: &Channel) -> InitResult<()> {
+    // Only this process lives in the new user namespace: being dumpable again lets it (as the
+    // namespace's root) use its own /proc/self entries, which otherwise belong to the host's
+    // root, and lets a runtime that is not root write its uid_map, gid_map and setgroups (runc
+    // makes its child dumpable for that too).
+    nix::sys::prctl::set_dumpable(true).init(InitStep::IdMappings, "prctl(PR_SET_DUMPABLE)")?;
     channel
         .send(&Message::IdMapRequest)
         .init(InitStep::IdMappings, "request")?;
     match channel.recv() {
-        Ok(Message::IdMapsWritten) => {}
-        other => return Err(unexpected(InitStep::IdMappings, other)),
+        Ok(Message::IdMapsWritten) => Ok(()),
+        other => Err(unexpected(InitStep::IdMappings, other)),
     }
-    // Only this process lives in the new user namespace: being dumpable again lets it (as the
-    // namespace's root) use its own /proc/self entries, which otherwise belong to the host's root.
-    nix::sys::prctl::set_dumpable(true).init(InitStep::IdMappings, "prctl(PR_SET_DUMPABLE)")
 }
 
 /// In a user namespace the clone leaves us with the overflow ids until we pick the mapped root.
