@@ -20,7 +20,7 @@ use crate::tmp::{unique, TempDir};
 pub const IMAGE: &str = "docker.io/hull-test/busybox:latest";
 
 /// Plugins that need what a test machine lacks (a CRI setup, other filesystems, tracing).
-const DISABLED_PLUGINS: &[&str] = &[
+pub(crate) const DISABLED_PLUGINS: &[&str] = &[
     "io.containerd.grpc.v1.cri",
     "io.containerd.snapshotter.v1.btrfs",
     "io.containerd.snapshotter.v1.zfs",
@@ -70,44 +70,7 @@ impl Containerd {
             std::os::unix::fs::PermissionsExt::from_mode(0o755),
         )
         .expect("chmod runc wrapper");
-        let plugins: Vec<String> = DISABLED_PLUGINS.iter().map(|p| format!("{p:?}")).collect();
-        let config = format!(
-            "version = 2\nroot = {root:?}\nstate = {state:?}\ndisabled_plugins = [{plugins}]\n\
-             [grpc]\n  address = {sock:?}\n[ttrpc]\n  address = {ttrpc:?}\n\
-             [debug]\n  address = \"\"\n[metrics]\n  address = \"\"\n\
-             [plugins.\"io.containerd.internal.v1.opt\"]\n  path = {opt:?}\n",
-            root = dir.join("root"),
-            state = dir.join("state"),
-            plugins = plugins.join(", "),
-            sock = socket,
-            ttrpc = dir.join("containerd.sock.ttrpc"),
-            opt = dir.join("opt"),
-        );
-        let config_path = dir.join("config.toml");
-        std::fs::write(&config_path, config).expect("write containerd config");
-        let log = std::fs::File::create(dir.join("containerd.log")).expect("create log");
-        let path = format!(
-            "{}:{}",
-            bin.display(),
-            std::env::var("PATH").unwrap_or_default()
-        );
-        let mut cmd = Command::new("containerd");
-        cmd.arg("--config")
-            .arg(&config_path)
-            .env("PATH", path)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("dup log"))
-            .stderr(log);
-        // SAFETY: prctl is async-signal-safe. If the test process dies without running Drop,
-        // containerd goes with it (shims are reaped by Drop or survive as orphans naming this
-        // directory, which the next leak check reports).
-        unsafe {
-            cmd.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                Ok(())
-            });
-        }
-        let child = cmd.spawn().expect("spawn containerd");
+        let child = spawn(dir.path(), "", Some(&bin));
         let c = Containerd {
             dir,
             child,
@@ -347,4 +310,51 @@ fn add_blob(blobs: &Path, data: &[u8]) -> (String, usize) {
         .to_string();
     std::fs::rename(&tmp, blobs.join(&hex)).expect("name blob");
     (format!("sha256:{hex}"), data.len())
+}
+
+/// A containerd of a test bed's own: its root, state (`<prefix>root`, `<prefix>state`), sockets
+/// (`containerd.sock`), config and log all in `dir`, without the plugins a test machine cannot
+/// load, and with `bin` first in its PATH when given (the shim finds `runc` there). It dies with
+/// the test process.
+pub(crate) fn spawn(dir: &Path, prefix: &str, bin: Option<&Path>) -> Child {
+    let plugins: Vec<String> = DISABLED_PLUGINS.iter().map(|p| format!("{p:?}")).collect();
+    let config = format!(
+        "version = 2\nroot = {root:?}\nstate = {state:?}\ndisabled_plugins = [{plugins}]\n\
+         [grpc]\n  address = {sock:?}\n[ttrpc]\n  address = {ttrpc:?}\n\
+         [debug]\n  address = \"\"\n[metrics]\n  address = \"\"\n\
+         [plugins.\"io.containerd.internal.v1.opt\"]\n  path = {opt:?}\n",
+        root = dir.join(format!("{prefix}root")),
+        state = dir.join(format!("{prefix}state")),
+        plugins = plugins.join(", "),
+        sock = dir.join("containerd.sock"),
+        ttrpc = dir.join("containerd.sock.ttrpc"),
+        opt = dir.join("opt"),
+    );
+    let config_path = dir.join("containerd.toml");
+    std::fs::write(&config_path, config).expect("write containerd config");
+    let log = std::fs::File::create(dir.join("containerd.log")).expect("create log");
+    let mut cmd = Command::new("containerd");
+    cmd.arg("--config")
+        .arg(&config_path)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().expect("dup log"))
+        .stderr(log);
+    if let Some(bin) = bin {
+        let path = format!(
+            "{}:{}",
+            bin.display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        cmd.env("PATH", path);
+    }
+    // SAFETY: prctl is async-signal-safe. If the test process dies without running Drop,
+    // containerd goes with it (shims are reaped by Drop or survive as orphans naming this
+    // directory, which the next leak check reports).
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
+    cmd.spawn().expect("spawn containerd")
 }

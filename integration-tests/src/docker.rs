@@ -28,17 +28,6 @@ pub const IMAGE: &str = "hull-test/busybox:latest";
 /// The name the runtime under test is registered under (whatever `$HULL_TEST_RUNTIME` is).
 pub const RUNTIME: &str = "hull";
 
-/// Plugins that need what a test machine lacks (the same as the containerd test bed's).
-const DISABLED_PLUGINS: &[&str] = &[
-    "io.containerd.grpc.v1.cri",
-    "io.containerd.snapshotter.v1.btrfs",
-    "io.containerd.snapshotter.v1.zfs",
-    "io.containerd.snapshotter.v1.devmapper",
-    "io.containerd.snapshotter.v1.aufs",
-    "io.containerd.tracing.processor.v1.otlp",
-    "io.containerd.internal.v1.tracing",
-];
-
 /// True when dockerd, the docker CLI, containerd and its runc shim are installed (see
 /// [`clients::available`]).
 pub fn available() -> bool {
@@ -571,38 +560,8 @@ impl Drop for Docker {
 
 /// A containerd of the daemon's own: its root, state, sockets and config in `dir`.
 fn start_containerd(dir: &TempDir) -> Child {
-    let plugins: Vec<String> = DISABLED_PLUGINS.iter().map(|p| format!("{p:?}")).collect();
+    let child = crate::containerd::spawn(dir.path(), "containerd-", None);
     let socket = dir.join("containerd.sock");
-    let config = format!(
-        "version = 2\nroot = {root:?}\nstate = {state:?}\ndisabled_plugins = [{plugins}]\n\
-         [grpc]\n  address = {sock:?}\n[ttrpc]\n  address = {ttrpc:?}\n\
-         [debug]\n  address = \"\"\n[metrics]\n  address = \"\"\n\
-         [plugins.\"io.containerd.internal.v1.opt\"]\n  path = {opt:?}\n",
-        root = dir.join("containerd-root"),
-        state = dir.join("containerd-state"),
-        plugins = plugins.join(", "),
-        sock = socket,
-        ttrpc = dir.join("containerd.sock.ttrpc"),
-        opt = dir.join("opt"),
-    );
-    let config_path = dir.join("containerd.toml");
-    std::fs::write(&config_path, config).expect("write containerd config");
-    let log = std::fs::File::create(dir.join("containerd.log")).expect("create log");
-    let mut cmd = Command::new("containerd");
-    cmd.arg("--config")
-        .arg(&config_path)
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().expect("dup log"))
-        .stderr(log);
-    // SAFETY: prctl is async-signal-safe. If the test process dies without running Drop,
-    // containerd goes with it.
-    unsafe {
-        cmd.pre_exec(|| {
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-            Ok(())
-        });
-    }
-    let child = cmd.spawn().expect("spawn containerd");
     let deadline = Instant::now() + Duration::from_secs(20);
     while !socket.exists() {
         assert!(
