@@ -171,3 +171,40 @@ fn collect_dirs(dir: &Path, out: &mut Vec<PathBuf>) {
         }
     }
 }
+
+/// The test bed's busybox root filesystem as one image layer, `<work>/<name>` (a tar with root
+/// ownership), for a client that imports images (containerd's OCI layout, `docker import`).
+pub fn busybox_layer(work: &Path, name: &str) -> PathBuf {
+    let rootfs = work.join("rootfs");
+    std::fs::create_dir_all(&rootfs).expect("create image rootfs");
+    crate::rootfs::build_unshared(&rootfs);
+    let layer = work.join(name);
+    let status = Command::new("tar")
+        .args(["--numeric-owner", "--owner=0", "--group=0", "-C"])
+        .arg(&rootfs)
+        .arg("-cf")
+        .arg(&layer)
+        .arg(".")
+        .status()
+        .expect("run tar");
+    assert!(status.success(), "tar of the image layer failed");
+    layer
+}
+
+/// `<dir>/runtime-wrapper`: runs the runtime under test after appending its arguments to
+/// `<dir>/runtime-calls.log`, so a test can tell how a client called it.
+pub fn logging_runtime_wrapper(dir: &Path) -> PathBuf {
+    let wrapper = dir.join("runtime-wrapper");
+    let script = format!(
+        "#!/bin/sh\nprintf '%s\\n' \"$*\" >> {:?}\nexec {:?} \"$@\"\n",
+        dir.join("runtime-calls.log"),
+        crate::runtime::runtime_binary()
+    );
+    std::fs::write(&wrapper, script).expect("write runtime wrapper");
+    std::fs::set_permissions(
+        &wrapper,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .expect("make runtime wrapper executable");
+    wrapper
+}

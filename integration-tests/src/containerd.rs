@@ -226,20 +226,8 @@ pub fn build_image(work: &Path) -> PathBuf {
         let layout = work.join("layout");
         let blobs = layout.join("blobs/sha256");
         std::fs::create_dir_all(&blobs).expect("create image layout");
-        let rootfs = work.join("rootfs");
-        std::fs::create_dir_all(&rootfs).expect("create image rootfs");
-        crate::rootfs::build_unshared(&rootfs);
 
-        let layer = work.join("layer.tar");
-        let status = Command::new("tar")
-            .args(["--numeric-owner", "--owner=0", "--group=0", "-C"])
-            .arg(&rootfs)
-            .arg("-cf")
-            .arg(&layer)
-            .arg(".")
-            .status()
-            .expect("run tar");
-        assert!(status.success(), "tar of the image layer failed");
+        let layer = crate::clients::busybox_layer(work, "layer.tar");
         let layer_desc = add_blob(&blobs, &std::fs::read(&layer).expect("read layer"));
         let config = serde_json::json!({
             "architecture": "amd64",

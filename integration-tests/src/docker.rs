@@ -95,19 +95,7 @@ impl Docker {
         let cgroup_parent = format!("/hull-it-docker-{pid}-{n}");
         let containerd = start_containerd(&dir);
         let path = if opts.log_runtime_calls {
-            let wrapper = dir.join("runtime-wrapper");
-            let script = format!(
-                "#!/bin/sh\nprintf '%s\\n' \"$*\" >> {:?}\nexec {:?} \"$@\"\n",
-                dir.join("runtime-calls.log"),
-                runtime_binary()
-            );
-            std::fs::write(&wrapper, script).expect("write runtime wrapper");
-            std::fs::set_permissions(
-                &wrapper,
-                std::os::unix::fs::PermissionsExt::from_mode(0o755),
-            )
-            .expect("make runtime wrapper executable");
-            wrapper
+            crate::clients::logging_runtime_wrapper(dir.path())
         } else {
             runtime_binary().to_path_buf()
         };
@@ -253,19 +241,7 @@ impl Docker {
 
     fn import_image(&self) {
         let work = self.dir.join("image");
-        let rootfs = work.join("rootfs");
-        std::fs::create_dir_all(&rootfs).expect("create image rootfs");
-        crate::rootfs::build_unshared(&rootfs);
-        let layer = work.join("rootfs.tar");
-        let status = Command::new("tar")
-            .args(["--numeric-owner", "--owner=0", "--group=0", "-C"])
-            .arg(&rootfs)
-            .arg("-cf")
-            .arg(&layer)
-            .arg(".")
-            .status()
-            .expect("run tar");
-        assert!(status.success(), "tar of the image rootfs failed");
+        let layer = crate::clients::busybox_layer(&work, "rootfs.tar");
         self.docker_args(
             [
                 "import",

@@ -42,19 +42,7 @@ impl Podman {
         let runtime = if lines.is_empty() {
             runtime_binary().to_path_buf()
         } else {
-            let wrapper = dir.join("runtime-wrapper");
-            let script = format!(
-                "#!/bin/sh\nprintf '%s\\n' \"$*\" >> {:?}\nexec {:?} \"$@\"\n",
-                dir.join("runtime-calls.log"),
-                runtime_binary()
-            );
-            std::fs::write(&wrapper, script).expect("write runtime wrapper");
-            std::fs::set_permissions(
-                &wrapper,
-                std::os::unix::fs::PermissionsExt::from_mode(0o755),
-            )
-            .expect("make runtime wrapper executable");
-            wrapper
+            crate::clients::logging_runtime_wrapper(dir.path())
         };
         let rootfs = dir.join("rootfs");
         std::fs::create_dir(&rootfs).expect("create rootfs");
