@@ -19,9 +19,12 @@ use crate::tmp::{unique, TempDir};
 /// The image every test runs, imported into each containerd.
 pub const IMAGE: &str = "docker.io/hull-test/busybox:latest";
 
+/// containerd's built-in CRI plugin: enabled only in the CRI test bed (`crate::cri`).
+pub(crate) const CRI_PLUGIN: &str = "io.containerd.grpc.v1.cri";
+
 /// Plugins that need what a test machine lacks (a CRI setup, other filesystems, tracing).
 pub(crate) const DISABLED_PLUGINS: &[&str] = &[
-    "io.containerd.grpc.v1.cri",
+    CRI_PLUGIN,
     "io.containerd.snapshotter.v1.btrfs",
     "io.containerd.snapshotter.v1.zfs",
     "io.containerd.snapshotter.v1.devmapper",
@@ -210,7 +213,7 @@ impl Drop for Containerd {
     }
 }
 
-fn on_overlayfs(dir: &Path) -> bool {
+pub(crate) fn on_overlayfs(dir: &Path) -> bool {
     const OVERLAYFS_SUPER_MAGIC: i64 = 0x794c_7630;
     nix::sys::statfs::statfs(dir)
         .map(|s| s.filesystem_type().0 == OVERLAYFS_SUPER_MAGIC)
@@ -218,69 +221,78 @@ fn on_overlayfs(dir: &Path) -> bool {
 }
 
 /// An OCI image archive of the test bed's busybox root filesystem, built in `work`: one
-/// uncompressed layer, a config with PATH and `sh`, a manifest and an index naming it [`IMAGE`]
-/// (containerd's `io.containerd.image.name` annotation). Returns the archive's path.
+/// uncompressed layer, a config with PATH and `sh`, named [`IMAGE`]. Returns the archive's path.
 pub fn build_image(work: &Path) -> PathBuf {
-    {
-        std::fs::create_dir_all(work).expect("create image work dir");
-        let layout = work.join("layout");
-        let blobs = layout.join("blobs/sha256");
-        std::fs::create_dir_all(&blobs).expect("create image layout");
+    std::fs::create_dir_all(work).expect("create image work dir");
+    let layer = crate::clients::busybox_layer(work, "layer.tar");
+    oci_archive(
+        work,
+        &layer,
+        IMAGE,
+        serde_json::json!({
+            "Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
+            "Cmd": ["sh"]
+        }),
+    )
+}
 
-        let layer = crate::clients::busybox_layer(work, "layer.tar");
-        let layer_desc = add_blob(&blobs, &std::fs::read(&layer).expect("read layer"));
-        let config = serde_json::json!({
-            "architecture": "amd64",
-            "os": "linux",
-            "config": {
-                "Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
-                "Cmd": ["sh"]
-            },
-            "rootfs": {"type": "layers", "diff_ids": [layer_desc.0.clone()]}
-        });
-        let config_desc = add_blob(&blobs, config.to_string().as_bytes());
-        let manifest = serde_json::json!({
-            "schemaVersion": 2,
+/// An OCI image archive `<work>/image-oci.tar` of one uncompressed layer (the tar `layer`), an
+/// image config whose `config` is `config` (Env, Cmd, Entrypoint...), a manifest and an index
+/// naming it `name` (containerd's `io.containerd.image.name` annotation). Returns its path.
+pub fn oci_archive(work: &Path, layer: &Path, name: &str, config: serde_json::Value) -> PathBuf {
+    let layout = work.join("layout");
+    let blobs = layout.join("blobs/sha256");
+    std::fs::create_dir_all(&blobs).expect("create image layout");
+
+    let layer_desc = add_blob(&blobs, &std::fs::read(layer).expect("read layer"));
+    let config = serde_json::json!({
+        "architecture": "amd64",
+        "os": "linux",
+        "config": config,
+        "rootfs": {"type": "layers", "diff_ids": [layer_desc.0.clone()]}
+    });
+    let config_desc = add_blob(&blobs, config.to_string().as_bytes());
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {
+            "mediaType": "application/vnd.oci.image.config.v1+json",
+            "digest": config_desc.0, "size": config_desc.1
+        },
+        "layers": [{
+            "mediaType": "application/vnd.oci.image.layer.v1.tar",
+            "digest": layer_desc.0, "size": layer_desc.1
+        }]
+    });
+    let manifest_desc = add_blob(&blobs, manifest.to_string().as_bytes());
+    let index = serde_json::json!({
+        "schemaVersion": 2,
+        "manifests": [{
             "mediaType": "application/vnd.oci.image.manifest.v1+json",
-            "config": {
-                "mediaType": "application/vnd.oci.image.config.v1+json",
-                "digest": config_desc.0, "size": config_desc.1
-            },
-            "layers": [{
-                "mediaType": "application/vnd.oci.image.layer.v1.tar",
-                "digest": layer_desc.0, "size": layer_desc.1
-            }]
-        });
-        let manifest_desc = add_blob(&blobs, manifest.to_string().as_bytes());
-        let index = serde_json::json!({
-            "schemaVersion": 2,
-            "manifests": [{
-                "mediaType": "application/vnd.oci.image.manifest.v1+json",
-                "digest": manifest_desc.0, "size": manifest_desc.1,
-                "annotations": {
-                    "io.containerd.image.name": IMAGE,
-                    "org.opencontainers.image.ref.name": "latest"
-                }
-            }]
-        });
-        std::fs::write(layout.join("index.json"), index.to_string()).expect("write index");
-        std::fs::write(
-            layout.join("oci-layout"),
-            r#"{"imageLayoutVersion":"1.0.0"}"#,
-        )
-        .expect("write oci-layout");
-        let tar = work.join("busybox-oci.tar");
-        let status = Command::new("tar")
-            .arg("-C")
-            .arg(&layout)
-            .arg("-cf")
-            .arg(&tar)
-            .arg(".")
-            .status()
-            .expect("run tar");
-        assert!(status.success(), "tar of the image archive failed");
-        tar
-    }
+            "digest": manifest_desc.0, "size": manifest_desc.1,
+            "annotations": {
+                "io.containerd.image.name": name,
+                "org.opencontainers.image.ref.name": "latest"
+            }
+        }]
+    });
+    std::fs::write(layout.join("index.json"), index.to_string()).expect("write index");
+    std::fs::write(
+        layout.join("oci-layout"),
+        r#"{"imageLayoutVersion":"1.0.0"}"#,
+    )
+    .expect("write oci-layout");
+    let tar = work.join("image-oci.tar");
+    let status = Command::new("tar")
+        .arg("-C")
+        .arg(&layout)
+        .arg("-cf")
+        .arg(&tar)
+        .arg(".")
+        .status()
+        .expect("run tar");
+    assert!(status.success(), "tar of the image archive failed");
+    tar
 }
 
 /// Writes `data` as a blob; returns its descriptor's digest and size.
@@ -305,8 +317,18 @@ fn add_blob(blobs: &Path, data: &[u8]) -> (String, usize) {
 /// load, and with `bin` first in its PATH when given (the shim finds `runc` there). It dies with
 /// the test process.
 pub(crate) fn spawn(dir: &Path, prefix: &str, bin: Option<&Path>) -> Child {
-    let plugins: Vec<String> = DISABLED_PLUGINS.iter().map(|p| format!("{p:?}")).collect();
-    let config = format!(
+    spawn_with(dir, prefix, bin, None)
+}
+
+/// [`spawn`], with the CRI plugin enabled and configured by `cri` (TOML appended to the
+/// config: the `[plugins."io.containerd.grpc.v1.cri"]` tables) when given: the CRI test bed's.
+pub(crate) fn spawn_with(dir: &Path, prefix: &str, bin: Option<&Path>, cri: Option<&str>) -> Child {
+    let plugins: Vec<String> = DISABLED_PLUGINS
+        .iter()
+        .filter(|p| cri.is_none() || **p != CRI_PLUGIN)
+        .map(|p| format!("{p:?}"))
+        .collect();
+    let mut config = format!(
         "version = 2\nroot = {root:?}\nstate = {state:?}\ndisabled_plugins = [{plugins}]\n\
          [grpc]\n  address = {sock:?}\n[ttrpc]\n  address = {ttrpc:?}\n\
          [debug]\n  address = \"\"\n[metrics]\n  address = \"\"\n\
@@ -318,6 +340,7 @@ pub(crate) fn spawn(dir: &Path, prefix: &str, bin: Option<&Path>) -> Child {
         ttrpc = dir.join("containerd.sock.ttrpc"),
         opt = dir.join("opt"),
     );
+    config.push_str(cri.unwrap_or_default());
     let config_path = dir.join("containerd.toml");
     std::fs::write(&config_path, config).expect("write containerd config");
     let log = std::fs::File::create(dir.join("containerd.log")).expect("create log");

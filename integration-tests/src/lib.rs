@@ -16,6 +16,7 @@ pub mod cgroupfs;
 pub mod clients;
 pub mod console;
 pub mod containerd;
+pub mod cri;
 pub mod docker;
 pub mod leaks;
 pub mod podman;
