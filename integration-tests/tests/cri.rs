@@ -149,6 +149,16 @@ fn exec_sync_output_exit_codes_and_timeout() {
         assert_eq!(r.exit_code, 3);
         let r = bed.exec_sync(&c, &["false"], 0).expect("ExecSync false");
         assert_eq!(r.exit_code, 1);
+        // A probe whose binary is missing fails the call (kubelet: probe error), as with runc,
+        // and the runtime's reason reaches the caller.
+        let err = bed
+            .exec_sync(&c, &["/no/such/probe"], 0)
+            .expect_err("ExecSync of a missing binary");
+        assert!(
+            err.message().contains("/no/such/probe")
+                && err.message().contains("no such file or directory"),
+            "{err:?}"
+        );
         let r = bed.exec_sync(&c, &["true"], 5).expect("ExecSync true");
         assert_eq!(r.exit_code, 0);
         // A probe that outlives its timeout: the call fails and the process is killed.
