@@ -6,6 +6,8 @@
 //! - pod start latency: RunPodSandbox + CreateContainer + StartContainer of one busybox container,
 //!   20 pods per handler (taking turns too; each pod is removed untimed before the next).
 //!
+//! Run it with:
+//!
 //!     cargo bench -p integration-tests --bench cri                 # 100 probes, 20 pods
 //!     cargo bench -p integration-tests --bench cri -- 500 50       # probes, pods
 //!

@@ -85,9 +85,8 @@ pub fn systemd_cgroup() -> bool {
 /// runs with (plus, in `extra`, the bed's own option lines, such as its runtime state `Root`).
 pub fn handler_config(name: &str, binary: &Path, systemd: bool, extra: &str) -> String {
     let table = format!("[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.{name}]");
-    let options = format!(
-        "[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.{name}.options]"
-    );
+    let options =
+        format!("[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.{name}.options]");
     let mut s = format!(
         "{table}\n  runtime_type = \"io.containerd.runc.v2\"\n{options}\n  BinaryName = {:?}\n",
         binary.display().to_string()
@@ -454,11 +453,14 @@ impl Cri {
     /// CreateContainer of `config` in `pod`: the container's id.
     pub fn create(&self, pod: &Pod, config: api::ContainerConfig) -> String {
         let name = config.metadata.as_ref().map(|m| m.name.clone());
-        self.call(self.runtime().create_container(api::CreateContainerRequest {
-            pod_sandbox_id: pod.id.clone(),
-            config: Some(config),
-            sandbox_config: Some(pod.config.clone()),
-        }))
+        self.call(
+            self.runtime()
+                .create_container(api::CreateContainerRequest {
+                    pod_sandbox_id: pod.id.clone(),
+                    config: Some(config),
+                    sandbox_config: Some(pod.config.clone()),
+                }),
+        )
         .unwrap_or_else(|e| panic!("CreateContainer {name:?} ({}): {e}", pod.handler))
         .container_id
     }
@@ -521,7 +523,10 @@ impl Cri {
 
     /// The state of container `id` (`api::ContainerState`).
     pub fn state(&self, id: &str) -> api::ContainerState {
-        let s = self.status(id).status.expect("ContainerStatus has a status");
+        let s = self
+            .status(id)
+            .status
+            .expect("ContainerStatus has a status");
         api::ContainerState::try_from(s.state).unwrap_or(api::ContainerState::ContainerUnknown)
     }
 
@@ -529,11 +534,17 @@ impl Cri {
     pub fn wait_exited(&self, id: &str) -> api::ContainerStatus {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            let s = self.status(id).status.expect("ContainerStatus has a status");
+            let s = self
+                .status(id)
+                .status
+                .expect("ContainerStatus has a status");
             if s.state == api::ContainerState::ContainerExited as i32 {
                 return s;
             }
-            assert!(Instant::now() < deadline, "container {id} never exited: {s:?}");
+            assert!(
+                Instant::now() < deadline,
+                "container {id} never exited: {s:?}"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -610,7 +621,10 @@ impl Cri {
     /// state directory); no veth on the bed's bridge; nothing new in /var/run/netns.
     pub fn assert_clean(&self, pods: &[&Pod], containers: &[&str]) {
         let listed_pods = self
-            .call(self.runtime().list_pod_sandbox(api::ListPodSandboxRequest { filter: None }))
+            .call(
+                self.runtime()
+                    .list_pod_sandbox(api::ListPodSandboxRequest { filter: None }),
+            )
             .expect("ListPodSandbox");
         let listed_containers = self
             .call(
@@ -642,7 +656,10 @@ impl Cri {
                     .collect()
             })
             .unwrap_or_default();
-        assert!(left.is_empty(), "network namespaces left in {netns:?}: {left:?}");
+        assert!(
+            left.is_empty(),
+            "network namespaces left in {netns:?}: {left:?}"
+        );
         let veths = self.veths();
         assert!(
             veths.is_empty(),
@@ -679,12 +696,11 @@ impl Drop for Cri {
                 let _ = self.call(self.runtime().stop_pod_sandbox(api::StopPodSandboxRequest {
                     pod_sandbox_id: p.id.clone(),
                 }));
-                let _ = self.call(
-                    self.runtime()
-                        .remove_pod_sandbox(api::RemovePodSandboxRequest {
-                            pod_sandbox_id: p.id,
-                        }),
-                );
+                let _ = self.call(self.runtime().remove_pod_sandbox(
+                    api::RemovePodSandboxRequest {
+                        pod_sandbox_id: p.id,
+                    },
+                ));
             }
         }
         if let Some(mut child) = self.child.take() {

@@ -226,7 +226,8 @@ fn container_stats_and_update_container_resources() {
         bed.start_container(&c);
         let pid = bed.pid(&c);
         let check = |quota: i64, shares: i64, memory: i64| {
-            let memory_file = cgroupfs::knob(pid, ("memory", "memory.limit_in_bytes"), "memory.max");
+            let memory_file =
+                cgroupfs::knob(pid, ("memory", "memory.limit_in_bytes"), "memory.max");
             assert_eq!(cgroupfs::value(&memory_file), memory.to_string());
             if cgroupfs::is_v2() {
                 let cpu_max = cgroupfs::knob(pid, ("cpu", ""), "cpu.max");
@@ -245,7 +246,10 @@ fn container_stats_and_update_container_resources() {
         check(20_000, 256, 64 * MIB);
 
         // Some work in the container (an exec runs in its cgroup), then its stats.
-        bed.sh(&c, "dd if=/dev/zero of=/dev/shm/fill bs=1M count=8 2>/dev/null");
+        bed.sh(
+            &c,
+            "dd if=/dev/zero of=/dev/shm/fill bs=1M count=8 2>/dev/null",
+        );
         let stats = bed
             .call(bed.runtime().container_stats(api::ContainerStatsRequest {
                 container_id: c.clone(),
@@ -253,18 +257,30 @@ fn container_stats_and_update_container_resources() {
             .expect("ContainerStats")
             .stats
             .expect("stats");
-        assert_eq!(stats.attributes.as_ref().map(|a| a.id.as_str()), Some(c.as_str()));
-        let cpu = stats.cpu.and_then(|c| c.usage_core_nano_seconds).map(|v| v.value);
+        assert_eq!(
+            stats.attributes.as_ref().map(|a| a.id.as_str()),
+            Some(c.as_str())
+        );
+        let cpu = stats
+            .cpu
+            .and_then(|c| c.usage_core_nano_seconds)
+            .map(|v| v.value);
         assert!(cpu.unwrap_or(0) > 0, "no CPU usage: {cpu:?}");
-        let memory = stats.memory.and_then(|m| m.working_set_bytes).map(|v| v.value);
+        let memory = stats
+            .memory
+            .and_then(|m| m.working_set_bytes)
+            .map(|v| v.value);
         assert!(memory.unwrap_or(0) > 0, "no memory working set: {memory:?}");
         let listed = bed
-            .call(bed.runtime().list_container_stats(api::ListContainerStatsRequest {
-                filter: Some(api::ContainerStatsFilter {
-                    id: c.clone(),
-                    ..Default::default()
-                }),
-            }))
+            .call(
+                bed.runtime()
+                    .list_container_stats(api::ListContainerStatsRequest {
+                        filter: Some(api::ContainerStatsFilter {
+                            id: c.clone(),
+                            ..Default::default()
+                        }),
+                    }),
+            )
             .expect("ListContainerStats");
         assert_eq!(listed.stats.len(), 1);
 
@@ -378,7 +394,10 @@ fn an_exited_container_is_created_and_started_again_in_its_sandbox() {
     each_handler(|bed, handler| {
         let pod = bed.run_pod(handler, &format!("restart-{handler}"));
         let ip = pod_ip(bed, &pod);
-        let first = bed.create(&pod, Cri::container_config("app", 0, "echo run 0; exit 7", None));
+        let first = bed.create(
+            &pod,
+            Cri::container_config("app", 0, "echo run 0; exit 7", None),
+        );
         bed.start_container(&first);
         assert_eq!(bed.wait_exited(&first).exit_code, 7);
         // Kubelet's restart: the next attempt of the same container, in the same sandbox.
