@@ -595,7 +595,12 @@ impl Cri {
                 }),
         )
         .unwrap_or_else(|e| panic!("RemovePodSandbox {} ({}): {e}", pod.id, pod.handler));
-        if !self.systemd {
+        if self.systemd {
+            // Kubelet's systemd driver stops the pod's slice unit; systemd removes its cgroups.
+            let _ = Command::new("systemctl")
+                .args(["stop", pod.cgroup_parent()])
+                .status();
+        } else {
             for dir in pod_cgroup_dirs(pod.cgroup_parent()) {
                 if let Err(e) = std::fs::remove_dir(&dir) {
                     let inside: Vec<String> = std::fs::read_dir(&dir)
