@@ -130,7 +130,7 @@ pub struct Cri {
     rt: tokio::runtime::Runtime,
     runtime: RuntimeServiceClient<Channel>,
     images: ImageServiceClient<Channel>,
-    bridge: String,
+    bridge: Bridge,
     subnet: String,
     /// The cgroupfs parent of every pod cgroup the bed makes (absent with systemd).
     cgroup_root: String,
@@ -154,15 +154,15 @@ impl Cri {
         let socket = dir.join("containerd.sock");
         let on_overlay = containerd::on_overlayfs(dir.path());
 
-        make_bridge(&bridge);
+        let bridge = Bridge::make(bridge);
         let cni_conf = dir.join("cni-conf");
         std::fs::create_dir(&cni_conf).expect("create CNI conf dir");
         let conflist = serde_json::json!({
             "cniVersion": "0.4.0",
-            "name": bridge,
+            "name": bridge.0,
             "plugins": [{
                 "type": "bridge",
-                "bridge": bridge,
+                "bridge": bridge.0,
                 "isGateway": false,
                 "ipMasq": false,
                 "hairpinMode": false,
@@ -363,7 +363,7 @@ impl Cri {
 
     /// The bridge the pods' veths are plugged into, and its subnet.
     pub fn bridge(&self) -> (&str, &str) {
-        (&self.bridge, &self.subnet)
+        (&self.bridge.0, &self.subnet)
     }
 
     /// The runtime's state root the shim passes as `--root` (with CRI's namespace appended).
@@ -669,7 +669,7 @@ impl Cri {
         assert!(
             veths.is_empty(),
             "veths left on bridge {}: {veths:?}",
-            self.bridge
+            self.bridge.0
         );
         for p in pods {
             let left = pod_cgroup_dirs(p.cgroup_parent());
@@ -679,7 +679,7 @@ impl Cri {
 
     /// The interfaces plugged into the bed's bridge (the host ends of the pods' veths).
     pub fn veths(&self) -> Vec<String> {
-        std::fs::read_dir(Path::new("/sys/class/net").join(&self.bridge).join("brif"))
+        std::fs::read_dir(Path::new("/sys/class/net").join(&self.bridge.0).join("brif"))
             .map(|d| {
                 d.flatten()
                     .map(|e| e.file_name().to_string_lossy().into_owned())
@@ -715,11 +715,7 @@ impl Drop for Cri {
         clients::kill_processes_mentioning(&self.socket.to_string_lossy());
         clients::unmount_under(self.dir.path());
         clients::remove_cgroup_tree(&self.cgroup_root);
-        if Path::new("/sys/class/net").join(&self.bridge).exists() {
-            let _ = Command::new("ip")
-                .args(["link", "delete", &self.bridge])
-                .status();
-        }
+        // The bridge goes last, with the fields.
     }
 }
 
@@ -760,18 +756,35 @@ fn has_cap_sys_resource() -> bool {
         .is_some_and(|caps| caps & (1 << CAP_SYS_RESOURCE) != 0)
 }
 
-fn make_bridge(name: &str) {
-    for args in [
-        vec!["link", "add", "name", name, "type", "bridge"],
-        vec!["link", "set", name, "up"],
-    ] {
-        let out = Command::new("ip").args(&args).output().expect("run ip");
-        assert!(
-            out.status.success(),
-            "ip {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr)
-        );
+/// The bed's bridge, deleted on drop (also when the bed fails to come up).
+struct Bridge(String);
+
+impl Bridge {
+    fn make(name: String) -> Bridge {
+        let bridge = Bridge(name);
+        for args in [
+            vec!["link", "add", "name", &bridge.0, "type", "bridge"],
+            vec!["link", "set", &bridge.0, "up"],
+        ] {
+            let out = Command::new("ip").args(&args).output().expect("run ip");
+            assert!(
+                out.status.success(),
+                "ip {}: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        bridge
+    }
+}
+
+impl Drop for Bridge {
+    fn drop(&mut self) {
+        if Path::new("/sys/class/net").join(&self.0).exists() {
+            let _ = Command::new("ip")
+                .args(["link", "delete", &self.0])
+                .status();
+        }
     }
 }
 

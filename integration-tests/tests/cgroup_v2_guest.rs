@@ -34,21 +34,35 @@ const GUEST_SUITES: &[&str] = &[
     "docker",
     "rootless",
     "podman_rootless",
+    "cri",
 ];
 
 /// What of a host suite runs in the guest when not all of it: environment and test names. Docker's
 /// whole scenario list takes about 19 minutes under TCG; the guest runs what cgroup v2 changes (the
-/// limits `docker update` sets, the freezer of pause), --userns-remap, and a live-restore.
-const GUEST_SELECTION: &[(&str, &str, &[&str])] = &[(
-    "docker",
-    "HULL_DOCKER_SCENARIOS='docker update,top stats pause'",
-    &[
-        "--exact",
-        "docker_runs_containers_through_the_runtime",
-        "userns_remap",
-        "default_runtime_live_restore_and_build",
-    ],
-)];
+/// limits `docker update` sets, the freezer of pause), --userns-remap, and a live-restore. Of the
+/// CRI scenarios (all pass there, in about 4 minutes), the two that read and set v2 cgroup files
+/// through CRI: UpdateContainerResources and ContainerStats, and OOMKilled from the v2 OOM events.
+const GUEST_SELECTION: &[(&str, &str, &[&str])] = &[
+    (
+        "docker",
+        "HULL_DOCKER_SCENARIOS='docker update,top stats pause'",
+        &[
+            "--exact",
+            "docker_runs_containers_through_the_runtime",
+            "userns_remap",
+            "default_runtime_live_restore_and_build",
+        ],
+    ),
+    (
+        "cri",
+        "",
+        &[
+            "--exact",
+            "container_stats_and_update_container_resources",
+            "container_status_exit_codes_and_oom_killed",
+        ],
+    ),
+];
 
 /// This file's own tests that the guest runs; the host test checks each one reported `ok`.
 const IN_GUEST: &[&str] = &[
