@@ -224,22 +224,21 @@ impl Cri {
             );
             std::thread::sleep(Duration::from_millis(50));
         }
+        // Lazy: the first call connects, and the Version loop below retries until containerd
+        // listens (its socket file appears a moment before that).
         let channel = {
             let socket = socket.clone();
-            rt.block_on(async move {
-                Endpoint::try_from("http://[::]:50051")
-                    .expect("endpoint")
-                    .connect_with_connector(tower::service_fn(move |_: Uri| {
-                        let socket = socket.clone();
-                        async move {
-                            Ok::<_, std::io::Error>(TokioIo::new(
-                                tokio::net::UnixStream::connect(socket).await?,
-                            ))
-                        }
-                    }))
-                    .await
-                    .expect("connect to containerd's socket")
-            })
+            let _in_runtime = rt.enter();
+            Endpoint::try_from("http://[::]:50051")
+                .expect("endpoint")
+                .connect_with_connector_lazy(tower::service_fn(move |_: Uri| {
+                    let socket = socket.clone();
+                    async move {
+                        Ok::<_, std::io::Error>(TokioIo::new(
+                            tokio::net::UnixStream::connect(socket).await?,
+                        ))
+                    }
+                }))
         };
         let mut bed = Cri {
             dir,
@@ -679,13 +678,17 @@ impl Cri {
 
     /// The interfaces plugged into the bed's bridge (the host ends of the pods' veths).
     pub fn veths(&self) -> Vec<String> {
-        std::fs::read_dir(Path::new("/sys/class/net").join(&self.bridge.0).join("brif"))
-            .map(|d| {
-                d.flatten()
-                    .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .collect()
-            })
-            .unwrap_or_default()
+        std::fs::read_dir(
+            Path::new("/sys/class/net")
+                .join(&self.bridge.0)
+                .join("brif"),
+        )
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
     }
 }
 

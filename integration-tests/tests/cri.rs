@@ -189,17 +189,21 @@ fn container_status_exit_codes_and_oom_killed() {
             memory_limit_in_bytes: 32 * MIB,
             ..Default::default()
         };
-        // dd's buffer is 64 MiB, twice the limit: the kernel's OOM killer ends it.
+        // dd's buffer is 64 MiB, twice the limit: the kernel's OOM killer ends it. It starts
+        // once StartContainer has returned: the shim watches for OOM events from then on (an OOM
+        // before that is missed, with runc as with hull).
         let hog = bed.create(
             &pod,
             Cri::container_config(
                 "hog",
                 0,
-                "exec dd if=/dev/zero of=/dev/null bs=64M count=1",
+                "until [ -e /tmp/go ]; do sleep 0.1; done; \
+                 exec dd if=/dev/zero of=/dev/null bs=64M count=1",
                 Some(limits),
             ),
         );
         bed.start_container(&hog);
+        bed.sh(&hog, "touch /tmp/go");
         let s = bed.wait_exited(&hog);
         assert_eq!(s.reason, "OOMKilled", "{s:?}");
         assert_eq!(s.exit_code, 137, "{s:?}");
