@@ -1057,3 +1057,57 @@ fn disable_oom_killer() {
     }
     finish(&rt, &b, &id, &dirs, &[]);
 }
+
+/// Kubelet's pods share parents (`/kubepods/...`) that concurrent creates make at once: one
+/// runtime may find a parent cpuset cgroup another has just made and not yet filled (a new v1
+/// cpuset starts with no cpus and no mems). Filling only the directories it made itself, a
+/// runtime copied the empty parent into its own cgroup, and joining that failed with ENOSPC (seen
+/// with 10 CRI pods started in parallel). Here the parent is made, empty, before the create.
+#[test]
+fn an_empty_cpuset_parent_made_by_someone_else_is_filled() {
+    if cgroupfs::is_v2() {
+        eprintln!("skipped: v1 cpuset only (v2 cpusets inherit their parent's)");
+        return;
+    }
+    let Some(cpuset) = ["/sys/fs/cgroup/cpuset", "/sys/fs/cgroup/cpuset,cpu"]
+        .into_iter()
+        .map(Path::new)
+        .find(|p| p.join("cpuset.cpus").exists())
+    else {
+        eprintln!("skipped: no v1 cpuset hierarchy mounted");
+        return;
+    };
+    /// Removes the parent (and anything below it) also when the test fails.
+    struct Parent(String);
+    impl Drop for Parent {
+        fn drop(&mut self) {
+            integration_tests::clients::remove_cgroup_tree(&format!("/{}", self.0));
+        }
+    }
+    let rt = Runtime::new();
+    let parent = Parent(unique_cgroup_name());
+    let parent = &parent.0;
+    std::fs::create_dir(cpuset.join(parent)).expect("make the parent cpuset cgroup");
+    assert_eq!(cgroupfs::read(&cpuset.join(parent), "cpuset.cpus"), "");
+    let mut b = limited(json!({}));
+    b.set("/linux/cgroupsPath", json!(format!("/{parent}/pod/ctr")));
+    let (id, _init, dirs) = running(&rt, &b);
+    for level in [cpuset.join(parent), cpuset.join(parent).join("pod")] {
+        assert_ne!(
+            cgroupfs::read(&level, "cpuset.cpus"),
+            "",
+            "{}",
+            level.display()
+        );
+        assert_ne!(
+            cgroupfs::read(&level, "cpuset.mems"),
+            "",
+            "{}",
+            level.display()
+        );
+    }
+    rt.delete_force(&id).ok();
+    rt.assert_no_leaks(&b, &[&id]);
+    integration_tests::clients::remove_cgroup_tree(&format!("/{parent}"));
+    cgroupfs::assert_removed(&dirs, &[parent]);
+}

@@ -166,7 +166,6 @@ impl V1 {
         let cpu = r.and_then(|r| r.cpu().as_ref());
         let dirs: Vec<(&'static str, Dir)> = self.ordered().map(|(c, d)| (c, d.clone())).collect();
         for (c, d) in dirs {
-            let first_new = self.paths.created.len();
             let made = fs::mkdir_all(&d.mount, &d.path, &mut self.paths.created);
             if c == "name=systemd" {
                 // Joined only so systemd tools see the container; runc ignores failures here.
@@ -175,9 +174,12 @@ impl V1 {
             made?;
             match c {
                 "cpuset" => {
-                    let new: Vec<PathBuf> = self.paths.created[first_new..].to_vec();
-                    for dir in new {
-                        cpu::cpuset_copy_from_parent(&dir)?;
+                    // Every level, top down, not only those made here: a parent made a moment
+                    // ago by a concurrent create (kubelet's pods share theirs) may still be empty.
+                    let levels: Vec<&Path> =
+                        d.path.ancestors().take_while(|p| *p != d.mount).collect();
+                    for dir in levels.into_iter().rev() {
+                        cpu::cpuset_copy_from_parent(dir)?;
                     }
                     if let Some(cpu) = cpu {
                         cpu::set_cpuset(&d.path, cpu)?;
