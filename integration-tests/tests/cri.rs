@@ -159,7 +159,7 @@ fn exec_sync_output_exit_codes_and_timeout() {
                 && err.message().contains("no such file or directory"),
             "{err:?}"
         );
-        let r = bed.exec_sync(&c, &["true"], 5).expect("ExecSync true");
+        let r = bed.exec_sync(&c, &["true"], 60).expect("ExecSync true");
         assert_eq!(r.exit_code, 0);
         // A probe that outlives its timeout: the call fails and the process is killed.
         let err = bed
@@ -380,7 +380,7 @@ fn stop_container_sigterm_then_sigkill_after_the_grace_period() {
             }))
             .unwrap_or_else(|e| panic!("StopContainer ({handler}): {e}"));
         };
-        stop(&stubborn, 2);
+        stop(&stubborn, 5);
         let s = bed.wait_exited(&stubborn);
         assert_eq!(s.exit_code, 137, "not SIGKILLed: {s:?}");
         wait_for_file(&Cri::log_path(&pod, "stubborn", 0), "got TERM");
