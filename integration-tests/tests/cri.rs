@@ -189,21 +189,37 @@ fn container_status_exit_codes_and_oom_killed() {
             memory_limit_in_bytes: 32 * MIB,
             ..Default::default()
         };
-        // dd's buffer is 64 MiB, twice the limit: the kernel's OOM killer ends it. It starts
-        // once StartContainer has returned: the shim watches for OOM events from then on (an OOM
-        // before that is missed, with runc as with hull).
+        // dd's buffer is 64 MiB, twice the limit: the kernel's OOM killer ends it. The shim
+        // watches for OOM events only from some moment after StartContainer (on v2 from when
+        // its inotify watch of memory.events is in place), and an OOM before that is missed,
+        // with runc as with hull: so children are OOM-killed over and over until containerd has
+        // seen one, and only then does the container's own process hit the limit.
         let hog = bed.create(
             &pod,
             Cri::container_config(
                 "hog",
                 0,
-                "until [ -e /tmp/go ]; do sleep 0.1; done; \
+                "until [ -e /tmp/stop ]; do \
+                   dd if=/dev/zero of=/dev/null bs=64M count=1 2>/dev/null; sleep 0.2; \
+                 done; \
                  exec dd if=/dev/zero of=/dev/null bs=64M count=1",
                 Some(limits),
             ),
         );
         bed.start_container(&hog);
-        bed.sh(&hog, "touch /tmp/go");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let s = bed
+                .status(&hog)
+                .status
+                .expect("ContainerStatus has a status");
+            if s.reason == "OOMKilled" {
+                break;
+            }
+            assert!(Instant::now() < deadline, "no OOM event reached CRI: {s:?}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        bed.sh(&hog, "touch /tmp/stop");
         let s = bed.wait_exited(&hog);
         assert_eq!(s.reason, "OOMKilled", "{s:?}");
         assert_eq!(s.exit_code, 137, "{s:?}");
