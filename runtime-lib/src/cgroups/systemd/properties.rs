@@ -122,7 +122,7 @@ fn quota(out: &mut Vec<Arg>, quota: Option<i64>, period: Option<u64>) {
     if q > 0 {
         let period = if p == 0 { 100_000 } else { p };
         per_sec = (q as u64).saturating_mul(1_000_000) / period;
-        if per_sec % 10_000 != 0 {
+        if !per_sec.is_multiple_of(10_000) {
             per_sec = (per_sec / 10_000 + 1) * 10_000;
         }
     }
