@@ -6,6 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use integration_tests::runtime::{cgroupfs_driver, systemd_cgroup};
 use integration_tests::tmp::unique;
 use integration_tests::{cgroupfs, Bundle, Runtime};
 use serde_json::{json, Value};
@@ -71,6 +72,20 @@ fn default_cgroup_is_the_id_under_the_callers_cgroup() {
     let rt = Runtime::new();
     let b = limited(json!({}));
     let (id, init, dirs) = running(&rt, &b);
+    if systemd_cgroup() {
+        // No cgroupsPath with --systemd-cgroup: runc's default, the scope <prefix>-<id>.scope in
+        // system.slice, with the runtime's name as the prefix.
+        let bin = rt.binary().file_name().unwrap().to_string_lossy();
+        let names = [
+            format!("/system.slice/runc-{id}.scope"),
+            format!("/system.slice/{bin}-{id}.scope"),
+        ];
+        for g in &cgroupfs::mounted_groups(init) {
+            assert!(names.contains(&g.pathname), "{g:?} is none of {names:?}");
+        }
+        finish(&rt, &b, &id, &dirs, &[]);
+        return;
+    }
     let mine = procfs::process::Process::myself()
         .unwrap()
         .cgroups()
@@ -99,8 +114,14 @@ fn absolute_cgroups_path_places_the_cgroup_there() {
     let mut b = limited(json!({}));
     b.set("/linux/cgroupsPath", json!(format!("/{name}")));
     let (id, init, dirs) = running(&rt, &b);
+    // The systemd lane's bundle asks for system.slice:hull-it:<name> instead.
+    let want = if systemd_cgroup() {
+        format!("/system.slice/hull-it-{name}.scope")
+    } else {
+        format!("/{name}")
+    };
     for g in &cgroupfs::mounted_groups(init) {
-        assert_eq!(g.pathname, format!("/{name}"), "{:?} cgroup", g.controllers);
+        assert_eq!(g.pathname, want, "{:?} cgroup", g.controllers);
     }
     assert_eq!(cgroupfs::dirs_named(&name).len(), dirs.len());
     finish(&rt, &b, &id, &dirs, &[&name]);
@@ -580,6 +601,9 @@ fn systemd_create_fails(rt: &Runtime, cgroups_path: &str) -> integration_tests::
 
 #[test]
 fn systemd_cgroup_paths_are_parsed_then_refused() {
+    if !cgroupfs_driver("the refusal of --systemd-cgroup; tests/systemd_guest.rs has its own") {
+        return;
+    }
     let rt = Runtime::new();
     // runc's own check and words, before it looks for systemd.
     systemd_create_fails(&rt, "/a/b").stderr_has(&[
@@ -765,6 +789,9 @@ fn walkdir_dirs(dir: &Path) -> Vec<PathBuf> {
 
 #[test]
 fn nested_cgroups_path_makes_the_parents() {
+    if !cgroupfs_driver("nested cgroupfs parents; systemd_guest.rs checks nested slices") {
+        return;
+    }
     let rt = Runtime::new();
     let name = unique_cgroup_name();
     let mut b = limited(json!({"pids": {"limit": 20}}));
