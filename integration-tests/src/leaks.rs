@@ -134,7 +134,13 @@ pub fn leaks(root: &Path, ids: &[&str], dirs: &[&Path]) -> Vec<String> {
 /// in any state: a scope that failed, or whose stop was never asked for, stays listed.
 pub fn units(names: &[&str]) -> Vec<String> {
     let out = std::process::Command::new("systemctl")
-        .args(["list-units", "--all", "--plain", "--no-legend", "--no-pager"])
+        .args([
+            "list-units",
+            "--all",
+            "--plain",
+            "--no-legend",
+            "--no-pager",
+        ])
         .stdin(std::process::Stdio::null())
         .output();
     let out = match out {

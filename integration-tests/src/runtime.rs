@@ -333,8 +333,7 @@ impl<'a> Cmd<'a> {
         if systemd_cgroup() {
             cmd.arg("--systemd-cgroup");
         }
-        cmd.args(&self.args)
-            .args(&self.tail);
+        cmd.args(&self.args).args(&self.tail);
         match self.stdout {
             Some(fd) => cmd.stdout(fd),
             None => cmd.stdout(File::create(&out_path).expect("create stdout file")),

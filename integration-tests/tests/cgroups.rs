@@ -203,6 +203,14 @@ fn cpu_shares_quota_and_period() {
 
 #[test]
 fn pids_limit_stops_a_fork_loop() {
+    if systemd_cgroup()
+        && !integration_tests::only_hull(
+            "with runc 1.1.5's systemd driver the exec of the fork loop never returns (seen in \
+             the systemd guest); TasksMax is checked in systemd_guest.rs",
+        )
+    {
+        return;
+    }
     let rt = Runtime::new();
     let b = limited(json!({"pids": {"limit": 10}}));
     let (id, init, dirs) = running(&rt, &b);
@@ -354,7 +362,10 @@ fn update_changes_the_limits_live() {
     }
 
     assert_eq!(rt.status(&id), "running");
-    if cgroupfs::is_v2() {
+    if cgroupfs::is_v2() && systemd_cgroup() {
+        // Under systemd the OOM kill empties the scope, systemd removes it, and runc 1.1.5's
+        // update then fails on the missing unit: what is left to check is the limits above.
+    } else if cgroupfs::is_v2() {
         // v2 takes a limit below the usage and lets the OOM killer act (for runc as for hull),
         // so this comes last: the container may not survive it.
         rt.exec(["update", "--memory", "4096", id.as_str()]).ok();
@@ -570,7 +581,11 @@ fn cpu_shares_below_the_minimum_fail_create() {
 fn memory_limit_below_the_usage_fails_create() {
     // v1 refuses the limit; v2 takes it and OOM-kills the init, which runc reports in the same
     // words.
-    let what = if cgroupfs::is_v2() {
+    let what = if systemd_cgroup() && cgroupfs::is_v2() {
+        // Under systemd the OOM kill ends the scope with its cgroup, and runc 1.1.5 fails on the
+        // missing directory: only the failure and that nothing is left are common ground.
+        ""
+    } else if cgroupfs::is_v2() {
         "container init was OOM-killed"
     } else {
         "unable to set memory limit to 4096"
@@ -721,6 +736,12 @@ fn device_filter_denies_what_no_rule_allows() {
 #[test]
 fn realtime_budget() {
     let rt = Runtime::new();
+    if cgroupfs::is_v2()
+        && systemd_cgroup()
+        && !integration_tests::only_hull("runc 1.1.5's systemd driver ignores realtime on v2")
+    {
+        return;
+    }
     if cgroupfs::is_v2() {
         // cgroup v2 has no cpu.rt_* files.
         bad_resources(
@@ -743,6 +764,9 @@ fn realtime_budget() {
         "10000\n500000"
     );
     finish(&rt, &b, &id, &dirs, &[]);
+    if !cgroupfs_driver("a parent cgroup made by the runtime: under systemd it is a slice") {
+        return;
+    }
 
     // A parent the runtime makes itself has no realtime budget to hand down: the kernel refuses
     // the child's, for runc as for hull.
@@ -948,7 +972,13 @@ fn update_flags_reach_the_cgroup_files() {
     };
     let knob = |v1: (&str, &str), v2: &str| cgroupfs::value(&cgroupfs::knob(init, v1, v2));
 
-    update(&["--memory-reservation", "16m", "--memory-swap", "128m"]).ok();
+    // runc 1.1.5's systemd driver checks a swap limit against the update's own memory limit,
+    // not the container's, so in the systemd lane the (unchanged) limit is given again.
+    let mut flags = vec!["--memory-reservation", "16m", "--memory-swap", "128m"];
+    if systemd_cgroup() {
+        flags.extend(["--memory", "64m"]);
+    }
+    update(&flags).ok();
     assert_eq!(
         knob(("memory", "memory.soft_limit_in_bytes"), "memory.low"),
         "16777216"

@@ -644,6 +644,14 @@ fn exec_runs_under_the_containers_seccomp_filter() {
 
 #[test]
 fn exec_into_a_user_namespace_sees_the_inits_id_maps() {
+    if integration_tests::runtime::systemd_cgroup()
+        && !integration_tests::only_hull(
+            "runc 1.1.5 fails this create in the systemd guest (EACCES binding the rootfs in \
+             the user namespace; not understood yet)",
+        )
+    {
+        return;
+    }
     let rt = Runtime::new();
     let mut b = Bundle::sleeping();
     b.user_namespace();

@@ -34,6 +34,8 @@ const IN_GUEST: &[&str] = &[
     "in_guest_unit_properties_and_files_as_runc",
     "in_guest_update_pause_ps_exec_kill_delete",
     "in_guest_create_failures_leave_nothing",
+    "in_guest_containerd_runc_systemd_cgroup",
+    "in_guest_podman_systemd_cgroup_manager",
 ];
 
 /// The reference runtime every layout is compared with.
@@ -266,7 +268,10 @@ fn show(unit: &str, props: &[&str]) -> Vec<(String, String)> {
     }
     // A scope with an empty prefix is named "-<name>.scope".
     cmd.args(["--", unit]);
-    let out = cmd.stdin(Stdio::null()).output().expect("run systemctl show");
+    let out = cmd
+        .stdin(Stdio::null())
+        .output()
+        .expect("run systemctl show");
     assert!(out.status.success(), "systemctl show {unit} failed");
     let text = String::from_utf8_lossy(&out.stdout);
     let mut got: Vec<(String, String)> = text
@@ -329,8 +334,14 @@ fn in_guest_systemd_host() {
     let want_v2 = std::env::var(GUEST_ENV).is_ok_and(|h| h == "unified");
     assert_eq!(v2, want_v2, "hierarchy:\n{mounts}");
     if !want_v2 {
-        assert!(mounts.contains(" /sys/fs/cgroup/systemd cgroup "), "{mounts}");
-        assert!(!mounts.contains(" cgroup2 "), "a v2 hierarchy is mounted:\n{mounts}");
+        assert!(
+            mounts.contains(" /sys/fs/cgroup/systemd cgroup "),
+            "{mounts}"
+        );
+        assert!(
+            !mounts.contains(" cgroup2 "),
+            "a v2 hierarchy is mounted:\n{mounts}"
+        );
     }
     let out = Command::new("busctl")
         .args(["--system", "status", "--no-pager"])
@@ -363,7 +374,10 @@ fn layout(rt: &Runtime, cgroups_path: &str) -> (bool, String, Vec<String>) {
     rt.delete_force(&id).ok();
     rt.assert_no_leaks(&b, &[&id]);
     cgroupfs::assert_removed(&dirs, &[]);
-    assert!(leaks::units(&[&unit]).is_empty(), "{unit} left after delete");
+    assert!(
+        leaks::units(&[&unit]).is_empty(),
+        "{unit} left after delete"
+    );
     (true, unit, paths)
 }
 
@@ -382,13 +396,19 @@ fn in_guest_unit_layout_as_runc() {
         (format!(":hull-it:{n}b"), "an empty slice"),
         (format!("system.slice::{n}c"), "an empty prefix"),
         (format!("{top}-inner.slice:hull-it:{n}d"), "a nested slice"),
-        (format!("system.slice:hull-it:{n}e.slice"), "a name that is a slice"),
+        (
+            format!("system.slice:hull-it:{n}e.slice"),
+            "a name that is a slice",
+        ),
     ];
     let mut made = Vec::new();
     for (path, what) in &cases {
         let theirs = layout(&runc, path);
         let ours = layout(&rt, path);
-        let record = format!("{what} ({path}):\nrunc {theirs:#?}\n{} {ours:#?}", rt.binary().display());
+        let record = format!(
+            "{what} ({path}):\nrunc {theirs:#?}\n{} {ours:#?}",
+            rt.binary().display()
+        );
         assert_eq!(ours.0, theirs.0, "create worked for one only: {record}");
         if theirs.0 {
             assert_eq!((&ours.1, &ours.2), (&theirs.1, &theirs.2), "{record}");
@@ -402,10 +422,18 @@ fn in_guest_unit_layout_as_runc() {
     let (ok, unit, paths) = layout(&rt, &cases[0].0);
     assert!(ok);
     assert_eq!(unit, format!("hull-it-{n}a.scope"));
-    assert!(paths.iter().all(|p| p.ends_with(&format!(":/system.slice/hull-it-{n}a.scope"))), "{paths:?}");
+    assert!(
+        paths
+            .iter()
+            .all(|p| p.ends_with(&format!(":/system.slice/hull-it-{n}a.scope"))),
+        "{paths:?}"
+    );
     let (ok, _, paths) = layout(&rt, &cases[1].0);
     assert!(ok);
-    assert!(paths.iter().all(|p| p.contains(":/system.slice/")), "{paths:?}");
+    assert!(
+        paths.iter().all(|p| p.contains(":/system.slice/")),
+        "{paths:?}"
+    );
     let (ok, _, paths) = layout(&rt, &cases[3].0);
     assert!(ok);
     let nested = format!(":/{top}.slice/{top}-inner.slice/hull-it-{n}d.scope");
@@ -496,11 +524,17 @@ fn files_of(pid: i32) -> Vec<(String, String)> {
     }
 }
 
+/// (name, value) pairs: a unit's properties, a cgroup's files.
+type Pairs = Vec<(String, String)>;
+
 /// The unit's properties and the cgroup files `rt` gives a container with [`all_resources`].
-fn properties_and_files(rt: &Runtime) -> (Vec<(String, String)>, Vec<(String, String)>) {
+fn properties_and_files(rt: &Runtime) -> (Pairs, Pairs) {
     let n = unique_name();
     let mut b = Bundle::sleeping();
-    b.set("/linux/cgroupsPath", json!(format!("system.slice:hull-it:{n}")));
+    b.set(
+        "/linux/cgroupsPath",
+        json!(format!("system.slice:hull-it:{n}")),
+    );
     b.edit(|c| {
         let devices = c["linux"]["resources"]["devices"].clone();
         let mut r = all_resources(cgroupfs::is_v2());
@@ -529,13 +563,19 @@ fn in_guest_unit_properties_and_files_as_runc() {
     let (runc_props, runc_files) = properties_and_files(&Runtime::with_binary(Path::new(RUNC)));
     let (props, files) = properties_and_files(&Runtime::new());
     eprintln!("runc: {runc_props:#?}\n{runc_files:#?}\nours: {props:#?}\n{files:#?}");
-    assert_eq!(props, runc_props, "the unit's properties differ from runc's");
+    assert_eq!(
+        props, runc_props,
+        "the unit's properties differ from runc's"
+    );
     assert_eq!(files, runc_files, "the cgroup files differ from runc's");
     // Not vacuous: what runc itself gives on this host.
     assert_eq!(prop(&props, "Slice"), "system.slice");
     assert_eq!(prop(&props, "Delegate"), "yes");
     assert_eq!(prop(&props, "TasksMax"), "33");
-    assert!(prop(&props, "DeviceAllow").contains("/dev/char/1:3 rwm"), "{props:?}");
+    assert!(
+        prop(&props, "DeviceAllow").contains("/dev/char/1:3 rwm"),
+        "{props:?}"
+    );
     let get = |f: &str| files.iter().find(|(n, _)| n == f).map(|(_, v)| v.as_str());
     if cgroupfs::is_v2() {
         assert_eq!(prop(&props, "MemoryMax"), "67108864");
@@ -561,9 +601,12 @@ fn in_guest_update_pause_ps_exec_kill_delete() {
     let n = unique_name();
     let unit = format!("hull-it-{n}.scope");
     let mut b = Bundle::sleeping();
-    b.set("/linux/cgroupsPath", json!(format!("system.slice:hull-it:{n}")))
-        .set("/linux/resources/memory", json!({"limit": 64 << 20}))
-        .set("/linux/resources/pids", json!({"limit": 33}));
+    b.set(
+        "/linux/cgroupsPath",
+        json!(format!("system.slice:hull-it:{n}")),
+    )
+    .set("/linux/resources/memory", json!({"limit": 64 << 20}))
+    .set("/linux/resources/pids", json!({"limit": 33}));
     let id = rt.new_id();
     rt.create(&b, &id).ok();
     rt.start(&id).ok();
@@ -572,12 +615,30 @@ fn in_guest_update_pause_ps_exec_kill_delete() {
     let dirs: Vec<PathBuf> = cgroupfs::dirs(pid).into_iter().map(|(_, d)| d).collect();
 
     // update: the unit's properties and the files both change.
-    rt.exec(["update", "--memory", "100000000", "--pids-limit", "40", "--cpu-quota", "30000", "--cpu-period", "100000", &id])
-        .ok();
-    let props = show(&unit, &["TasksMax", "MemoryMax", "MemoryLimit", "CPUQuotaPerSecUSec"]);
+    rt.exec([
+        "update",
+        "--memory",
+        "100000000",
+        "--pids-limit",
+        "40",
+        "--cpu-quota",
+        "30000",
+        "--cpu-period",
+        "100000",
+        &id,
+    ])
+    .ok();
+    let props = show(
+        &unit,
+        &["TasksMax", "MemoryMax", "MemoryLimit", "CPUQuotaPerSecUSec"],
+    );
     assert_eq!(prop(&props, "TasksMax"), "40", "{props:?}");
     assert_eq!(prop(&props, "CPUQuotaPerSecUSec"), "300ms", "{props:?}");
-    let memory_prop = if cgroupfs::is_v2() { "MemoryMax" } else { "MemoryLimit" };
+    let memory_prop = if cgroupfs::is_v2() {
+        "MemoryMax"
+    } else {
+        "MemoryLimit"
+    };
     assert_eq!(prop(&props, memory_prop), "100000000", "{props:?}");
     let pids = cgroupfs::knob(pid, ("pids", "pids.max"), "pids.max");
     assert_eq!(cgroupfs::value(&pids), "40");
@@ -603,7 +664,10 @@ fn in_guest_update_pause_ps_exec_kill_delete() {
         .find(|l| l.starts_with("0::") || l.contains("name=systemd"))
         .unwrap_or_default()
         .to_string();
-    assert!(unit_line.ends_with(&format!("/system.slice/{unit}")), "{own}");
+    assert!(
+        unit_line.ends_with(&format!("/system.slice/{unit}")),
+        "{own}"
+    );
     let bg = rt.cmd(["exec", id.as_str(), "sleep", "999"]).spawn();
     let ps = (0..200)
         .map(|_| {
@@ -645,8 +709,11 @@ fn without_bus(dir: &Path) -> PathBuf {
         ),
     )
     .expect("write the wrapper");
-    std::fs::set_permissions(&wrapper, std::os::unix::fs::PermissionsExt::from_mode(0o755))
-        .expect("chmod the wrapper");
+    std::fs::set_permissions(
+        &wrapper,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .expect("chmod the wrapper");
     wrapper
 }
 
@@ -666,8 +733,11 @@ fn in_guest_create_failures_leave_nothing() {
     for bad in ["a:b", "a:b:c:d"] {
         let mut b = Bundle::sleeping();
         b.set("/linux/cgroupsPath", json!(bad));
-        rt.create_fails(&b)
-            .stderr_has(&["expected cgroupsPath to be of format", "slice:prefix:name", bad]);
+        rt.create_fails(&b).stderr_has(&[
+            "expected cgroupsPath to be of format",
+            "slice:prefix:name",
+            bad,
+        ]);
     }
     let mut b = Bundle::sleeping();
     b.set("/linux/cgroupsPath", json!("x/y.slice:p:n"));
@@ -676,7 +746,10 @@ fn in_guest_create_failures_leave_nothing() {
     // A unit name systemd refuses (longer than a unit name may be): its error comes back.
     let long = format!("{}{}", unique_name(), "n".repeat(260));
     let mut b = Bundle::sleeping();
-    b.set("/linux/cgroupsPath", json!(format!("system.slice:hull-it:{long}")));
+    b.set(
+        "/linux/cgroupsPath",
+        json!(format!("system.slice:hull-it:{long}")),
+    );
     let out = rt.create_fails(&b);
     assert!(leaks::units(&[&long[..20]]).is_empty());
     if is_hull() {
@@ -688,7 +761,10 @@ fn in_guest_create_failures_leave_nothing() {
     let n = unique_name();
     let nobus = Runtime::with_binary(&without_bus(dir.path()));
     let mut b = Bundle::sleeping();
-    b.set("/linux/cgroupsPath", json!(format!("system.slice:hull-it:{n}")));
+    b.set(
+        "/linux/cgroupsPath",
+        json!(format!("system.slice:hull-it:{n}")),
+    );
     let out = nobus.create_fails(&b);
     assert!(leaks::units(&[&n]).is_empty());
     cgroupfs::assert_removed(&[], &[&n]);
@@ -716,16 +792,135 @@ fn in_guest_create_failures_leave_nothing() {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     let mut b = Bundle::sleeping();
-    b.set("/linux/cgroupsPath", json!(format!("system.slice:hull-it:{n}")));
+    b.set(
+        "/linux/cgroupsPath",
+        json!(format!("system.slice:hull-it:{n}")),
+    );
     let id = rt.new_id();
     let out = rt.create(&b, &id);
     let still = prop(&show(&unit, &["ActiveState"]), "ActiveState");
     let _ = other.kill();
     let _ = other.wait();
-    stop_units(&[unit.clone()]);
+    stop_units(std::slice::from_ref(&unit));
     assert!(!out.success(), "create joined an active scope: {out}");
     // systemd's UnitExists: "Unit <name> was already loaded or has a fragment file."
     out.stderr_has(&[&unit, "already"]);
     assert_eq!(still, "active", "the other scope was touched");
     rt.assert_no_leaks(&b, &[&id]);
+}
+
+/// The unit, cgroup path and `Delegate` of the container whose init is `pid`, checked to be a
+/// scope of `slice` whose cgroup holds that init.
+fn assert_in_scope(pid: i32, slice: &str, name: &str) -> String {
+    let unit = unit_of(pid);
+    assert!(
+        unit.ends_with(".scope") && unit.contains(name),
+        "process {pid} is in {unit}, not a scope of {name}"
+    );
+    let props = show(&unit, &["Slice", "Delegate", "ActiveState", "ControlGroup"]);
+    assert_eq!(prop(&props, "Slice"), slice, "{props:?}");
+    assert_eq!(prop(&props, "Delegate"), "yes", "{props:?}");
+    assert_eq!(prop(&props, "ActiveState"), "active", "{props:?}");
+    let cgroup = prop(&props, "ControlGroup");
+    let groups = cgroupfs::mounted_groups(pid);
+    assert!(
+        groups.iter().all(|g| g.pathname == cgroup),
+        "{pid} is not in the scope's cgroup {cgroup}: {groups:?}"
+    );
+    unit
+}
+
+#[test]
+#[ignore = "runs inside the systemd guest: see systemd_guest"]
+fn in_guest_containerd_runc_systemd_cgroup() {
+    if !in_guest("in_guest_containerd_runc_systemd_cgroup") {
+        return;
+    }
+    use integration_tests::containerd::{Containerd, IMAGE};
+    let c = Containerd::start();
+    let id = format!("hull-it-ctr-{}", unique_name());
+    // What kubelet's SystemdCgroup = true amounts to for the shim: --systemd-cgroup and a
+    // slice:prefix:name cgroup, which ctr insists on.
+    let run = |flags: &[&str], command: &[&str]| {
+        let mut args = vec!["run", "--runc-systemd-cgroup", "--runc-binary"];
+        let bin = runtime_binary().display().to_string();
+        let root = c.runtime_root().display().to_string();
+        let cgroup = format!("system.slice:hull-it:{id}");
+        let mut owned = vec![bin, "--runc-root".into(), root, "--cgroup".into(), cgroup];
+        owned.extend(flags.iter().map(|f| f.to_string()));
+        owned.push(IMAGE.into());
+        owned.push(id.clone());
+        owned.extend(command.iter().map(|f| f.to_string()));
+        args.extend(owned.iter().map(String::as_str));
+        c.ctr(args)
+    };
+    run(&["-d"], &["sleep", "1000"]).ok();
+    let pid: i32 = c
+        .ctr(["task", "ls"])
+        .stdout
+        .lines()
+        .find(|l| l.starts_with(&id))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|p| p.parse().ok())
+        .expect("task pid");
+    let unit = assert_in_scope(pid, "system.slice", &id);
+    assert_eq!(unit, format!("hull-it-{id}.scope"));
+    // An exec joins the scope too.
+    let out = c.ctr([
+        "task",
+        "exec",
+        "--exec-id",
+        "e1",
+        &id,
+        "cat",
+        "/proc/self/cgroup",
+    ]);
+    out.ok();
+    assert!(
+        out.stdout.contains(&unit) || out.stdout.trim() == "0::/",
+        "{out}"
+    );
+    c.ctr(["task", "kill", "-a", "-s", "SIGKILL", &id]).ok();
+    let deadline = Instant::now() + std::time::Duration::from_secs(30);
+    while c.ctr(["task", "delete", &id]).code != 0 {
+        assert!(Instant::now() < deadline, "task {id} never deleted");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    c.ctr(["container", "delete", &id]).ok();
+    c.assert_clean(&[&id]);
+    assert!(leaks::units(&[&id]).is_empty(), "{unit} left after delete");
+}
+
+#[test]
+#[ignore = "runs inside the systemd guest: see systemd_guest"]
+fn in_guest_podman_systemd_cgroup_manager() {
+    if !in_guest("in_guest_podman_systemd_cgroup_manager") {
+        return;
+    }
+    use integration_tests::podman::Podman;
+    // The test bed's podman runs with --cgroup-manager systemd in this lane, under a slice of
+    // its own.
+    let p = Podman::new();
+    let name = format!("hullit-pm-{}", unique_name());
+    p.run(
+        &["-d", "--name", &name, "--memory", "64m"],
+        &["sleep", "1000"],
+    )
+    .ok();
+    let id = p.full_id(&name);
+    let pid: i32 = p
+        .podman(["inspect", "--format", "{{.State.Pid}}", &name])
+        .out()
+        .parse()
+        .expect("inspect pid");
+    let unit = assert_in_scope(pid, p.cgroup_parent(), &id);
+    assert_eq!(unit, format!("libpod-{id}.scope"));
+    let limit = cgroupfs::knob(pid, ("memory", "memory.limit_in_bytes"), "memory.max");
+    assert_eq!(cgroupfs::value(&limit), (64 << 20).to_string());
+    let out = p.podman(["exec", &name, "cat", "/proc/self/cgroup"]);
+    out.ok();
+    p.podman(["stop", "--time", "0", &name]).ok();
+    p.podman(["rm", &name]).ok();
+    p.assert_clean(&[&id]);
+    assert!(leaks::units(&[&id]).is_empty(), "{unit} left after rm");
 }
