@@ -23,6 +23,7 @@ pub fn dirs(pid: i32) -> Vec<(Vec<String>, PathBuf)> {
         .expect("read /proc/self/mountinfo");
     groups
         .into_iter()
+        .filter(outside_systemd)
         .filter_map(|g| {
             let dir = mounts.iter().find_map(|m| dir_in_mount(m, &g))?;
             Some((g.controllers.clone(), dir))
@@ -41,8 +42,15 @@ pub fn mounted_groups(pid: i32) -> Vec<ProcessCGroup> {
         .and_then(|p| p.cgroups())
         .unwrap_or_else(|e| panic!("read /proc/{pid}/cgroup: {e}"))
         .into_iter()
+        .filter(outside_systemd)
         .filter(|g| mounts.iter().any(|m| dir_in_mount(m, g).is_some()))
         .collect()
+}
+
+/// False for a v1 hierarchy systemd does not manage (misc), where a container under the systemd
+/// driver stays in the root (runc 1.1.5's scopes do): no cgroup of its own to check there.
+fn outside_systemd(g: &ProcessCGroup) -> bool {
+    !(crate::runtime::systemd_cgroup() && g.hierarchy != 0 && g.pathname == "/")
 }
 
 /// Where cgroup `g` lies if mount `m` is a mount of its hierarchy.

@@ -75,6 +75,9 @@ StandardInput=null
 StandardOutput=tty
 StandardError=tty
 TTYPath=/dev/console
+TimeoutStartSec=infinity
+# The limits the kernel gives the v2 guest's init (systemd's default hard limit is 512Ki).
+LimitNOFILE=1024:4096
 UNIT
 }
 
