@@ -37,7 +37,7 @@ struct Cli {
     /// Path to the criu binary (accepted for runc compatibility; hull has no checkpoint/restore)
     #[arg(long, value_name = "PATH")]
     criu: Option<String>,
-    /// Enable systemd cgroup support (not supported by hull)
+    /// Enable systemd cgroup support: the container's cgroup is a systemd scope
     #[arg(long)]
     systemd_cgroup: bool,
     /// Ignore cgroup permission errors ('true', 'false', or 'auto')

@@ -92,6 +92,15 @@ pub enum Error {
     )]
     ExeNotSealed { detail: String },
 
+    /// systemd could not be asked (no bus), or refused (`--systemd-cgroup`): the unit and its
+    /// error.
+    #[error("systemd: {step} unit {unit:?}: {detail}")]
+    Systemd {
+        step: &'static str,
+        unit: String,
+        detail: String,
+    },
+
     /// The init died or closed the channel without saying why.
     #[error("container init {step}: {detail}")]
     InitLost { step: &'static str, detail: String },

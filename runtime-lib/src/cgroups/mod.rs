@@ -7,6 +7,9 @@
 //! [`v2::V2`] on pure v2 hosts. Its [`CgroupPaths`] go into state.json so later verbs rebuild it
 //! with [`load`].
 //!
+//! With `--systemd-cgroup` the cgroup is a systemd scope ([`systemd::Systemd`]), which wraps the
+//! manager of the host's kind for everything but making and removing it.
+//!
 //! Lifecycle, as runc does it: `apply(pid)` right after the init is cloned (before it runs any
 //! user code), `set(resources)` once the init reports ready, `destroy()` in delete after the
 //! processes are gone.
@@ -27,6 +30,7 @@ mod rdma;
 mod resources;
 pub mod rootless;
 pub mod stats;
+pub mod systemd;
 mod unified;
 mod unplaced;
 pub mod v1;
@@ -129,6 +133,10 @@ pub struct CgroupPaths {
     /// Directories made by `create`, top down; `destroy` removes them bottom up.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub created: Vec<PathBuf>,
+    /// `--systemd-cgroup`: the scope unit systemd made the cgroup for; the directories in the
+    /// hierarchies it manages are its own (see [`systemd`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub systemd: Option<systemd::Unit>,
 }
 
 /// The manager for a container's `linux.cgroupsPath` (runc's rules, see [`inner_path`]) on this
@@ -142,26 +150,20 @@ pub fn new(linux_cgroups_path: Option<&Path>, id: &str) -> Result<Box<dyn Manage
     })
 }
 
-/// `--systemd-cgroup`: the `slice:prefix:name` form is checked as runc checks it (absent or
-/// empty: runc's default, `system.slice:runc:<id>`), but the systemd driver itself is not there
-/// yet, so this always fails before anything is made; Hull never falls back to cgroupfs
-/// silently.
-pub fn new_systemd(linux_cgroups_path: Option<&Path>, id: &str) -> Result<Box<dyn Manager>> {
-    let unit = match linux_cgroups_path.filter(|p| !p.as_os_str().is_empty()) {
-        Some(p) => parse_systemd_path(&p.to_string_lossy())?,
-        None => SystemdPath {
-            slice: String::new(),
-            prefix: "runc".into(),
-            name: id.into(),
-        },
-    };
-    Err(Error::Unsupported {
-        feature: format!(
-            "the systemd cgroup driver (--systemd-cgroup, for unit {:?} in {:?})",
-            unit.unit_name(),
-            unit.slice_or_default()
-        ),
-    })
+/// `--systemd-cgroup`: the container's cgroup is a systemd scope (see [`systemd`]). A rootless
+/// one would need the user's own systemd over the session bus, which hull does not speak yet.
+pub fn new_systemd(
+    linux_cgroups_path: Option<&Path>,
+    id: &str,
+    rootless: bool,
+) -> Result<Box<dyn Manager>> {
+    if rootless {
+        return Err(Error::Unsupported {
+            feature: "--systemd-cgroup with --rootless (the user's systemd, over the session bus)"
+                .into(),
+        });
+    }
+    systemd::new(linux_cgroups_path, id)
 }
 
 /// A systemd cgroupsPath, `slice:prefix:name` (e.g. `system.slice:docker:1234`).
@@ -234,6 +236,9 @@ pub fn new_rootless(
 
 /// Rebuilds the manager a container was created with.
 pub fn load(paths: &CgroupPaths) -> Box<dyn Manager> {
+    if paths.systemd.is_some() {
+        return systemd::load(paths.clone());
+    }
     if paths.v1.is_empty() && paths.unified.is_none() {
         return Box::new(unplaced::Unplaced::load(paths.clone()));
     }
@@ -378,7 +383,9 @@ pub fn foreign_processes(paths: &CgroupPaths) -> Result<(Vec<PathBuf>, Vec<Proce
 /// half-way leaves a record whose [`Manager::destroy`] removes them all.
 pub fn planned(paths: &CgroupPaths) -> CgroupPaths {
     let mut planned = paths.clone();
-    for dir in paths.v1.values().chain(&paths.unified) {
+    let ours = |controller: &str| paths.systemd.is_none() || !systemd::manages(controller);
+    let v1 = paths.v1.iter().filter(|(c, _)| ours(c)).map(|(_, d)| d);
+    for dir in v1.chain(paths.unified.iter().filter(|_| ours(""))) {
         let Ok(rel) = dir.path.strip_prefix(&dir.mount) else {
             continue;
         };
@@ -442,7 +449,7 @@ mod path_tests {
     }
 
     #[test]
-    fn systemd_paths_are_parsed_and_then_refused() {
+    fn systemd_paths_are_parsed_as_runc_parses_them() {
         assert_eq!(
             parse_systemd_path("system.slice:docker:1234").unwrap(),
             SystemdPath {
@@ -457,16 +464,12 @@ mod path_tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("invalid slice name \"machine/x.slice\""), "{e}");
-        let e = new_systemd(Some(Path::new("a.slice:b:c")), "x").unwrap_err();
-        assert!(matches!(e, Error::Unsupported { .. }), "{e}");
-        assert!(
-            e.to_string().contains("\"b-c.scope\" in \"a.slice\""),
-            "{e}"
-        );
-        let e = new_systemd(None, "x").unwrap_err().to_string();
-        assert!(e.contains("\"runc-x.scope\" in \"system.slice\""), "{e}");
-        let e = new_systemd(Some(Path::new("a:b")), "x").unwrap_err();
+        let e = new_systemd(Some(Path::new("a:b")), "x", false).unwrap_err();
         assert!(matches!(e, Error::InvalidConfig { .. }), "{e}");
+        let e = new_systemd(Some(Path::new(":p:x.slice")), "x", false).unwrap_err();
+        assert!(e.to_string().contains("names a slice"), "{e}");
+        let e = new_systemd(None, "x", true).unwrap_err();
+        assert!(matches!(e, Error::Unsupported { .. }), "{e}");
     }
 
     #[test]
@@ -488,6 +491,7 @@ mod path_tests {
             }),
             unified_controllers: vec!["hugetlb".into()],
             created: vec!["/sys/fs/cgroup/memory/x".into()],
+            systemd: None,
         };
         let s = serde_json::to_string(&p).unwrap();
         assert!(s.contains("\"mode\":\"hybrid\""), "{s}");

@@ -83,6 +83,7 @@ impl V1 {
                 unified,
                 unified_controllers,
                 created: Vec::new(),
+                systemd: None,
             },
         })
     }

@@ -50,6 +50,7 @@ impl V2 {
                 }),
                 unified_controllers: Vec::new(),
                 created: Vec::new(),
+                systemd: None,
             },
         }
     }

@@ -59,7 +59,7 @@ impl Container {
         crate::rootless::check(&bundle.spec)?;
         let mut resources = cgroups::container_resources(&bundle.spec);
         let mut cgroup = if opts.systemd_cgroup {
-            cgroups::new_systemd(cgroups_path, id)?
+            cgroups::new_systemd(cgroups_path, id, opts.rootless)?
         } else if opts.rootless {
             // As runc: a rootless container gets no device rules (the user namespace already
             // keeps device nodes out of its reach, and the user could not write them).
@@ -394,10 +394,11 @@ fn born_in(
     resources: &LinuxResources,
 ) -> Result<Option<OwnedFd>> {
     let paths = manager.paths();
+    // A systemd scope exists only once systemd has put a process in it.
     let Some(dir) = paths
         .unified
         .as_ref()
-        .filter(|_| paths.mode == cgroups::Mode::V2)
+        .filter(|_| paths.mode == cgroups::Mode::V2 && paths.systemd.is_none())
     else {
         return Ok(None);
     };

@@ -45,8 +45,8 @@ pub struct CreateOptions {
     pub notify_socket: bool,
     /// Do not create a new session keyring for the container.
     pub no_new_keyring: bool,
-    /// `--systemd-cgroup`: cgroupsPath is systemd's `slice:prefix:name`, for a systemd driver
-    /// Hull does not have yet (see [`crate::cgroups::new_systemd`]).
+    /// `--systemd-cgroup`: the cgroup is a systemd scope and cgroupsPath is systemd's
+    /// `slice:prefix:name` (see [`crate::cgroups::systemd`]).
     pub systemd_cgroup: bool,
     /// Rootless (`--rootless`, see [`crate::rootless`]): the cgroup is placed only where this
     /// user may write, and no device rules are written. Defaults to runc's auto-detection.
