@@ -205,7 +205,28 @@ impl Bundle {
     }
 
     fn save(&self) {
-        let text = serde_json::to_string_pretty(&self.config).expect("serialize config");
+        let mut config = self.config.clone();
+        if crate::runtime::systemd_cgroup() {
+            if let Some(Value::String(path)) = config.pointer_mut("/linux/cgroupsPath") {
+                *path = systemd_cgroups_path(path);
+            }
+        }
+        let text = serde_json::to_string_pretty(&config).expect("serialize config");
         std::fs::write(self.config_path(), text).expect("write config.json");
     }
+}
+
+/// The prefix of the scopes the systemd lane's bundles ask for.
+pub const SYSTEMD_PREFIX: &str = "hull-it";
+
+/// What a bundle's cgroupsPath becomes in the systemd lane ([`crate::runtime::systemd_cgroup`]):
+/// a cgroupfs path `/a/b/name` (absolute or relative) is `system.slice:hull-it:name`, the scope
+/// `hull-it-name.scope` in system.slice, so the leak checks still find it by `name`; a path
+/// already in the systemd form (or empty) is kept as the test wrote it.
+pub fn systemd_cgroups_path(path: &str) -> String {
+    if path.is_empty() || path.contains(':') {
+        return path.to_string();
+    }
+    let name = path.rsplit('/').find(|c| !c.is_empty()).unwrap_or("root");
+    format!("system.slice:{SYSTEMD_PREFIX}:{name}")
 }

@@ -23,6 +23,7 @@ pub fn dirs(pid: i32) -> Vec<(Vec<String>, PathBuf)> {
         .expect("read /proc/self/mountinfo");
     groups
         .into_iter()
+        .filter(outside_systemd)
         .filter_map(|g| {
             let dir = mounts.iter().find_map(|m| dir_in_mount(m, &g))?;
             Some((g.controllers.clone(), dir))
@@ -41,8 +42,15 @@ pub fn mounted_groups(pid: i32) -> Vec<ProcessCGroup> {
         .and_then(|p| p.cgroups())
         .unwrap_or_else(|e| panic!("read /proc/{pid}/cgroup: {e}"))
         .into_iter()
+        .filter(outside_systemd)
         .filter(|g| mounts.iter().any(|m| dir_in_mount(m, g).is_some()))
         .collect()
+}
+
+/// False for a v1 hierarchy systemd does not manage (misc), where a container under the systemd
+/// driver stays in the root (runc 1.1.5's scopes do): no cgroup of its own to check there.
+fn outside_systemd(g: &ProcessCGroup) -> bool {
+    !(crate::runtime::systemd_cgroup() && g.hierarchy != 0 && g.pathname == "/")
 }
 
 /// Where cgroup `g` lies if mount `m` is a mount of its hierarchy.
@@ -146,7 +154,8 @@ pub fn procs(dir: &Path) -> Vec<i32> {
         .collect()
 }
 
-/// Cgroup directories named `name` at any depth (up to 8) of any hierarchy under /sys/fs/cgroup.
+/// Cgroup directories named `name` (in the systemd lane: whose name holds it) at any depth (up to
+/// 8) of any hierarchy under /sys/fs/cgroup.
 pub fn dirs_named(name: &str) -> Vec<PathBuf> {
     fn walk(dir: &Path, depth: u32, name: &str, found: &mut Vec<PathBuf>) {
         let Ok(entries) = std::fs::read_dir(dir) else {
@@ -156,7 +165,12 @@ pub fn dirs_named(name: &str) -> Vec<PathBuf> {
             if !e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
                 continue;
             }
-            if e.file_name().to_str() == Some(name) {
+            let found_it = match e.file_name().to_str() {
+                // In the systemd lane a cgroupsPath's name is a scope's: hull-it-<name>.scope.
+                Some(n) if crate::runtime::systemd_cgroup() => n.contains(name),
+                n => n == Some(name),
+            };
+            if found_it {
                 found.push(e.path());
             } else if depth > 0 {
                 walk(&e.path(), depth - 1, name, found);
@@ -168,7 +182,8 @@ pub fn dirs_named(name: &str) -> Vec<PathBuf> {
     found
 }
 
-/// Panics unless every directory in `dirs`, and every cgroup named after one of `names`, is gone
+/// Panics unless every directory in `dirs`, and every cgroup named after one of `names` (and in
+/// the systemd lane every unit), is gone
 /// (after a short grace period: the kernel removes a cgroup once its last task is reaped).
 pub fn assert_removed(dirs: &[PathBuf], names: &[&str]) {
     let deadline = Instant::now() + GRACE;
@@ -176,6 +191,9 @@ pub fn assert_removed(dirs: &[PathBuf], names: &[&str]) {
         let mut left: Vec<PathBuf> = dirs.iter().filter(|d| d.exists()).cloned().collect();
         for n in names {
             left.extend(dirs_named(n));
+        }
+        if crate::runtime::systemd_cgroup() {
+            left.extend(crate::leaks::units(names).into_iter().map(PathBuf::from));
         }
         if left.is_empty() {
             return;

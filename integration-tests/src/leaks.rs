@@ -9,7 +9,8 @@
 //!   watched directory (a container's init after pivot_root shows its rootfs as the root of `/`);
 //! - state: `<root>/<id>` exists;
 //! - cgroups: a directory named after the id (or containing it, as systemd's `<id>.scope` would)
-//!   within three levels of any /sys/fs/cgroup hierarchy.
+//!   within three levels of any /sys/fs/cgroup hierarchy;
+//! - in the systemd lane, units: any systemd unit whose name holds the id.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -122,8 +123,41 @@ pub fn leaks(root: &Path, ids: &[&str], dirs: &[&Path]) -> Vec<String> {
         }
     }
     found.extend(cgroups(ids));
+    if crate::runtime::systemd_cgroup() {
+        found.extend(units(ids));
+    }
     found.extend(host_devices());
     found
+}
+
+/// systemd units (a container's scope, or a slice made for it) whose name holds one of `names`,
+/// in any state: a scope that failed, or whose stop was never asked for, stays listed.
+pub fn units(names: &[&str]) -> Vec<String> {
+    let out = std::process::Command::new("systemctl")
+        .args([
+            "list-units",
+            "--all",
+            "--plain",
+            "--no-legend",
+            "--no-pager",
+        ])
+        .stdin(std::process::Stdio::null())
+        .output();
+    let out = match out {
+        Ok(o) if o.status.success() => o,
+        Ok(o) => {
+            return vec![format!(
+                "systemctl list-units failed: {}",
+                String::from_utf8_lossy(&o.stderr)
+            )]
+        }
+        Err(e) => return vec![format!("cannot run systemctl: {e}")],
+    };
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| names.iter().any(|n| l.contains(n)))
+        .map(|l| format!("systemd unit {}", l.trim()))
+        .collect()
 }
 
 /// The host's own device nodes a container's /dev is made from (bind mounts in a user namespace)

@@ -1,7 +1,8 @@
 //! Podman, through conmon (the monitor CRI-O uses too), as a client: a private podman whose
 //! root, runroot, tmpdir, containers.conf and storage.conf live under a test directory, with the
 //! runtime under test as its only runtime, a busybox `--rootfs`, the cgroupfs manager under a
-//! cgroup parent of the test's own, and no network.
+//! cgroup parent of the test's own (in the systemd lane: the systemd manager under a slice of the
+//! test's own), and no network.
 //!
 //! Podman calls the runtime without `--root`, so the runtime's default state root serves it;
 //! containers get podman's 64-hex ids, which cannot collide between tests. Dropping a [`Podman`]
@@ -13,7 +14,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use crate::clients;
-use crate::runtime::runtime_binary;
+use crate::runtime::{runtime_binary, systemd_cgroup};
 use crate::tmp::{unique, TempDir};
 
 pub use crate::clients::ClientOutput as PodmanOutput;
@@ -52,9 +53,10 @@ impl Podman {
         let conf = format!(
             "[containers]\ndefault_ulimits = [\"nofile=1024:1024\", \"nproc=4096:4096\"]\n\
              netns = \"none\"\n\
-             [engine]\ncgroup_manager = \"cgroupfs\"\nevents_logger = \"none\"\n\
+             [engine]\ncgroup_manager = \"{}\"\nevents_logger = \"none\"\n\
              runtime = \"hull\"\nruntime_supports_json = [\"hull\"]\n{lines}\n\
              [engine.runtimes]\nhull = [{:?}]\n",
+            cgroup_manager(),
             runtime.display().to_string()
         );
         std::fs::write(dir.join("containers.conf"), conf).expect("write containers.conf");
@@ -64,10 +66,13 @@ impl Podman {
             dir.join("root")
         );
         std::fs::write(dir.join("storage.conf"), storage).expect("write storage.conf");
-        Podman {
-            dir,
-            cgroup_parent: format!("/hull-it-podman-{}-{}", std::process::id(), unique()),
-        }
+        // systemd's manager takes a slice as the parent (a '-' in its name would nest it).
+        let cgroup_parent = if systemd_cgroup() {
+            format!("hull_it_podman_{}_{}.slice", std::process::id(), unique())
+        } else {
+            format!("/hull-it-podman-{}-{}", std::process::id(), unique())
+        };
+        Podman { dir, cgroup_parent }
     }
 
     /// The runtime's argument lists, one per call, in order (only with [`Podman::with_engine`]).
@@ -104,7 +109,12 @@ impl Podman {
             .arg(self.dir.join("runroot"))
             .arg("--tmpdir")
             .arg(self.dir.join("tmp"))
-            .args(["--cgroup-manager", "cgroupfs", "--events-backend", "none"]);
+            .args([
+                "--cgroup-manager",
+                cgroup_manager(),
+                "--events-backend",
+                "none",
+            ]);
         cmd
     }
 
@@ -165,6 +175,16 @@ impl Default for Podman {
     }
 }
 
+/// podman's `--cgroup-manager`: `systemd` in the systemd lane (it then passes the runtime
+/// `--systemd-cgroup` and a `<slice>:libpod:<id>` cgroupsPath), else `cgroupfs`.
+fn cgroup_manager() -> &'static str {
+    if systemd_cgroup() {
+        "systemd"
+    } else {
+        "cgroupfs"
+    }
+}
+
 /// The state root the runtime uses when called without `--root`, as podman calls it.
 pub fn hull_default_root() -> &'static str {
     "/run/hull"
@@ -175,7 +195,14 @@ impl Drop for Podman {
         let _ = self.podman(["rm", "--all", "--force", "--time", "0"]);
         // Conmon and anything else of this podman, by the directory in their arguments.
         clients::kill_processes_mentioning(&self.dir.path().to_string_lossy());
-        clients::remove_cgroup_tree(&self.cgroup_parent);
+        if systemd_cgroup() {
+            let _ = Command::new("systemctl")
+                .args(["stop", &self.cgroup_parent])
+                .stdin(std::process::Stdio::null())
+                .output();
+        } else {
+            clients::remove_cgroup_tree(&self.cgroup_parent);
+        }
         clients::unmount_under(self.dir.path());
     }
 }

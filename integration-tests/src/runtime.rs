@@ -56,6 +56,26 @@ pub fn log_messages(log: &Path, level: &str) -> Vec<String> {
         .collect()
 }
 
+/// Set (to `1`) only in the systemd guest's lane (tests/systemd_guest.rs): every runtime command
+/// gets the global `--systemd-cgroup`, and bundles a systemd `slice:prefix:name` cgroupsPath
+/// where they would have a cgroupfs one (see [`crate::bundle::systemd_cgroups_path`]).
+pub const SYSTEMD_CGROUP_ENV: &str = "HULL_IT_SYSTEMD_CGROUP";
+
+/// True in the systemd lane (see [`SYSTEMD_CGROUP_ENV`]).
+pub fn systemd_cgroup() -> bool {
+    std::env::var(SYSTEMD_CGROUP_ENV).is_ok_and(|v| v == "1")
+}
+
+/// Guard for assertions that hold only with the cgroupfs driver (a cgroup at the path the test
+/// chose, the refusal of `--systemd-cgroup`): `if !cgroupfs_driver("why") { return; }`.
+pub fn cgroupfs_driver(why: &str) -> bool {
+    let systemd = systemd_cgroup();
+    if systemd {
+        eprintln!("skipped with --systemd-cgroup: {why}");
+    }
+    !systemd
+}
+
 /// True when the runtime under test is hull (the default).
 pub fn is_hull() -> bool {
     runtime_binary().file_name() == Some(OsStr::new("hull"))
@@ -309,10 +329,11 @@ impl<'a> Cmd<'a> {
                 sh
             }
         };
-        cmd.arg("--root")
-            .arg(self.rt.root())
-            .args(&self.args)
-            .args(&self.tail);
+        cmd.arg("--root").arg(self.rt.root());
+        if systemd_cgroup() {
+            cmd.arg("--systemd-cgroup");
+        }
+        cmd.args(&self.args).args(&self.tail);
         match self.stdout {
             Some(fd) => cmd.stdout(fd),
             None => cmd.stdout(File::create(&out_path).expect("create stdout file")),

@@ -582,6 +582,14 @@ fn exec_additional_gids_and_no_new_privs_flags() {
 
 #[test]
 fn exec_process_json_rlimits_reach_the_process() {
+    if integration_tests::runtime::systemd_cgroup()
+        && !integration_tests::only_hull(
+            "runc 1.1.5 in the systemd guest gives the exec'd process a nofile soft limit equal \
+             to the hard one (seen in both hierarchies; not systemd-cgroup specific)",
+        )
+    {
+        return;
+    }
     let rt = Runtime::new();
     let b = Bundle::sleeping();
     let (id, init) = running(&rt, &b);
@@ -644,6 +652,14 @@ fn exec_runs_under_the_containers_seccomp_filter() {
 
 #[test]
 fn exec_into_a_user_namespace_sees_the_inits_id_maps() {
+    if integration_tests::runtime::systemd_cgroup()
+        && !integration_tests::only_hull(
+            "runc 1.1.5 fails this create in the systemd guest (EACCES binding the rootfs in \
+             the user namespace; not understood yet)",
+        )
+    {
+        return;
+    }
     let rt = Runtime::new();
     let mut b = Bundle::sleeping();
     b.user_namespace();

@@ -14,7 +14,8 @@
 #
 # Environment: HULL_VM_CACHE (kernel cache, see fetch-kernel.sh), HULL_VM_MEM (MiB, default 2048),
 # HULL_VM_CPUS (default 2), HULL_VM_TIMEOUT (seconds, default 1800), HULL_VM_DEBUG=1 (kernel
-# messages on the console). Exit status 125: the guest could not run the command.
+# messages on the console), HULL_VM_INIT=systemd and HULL_VM_CGROUP (see run-in-systemd-guest.sh).
+# Exit status 125: the guest could not run the command.
 set -euo pipefail
 
 if [ "$#" -eq 0 ]; then
@@ -92,6 +93,22 @@ mhz="$(awk -F: '/^cpu MHz/ { printf "%d", $2 * 1000; exit }' /proc/cpuinfo)"
 # softlockup_panic: a guest kernel that locks up ends at once (panic=-1, -no-reboot) instead of
 # at the timeout; the caller sees "soft lockup" in the output and no status.
 append="console=ttyS0 panic=-1 softlockup_panic=1 pci=off cryptomgr.notests=1 tsc=reliable ${mhz:+tsc_early_khz=$mhz}"
+# The systemd guest (run-in-systemd-guest.sh): systemd as PID 1, booting guest-init.sh's
+# hull-vm.target, with the cgroup hierarchy HULL_VM_CGROUP names.
+case "${HULL_VM_INIT:-}" in
+    "") ;;
+    systemd)
+        append="$append hullvm.init=systemd systemd.unit=hull-vm.target systemd.firstboot=0"
+        case "${HULL_VM_CGROUP:-unified}" in
+            unified) append="$append systemd.unified_cgroup_hierarchy=1" ;;
+            hybrid) append="$append systemd.unified_cgroup_hierarchy=0 systemd.legacy_systemd_cgroup_controller=0" ;;
+            legacy) append="$append systemd.unified_cgroup_hierarchy=0 systemd.legacy_systemd_cgroup_controller=1" ;;
+            *) echo "run-in-v2-guest.sh: HULL_VM_CGROUP must be unified, hybrid or legacy" >&2; exit 2 ;;
+        esac
+        [ "${HULL_VM_DEBUG:-0}" = 1 ] || append="$append systemd.show_status=0 systemd.log_level=err"
+        ;;
+    *) echo "run-in-v2-guest.sh: HULL_VM_INIT must be empty or systemd" >&2; exit 2 ;;
+esac
 if [ "${HULL_VM_DEBUG:-0}" = 1 ]; then
     append="$append hullvm.debug"
 else
