@@ -604,8 +604,18 @@ fn in_guest_unit_properties_and_files_as_runc() {
         return;
     }
     let (runc_props, runc_files) = properties_and_files(&Runtime::with_binary(Path::new(RUNC)));
-    let (props, files) = properties_and_files(&Runtime::new());
+    let (mut props, files) = properties_and_files(&Runtime::new());
     eprintln!("runc: {runc_props:#?}\n{runc_files:#?}\nours: {props:#?}\n{files:#?}");
+    if is_hull() && cgroupfs::is_v2() {
+        // Deliberately more than runc 1.1.5, which writes io.weight only to the file: hull gives
+        // systemd the weight too (blockIO.weight 500 is IOWeight 4950, runc's conversion), so a
+        // daemon-reload does not reset it. The file is compared below.
+        assert_eq!(prop(&props, "IOWeight"), "4950");
+        let runc_io = prop(&runc_props, "IOWeight");
+        for p in props.iter_mut().filter(|(n, _)| n == "IOWeight") {
+            p.1 = runc_io.clone();
+        }
+    }
     assert_eq!(
         props, runc_props,
         "the unit's properties differ from runc's"

@@ -123,6 +123,7 @@ pub fn load(paths: CgroupPaths) -> Box<dyn Manager> {
         inner,
         unit,
         started_with_resources: Cell::new(false),
+        not_ours: false,
     })
 }
 
@@ -163,6 +164,9 @@ pub struct Systemd {
     /// The unit was just started with the resources as properties: create's `set` need not send
     /// them again.
     started_with_resources: Cell<bool>,
+    /// StartTransientUnit failed: the unit of that name, if any, is someone else's (a scope
+    /// already active), and destroy must not stop it.
+    not_ours: bool,
 }
 
 impl Systemd {
@@ -255,7 +259,13 @@ impl Systemd {
             props.extend(properties::resources(r, v2)?);
             if let Some(rules) = r.devices() {
                 let proc_devices = std::fs::read_to_string("/proc/devices").unwrap_or_default();
-                props.extend(properties::devices(rules, &proc_devices));
+                props.extend(properties::devices(
+                    rules,
+                    &proc_devices,
+                    |kind, major, minor| {
+                        Path::new(&format!("/sys/dev/{kind}/{major}:{minor}")).exists()
+                    },
+                ));
             }
         }
         Ok(props)
@@ -353,7 +363,10 @@ impl Manager for Systemd {
     }
 
     fn apply(&mut self, pid: Pid, resources: Option<&LinuxResources>) -> Result<()> {
-        self.start(pid, resources)?;
+        if let Err(e) = self.start(pid, resources) {
+            self.not_ours = true;
+            return Err(e);
+        }
         self.started_with_resources.set(resources.is_some());
         if !self.v2() {
             // The hierarchies systemd leaves alone; in its own ones the directories exist now
@@ -404,6 +417,10 @@ impl Manager for Systemd {
     }
 
     fn destroy(&mut self) -> Result<()> {
+        if self.not_ours {
+            // Only the directories hull made in the hierarchies systemd leaves alone.
+            return self.inner.destroy();
+        }
         self.stop()?;
         self.inner.destroy()
     }

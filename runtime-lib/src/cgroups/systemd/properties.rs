@@ -76,19 +76,19 @@ pub fn resources(r: &LinuxResources, v2: bool) -> Result<Vec<Arg>> {
             }
         }
         quota(&mut out, c.quota(), c.period());
-        if v2 {
-            if let Some(cpus) = c.cpus().as_deref().filter(|s| !s.is_empty()) {
-                out.push(prop(
-                    "AllowedCPUs",
-                    bitmask("linux.resources.cpu.cpus", cpus)?,
-                ));
-            }
-            if let Some(mems) = c.mems().as_deref().filter(|s| !s.is_empty()) {
-                out.push(prop(
-                    "AllowedMemoryNodes",
-                    bitmask("linux.resources.cpu.mems", mems)?,
-                ));
-            }
+        // Given on v1 too, as runc does: systemd keeps them, though its legacy hierarchy has
+        // no cpuset (hull writes cpuset.cpus/mems there).
+        if let Some(cpus) = c.cpus().as_deref().filter(|s| !s.is_empty()) {
+            out.push(prop(
+                "AllowedCPUs",
+                bitmask("linux.resources.cpu.cpus", cpus)?,
+            ));
+        }
+        if let Some(mems) = c.mems().as_deref().filter(|s| !s.is_empty()) {
+            out.push(prop(
+                "AllowedMemoryNodes",
+                bitmask("linux.resources.cpu.mems", mems)?,
+            ));
         }
     }
     if let Some(p) = r.pids() {
@@ -285,8 +285,14 @@ pub fn bitmask(field: &str, list: &str) -> Result<Arg> {
 /// rules (the v1 devices files, the v2 eBPF program, written after the unit starts) are exact;
 /// these are never narrower than them, so where systemd cannot say a rule exactly (a deny inside
 /// an allowed range) they allow more, never less: otherwise systemd's program, which v2 runs
-/// beside hull's, would refuse what the config allows.
-pub fn devices(rules: &[LinuxDeviceCgroup], proc_devices: &str) -> Vec<Arg> {
+/// beside hull's, would refuse what the config allows. As runc, a single device this host does
+/// not have (`exists(kind, major, minor)` false) is left out: systemd cannot resolve it and
+/// says so in its log at every start; hull's own rules still allow it.
+pub fn devices(
+    rules: &[LinuxDeviceCgroup],
+    proc_devices: &str,
+    exists: impl Fn(&str, i64, i64) -> bool,
+) -> Vec<Arg> {
     // The last rule that names every device decides the default, as in the kernel's v1 list.
     let mut allow_all = true;
     let mut allowed: Vec<Arg> = Vec::new();
@@ -320,7 +326,10 @@ pub fn devices(rules: &[LinuxDeviceCgroup], proc_devices: &str) -> Vec<Arg> {
         for (kind, section) in kinds {
             let spec = match (typ, r.major(), r.minor()) {
                 (LinuxDeviceType::A, _, _) | (_, None, _) => format!("{kind}-*"),
-                (_, Some(major), Some(minor)) => format!("/dev/{kind}/{major}:{minor}"),
+                (_, Some(major), Some(minor)) if exists(kind, major, minor) => {
+                    format!("/dev/{kind}/{major}:{minor}")
+                }
+                (_, Some(_), Some(_)) => continue,
                 (_, Some(major), None) => match device_name(proc_devices, section, major) {
                     Some(name) => format!("{kind}-{name}"),
                     None => format!("{kind}-*"),
@@ -431,11 +440,12 @@ mod tests {
         let rules = vec![
             rule(false, LinuxDeviceType::A, None, None),
             rule(true, LinuxDeviceType::C, Some(1), Some(3)),
+            rule(true, LinuxDeviceType::C, Some(10), Some(200)),
             rule(true, LinuxDeviceType::C, Some(136), None),
             rule(true, LinuxDeviceType::B, None, None),
             rule(false, LinuxDeviceType::C, Some(1), Some(3)),
         ];
-        let p = names(&devices(&rules, proc_devices));
+        let p = names(&devices(&rules, proc_devices, |_, major, _| major != 10));
         assert_eq!(p[0].1, Arg::str("strict"));
         let Arg::Array(_, allowed) = &p[1].1 else {
             panic!()
@@ -456,6 +466,9 @@ mod tests {
             ]
         );
         let privileged = vec![rule(true, LinuxDeviceType::A, None, None)];
-        assert_eq!(names(&devices(&privileged, ""))[0].1, Arg::str("auto"));
+        assert_eq!(
+            names(&devices(&privileged, "", |_, _, _| true))[0].1,
+            Arg::str("auto")
+        );
     }
 }
