@@ -92,7 +92,12 @@ impl Docker {
         let n = unique();
         let pid = std::process::id();
         let bridge = format!("hdk{}x{n}", pid % 1_000_000);
-        let cgroup_parent = format!("/hull-it-docker-{pid}-{n}");
+        // Under the systemd driver the parent is a slice (one word: a dash would nest it).
+        let cgroup_parent = if crate::runtime::systemd_cgroup() {
+            format!("hullitdocker{pid}x{n}.slice")
+        } else {
+            format!("/hull-it-docker-{pid}-{n}")
+        };
         let containerd = start_containerd(&dir);
         let path = if opts.log_runtime_calls {
             crate::clients::logging_runtime_wrapper(dir.path())
@@ -171,7 +176,14 @@ impl Docker {
             ])
             .args(["--ip-masq=false", "--bridge", &self.bridge])
             .args(["--cgroup-parent", &self.cgroup_parent])
-            .args(["--exec-opt", "native.cgroupdriver=cgroupfs"])
+            .args([
+                "--exec-opt",
+                if crate::runtime::systemd_cgroup() {
+                    "native.cgroupdriver=systemd"
+                } else {
+                    "native.cgroupdriver=cgroupfs"
+                },
+            ])
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("dup log"))
             .stderr(log);
@@ -279,6 +291,17 @@ impl Docker {
 
     pub fn cgroup_parent(&self) -> &str {
         &self.cgroup_parent
+    }
+
+    /// Container `id`'s cgroup, relative to a hierarchy's root: `<parent>/<id>`, or under the
+    /// systemd driver the scope `docker-<id>.scope` in the parent slice.
+    pub fn container_cgroup(&self, id: &str) -> String {
+        if crate::runtime::systemd_cgroup() {
+            // A one-word slice lies at the root of the tree.
+            format!("{}/docker-{id}.scope", self.cgroup_parent)
+        } else {
+            format!("{}/{id}", self.cgroup_parent.trim_start_matches('/'))
+        }
     }
 
     /// What dockerd logged so far.
@@ -486,12 +509,23 @@ impl Docker {
             }
         }
         let rel = self.cgroup_parent.trim_start_matches('/').to_string();
-        if let Ok(hierarchies) = std::fs::read_dir("/sys/fs/cgroup") {
+        let root = Path::new("/sys/fs/cgroup");
+        if root.join(&rel).exists() {
+            left.push(format!("cgroup {}", root.join(&rel).display()));
+        }
+        if let Ok(hierarchies) = std::fs::read_dir(root) {
             for h in hierarchies.flatten() {
                 if h.path().join(&rel).exists() {
                     left.push(format!("cgroup {}", h.path().join(&rel).display()));
                 }
             }
+        }
+        if crate::runtime::systemd_cgroup() {
+            left.extend(
+                crate::leaks::units(&["docker-"])
+                    .into_iter()
+                    .map(|u| format!("unit {u}")),
+            );
         }
         if Path::new("/sys/class/net").join(&self.bridge).exists() {
             left.push(format!("bridge {}", self.bridge));
@@ -519,7 +553,14 @@ impl Docker {
             clients::kill_processes_mentioning(&dir.to_string_lossy());
             clients::unmount_under(dir);
         }
-        clients::remove_cgroup_tree(&self.cgroup_parent);
+        if crate::runtime::systemd_cgroup() {
+            // The slice and whatever scope is still in it: systemd removes their cgroups.
+            let _ = Command::new("systemctl")
+                .args(["stop", &self.cgroup_parent])
+                .status();
+        } else {
+            clients::remove_cgroup_tree(&self.cgroup_parent);
+        }
         if Path::new("/sys/class/net").join(&self.bridge).exists() {
             let _ = Command::new("ip")
                 .args(["link", "delete", &self.bridge])

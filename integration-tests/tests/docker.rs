@@ -112,7 +112,7 @@ fn wait_for(cond: impl Fn() -> bool, what: &str) {
 /// What the host's freezer says of container `id`: "frozen" or "thawed" (cgroup v1's
 /// freezer.state or v2's cgroup.freeze).
 fn freezer_state(d: &Docker, id: &str) -> String {
-    let rel = format!("{}/{id}", d.cgroup_parent().trim_start_matches('/'));
+    let rel = d.container_cgroup(id);
     let v1 = Path::new("/sys/fs/cgroup/freezer")
         .join(&rel)
         .join("freezer.state");

@@ -27,6 +27,27 @@ const GUEST_ENV: &str = "HULL_IN_SYSTEMD_GUEST";
 /// The host's suites that run in the guest in systemd mode, whole.
 const GUEST_SUITES: &[&str] = &["lifecycle", "cgroups", "exec", "events"];
 
+/// Suites of which the unified boot runs a part, with `--systemd-cgroup` given by their clients:
+/// (suite, environment, test arguments). Docker with `native.cgroupdriver=systemd` (the limits of
+/// `docker update` and the freezer of pause), and containerd's CRI with `SystemdCgroup = true` and
+/// kubelet's slices (a pod's lifecycle, and UpdateContainerResources with ContainerStats).
+const GUEST_SELECTION: &[(&str, &str, &[&str])] = &[
+    (
+        "docker",
+        "HULL_DOCKER_SCENARIOS='docker update,top stats pause'",
+        &["--exact", "docker_runs_containers_through_the_runtime"],
+    ),
+    (
+        "cri",
+        "",
+        &[
+            "--exact",
+            "version_and_the_pod_sandbox_lifecycle",
+            "container_stats_and_update_container_resources",
+        ],
+    ),
+];
+
 /// This file's own tests that the guest runs; the host test checks each one reported `ok`.
 const IN_GUEST: &[&str] = &[
     "in_guest_systemd_host",
@@ -88,33 +109,63 @@ fn systemd_guest() {
 
     let runtime = runtime_binary();
     let exe = std::env::current_exe().expect("current_exe");
-    let mut suites: Vec<(String, PathBuf, Vec<String>)> = host_suites()
-        .into_iter()
-        .map(|(name, path)| (name, path, Vec::new()))
+    let built = host_suites();
+    let mut suites: Vec<(String, PathBuf, Vec<String>)> = built
+        .iter()
+        .filter(|(name, _)| GUEST_SUITES.contains(&name.as_str()))
+        .map(|(name, path)| (name.clone(), path.clone(), Vec::new()))
         .collect();
     let mut own = vec!["--ignored".to_string(), "--exact".to_string()];
     own.extend(IN_GUEST.iter().map(|t| t.to_string()));
     suites.push(("systemd_guest".into(), exe, own));
 
     let dir = integration_tests::tmp::TempDir::new("systemd-lane");
-    // How long systemd took to reach the command (guest time; TCG is ~10x slower than the host).
-    let mut script = String::from("echo \"=== booted in $(cut -d' ' -f1 /proc/uptime) s\"\n");
-    for (name, path, args) in &suites {
-        script.push_str(&format!(
-            "echo '=== suite {name}'; '{}' --test-threads 1 --color never {} 2>&1; echo \"=== suite {name} exit $?\"\n",
-            path.display(),
-            args.join(" ")
+    // One script per boot: the selections run in the unified one only.
+    let script = |suites: &[(String, PathBuf, Vec<String>)], envs: &[String]| {
+        // How long systemd took to reach the command (guest time; TCG is ~10x slower).
+        let mut script = String::from("echo \"=== booted in $(cut -d' ' -f1 /proc/uptime) s\"\n");
+        for ((name, path, args), env) in suites.iter().zip(envs) {
+            script.push_str(&format!(
+                "echo '=== suite {name}'; {env} '{}' --test-threads 1 --color never {} 2>&1; echo \"=== suite {name} exit $?\"\n",
+                path.display(),
+                args.join(" ")
+            ));
+        }
+        // Whatever a suite left in systemd: the leak checks name the test, this the lane.
+        script.push_str(
+            "echo '=== units left'; systemctl list-units --all --plain --no-legend --no-pager | grep -E 'hull-it|runc-|hullit|docker-|kubepods' ; echo '=== end'\n",
+        );
+        script
+    };
+    let plain_envs = vec![String::new(); suites.len()];
+    let mut unified_suites = suites.clone();
+    let mut unified_envs = plain_envs.clone();
+    for (name, env, args) in GUEST_SELECTION {
+        let path = built
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, p)| p.clone())
+            .expect("selected suite built");
+        unified_suites.push((
+            name.to_string(),
+            path,
+            args.iter().map(|a| a.to_string()).collect(),
         ));
+        unified_envs.push(env.to_string());
     }
-    // Whatever a suite left in systemd: the leak checks name the test, this the lane.
-    script.push_str(
-        "echo '=== units left'; systemctl list-units --all --plain --no-legend --no-pager | grep -E 'hull-it|runc-|hullit' ; echo '=== end'\n",
-    );
-    let script_path = dir.join("suites.sh");
-    std::fs::write(&script_path, script).expect("write the guest script");
+    let scripts = [
+        (
+            "unified",
+            script(&unified_suites, &unified_envs),
+            &unified_suites,
+        ),
+        ("legacy", script(&suites, &plain_envs), &suites),
+    ];
 
     let mut failures = Vec::new();
-    for hierarchy in ["unified", "legacy"] {
+    for (hierarchy, script, suites) in scripts {
+        let script_path = dir.join(format!("suites-{hierarchy}.sh"));
+        std::fs::write(&script_path, script).expect("write the guest script");
         let started = Instant::now();
         let out = Command::new(vm_script())
             .arg("bash")
@@ -143,7 +194,7 @@ fn systemd_guest() {
             continue;
         }
         let mut total = 0;
-        for (name, ..) in &suites {
+        for (name, ..) in suites.iter() {
             let Some(section) = text
                 .split(&format!("=== suite {name}\n"))
                 .nth(1)
@@ -219,7 +270,7 @@ fn host_suites() -> Vec<(String, PathBuf)> {
     .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/../Cargo.toml"))
     .arg("--target-dir")
     .arg(profile_dir.parent().expect("target dir"));
-    for suite in GUEST_SUITES {
+    for suite in all_suites() {
         cmd.args(["--test", suite]);
     }
     let out = cmd
@@ -235,13 +286,19 @@ fn host_suites() -> Vec<(String, PathBuf)> {
         let name = msg["target"]["name"].as_str().unwrap_or_default();
         if let (Some(path), true) = (
             msg["executable"].as_str(),
-            GUEST_SUITES.contains(&name) && msg["target"]["kind"] == json!(["test"]),
+            all_suites().contains(&name) && msg["target"]["kind"] == json!(["test"]),
         ) {
             found.push((name.to_string(), PathBuf::from(path)));
         }
     }
-    assert_eq!(found.len(), GUEST_SUITES.len(), "suites built: {found:?}");
+    assert_eq!(found.len(), all_suites().len(), "suites built: {found:?}");
     found
+}
+
+fn all_suites() -> Vec<&'static str> {
+    let mut all = GUEST_SUITES.to_vec();
+    all.extend(GUEST_SELECTION.iter().map(|(s, ..)| *s));
+    all
 }
 
 /// True in the guest; elsewhere says why the test does nothing.
