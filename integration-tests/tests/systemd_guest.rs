@@ -619,7 +619,16 @@ fn files_of(pid: i32) -> Vec<(String, String)> {
             .iter()
             .map(|(c, f)| (c, f, cgroupfs::dir(pid, c).join(f)))
             .filter(|(.., p)| p.exists())
-            .map(|(_, f, p)| (f.to_string(), read(p)))
+            .map(|(_, f, p)| {
+                let mut v = read(p);
+                if *f == "devices.list" {
+                    // The kernel lists the rules in the order they were written: a set.
+                    let mut lines: Vec<&str> = v.lines().collect();
+                    lines.sort_unstable();
+                    v = lines.join("\n");
+                }
+                (f.to_string(), v)
+            })
             .collect()
     }
 }
