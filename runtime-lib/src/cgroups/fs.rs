@@ -214,9 +214,15 @@ pub(crate) fn all_pids(dir: &Path) -> Result<Vec<i32>> {
     let mut out = Vec::new();
     match collect_pids(dir, &mut out) {
         // A cgroup already removed (a delete cut short before) holds no process.
-        Err(Error::Io { source, .. }) if source.kind() == ErrorKind::NotFound => Ok(Vec::new()),
+        Err(Error::Io { source, .. }) if removed(&source) => Ok(Vec::new()),
         r => r.map(|()| out),
     }
+}
+
+/// The cgroup went away: gone (ENOENT), or removed while we had it open (ENODEV: systemd
+/// collects a scope the moment its last process exits, concurrently with delete's reads).
+fn removed(e: &std::io::Error) -> bool {
+    e.kind() == ErrorKind::NotFound || e.raw_os_error() == Some(libc::ENODEV)
 }
 
 fn collect_pids(dir: &Path, out: &mut Vec<i32>) -> Result<()> {
@@ -226,7 +232,7 @@ fn collect_pids(dir: &Path, out: &mut Vec<i32>) -> Result<()> {
         if entry.file_type().map(|t| t.is_dir()).unwrap_or(false) {
             match collect_pids(&entry.path(), out) {
                 // A sub-cgroup removed while we walked.
-                Err(Error::Io { source, .. }) if source.kind() == ErrorKind::NotFound => {}
+                Err(Error::Io { source, .. }) if removed(&source) => {}
                 r => r?,
             }
         }
