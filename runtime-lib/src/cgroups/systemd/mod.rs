@@ -87,6 +87,19 @@ pub fn new(linux_cgroups_path: Option<&Path>, id: &str) -> Result<Box<dyn Manage
             ),
         });
     }
+    // The unit's name becomes a directory name under the slice: a `/` would walk the cgroupfs
+    // paths hull reads and removes out of the slice (systemd refuses such a name, but only
+    // after hull has planned its directories).
+    for (part, value) in [("prefix", &path.prefix), ("name", &path.name)] {
+        if value.contains('/') || value.contains('\0') || value == "." || value == ".." {
+            return Err(Error::InvalidConfig {
+                field: "linux.cgroupsPath".into(),
+                problem: format!(
+                    "the {part} part {value:?} of slice:prefix:name is not a unit name"
+                ),
+            });
+        }
+    }
     if path.name.is_empty() {
         return Err(Error::InvalidConfig {
             field: "linux.cgroupsPath".into(),
@@ -447,6 +460,14 @@ mod tests {
         assert_eq!(expand_slice("-.slice").unwrap(), Path::new("/"));
         for bad in ["a--b.slice", "-a.slice", "a-.slice", "a/b.slice", "a.scope"] {
             assert!(expand_slice(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn names_that_would_leave_the_slice_are_refused() {
+        for bad in [":p:../../x", ":p:a/b", ":../..:x", "system.slice:p:.."] {
+            let e = new(Some(Path::new(bad)), "id").unwrap_err().to_string();
+            assert!(e.contains("is not a unit name"), "{bad}: {e}");
         }
     }
 
