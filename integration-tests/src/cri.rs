@@ -718,6 +718,19 @@ impl Drop for Cri {
         clients::kill_processes_mentioning(&self.socket.to_string_lossy());
         clients::unmount_under(self.dir.path());
         clients::remove_cgroup_tree(&self.cgroup_root);
+        if self.systemd {
+            // Kubelet's QoS parents, which the pods' slices made: stopped once no pod of any bed
+            // is left in them (a pod slice left is another bed's, or a leak its test reports).
+            let pods = Command::new("systemctl")
+                .args(["list-units", "--all", "--plain", "--no-legend"])
+                .arg("kubepods-besteffort-pod*")
+                .output();
+            if pods.is_ok_and(|o| o.status.success() && o.stdout.trim_ascii().is_empty()) {
+                let _ = Command::new("systemctl")
+                    .args(["stop", "kubepods-besteffort.slice", "kubepods.slice"])
+                    .status();
+            }
+        }
         // The bridge goes last, with the fields.
     }
 }
