@@ -18,6 +18,7 @@ pub mod console;
 pub mod containerd;
 pub mod cri;
 pub mod docker;
+pub mod guest;
 pub mod leaks;
 pub mod podman;
 pub mod procfs;

@@ -8,7 +8,6 @@
 //! (fetched into `<target>/hull-vm`). When either cannot be had the host test says so on stderr
 //! and passes, unless `HULL_REQUIRE_V2_GUEST=1` (CI), which makes it fail instead.
 
-use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -84,19 +83,6 @@ fn vm_script() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("vm/run-in-v2-guest.sh")
 }
 
-/// `<target>/hull-vm`, from this executable's `<target>/<profile>/deps/<test>`.
-fn vm_cache() -> PathBuf {
-    if let Some(dir) = std::env::var_os("HULL_VM_CACHE").filter(|d| !d.is_empty()) {
-        return dir.into();
-    }
-    let exe = std::env::current_exe().expect("current_exe");
-    let mut dir = exe.parent().expect("exe dir").to_path_buf();
-    if dir.file_name() == Some(OsStr::new("deps")) {
-        dir.pop();
-    }
-    dir.parent().expect("target dir").join("hull-vm")
-}
-
 #[test]
 fn cgroup_v2_guest() {
     if std::env::var_os(GUEST_ENV).is_some() {
@@ -105,7 +91,7 @@ fn cgroup_v2_guest() {
     let required = std::env::var("HULL_REQUIRE_V2_GUEST").is_ok_and(|v| v == "1");
     let prep = Command::new(vm_script())
         .arg("--prepare")
-        .env("HULL_VM_CACHE", vm_cache())
+        .env("HULL_VM_CACHE", integration_tests::guest::vm_cache())
         .stdin(Stdio::null())
         .output()
         .expect("run run-in-v2-guest.sh --prepare");
@@ -120,17 +106,18 @@ fn cgroup_v2_guest() {
     // bed must not start a cargo build of its own.
     let runtime = runtime_binary();
     let exe = std::env::current_exe().expect("current_exe");
-    let mut suites: Vec<(String, PathBuf, &str, Vec<String>)> = host_suites()
-        .into_iter()
-        .map(|(name, path)| {
-            let (env, args) = GUEST_SELECTION
-                .iter()
-                .find(|(suite, ..)| *suite == name)
-                .map(|(_, env, args)| (*env, args.iter().map(|a| a.to_string()).collect()))
-                .unwrap_or(("", Vec::new()));
-            (name, path, env, args)
-        })
-        .collect();
+    let mut suites: Vec<(String, PathBuf, &str, Vec<String>)> =
+        integration_tests::guest::build_suites(GUEST_SUITES)
+            .into_iter()
+            .map(|(name, path)| {
+                let (env, args) = GUEST_SELECTION
+                    .iter()
+                    .find(|(suite, ..)| *suite == name)
+                    .map(|(_, env, args)| (*env, args.iter().map(|a| a.to_string()).collect()))
+                    .unwrap_or(("", Vec::new()));
+                (name, path, env, args)
+            })
+            .collect();
     let mut own = vec!["--ignored".to_string(), "--exact".to_string()];
     own.extend(IN_GUEST.iter().map(|t| t.to_string()));
     suites.push(("cgroup_v2_guest".into(), exe, "", own));
@@ -158,7 +145,7 @@ fn cgroup_v2_guest() {
         let out = Command::new(vm_script())
             .arg("bash")
             .arg(&script_path)
-            .env("HULL_VM_CACHE", vm_cache())
+            .env("HULL_VM_CACHE", integration_tests::guest::vm_cache())
             .env(GUEST_ENV, "1")
             .env("HULL_TEST_RUNTIME", runtime)
             .env("HULL_REQUIRE_CLIENTS", "1")
@@ -222,58 +209,6 @@ fn cgroup_v2_guest() {
         );
     }
     eprintln!("{total} tests passed in the cgroup-v2 guest in {took:.1?}");
-}
-
-/// The host test suites that also run in the guest, built by the cargo running this test:
-/// (name, executable).
-fn host_suites() -> Vec<(String, PathBuf)> {
-    let exe = std::env::current_exe().expect("current_exe");
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target profile dir");
-    let profile = match profile_dir.file_name().and_then(OsStr::to_str) {
-        Some("debug") => "dev".to_string(),
-        Some(other) => other.to_string(),
-        None => panic!("cannot tell the cargo profile from {}", exe.display()),
-    };
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let mut cmd = Command::new(cargo);
-    cmd.args([
-        "test",
-        "--no-run",
-        "--message-format=json",
-        "-p",
-        "integration-tests",
-    ])
-    .args(["--profile", &profile])
-    .arg("--manifest-path")
-    .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/../Cargo.toml"))
-    .arg("--target-dir")
-    .arg(profile_dir.parent().expect("target dir"));
-    for suite in GUEST_SUITES {
-        cmd.args(["--test", suite]);
-    }
-    let out = cmd
-        .stderr(Stdio::null())
-        .output()
-        .expect("run cargo test --no-run");
-    assert!(out.status.success(), "cargo test --no-run failed");
-    let mut found = Vec::new();
-    for line in String::from_utf8_lossy(&out.stdout).lines() {
-        let Ok(msg) = serde_json::from_str::<serde_json::Value>(line) else {
-            continue;
-        };
-        let name = msg["target"]["name"].as_str().unwrap_or_default();
-        if let (Some(path), true) = (
-            msg["executable"].as_str(),
-            GUEST_SUITES.contains(&name) && msg["target"]["kind"] == serde_json::json!(["test"]),
-        ) {
-            found.push((name.to_string(), PathBuf::from(path)));
-        }
-    }
-    assert_eq!(found.len(), GUEST_SUITES.len(), "suites built: {found:?}");
-    found
 }
 
 /// True in the guest; elsewhere says why the test does nothing (`cargo test -- --ignored` on the

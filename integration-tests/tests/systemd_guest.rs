@@ -11,7 +11,6 @@
 //! on the host (the guest's root is the host's /). Without them the host test says so and
 //! passes, unless `HULL_REQUIRE_SYSTEMD_GUEST=1` (CI), which makes it fail instead.
 
-use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
@@ -66,19 +65,6 @@ fn vm_script() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("vm/run-in-systemd-guest.sh")
 }
 
-/// `<target>/hull-vm`, from this executable's `<target>/<profile>/deps/<test>`.
-fn vm_cache() -> PathBuf {
-    if let Some(dir) = std::env::var_os("HULL_VM_CACHE").filter(|d| !d.is_empty()) {
-        return dir.into();
-    }
-    let exe = std::env::current_exe().expect("current_exe");
-    let mut dir = exe.parent().expect("exe dir").to_path_buf();
-    if dir.file_name() == Some(OsStr::new("deps")) {
-        dir.pop();
-    }
-    dir.parent().expect("target dir").join("hull-vm")
-}
-
 #[test]
 fn systemd_guest() {
     if std::env::var_os(GUEST_ENV).is_some() {
@@ -96,7 +82,7 @@ fn systemd_guest() {
     }
     let prep = Command::new(vm_script())
         .arg("--prepare")
-        .env("HULL_VM_CACHE", vm_cache())
+        .env("HULL_VM_CACHE", integration_tests::guest::vm_cache())
         .stdin(Stdio::null())
         .output()
         .expect("run run-in-systemd-guest.sh --prepare");
@@ -109,7 +95,7 @@ fn systemd_guest() {
 
     let runtime = runtime_binary();
     let exe = std::env::current_exe().expect("current_exe");
-    let built = host_suites();
+    let built = integration_tests::guest::build_suites(&all_suites());
     let mut suites: Vec<(String, PathBuf, Vec<String>)> = built
         .iter()
         .filter(|(name, _)| GUEST_SUITES.contains(&name.as_str()))
@@ -170,7 +156,7 @@ fn systemd_guest() {
         let out = Command::new(vm_script())
             .arg("bash")
             .arg(&script_path)
-            .env("HULL_VM_CACHE", vm_cache())
+            .env("HULL_VM_CACHE", integration_tests::guest::vm_cache())
             .env("HULL_VM_CGROUP", hierarchy)
             .env(GUEST_ENV, hierarchy)
             .env(SYSTEMD_CGROUP_ENV, "1")
@@ -241,58 +227,6 @@ fn systemd_guest() {
         );
     }
     assert!(failures.is_empty(), "{failures:#?}");
-}
-
-/// The host test suites that also run in the guest, built by the cargo running this test:
-/// (name, executable).
-fn host_suites() -> Vec<(String, PathBuf)> {
-    let exe = std::env::current_exe().expect("current_exe");
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target profile dir");
-    let profile = match profile_dir.file_name().and_then(OsStr::to_str) {
-        Some("debug") => "dev".to_string(),
-        Some(other) => other.to_string(),
-        None => panic!("cannot tell the cargo profile from {}", exe.display()),
-    };
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let mut cmd = Command::new(cargo);
-    cmd.args([
-        "test",
-        "--no-run",
-        "--message-format=json",
-        "-p",
-        "integration-tests",
-    ])
-    .args(["--profile", &profile])
-    .arg("--manifest-path")
-    .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/../Cargo.toml"))
-    .arg("--target-dir")
-    .arg(profile_dir.parent().expect("target dir"));
-    for suite in all_suites() {
-        cmd.args(["--test", suite]);
-    }
-    let out = cmd
-        .stderr(Stdio::null())
-        .output()
-        .expect("run cargo test --no-run");
-    assert!(out.status.success(), "cargo test --no-run failed");
-    let mut found = Vec::new();
-    for line in String::from_utf8_lossy(&out.stdout).lines() {
-        let Ok(msg) = serde_json::from_str::<Value>(line) else {
-            continue;
-        };
-        let name = msg["target"]["name"].as_str().unwrap_or_default();
-        if let (Some(path), true) = (
-            msg["executable"].as_str(),
-            all_suites().contains(&name) && msg["target"]["kind"] == json!(["test"]),
-        ) {
-            found.push((name.to_string(), PathBuf::from(path)));
-        }
-    }
-    assert_eq!(found.len(), all_suites().len(), "suites built: {found:?}");
-    found
 }
 
 fn all_suites() -> Vec<&'static str> {
