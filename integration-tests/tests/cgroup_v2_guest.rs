@@ -135,36 +135,17 @@ fn cgroup_v2_guest() {
     }
     let script_path = dir.join("suites.sh");
     std::fs::write(&script_path, script).expect("write the guest script");
-    // A guest whose kernel locked up (soft lockup, both vCPUs, seen once in a few dozen boots
-    // under TCG) panics at once (softlockup_panic) and ends without a status: booted again, once.
-    // A failing test never looks like that: it ends with a status and its FAILED lines.
-    let mut boots = 0;
-    let (out, started) = loop {
-        boots += 1;
-        let started = Instant::now();
-        let out = Command::new(vm_script())
-            .arg("bash")
+    let (out, took, _) = integration_tests::guest::run_booting_again_on_lockup(|| {
+        let mut c = Command::new(vm_script());
+        c.arg("bash")
             .arg(&script_path)
             .env("HULL_VM_CACHE", integration_tests::guest::vm_cache())
             .env(GUEST_ENV, "1")
             .env("HULL_TEST_RUNTIME", runtime)
             .env("HULL_REQUIRE_CLIENTS", "1")
-            .env("RUST_BACKTRACE", "1")
-            .stdin(Stdio::null())
-            .output()
-            .expect("run run-in-v2-guest.sh");
-        let locked_up = out.status.code() == Some(125)
-            && String::from_utf8_lossy(&out.stdout).contains("soft lockup");
-        if !locked_up || boots == 2 {
-            break (out, started);
-        }
-        eprintln!(
-            "the guest kernel locked up after {:.1?}; booting it again:\n{}",
-            started.elapsed(),
-            String::from_utf8_lossy(&out.stdout)
-        );
-    };
-    let took = started.elapsed();
+            .env("RUST_BACKTRACE", "1");
+        c
+    });
     let text = String::from_utf8_lossy(&out.stdout);
     let report = format!(
         "guest run of {} suites with {} took {took:.1?}, exit {}\n--- guest output\n{text}\n--- stderr\n{}",

@@ -118,6 +118,8 @@ fn systemd_guest() {
             ));
         }
         // Whatever a suite left in systemd: the leak checks name the test, this the lane.
+        // What the guest had left: a global OOM in this 2 GiB guest panics it (TMPDIR is a tmpfs).
+        script.push_str("echo '=== memory'; free -m; df -m \"${TMPDIR:-/tmp}\"\n");
         script.push_str(
             "echo '=== units left'; systemctl list-units --all --plain --no-legend --no-pager | grep -E 'hull-it|runc-|hullit|docker-|kubepods' ; echo '=== end'\n",
         );
@@ -148,24 +150,31 @@ fn systemd_guest() {
         ("legacy", script(&suites, &plain_envs), &suites),
     ];
 
+    // HULL_SYSTEMD_GUEST_BOOTS=legacy (or unified) runs one boot only, when chasing a failure.
+    let boots = std::env::var("HULL_SYSTEMD_GUEST_BOOTS").ok();
     let mut failures = Vec::new();
     for (hierarchy, script, suites) in scripts {
+        if boots
+            .as_deref()
+            .is_some_and(|b| !b.split(',').any(|b| b == hierarchy))
+        {
+            eprintln!("{hierarchy} boot not selected by HULL_SYSTEMD_GUEST_BOOTS");
+            continue;
+        }
         let script_path = dir.join(format!("suites-{hierarchy}.sh"));
         std::fs::write(&script_path, script).expect("write the guest script");
-        let started = Instant::now();
-        let out = Command::new(vm_script())
-            .arg("bash")
-            .arg(&script_path)
-            .env("HULL_VM_CACHE", integration_tests::guest::vm_cache())
-            .env("HULL_VM_CGROUP", hierarchy)
-            .env(GUEST_ENV, hierarchy)
-            .env(SYSTEMD_CGROUP_ENV, "1")
-            .env("HULL_TEST_RUNTIME", runtime)
-            .env("RUST_BACKTRACE", "1")
-            .stdin(Stdio::null())
-            .output()
-            .expect("run run-in-systemd-guest.sh");
-        let took = started.elapsed();
+        let (out, took, _) = integration_tests::guest::run_booting_again_on_lockup(|| {
+            let mut c = Command::new(vm_script());
+            c.arg("bash")
+                .arg(&script_path)
+                .env("HULL_VM_CACHE", integration_tests::guest::vm_cache())
+                .env("HULL_VM_CGROUP", hierarchy)
+                .env(GUEST_ENV, hierarchy)
+                .env(SYSTEMD_CGROUP_ENV, "1")
+                .env("HULL_TEST_RUNTIME", runtime)
+                .env("RUST_BACKTRACE", "1");
+            c
+        });
         let text = String::from_utf8_lossy(&out.stdout);
         let report = format!(
             "systemd guest ({hierarchy}) run of {} suites with {} took {took:.1?}, exit {}\n--- guest output\n{text}\n--- stderr\n{}",
@@ -176,7 +185,10 @@ fn systemd_guest() {
         );
         eprintln!("{report}");
         if !out.status.success() {
-            failures.push(format!("{hierarchy}: the guest failed"));
+            failures.push(format!(
+                "{hierarchy}: the guest failed:\n{}",
+                why_the_guest_failed(&format!("{text}\n{}", String::from_utf8_lossy(&out.stderr)))
+            ));
             continue;
         }
         let mut total = 0;
@@ -227,6 +239,42 @@ fn systemd_guest() {
         );
     }
     assert!(failures.is_empty(), "{failures:#?}");
+}
+
+/// The lines of a failed guest's output that say where it was and why the kernel stopped it,
+/// for the failure message itself (a CI report may show only the end of the whole output).
+fn why_the_guest_failed(output: &str) -> String {
+    const KERNEL: &[&str] = &[
+        "Kernel panic",
+        "not syncing",
+        "Out of memory",
+        "Killed process",
+        "invoked oom-killer",
+        "BUG:",
+        "Oops",
+        "segfault",
+        "hung_task",
+        "Attempted to kill",
+    ];
+    let lines: Vec<&str> = output.lines().collect();
+    let mut picked: Vec<&str> = lines
+        .iter()
+        .copied()
+        .filter(|l| KERNEL.iter().any(|k| l.contains(k)))
+        .take(40)
+        .collect();
+    // Where the guest was: the last suite started and the last test lines before the end.
+    if let Some(i) = lines.iter().rposition(|l| l.starts_with("=== suite ")) {
+        picked.push(lines[i]);
+        let tests: Vec<&str> = lines[i..]
+            .iter()
+            .copied()
+            .filter(|l| l.starts_with("test "))
+            .collect();
+        picked.extend(&tests[tests.len().saturating_sub(3)..]);
+    }
+    picked.extend(lines.iter().rev().take(5).rev());
+    picked.join("\n")
 }
 
 fn all_suites() -> Vec<&'static str> {
