@@ -91,8 +91,10 @@ truncate -s 64M "$work/scratch.img"
 # Without the TSC frequency the microvm guest sometimes hangs calibrating its clock.
 mhz="$(awk -F: '/^cpu MHz/ { printf "%d", $2 * 1000; exit }' /proc/cpuinfo)"
 # softlockup_panic: a guest kernel that locks up ends at once (panic=-1, -no-reboot) instead of
-# at the timeout; the caller sees "soft lockup" in the output and no status.
-append="console=ttyS0 panic=-1 softlockup_panic=1 pci=off cryptomgr.notests=1 tsc=reliable ${mhz:+tsc_early_khz=$mhz}"
+# at the timeout; the caller sees "soft lockup" in the output and no status. watchdog_thresh=30
+# (a lockup is 60 s without scheduling, not 20): under TCG on a busy 2-core host a slow 9p
+# lookup alone came near the default.
+append="console=ttyS0 panic=-1 softlockup_panic=1 watchdog_thresh=30 pci=off cryptomgr.notests=1 tsc=reliable ${mhz:+tsc_early_khz=$mhz}"
 # The systemd guest (run-in-systemd-guest.sh): systemd as PID 1, booting guest-init.sh's
 # hull-vm.target, with the cgroup hierarchy HULL_VM_CGROUP names.
 case "${HULL_VM_INIT:-}" in
