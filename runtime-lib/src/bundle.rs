@@ -223,7 +223,7 @@ fn lower(e: &std::io::Error) -> String {
 
 /// Every check that needs no side effect. Error wording names the field (`process.args`,
 /// `linux.namespaces[2]`...) and what is wrong with it.
-pub fn validate(spec: &Spec, bundle: &Path) -> Result<()> {
+pub(crate) fn validate(spec: &Spec, bundle: &Path) -> Result<()> {
     let version = spec.version();
     if version
         .split('.')
@@ -454,7 +454,7 @@ fn is_host_netns(path: &Path) -> Result<bool> {
 }
 
 /// What runc only warns about: the config is run, but the caller should log these.
-pub fn warnings(spec: &Spec) -> Vec<String> {
+pub(crate) fn warnings(spec: &Spec) -> Vec<String> {
     let mut out = Vec::new();
     for m in spec.mounts().as_deref().unwrap_or_default() {
         if !m.destination().is_absolute() {

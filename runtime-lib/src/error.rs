@@ -261,7 +261,7 @@ impl std::fmt::Display for InitFailure {
 }
 
 impl InitFailure {
-    pub fn new(step: InitStep) -> Self {
+    pub(crate) fn new(step: InitStep) -> Self {
         InitFailure {
             step,
             subject: None,
@@ -269,7 +269,7 @@ impl InitFailure {
             detail: None,
         }
     }
-    pub fn sys(step: InitStep, subject: impl std::fmt::Display, errno: nix::Error) -> Self {
+    pub(crate) fn sys(step: InitStep, subject: impl std::fmt::Display, errno: nix::Error) -> Self {
         InitFailure {
             step,
             subject: Some(subject.to_string()),
@@ -277,15 +277,15 @@ impl InitFailure {
             detail: None,
         }
     }
-    pub fn subject(mut self, s: impl std::fmt::Display) -> Self {
+    pub(crate) fn subject(mut self, s: impl std::fmt::Display) -> Self {
         self.subject = Some(s.to_string());
         self
     }
-    pub fn errno(mut self, e: nix::Error) -> Self {
+    pub(crate) fn errno(mut self, e: nix::Error) -> Self {
         self.errno = Some(e as i32);
         self
     }
-    pub fn detail(mut self, d: impl Into<String>) -> Self {
+    pub(crate) fn detail(mut self, d: impl Into<String>) -> Self {
         self.detail = Some(d.into());
         self
     }
@@ -298,7 +298,7 @@ impl From<InitFailure> for Error {
 }
 
 /// Result type of the code that runs inside the container's init.
-pub type InitResult<T = ()> = std::result::Result<T, InitFailure>;
+pub(crate) type InitResult<T = ()> = std::result::Result<T, InitFailure>;
 
 /// Shorthands so call sites stay one line.
 pub(crate) trait Context<T> {

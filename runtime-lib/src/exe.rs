@@ -44,7 +44,7 @@ use crate::error::{Context, Error, SysContext};
 use crate::Result;
 
 /// Set by the re-exec to the method it used; removed by [`ensure_sealed`] in the new program.
-pub const MARKER_ENV: &str = "_HULL_EXE_SEALED";
+pub(crate) const MARKER_ENV: &str = "_HULL_EXE_SEALED";
 
 /// `memfd` skips the overlay and copies the binary into a sealed memfd (for hosts where the
 /// overlay misbehaves, and for the tests of that path). Read only by [`ensure_sealed`].

@@ -111,7 +111,7 @@ fn desc(errno: i32) -> String {
 }
 
 /// The hooks of one kind in `hooks`.
-pub fn of_kind(hooks: &Hooks, kind: HookKind) -> &[Hook] {
+pub(crate) fn of_kind(hooks: &Hooks, kind: HookKind) -> &[Hook] {
     #[allow(deprecated)]
     let list = match kind {
         HookKind::Prestart => hooks.prestart(),
@@ -126,7 +126,7 @@ pub fn of_kind(hooks: &Hooks, kind: HookKind) -> &[Hook] {
 
 /// config.md: `path` MUST be absolute, and a `timeout`, if set, greater than zero. Checked before
 /// anything is made, rather than found out (or, for a timeout, quietly rounded) halfway through.
-pub fn validate(hooks: &Hooks) -> crate::Result<()> {
+pub(crate) fn validate(hooks: &Hooks) -> crate::Result<()> {
     for kind in HookKind::ALL {
         for (i, hook) in of_kind(hooks, kind).iter().enumerate() {
             let invalid = |field: &str, problem: String| crate::Error::InvalidConfig {
@@ -152,7 +152,7 @@ pub fn validate(hooks: &Hooks) -> crate::Result<()> {
 
 /// Runs every hook even when some fail (poststop: the spec wants the rest run, the failures only
 /// warned about); returns the failures.
-pub fn run_all(kind: HookKind, hooks: &[Hook], state: &State) -> Vec<HookFailure> {
+pub(crate) fn run_all(kind: HookKind, hooks: &[Hook], state: &State) -> Vec<HookFailure> {
     hooks
         .iter()
         .enumerate()
@@ -166,7 +166,7 @@ pub fn run_all(kind: HookKind, hooks: &[Hook], state: &State) -> Vec<HookFailure
 
 /// runtime.md's last lifecycle step, after `delete` or a failed `create` removed the container:
 /// the poststop hooks with the `stopped` state, each failure a warning.
-pub fn poststop(hooks: Option<&Hooks>, state: &State) {
+pub(crate) fn poststop(hooks: Option<&Hooks>, state: &State) {
     let Some(poststop) = hooks.map(|h| of_kind(h, HookKind::Poststop)) else {
         return;
     };
@@ -180,7 +180,7 @@ pub fn poststop(hooks: Option<&Hooks>, state: &State) {
 }
 
 /// Runs `hooks` in order with `state` on each one's stdin; stops at the first failure.
-pub fn run(kind: HookKind, hooks: &[Hook], state: &State) -> Result<(), HookFailure> {
+pub(crate) fn run(kind: HookKind, hooks: &[Hook], state: &State) -> Result<(), HookFailure> {
     let input = serde_json::to_vec(state).expect("state serialises");
     for (index, hook) in hooks.iter().enumerate() {
         run_one(hook, &input).map_err(|error| HookFailure {

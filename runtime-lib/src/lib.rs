@@ -20,31 +20,46 @@
 //! `create` and `exec` refuse to run otherwise ([`Error::ExeNotSealed`]), unless told not to
 //! check ([`CreateOptions::unsealed_exe`], [`ExecOptions::unsealed_exe`]).
 
+// The facade: the modules an embedder uses, each holding only public items.
 pub mod bundle;
-pub mod capabilities;
-pub mod cgroups;
 pub mod container;
-pub mod error;
+pub mod events;
 pub mod exe;
 pub mod features;
 pub mod hooks;
-pub mod lsm;
-pub mod namespaces;
-pub mod netdev;
 pub mod notify;
-pub mod proc_handle;
-pub mod process;
-pub mod process_attrs;
-pub mod rlimits;
-pub mod rootfs;
 pub mod rootless;
-pub mod seccomp;
 pub mod spec;
 pub mod state;
-pub mod syscall;
-pub mod sysctl;
-pub mod tty;
-pub mod user;
+
+// The machinery behind the verbs: not part of the API.
+pub(crate) mod capabilities;
+pub(crate) mod cgroups;
+pub(crate) mod error;
+pub(crate) mod lsm;
+pub(crate) mod namespaces;
+pub(crate) mod netdev;
+pub(crate) mod proc_handle;
+pub(crate) mod process;
+pub(crate) mod process_attrs;
+pub(crate) mod rlimits;
+pub(crate) mod rootfs;
+pub(crate) mod seccomp;
+pub(crate) mod syscall;
+pub(crate) mod sysctl;
+pub(crate) mod tty;
+pub(crate) mod user;
+
+/// Not part of the API: hull's D-Bus client, reachable only so that
+/// integration-tests/tests/dbus.rs can drive it against a real dbus-daemon (a unit test cannot
+/// start one in the test bed's way).
+#[doc(hidden)]
+pub mod test_seam {
+    /// The systemd cgroup driver's D-Bus client.
+    pub mod dbus {
+        pub use crate::cgroups::systemd::dbus::{Arg, Bus, BusError, Message};
+    }
+}
 
 /// The runtime-spec types hull reads, re-exported so that a program building a
 /// [`oci_spec::runtime::Spec`] for hull uses exactly hull's version of them.

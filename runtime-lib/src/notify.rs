@@ -24,7 +24,7 @@ use crate::process::pidfd::{PidFd, EXIT_POLL};
 use crate::Result;
 
 /// Where the container finds the socket.
-pub const CONTAINER_DIR: &str = "/run/notify";
+pub(crate) const CONTAINER_DIR: &str = "/run/notify";
 const SOCKET_NAME: &str = "notify.sock";
 
 /// How long systemd may take to acknowledge the barrier before the runtime gives up waiting
@@ -32,13 +32,13 @@ const SOCKET_NAME: &str = "notify.sock";
 const BARRIER_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// `<state dir>/notify`: made by create, bind-mounted into the container.
-pub fn dir(state_dir: &Path) -> PathBuf {
+pub(crate) fn dir(state_dir: &Path) -> PathBuf {
     state_dir.join("notify")
 }
 
 /// At create: the directory the socket will be bound in, its mount and the process's
 /// NOTIFY_SOCKET. The mount goes last, over whatever the config mounts at /run.
-pub fn prepare(spec: &mut Spec, state_dir: &Path) -> Result<()> {
+pub(crate) fn prepare(spec: &mut Spec, state_dir: &Path) -> Result<()> {
     let dir = dir(state_dir);
     std::fs::DirBuilder::new()
         .mode(0o755)
@@ -80,7 +80,7 @@ pub struct NotifyProxy {
 impl NotifyProxy {
     /// Binds the container's socket in `state_dir` (made at create), to be forwarded to `host`.
     /// `None` when the container was created without NOTIFY_SOCKET.
-    pub fn bind(state_dir: &Path, host: &Path) -> Result<Option<NotifyProxy>> {
+    pub(crate) fn bind(state_dir: &Path, host: &Path) -> Result<Option<NotifyProxy>> {
         let dir = dir(state_dir);
         if !dir.is_dir() {
             log::warn!(

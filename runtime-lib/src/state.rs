@@ -177,7 +177,7 @@ impl Record {
 
 /// One process, told from a later one with the same pid by its start time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ProcessId {
+pub(crate) struct ProcessId {
     pub pid: i32,
     /// /proc/<pid>/stat field 22.
     pub start_time: u64,
@@ -197,7 +197,7 @@ impl ProcessId {
 }
 
 /// Validates an id with runc's rule: `^[\w+\-\.]+$`, and not `.` or `..`.
-pub fn validate_id(id: &str) -> Result<()> {
+pub(crate) fn validate_id(id: &str) -> Result<()> {
     let problem = if id.is_empty() {
         Some("must not be empty")
     } else if id == "." || id == ".." {
@@ -222,13 +222,13 @@ pub fn validate_id(id: &str) -> Result<()> {
 /// `<root>/<id>`. Holds no lock itself: each verb takes [`StateDir::lock`] for its own length, so a
 /// long-lived holder (`hull run` waiting for its container) never blocks `state` or `kill`.
 #[derive(Debug, Clone)]
-pub struct StateDir {
+pub(crate) struct StateDir {
     path: PathBuf,
 }
 
 /// An exclusive lock on one container's state directory; released on drop.
 #[derive(Debug)]
-pub struct Lock(Flock<OwnedFd>);
+pub(crate) struct Lock(Flock<OwnedFd>);
 
 impl Lock {
     /// The locked descriptor, which a forked child must close so it does not keep the lock alive.
@@ -477,7 +477,7 @@ pub(crate) fn start_time(pid: i32) -> Result<u64> {
 }
 
 /// Temp file in the same directory + rename: readers see the old content or the new, never a part.
-pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> Result<()> {
+pub(crate) fn write_atomic(path: &Path, data: &[u8], mode: u32) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let tmp = dir.join(format!(
         ".{}.{}.tmp",
@@ -504,7 +504,7 @@ pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> Result<()> {
 }
 
 /// RFC 3339 UTC with nanoseconds, as runc prints `created`.
-pub fn now_rfc3339() -> String {
+pub(crate) fn now_rfc3339() -> String {
     trim_fraction(&humantime::format_rfc3339_nanos(std::time::SystemTime::now()).to_string())
 }
 

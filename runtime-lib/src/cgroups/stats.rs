@@ -24,7 +24,7 @@ pub struct Event {
 }
 
 impl Event {
-    pub fn stats(id: &str, stats: Stats) -> Event {
+    pub(crate) fn stats(id: &str, stats: Stats) -> Event {
         Event {
             typ: "stats".into(),
             id: id.into(),
