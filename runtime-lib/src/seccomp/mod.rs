@@ -56,12 +56,6 @@ impl Filter {
         self.program.len()
     }
 
-    /// Always false: a compiled profile has at least its architecture check.
-    #[cfg(test)]
-    pub fn is_empty(&self) -> bool {
-        self.program.is_empty()
-    }
-
     /// The `SECCOMP_FILTER_FLAG_*` bits [`install`] passes.
     #[cfg(test)]
     pub fn flags(&self) -> libc::c_ulong {
