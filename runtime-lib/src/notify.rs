@@ -70,7 +70,21 @@ pub(crate) fn prepare(spec: &mut Spec, state_dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// The container's end, bound at start before its process runs.
+/// The container's end, bound at start before its process runs: from
+/// [`crate::Container::notify_proxy`], before [`crate::Container::start`]; then
+/// [`NotifyProxy::forward_ready`].
+///
+/// ```no_run
+/// // In a service of Type=notify: systemd set $NOTIFY_SOCKET for this program.
+/// let host = std::env::var_os("NOTIFY_SOCKET").expect("run by systemd");
+/// let mut c = hull::Container::load("/run/hull".as_ref(), "web")?;
+/// let proxy = c.notify_proxy(host.as_ref())?;
+/// c.start()?;
+/// if let Some(proxy) = proxy {
+///     proxy.forward_ready(c.pid(), c.pid())?;
+/// }
+/// # Ok::<(), hull::Error>(())
+/// ```
 #[derive(Debug)]
 pub struct NotifyProxy {
     socket: UnixDatagram,
@@ -103,7 +117,18 @@ impl NotifyProxy {
 
     /// Waits for the container's `READY=` message and passes it on with `MAINPID=<main_pid>`
     /// (the init when the runtime detaches, the runtime itself when it stays in the foreground);
-    /// returns without a word if the init (`init_pid`) exits first.
+    /// returns without a word if the init (`init_pid`) exits first. Errors are
+    /// [`Error::Io`] or [`Error::Sys`] naming the socket or the step that failed.
+    ///
+    /// ```no_run
+    /// # fn f(c: &hull::Container) -> hull::Result<()> {
+    /// if let Some(proxy) = c.notify_proxy("/run/systemd/notify".as_ref())? {
+    ///     // `hull run` stays in the foreground: systemd should watch this process.
+    ///     proxy.forward_ready(c.pid(), std::process::id() as i32)?;
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn forward_ready(self, init_pid: i32, main_pid: i32) -> Result<()> {
         let process =
             PidFd::open(nix::unistd::Pid::from_raw(init_pid)).sys("pidfd_open of the init")?;
