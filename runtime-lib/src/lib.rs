@@ -1,5 +1,10 @@
 //! Hull: an OCI runtime-spec container runtime as a library.
 //!
+//! The same lifecycle as the `hull` binary (runc's verbs), for a Rust program without a daemon:
+//! [`Container`] and its verbs, the options of [`CreateOptions`] and [`ExecOptions`], the
+//! [`State`] they report, one [`Error`] type. The specs are [`oci_spec`]'s types, re-exported so
+//! that a program uses exactly hull's version of them.
+//!
 //! ```no_run
 //! use hull::{Container, CreateOptions};
 //! // First thing in main: re-execute from a sealed copy of this program (see `exe`).
@@ -19,6 +24,22 @@
 //! run from a sealed copy of itself, made by [`exe::ensure_sealed`] at the top of `main`.
 //! `create` and `exec` refuse to run otherwise ([`Error::ExeNotSealed`]), unless told not to
 //! check ([`CreateOptions::unsealed_exe`], [`ExecOptions::unsealed_exe`]).
+//!
+//! The modules:
+//! - [`container`]: [`Container`], its options, and the verbs that take no container
+//!   ([`container::list`], [`container::wait_pid`], [`container::parse_signal`]);
+//! - [`bundle`] and [`spec`]: reading a bundle's config.json, the default one (`hull spec`);
+//! - [`state`]: the [`State`] and [`Status`] a container reports, the default state root;
+//! - [`events`]: resource usage and OOM events (`hull events`);
+//! - [`exe`]: running from a sealed copy of the program;
+//! - [`features`]: what this build implements (`hull features`);
+//! - [`rootless`]: running without privileges;
+//! - [`hooks`] and [`notify`]: the types of a hook's failure, the `$NOTIFY_SOCKET` proxy.
+//!
+//! Every call returns [`Result`]: an [`Error`] says which step failed and on what, and a failure
+//! inside the container's init comes back as [`Error::Init`] with its [`InitStep`].
+
+#![deny(missing_docs)]
 
 // The facade: the modules an embedder uses, each holding only public items.
 pub mod bundle;
@@ -68,3 +89,21 @@ pub use oci_spec;
 pub use container::{Container, CreateOptions, ExecOptions};
 pub use error::{Error, InitFailure, InitStep, Result};
 pub use state::{State, Status};
+
+/// The signal [`Container::kill`] sends ([`container::parse_signal`] reads one as runc does),
+/// re-exported from nix so that a program needs no nix of its own.
+///
+/// ```no_run
+/// let c = hull::Container::load("/run/hull".as_ref(), "web")?;
+/// c.kill(hull::Signal::SIGTERM, false)?;
+/// # Ok::<(), hull::Error>(())
+/// ```
+pub use nix::sys::signal::Signal;
+
+/// A host process id, as [`Container::exec`] returns it, re-exported from nix.
+///
+/// ```
+/// let pid = hull::Pid::from_raw(1);
+/// assert_eq!(pid.as_raw(), 1);
+/// ```
+pub use nix::unistd::Pid;
