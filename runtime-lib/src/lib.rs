@@ -71,6 +71,75 @@ pub(crate) mod sysctl;
 pub(crate) mod tty;
 pub(crate) mod user;
 
+/// The machinery is not API: naming any of its modules from outside is E0603 (private module),
+/// so a change that makes one public again fails these doc tests.
+///
+/// ```compile_fail,E0603
+/// use hull::capabilities;
+/// ```
+///
+/// ```compile_fail,E0603
+/// use hull::cgroups;
+/// ```
+///
+/// ```compile_fail,E0603
+/// use hull::error;
+/// ```
+///
+/// ```compile_fail,E0603
+/// use hull::lsm;
+/// ```
+///
+/// ```compile_fail,E0603
+/// use hull::namespaces;
+/// ```
+///
+/// ```compile_fail,E0603
+/// use hull::netdev;
+/// ```
+///
+/// ```compile_fail,E0603
+/// use hull::proc_handle;
+/// ```
+///
+/// ```compile_fail,E0603
+/// use hull::process;
+/// ```
+///
+/// ```compile_fail,E0603
+/// use hull::process_attrs;
+/// ```
+///
+/// ```compile_fail,E0603
+/// use hull::rlimits;
+/// ```
+///
+/// ```compile_fail,E0603
+/// use hull::rootfs;
+/// ```
+///
+/// ```compile_fail,E0603
+/// use hull::seccomp;
+/// ```
+///
+/// ```compile_fail,E0603
+/// use hull::syscall;
+/// ```
+///
+/// ```compile_fail,E0603
+/// use hull::sysctl;
+/// ```
+///
+/// ```compile_fail,E0603
+/// use hull::tty;
+/// ```
+///
+/// ```compile_fail,E0603
+/// use hull::user;
+/// ```
+#[cfg(doctest)]
+pub struct MachineryIsPrivate;
+
 /// Not part of the API: hull's D-Bus client, reachable only so that
 /// integration-tests/tests/dbus.rs can drive it against a real dbus-daemon (a unit test cannot
 /// start one in the test bed's way).
