@@ -8,6 +8,14 @@
 //! [`crate::Container::create`] loads its bundle itself; a program calls [`Bundle::load`] to check
 //! a bundle before creating from it, or [`parse`] and [`parse_process`] to read a config or a
 //! process file the way `hull create` and `hull exec --process` do.
+//!
+//! ```no_run
+//! let bundle = hull::bundle::Bundle::load("/srv/bundle".as_ref())?;
+//! let text = std::fs::read("/srv/ps.json").expect("read process.json");
+//! let process = hull::bundle::parse_process(&text, "/srv/ps.json".as_ref())?;
+//! println!("{:?} from {}", process.args(), bundle.path.display());
+//! # Ok::<(), hull::Error>(())
+//! ```
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};

@@ -24,6 +24,16 @@
 //! Whether the running program is such a copy is checked on the file itself ([`sealed_by`]), not
 //! taken from the environment: the marker variable the re-exec sets only stops a second attempt
 //! of the same method (a re-exec loop), and is removed at once.
+//!
+//! ```no_run
+//! fn main() -> hull::Result<()> {
+//!     // Before any thread or file exists: the program re-executes itself from the sealed copy.
+//!     hull::exe::ensure_sealed()?;
+//!     assert!(hull::exe::is_sealed());
+//!     // ... create containers, exec into them ...
+//!     Ok(())
+//! }
+//! ```
 
 use std::ffi::{CStr, CString, OsString};
 use std::fs::File;

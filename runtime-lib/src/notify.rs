@@ -7,6 +7,17 @@
 //! the process runs, waits for a `READY=` message (or for the init to exit), and passes it on to
 //! the caller's socket followed by `MAINPID=<init's host pid>` (the process systemd must now
 //! watch) and a `BARRIER=1` handshake, so systemd has taken both in before the runtime exits.
+//!
+//! ```no_run
+//! // create with CreateOptions::notify_socket, then, in the process systemd watches:
+//! let mut c = hull::Container::load("/run/hull".as_ref(), "web")?;
+//! let proxy = c.notify_proxy("/run/systemd/notify".as_ref())?;
+//! c.start()?;
+//! if let Some(p) = proxy {
+//!     p.forward_ready(c.pid(), c.pid())?;
+//! }
+//! # Ok::<(), hull::Error>(())
+//! ```
 
 use std::io::IoSlice;
 use std::os::fd::{AsFd, AsRawFd};
