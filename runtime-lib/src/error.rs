@@ -23,7 +23,8 @@ use serde::{Deserialize, Serialize};
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Why a hull call failed: the failing step and the path, id or config field it concerned. Its
-/// `Display` is the message runc would print, for logs that engines and users read.
+/// `Display` is the message for logs that engines and users read, in runc's words where runc has
+/// a message for the same failure.
 ///
 /// Match on the variants that call for a different action (an id that is taken, a container that
 /// is gone, a verb the container's status does not allow); the rest are for the log.
@@ -43,7 +44,7 @@ pub enum Error {
     /// A file or directory operation failed on the host side.
     #[error("{step} {path:?}: {source}")]
     Io {
-        /// What hull was doing (`"open"`, `"create state directory"`...).
+        /// What hull was doing (`"open"`, `"read state root"`...).
         step: &'static str,
         /// The file or directory it concerned.
         path: PathBuf,
@@ -55,7 +56,7 @@ pub enum Error {
     /// A system call failed on the host side.
     #[error("{step}{}: {source}", fmt_path(.path))]
     Sys {
-        /// What hull was doing (`"pidfd_open of the init"`, `"mount"`...).
+        /// What hull was doing (`"lock state directory"`, `"open namespace"`...).
         step: &'static str,
         /// The file it concerned, when there is one.
         path: Option<PathBuf>,
@@ -295,7 +296,8 @@ pub enum InitStep {
     Executable,
     /// The `execve` of the user's program itself.
     Exec,
-    /// The exchange with the runtime over the channel (`start`'s release, the exec fifo).
+    /// The exchange with the runtime (the channel, `start`'s exec fifo) and the init's own
+    /// preparation around it.
     Sync,
 }
 
