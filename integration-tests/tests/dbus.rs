@@ -1,13 +1,14 @@
-//! Hull's D-Bus client (the systemd cgroup driver's, `hull::cgroups::systemd::dbus`) against a real
-//! bus: a private dbus-daemon started here, so the wire format, the authentication, error replies
-//! and signal delivery are checked by the reference implementation of the protocol. What systemd
-//! itself answers is checked in the systemd guest lane.
+//! Hull's D-Bus client (the systemd cgroup driver's, reached through the hidden
+//! `hull::test_seam::dbus`) against a real bus: a private dbus-daemon started here, so the wire
+//! format, the authentication, error replies and signal delivery are checked by the reference
+//! implementation of the protocol. What systemd itself answers is checked in the systemd guest
+//! lane.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use hull::cgroups::systemd::dbus::{Arg, Bus, BusError};
+use hull::test_seam::dbus::{Arg, Bus, BusError};
 use integration_tests::tmp::TempDir;
 
 const DBUS: &str = "org.freedesktop.DBus";

@@ -4,6 +4,18 @@
 //! Unknown namespace types, capability names and rlimit types never get this far: oci-spec's
 //! deserializer refuses them, and the refusal comes back as [`Error::ConfigSyntax`] with the line
 //! and column of the bad value.
+//!
+//! [`crate::Container::create`] loads its bundle itself; a program calls [`Bundle::load`] to check
+//! a bundle before creating from it, or [`parse`] and [`parse_process`] to read a config or a
+//! process file the way `hull create` and `hull exec --process` do.
+//!
+//! ```no_run
+//! let bundle = hull::bundle::Bundle::load("/srv/bundle".as_ref())?;
+//! let text = std::fs::read("/srv/ps.json").expect("read process.json");
+//! let process = hull::bundle::parse_process(&text, "/srv/ps.json".as_ref())?;
+//! println!("{:?} from {}", process.args(), bundle.path.display());
+//! # Ok::<(), hull::Error>(())
+//! ```
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -14,18 +26,40 @@ use crate::error::Context;
 use crate::namespaces::NamespacePlan;
 use crate::{sysctl, Error, Result};
 
-/// A loaded and validated bundle.
+/// A loaded and validated bundle (runtime-spec bundle.md): a directory holding config.json and
+/// the root filesystem it names.
+///
+/// ```no_run
+/// let bundle = hull::bundle::Bundle::load("/srv/bundle".as_ref())?;
+/// let args = bundle.spec.process().as_ref().and_then(|p| p.args().clone());
+/// println!("{:?} runs {args:?}", bundle.rootfs);
+/// # Ok::<(), hull::Error>(())
+/// ```
 #[derive(Debug, Clone)]
 pub struct Bundle {
     /// Absolute path of the bundle directory.
     pub path: PathBuf,
+    /// config.json, parsed.
     pub spec: Spec,
     /// Absolute, canonical path of `root.path` (resolved against the bundle directory).
     pub rootfs: PathBuf,
 }
 
 impl Bundle {
-    /// Loads `<path>/config.json` and validates it (see `validate`).
+    /// Loads `<path>/config.json` and makes every check `create` makes before it touches the
+    /// system: the spec's rules (paths, namespaces, id mappings, sysctls, hooks, seccomp...), a
+    /// `root.path` that is a directory. Errors: [`Error::Io`] for a missing bundle or config,
+    /// [`Error::ConfigSyntax`] for bad JSON or a value of the wrong type,
+    /// [`Error::InvalidConfig`] naming the field that breaks a rule, [`Error::Unsupported`] for
+    /// what hull does not implement.
+    ///
+    /// ```no_run
+    /// match hull::bundle::Bundle::load("/srv/bundle".as_ref()) {
+    ///     Ok(b) => println!("{} is fine", b.path.display()),
+    ///     Err(hull::Error::InvalidConfig { field, problem }) => eprintln!("{field}: {problem}"),
+    ///     Err(e) => eprintln!("{e}"),
+    /// }
+    /// ```
     pub fn load(path: &Path) -> Result<Bundle> {
         let path = std::path::absolute(path).io("resolve bundle path", path)?;
         let meta = std::fs::metadata(&path).io("open bundle", &path)?;
@@ -45,12 +79,33 @@ impl Bundle {
     }
 }
 
-/// Parses config.json's bytes; `file` is only used to name it in errors.
+/// Parses config.json's bytes, without the checks of [`Bundle::load`]; `file` is only used to
+/// name it in errors. A syntax error or a value of the wrong type is [`Error::ConfigSyntax`], with
+/// the line, column and field.
+///
+/// ```
+/// let text = br#"{"ociVersion": "1.0.2", "root": {"path": "rootfs"}}"#;
+/// let spec = hull::bundle::parse(text, "config.json".as_ref())?;
+/// assert_eq!(spec.root().as_ref().map(|r| r.path().clone()), Some("rootfs".into()));
+///
+/// let bad = br#"{"ociVersion": "1.0.2", "hostname": 7}"#;
+/// let e = hull::bundle::parse(bad, "config.json".as_ref()).unwrap_err();
+/// assert!(matches!(e, hull::Error::ConfigSyntax { ref field, .. } if field == "hostname"));
+/// # Ok::<(), hull::Error>(())
+/// ```
 pub fn parse(text: &[u8], file: &Path) -> Result<Spec> {
     parse_json(text, file, false)
 }
 
-/// Parses a process.json (`exec --process`), as [`parse`] does a config.
+/// Parses a process.json (`exec --process`), as [`parse`] does a config: the process to give
+/// [`crate::Container::exec`].
+///
+/// ```
+/// let text = br#"{"cwd": "/", "args": ["ps"], "user": {"uid": 0, "gid": 0}}"#;
+/// let process = hull::bundle::parse_process(text, "process.json".as_ref())?;
+/// assert_eq!(process.args().as_deref(), Some(&["ps".to_string()][..]));
+/// # Ok::<(), hull::Error>(())
+/// ```
 pub fn parse_process(text: &[u8], file: &Path) -> Result<oci_spec::runtime::Process> {
     parse_json(text, file, true)
 }
@@ -223,7 +278,7 @@ fn lower(e: &std::io::Error) -> String {
 
 /// Every check that needs no side effect. Error wording names the field (`process.args`,
 /// `linux.namespaces[2]`...) and what is wrong with it.
-pub fn validate(spec: &Spec, bundle: &Path) -> Result<()> {
+pub(crate) fn validate(spec: &Spec, bundle: &Path) -> Result<()> {
     let version = spec.version();
     if version
         .split('.')
@@ -454,7 +509,7 @@ fn is_host_netns(path: &Path) -> Result<bool> {
 }
 
 /// What runc only warns about: the config is run, but the caller should log these.
-pub fn warnings(spec: &Spec) -> Vec<String> {
+pub(crate) fn warnings(spec: &Spec) -> Vec<String> {
     let mut out = Vec::new();
     for m in spec.mounts().as_deref().unwrap_or_default() {
         if !m.destination().is_absolute() {

@@ -12,16 +12,43 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+/// The result of every hull call: `Err` is an [`Error`].
+///
+/// ```
+/// fn status(root: &std::path::Path, id: &str) -> hull::Result<hull::Status> {
+///     Ok(hull::Container::load(root, id)?.status())
+/// }
+/// # let _ = status;
+/// ```
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// Why a hull call failed: the failing step and the path, id or config field it concerned. Its
+/// `Display` is the message for logs that engines and users read, in runc's words where runc has
+/// a message for the same failure.
+///
+/// Match on the variants that call for a different action (an id that is taken, a container that
+/// is gone, a verb the container's status does not allow); the rest are for the log.
+///
+/// ```no_run
+/// use hull::{Container, Error};
+///
+/// match Container::load("/run/hull".as_ref(), "web") {
+///     Ok(c) => println!("{} is {}", c.id(), c.status()),
+///     Err(Error::ContainerNotFound { id }) => println!("no container {id}"),
+///     Err(e) => eprintln!("hull: {e}"),
+/// }
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// A file or directory operation failed on the host side.
     #[error("{step} {path:?}: {source}")]
     Io {
+        /// What hull was doing (`"open"`, `"read state root"`...).
         step: &'static str,
+        /// The file or directory it concerned.
         path: PathBuf,
+        /// The operating system's error.
         #[source]
         source: std::io::Error,
     },
@@ -29,8 +56,11 @@ pub enum Error {
     /// A system call failed on the host side.
     #[error("{step}{}: {source}", fmt_path(.path))]
     Sys {
+        /// What hull was doing (`"lock state directory"`, `"open namespace"`...).
         step: &'static str,
+        /// The file it concerned, when there is one.
         path: Option<PathBuf>,
+        /// The errno.
         #[source]
         source: nix::Error,
     },
@@ -40,47 +70,80 @@ pub enum Error {
     /// JSON at all.
     #[error("{path:?}: line {line} column {column}: {}{msg}", fmt_field(.field))]
     ConfigSyntax {
+        /// The file (config.json, or an `exec --process` file).
         path: PathBuf,
+        /// Where the bad value is, from 1 (serde_json's count).
         line: usize,
+        /// Where the bad value is, from 1.
         column: usize,
+        /// The value's place in the document, as the spec names it.
         field: String,
+        /// The parser's complaint.
         msg: String,
     },
 
     /// config.json parsed, but a field breaks a rule of the spec (or one Hull must enforce).
     #[error("invalid config {field}: {problem}")]
-    InvalidConfig { field: String, problem: String },
+    InvalidConfig {
+        /// The field, as the spec names it (`linux.seccomp.syscalls[3].errnoRet`).
+        field: String,
+        /// The rule it breaks.
+        problem: String,
+    },
 
     /// A container id that runc would also refuse.
     #[error("invalid container id {id:?}: {problem}")]
-    InvalidId { id: String, problem: &'static str },
+    InvalidId {
+        /// The id given.
+        id: String,
+        /// Why it is refused.
+        problem: &'static str,
+    },
 
+    /// `create` of an id the state root already holds.
     #[error("container with id {id:?} already exists")]
-    ContainerExists { id: String },
+    ContainerExists {
+        /// The id given.
+        id: String,
+    },
 
+    /// No container of that id in the state root (never created, or deleted).
     #[error("container {id:?} does not exist")]
-    ContainerNotFound { id: String },
+    ContainerNotFound {
+        /// The id given.
+        id: String,
+    },
 
     /// The operation is not allowed in the container's current status (runc's words).
     #[error("{}", status_message(.id, .op, *.status))]
     InvalidStatus {
+        /// The container's id.
         id: String,
+        /// The verb refused (`"start"`, `"delete"`, `"exec"`...).
         op: &'static str,
+        /// The status it found the container in.
         status: crate::Status,
     },
 
+    /// A signal name or number [`crate::container::parse_signal`] does not know.
     #[error("invalid signal {signal:?}")]
-    InvalidSignal { signal: String },
+    InvalidSignal {
+        /// The text given.
+        signal: String,
+    },
 
     /// A runc feature Hull does not implement (yet). Never silently ignored.
     #[error("{feature} is not supported by hull")]
-    Unsupported { feature: String },
+    Unsupported {
+        /// What was asked for.
+        feature: String,
+    },
 
     /// A step inside the container's init failed; the init reported it over the channel.
     #[error("{0}")]
     Init(InitFailure),
 
-    /// A hook failed (only those whose failure fails the operation: see `hooks`).
+    /// A hook failed (only those whose failure fails the operation: see [`crate::hooks`]).
     #[error(transparent)]
     Hook(#[from] crate::hooks::HookFailure),
 
@@ -90,20 +153,31 @@ pub enum Error {
         "{detail}: the runtime's executable is not sealed (call hull::exe::ensure_sealed() \
          first in main)"
     )]
-    ExeNotSealed { detail: String },
+    ExeNotSealed {
+        /// What was refused, or why sealing failed.
+        detail: String,
+    },
 
     /// systemd could not be asked (no bus), or refused (`--systemd-cgroup`): the unit and its
     /// error.
     #[error("systemd: {step} unit {unit:?}: {detail}")]
     Systemd {
+        /// What hull asked of systemd (`"start"`, `"stop"`...).
         step: &'static str,
+        /// The scope unit.
         unit: String,
+        /// systemd's error name and message, or why the bus could not be reached.
         detail: String,
     },
 
     /// The init died or closed the channel without saying why.
     #[error("container init {step}: {detail}")]
-    InitLost { step: &'static str, detail: String },
+    InitLost {
+        /// Where hull was in the exchange with the init.
+        step: &'static str,
+        /// What it saw (an exit status, a signal, an early end of the channel).
+        detail: String,
+    },
 }
 
 fn status_message(id: &str, op: &str, status: crate::Status) -> String {
@@ -142,43 +216,88 @@ fn fmt_path(p: &Option<PathBuf>) -> String {
 
 /// The init sequence's steps, in the order the init runs them. Named after the spec field or
 /// operation they apply, so an error reads as the spec does.
+///
+/// ```no_run
+/// use hull::{Container, CreateOptions, Error, InitStep};
+///
+/// match Container::create("web", &CreateOptions::new("/run/hull", "/srv/bundle")) {
+///     Err(Error::Init(f)) if f.step == InitStep::Mount => {
+///         eprintln!("mount {:?} failed", f.subject)
+///     }
+///     other => drop(other),
+/// }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub enum InitStep {
+    /// Joining a namespace of `linux.namespaces` that has a `path`.
     JoinNamespace,
+    /// Unsharing the namespaces of `linux.namespaces` that have no `path`.
     CreateNamespaces,
     /// Changing into the bundle directory, whose relative paths (root.path, bind sources) the
     /// rest of the setup uses.
     Bundle,
+    /// Writing `linux.uidMappings` and `linux.gidMappings`.
     IdMappings,
+    /// Setting `linux.rootfsPropagation` (and making the mount tree private first).
     RootfsPropagation,
+    /// Bind-mounting `root.path` onto itself, so it is a mount point for pivot_root.
     RootfsBind,
+    /// One of `mounts`; the subject is its destination.
     Mount,
+    /// Creating a node of `linux.devices` (or a default device).
     Devices,
+    /// pivot_root into the root filesystem (or MS_MOVE and chroot with no_pivot).
     Pivot,
+    /// Masking a path of `linux.maskedPaths`.
     MaskedPaths,
+    /// Remounting a path of `linux.readonlyPaths` read-only.
     ReadonlyPaths,
+    /// Remounting the root read-only (`root.readonly`).
     ReadonlyRoot,
+    /// Setting `hostname`.
     Hostname,
+    /// Setting `domainname`.
     Domainname,
+    /// Writing a key of `linux.sysctl`.
     Sysctl,
+    /// Setting up the pty of `process.terminal` and sending its master to the console socket.
     Console,
+    /// Setting one of `process.rlimits`.
     Rlimits,
+    /// Switching to `process.user` (uid, gid, additional gids, umask).
     User,
+    /// Setting `process.capabilities`.
     Capabilities,
+    /// Setting `process.noNewPrivileges`.
     NoNewPrivileges,
+    /// Running the `createContainer` or `startContainer` hooks, or asking the runtime to run
+    /// `prestart` and `createRuntime`.
     Hooks,
+    /// Setting `process.scheduler`.
     Scheduler,
+    /// Setting `process.ioPriority`.
     IoPriority,
+    /// Setting `linux.memoryPolicy`.
     MemoryPolicy,
+    /// Setting `process.execCPUAffinity`.
     CpuAffinity,
+    /// Setting `linux.personality`.
     Personality,
+    /// Moving a device of `linux.netDevices` into the network namespace.
     NetDevices,
+    /// Loading `linux.seccomp`, or handing its notify listener to `listenerPath`.
     Seccomp,
+    /// Applying `process.apparmorProfile` or `process.selinuxLabel`.
     SecurityLabels,
+    /// Changing into `process.cwd`.
     Cwd,
+    /// Finding `process.args[0]` (in `$PATH` when it has no slash); the subject is the name.
     Executable,
+    /// The `execve` of the user's program itself.
     Exec,
+    /// The exchange with the runtime (the channel, `start`'s exec fifo) and the init's own
+    /// preparation around it.
     Sync,
 }
 
@@ -223,9 +342,22 @@ impl std::fmt::Display for InitStep {
     }
 }
 
-/// An error raised inside the container's init, as it crosses the channel to the runtime.
+/// An error raised inside the container's init (or a process `exec` started, before its
+/// `execve`), as it crosses the channel to the runtime; it reaches the caller as [`Error::Init`].
+///
+/// ```no_run
+/// use hull::{Container, CreateOptions, Error, InitStep};
+///
+/// let opts = CreateOptions::new("/run/hull", "/srv/bundle");
+/// if let Err(Error::Init(f)) = Container::create("web", &opts) {
+///     if f.step == InitStep::Executable {
+///         eprintln!("no program {:?} in the container", f.subject.unwrap_or_default());
+///     }
+/// }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 pub struct InitFailure {
+    /// The step that failed.
     pub step: InitStep,
     /// What the step concerned: a path (mount destination, device, cwd), a sysctl key, an rlimit...
     pub subject: Option<String>,
@@ -261,7 +393,7 @@ impl std::fmt::Display for InitFailure {
 }
 
 impl InitFailure {
-    pub fn new(step: InitStep) -> Self {
+    pub(crate) fn new(step: InitStep) -> Self {
         InitFailure {
             step,
             subject: None,
@@ -269,7 +401,7 @@ impl InitFailure {
             detail: None,
         }
     }
-    pub fn sys(step: InitStep, subject: impl std::fmt::Display, errno: nix::Error) -> Self {
+    pub(crate) fn sys(step: InitStep, subject: impl std::fmt::Display, errno: nix::Error) -> Self {
         InitFailure {
             step,
             subject: Some(subject.to_string()),
@@ -277,15 +409,15 @@ impl InitFailure {
             detail: None,
         }
     }
-    pub fn subject(mut self, s: impl std::fmt::Display) -> Self {
+    pub(crate) fn subject(mut self, s: impl std::fmt::Display) -> Self {
         self.subject = Some(s.to_string());
         self
     }
-    pub fn errno(mut self, e: nix::Error) -> Self {
+    pub(crate) fn errno(mut self, e: nix::Error) -> Self {
         self.errno = Some(e as i32);
         self
     }
-    pub fn detail(mut self, d: impl Into<String>) -> Self {
+    pub(crate) fn detail(mut self, d: impl Into<String>) -> Self {
         self.detail = Some(d.into());
         self
     }
@@ -298,7 +430,7 @@ impl From<InitFailure> for Error {
 }
 
 /// Result type of the code that runs inside the container's init.
-pub type InitResult<T = ()> = std::result::Result<T, InitFailure>;
+pub(crate) type InitResult<T = ()> = std::result::Result<T, InitFailure>;
 
 /// Shorthands so call sites stay one line.
 pub(crate) trait Context<T> {

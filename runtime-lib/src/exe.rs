@@ -24,6 +24,16 @@
 //! Whether the running program is such a copy is checked on the file itself ([`sealed_by`]), not
 //! taken from the environment: the marker variable the re-exec sets only stops a second attempt
 //! of the same method (a re-exec loop), and is removed at once.
+//!
+//! ```no_run
+//! fn main() -> hull::Result<()> {
+//!     // Before any thread or file exists: the program re-executes itself from the sealed copy.
+//!     hull::exe::ensure_sealed()?;
+//!     assert!(hull::exe::is_sealed());
+//!     // ... create containers, exec into them ...
+//!     Ok(())
+//! }
+//! ```
 
 use std::ffi::{CStr, CString, OsString};
 use std::fs::File;
@@ -44,15 +54,27 @@ use crate::error::{Context, Error, SysContext};
 use crate::Result;
 
 /// Set by the re-exec to the method it used; removed by [`ensure_sealed`] in the new program.
-pub const MARKER_ENV: &str = "_HULL_EXE_SEALED";
+pub(crate) const MARKER_ENV: &str = "_HULL_EXE_SEALED";
 
 /// `memfd` skips the overlay and copies the binary into a sealed memfd (for hosts where the
 /// overlay misbehaves, and for the tests of that path). Read only by [`ensure_sealed`].
+///
+/// ```
+/// assert_eq!(hull::exe::METHOD_ENV, "HULL_EXE_SEAL");
+/// ```
 pub const METHOD_ENV: &str = "HULL_EXE_SEAL";
 
 const SELF_EXE: &str = "/proc/self/exe";
 
 /// How the running executable is protected from writes.
+///
+/// ```
+/// match hull::exe::sealed_by() {
+///     Some(hull::exe::Seal::Overlay) => println!("running from a read-only overlay"),
+///     Some(hull::exe::Seal::Memfd) => println!("running from a sealed memfd"),
+///     None => println!("not sealed: create and exec would refuse"),
+/// }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Seal {
     /// A file of a detached, read-only overlayfs with no upper layer.
@@ -82,6 +104,18 @@ fn required_seals() -> SealFlag {
 /// Call it first thing in `main`, before any other thread exists and before anything is opened,
 /// in every program that creates containers or execs into them; [`crate::Container::create`] and
 /// [`crate::Container::exec`] refuse to run from an executable that is not sealed.
+///
+/// Errors: [`Error::ExeNotSealed`] when no sealed copy could be made or the re-executed program
+/// is still not one; [`Error::Io`] or [`Error::Sys`] for the copy or the `execve` itself.
+///
+/// ```no_run
+/// fn main() -> hull::Result<()> {
+///     // Returns here only in the sealed copy (or with the error).
+///     let seal = hull::exe::ensure_sealed()?;
+///     eprintln!("sealed by {seal:?}");
+///     Ok(())
+/// }
+/// ```
 pub fn ensure_sealed() -> Result<Seal> {
     let marker = std::env::var_os(MARKER_ENV);
     if marker.is_some() {
@@ -121,6 +155,12 @@ pub fn ensure_sealed() -> Result<Seal> {
 }
 
 /// True when the running executable is a sealed copy (see [`sealed_by`]).
+///
+/// ```
+/// let mut opts = hull::CreateOptions::new("/run/hull", "/srv/bundle");
+/// // A test program that trusts its containers may run unsealed.
+/// opts.unsealed_exe = !hull::exe::is_sealed();
+/// ```
 pub fn is_sealed() -> bool {
     sealed_by().is_some()
 }
@@ -129,6 +169,11 @@ pub fn is_sealed() -> bool {
 /// a read-only overlayfs mount that no mount table of ours lists (a detached one, as
 /// [`ensure_sealed`] makes; only a process with CAP_SYS_ADMIN can make one). Checked once per
 /// process: only an `execve` changes the executable.
+///
+/// ```
+/// // A test binary is not a sealed copy, unless it called ensure_sealed.
+/// assert_eq!(hull::exe::sealed_by().is_some(), hull::exe::is_sealed());
+/// ```
 pub fn sealed_by() -> Option<Seal> {
     static SEALED: OnceLock<Option<Seal>> = OnceLock::new();
     *SEALED.get_or_init(probe)

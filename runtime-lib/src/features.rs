@@ -1,5 +1,10 @@
 //! `features` (runtime-spec features.md): what this build of Hull implements, for engines to probe.
 //! Built from the same tables the code uses (mount options, seccomp), so it cannot drift from them.
+//!
+//! ```
+//! let f = hull::features::features();
+//! assert_eq!(f.oci_version_max(), hull::features::OCI_VERSION_MAX);
+//! ```
 
 use std::str::FromStr;
 
@@ -11,6 +16,16 @@ use oci_spec::runtime::{Arch, LinuxNamespaceType, LinuxSeccompAction};
 
 use crate::rootfs::options;
 
+/// What `hull features` prints (runc's verb of the same name): the spec versions, hooks, mount
+/// options, namespaces, capabilities, seccomp actions, operators and architectures, and the
+/// Linux features this build implements. Needs no privilege and touches nothing.
+///
+/// ```
+/// let f = hull::features::features();
+/// let hooks = f.hooks().clone().unwrap_or_default();
+/// assert!(hooks.iter().any(|h| h == "createRuntime"));
+/// println!("{}", serde_json::to_string_pretty(&f).expect("serialise"));
+/// ```
 pub fn features() -> Features {
     let (actions, operators, archs, flags) = crate::seccomp::supported();
     let mut seccomp = Seccomp::default();
@@ -138,6 +153,10 @@ pub fn features() -> Features {
 
 /// The newest runtime-spec whose fields hull implements or refuses by name (memoryPolicy,
 /// netDevices and execCPUAffinity are 1.3's); configs of any 1.x are accepted, as runc does.
+///
+/// ```
+/// assert!(hull::features::OCI_VERSION_MAX.starts_with("1."));
+/// ```
 pub const OCI_VERSION_MAX: &str = "1.3.0";
 
 #[cfg(test)]

@@ -16,6 +16,22 @@
 //! A hook's stdin, stdout and stderr are pipes served together by one poll loop: the state is fed
 //! as the hook reads it and its output drained as it writes, so neither side waits on a full pipe,
 //! and `timeout` counts from the spawn, covering the write of the state too.
+//!
+//! Public here: the types of a hook's failure, which reach the caller as
+//! [`crate::Error::Hook`].
+//!
+//! ```no_run
+//! use hull::hooks::{HookError, HookKind};
+//!
+//! match hull::Container::create("web", &hull::CreateOptions::new("/run/hull", "/srv/bundle")) {
+//!     Err(hull::Error::Hook(f)) if f.kind == HookKind::CreateRuntime => {
+//!         if let HookError::Failed { stderr, .. } = *f.error {
+//!             eprintln!("hook {} said: {stderr}", f.path);
+//!         }
+//!     }
+//!     other => drop(other),
+//! }
+//! ```
 
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::process::CommandExt;
@@ -37,14 +53,29 @@ use crate::{State, Status};
 /// says why. The rest is read and dropped, so a chatty hook never stalls on a full pipe.
 const OUTPUT_KEPT: usize = 16 * 1024;
 
-/// The hook kinds, with the spec's names.
+/// The hook kinds, with the spec's names (their `Display`).
+///
+/// ```
+/// use hull::hooks::HookKind;
+///
+/// assert_eq!(HookKind::CreateRuntime.to_string(), "createRuntime");
+/// assert_eq!(HookKind::ALL.last(), Some(&HookKind::Poststop));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum HookKind {
+    /// `hooks.prestart` (deprecated by the spec, still run): by the runtime during `create`, in
+    /// the runtime's namespaces.
     Prestart,
+    /// `hooks.createRuntime`: by the runtime during `create`, once the namespaces exist.
     CreateRuntime,
+    /// `hooks.createContainer`: by the init in the container's namespaces, before pivot_root.
     CreateContainer,
+    /// `hooks.startContainer`: by the init at `start`, just before the user's program.
     StartContainer,
+    /// `hooks.poststart`: by `start` once the user's program runs; a failure fails `start`
+    /// and kills the container.
     Poststart,
+    /// `hooks.poststop`: by `delete`; a failure only warns.
     Poststop,
 }
 
@@ -75,35 +106,75 @@ impl std::fmt::Display for HookKind {
 
 /// One hook that failed: which one, and how (runc's wording: `error running <kind> hook #<n>`).
 /// Serialisable: a startContainer hook fails in the init, which hands this to `start`.
+///
+/// ```
+/// use hull::hooks::{HookError, HookFailure, HookKind};
+///
+/// let f = HookFailure {
+///     kind: HookKind::Prestart,
+///     index: 0,
+///     path: "/usr/bin/net-setup".into(),
+///     error: Box::new(HookError::Timeout { secs: 5 }),
+/// };
+/// assert_eq!(
+///     f.to_string(),
+///     "error running prestart hook #0 \"/usr/bin/net-setup\": \
+///      ran past its timeout of 5s and was killed"
+/// );
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
 #[error("error running {kind} hook #{index} {path:?}: {error}")]
 pub struct HookFailure {
+    /// The kind of the hook.
     pub kind: HookKind,
+    /// Its place in the spec's list of that kind, from 0.
     pub index: usize,
+    /// The hook's `path`.
     pub path: String,
     /// Boxed: the output a failed hook left would make every `Result` carrying this large.
     pub error: Box<HookError>,
 }
 
 /// How a hook failed.
+///
+/// ```
+/// use hull::hooks::HookError;
+///
+/// let e = HookError::Spawn { errno: libc::ENOENT };
+/// assert_eq!(e.to_string(), "cannot run it: no such file or directory");
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
 pub enum HookError {
     /// The fork or the exec of `path` failed.
     #[error("cannot run it: {}", desc(*errno))]
-    Spawn { errno: i32 },
+    Spawn {
+        /// The errno of the fork or the exec.
+        errno: i32,
+    },
     /// Still running `secs` seconds after it was spawned: it was killed.
     #[error("ran past its timeout of {secs}s and was killed")]
-    Timeout { secs: i64 },
+    Timeout {
+        /// The hook's `timeout`.
+        secs: i64,
+    },
     /// It exited non-zero or died of a signal; the end of what it wrote (runc shows its output too).
     #[error("{status}, stdout: {stdout}, stderr: {stderr}")]
     Failed {
+        /// How it ended, as Rust prints an exit status (`exit status: 1`).
         status: String,
+        /// The last 16 KiB of its standard output.
         stdout: String,
+        /// The last 16 KiB of its standard error.
         stderr: String,
     },
     /// Feeding it its state or watching it failed.
     #[error("{step}: {}", desc(*errno))]
-    Io { step: String, errno: i32 },
+    Io {
+        /// What hull was doing.
+        step: String,
+        /// The errno.
+        errno: i32,
+    },
 }
 
 fn desc(errno: i32) -> String {
@@ -111,7 +182,7 @@ fn desc(errno: i32) -> String {
 }
 
 /// The hooks of one kind in `hooks`.
-pub fn of_kind(hooks: &Hooks, kind: HookKind) -> &[Hook] {
+pub(crate) fn of_kind(hooks: &Hooks, kind: HookKind) -> &[Hook] {
     #[allow(deprecated)]
     let list = match kind {
         HookKind::Prestart => hooks.prestart(),
@@ -126,7 +197,7 @@ pub fn of_kind(hooks: &Hooks, kind: HookKind) -> &[Hook] {
 
 /// config.md: `path` MUST be absolute, and a `timeout`, if set, greater than zero. Checked before
 /// anything is made, rather than found out (or, for a timeout, quietly rounded) halfway through.
-pub fn validate(hooks: &Hooks) -> crate::Result<()> {
+pub(crate) fn validate(hooks: &Hooks) -> crate::Result<()> {
     for kind in HookKind::ALL {
         for (i, hook) in of_kind(hooks, kind).iter().enumerate() {
             let invalid = |field: &str, problem: String| crate::Error::InvalidConfig {
@@ -152,7 +223,7 @@ pub fn validate(hooks: &Hooks) -> crate::Result<()> {
 
 /// Runs every hook even when some fail (poststop: the spec wants the rest run, the failures only
 /// warned about); returns the failures.
-pub fn run_all(kind: HookKind, hooks: &[Hook], state: &State) -> Vec<HookFailure> {
+pub(crate) fn run_all(kind: HookKind, hooks: &[Hook], state: &State) -> Vec<HookFailure> {
     hooks
         .iter()
         .enumerate()
@@ -166,7 +237,7 @@ pub fn run_all(kind: HookKind, hooks: &[Hook], state: &State) -> Vec<HookFailure
 
 /// runtime.md's last lifecycle step, after `delete` or a failed `create` removed the container:
 /// the poststop hooks with the `stopped` state, each failure a warning.
-pub fn poststop(hooks: Option<&Hooks>, state: &State) {
+pub(crate) fn poststop(hooks: Option<&Hooks>, state: &State) {
     let Some(poststop) = hooks.map(|h| of_kind(h, HookKind::Poststop)) else {
         return;
     };
@@ -180,7 +251,7 @@ pub fn poststop(hooks: Option<&Hooks>, state: &State) {
 }
 
 /// Runs `hooks` in order with `state` on each one's stdin; stops at the first failure.
-pub fn run(kind: HookKind, hooks: &[Hook], state: &State) -> Result<(), HookFailure> {
+pub(crate) fn run(kind: HookKind, hooks: &[Hook], state: &State) -> Result<(), HookFailure> {
     let input = serde_json::to_vec(state).expect("state serialises");
     for (index, hook) in hooks.iter().enumerate() {
         run_one(hook, &input).map_err(|error| HookFailure {

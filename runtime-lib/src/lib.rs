@@ -1,5 +1,10 @@
 //! Hull: an OCI runtime-spec container runtime as a library.
 //!
+//! The same lifecycle as the `hull` binary (runc's verbs), for a Rust program without a daemon:
+//! [`Container`] and its verbs, the options of [`CreateOptions`] and [`ExecOptions`], the
+//! [`State`] they report, one [`Error`] type. The specs are [`oci_spec`]'s types, re-exported so
+//! that a program uses exactly hull's version of them.
+//!
 //! ```no_run
 //! use hull::{Container, CreateOptions};
 //! // First thing in main: re-execute from a sealed copy of this program (see `exe`).
@@ -19,32 +24,132 @@
 //! run from a sealed copy of itself, made by [`exe::ensure_sealed`] at the top of `main`.
 //! `create` and `exec` refuse to run otherwise ([`Error::ExeNotSealed`]), unless told not to
 //! check ([`CreateOptions::unsealed_exe`], [`ExecOptions::unsealed_exe`]).
+//!
+//! The modules:
+//! - [`container`]: [`Container`], its options, and the verbs that take no container
+//!   ([`container::list`], [`container::wait_pid`], [`container::parse_signal`]);
+//! - [`bundle`] and [`spec`]: reading a bundle's config.json, the default one (`hull spec`);
+//! - [`state`]: the [`State`] and [`Status`] a container reports, the default state root;
+//! - [`events`]: resource usage and OOM events (`hull events`);
+//! - [`exe`]: running from a sealed copy of the program;
+//! - [`features`]: what this build implements (`hull features`);
+//! - [`rootless`]: running without privileges;
+//! - [`hooks`] and [`notify`]: the types of a hook's failure, the `$NOTIFY_SOCKET` proxy.
+//!
+//! Every call returns [`Result`]: an [`Error`] says which step failed and on what, and a failure
+//! inside the container's init comes back as [`Error::Init`] with its [`InitStep`].
 
+#![deny(missing_docs)]
+
+// The facade: the modules an embedder uses, each holding only public items.
 pub mod bundle;
-pub mod capabilities;
-pub mod cgroups;
 pub mod container;
-pub mod error;
+pub mod events;
 pub mod exe;
 pub mod features;
 pub mod hooks;
-pub mod lsm;
-pub mod namespaces;
-pub mod netdev;
 pub mod notify;
-pub mod proc_handle;
-pub mod process;
-pub mod process_attrs;
-pub mod rlimits;
-pub mod rootfs;
 pub mod rootless;
-pub mod seccomp;
 pub mod spec;
 pub mod state;
-pub mod syscall;
-pub mod sysctl;
-pub mod tty;
-pub mod user;
+
+// The machinery behind the verbs: not part of the API.
+pub(crate) mod capabilities;
+pub(crate) mod cgroups;
+pub(crate) mod error;
+pub(crate) mod lsm;
+pub(crate) mod namespaces;
+pub(crate) mod netdev;
+pub(crate) mod proc_handle;
+pub(crate) mod process;
+pub(crate) mod process_attrs;
+pub(crate) mod rlimits;
+pub(crate) mod rootfs;
+pub(crate) mod seccomp;
+pub(crate) mod syscall;
+pub(crate) mod sysctl;
+pub(crate) mod tty;
+pub(crate) mod user;
+
+/// The machinery is not API: naming any of its modules from outside is E0603 (private module),
+/// so a change that makes one public again fails these doc tests.
+///
+/// ```compile_fail,E0603
+/// use hull::capabilities;
+/// ```
+///
+/// ```compile_fail,E0603
+/// use hull::cgroups;
+/// ```
+///
+/// ```compile_fail,E0603
+/// use hull::error;
+/// ```
+///
+/// ```compile_fail,E0603
+/// use hull::lsm;
+/// ```
+///
+/// ```compile_fail,E0603
+/// use hull::namespaces;
+/// ```
+///
+/// ```compile_fail,E0603
+/// use hull::netdev;
+/// ```
+///
+/// ```compile_fail,E0603
+/// use hull::proc_handle;
+/// ```
+///
+/// ```compile_fail,E0603
+/// use hull::process;
+/// ```
+///
+/// ```compile_fail,E0603
+/// use hull::process_attrs;
+/// ```
+///
+/// ```compile_fail,E0603
+/// use hull::rlimits;
+/// ```
+///
+/// ```compile_fail,E0603
+/// use hull::rootfs;
+/// ```
+///
+/// ```compile_fail,E0603
+/// use hull::seccomp;
+/// ```
+///
+/// ```compile_fail,E0603
+/// use hull::syscall;
+/// ```
+///
+/// ```compile_fail,E0603
+/// use hull::sysctl;
+/// ```
+///
+/// ```compile_fail,E0603
+/// use hull::tty;
+/// ```
+///
+/// ```compile_fail,E0603
+/// use hull::user;
+/// ```
+#[cfg(doctest)]
+pub struct MachineryIsPrivate;
+
+/// Not part of the API: hull's D-Bus client, reachable only so that
+/// integration-tests/tests/dbus.rs can drive it against a real dbus-daemon (a unit test cannot
+/// start one in the test bed's way).
+#[doc(hidden)]
+pub mod test_seam {
+    /// The systemd cgroup driver's D-Bus client.
+    pub mod dbus {
+        pub use crate::cgroups::systemd::dbus::{Arg, Bus, BusError, Message};
+    }
+}
 
 /// The runtime-spec types hull reads, re-exported so that a program building a
 /// [`oci_spec::runtime::Spec`] for hull uses exactly hull's version of them.
@@ -53,3 +158,21 @@ pub use oci_spec;
 pub use container::{Container, CreateOptions, ExecOptions};
 pub use error::{Error, InitFailure, InitStep, Result};
 pub use state::{State, Status};
+
+/// The signal [`Container::kill`] sends ([`container::parse_signal`] reads one as runc does),
+/// re-exported from nix so that a program needs no nix of its own.
+///
+/// ```no_run
+/// let c = hull::Container::load("/run/hull".as_ref(), "web")?;
+/// c.kill(hull::Signal::SIGTERM, false)?;
+/// # Ok::<(), hull::Error>(())
+/// ```
+pub use nix::sys::signal::Signal;
+
+/// A host process id, as [`Container::exec`] returns it, re-exported from nix.
+///
+/// ```
+/// let pid = hull::Pid::from_raw(1);
+/// assert_eq!(pid.as_raw(), 1);
+/// ```
+pub use nix::unistd::Pid;

@@ -7,6 +7,17 @@
 //! the process runs, waits for a `READY=` message (or for the init to exit), and passes it on to
 //! the caller's socket followed by `MAINPID=<init's host pid>` (the process systemd must now
 //! watch) and a `BARRIER=1` handshake, so systemd has taken both in before the runtime exits.
+//!
+//! ```no_run
+//! // create with CreateOptions::notify_socket, then, in the process systemd watches:
+//! let mut c = hull::Container::load("/run/hull".as_ref(), "web")?;
+//! let proxy = c.notify_proxy("/run/systemd/notify".as_ref())?;
+//! c.start()?;
+//! if let Some(p) = proxy {
+//!     p.forward_ready(c.pid(), c.pid())?;
+//! }
+//! # Ok::<(), hull::Error>(())
+//! ```
 
 use std::io::IoSlice;
 use std::os::fd::{AsFd, AsRawFd};
@@ -24,7 +35,7 @@ use crate::process::pidfd::{PidFd, EXIT_POLL};
 use crate::Result;
 
 /// Where the container finds the socket.
-pub const CONTAINER_DIR: &str = "/run/notify";
+pub(crate) const CONTAINER_DIR: &str = "/run/notify";
 const SOCKET_NAME: &str = "notify.sock";
 
 /// How long systemd may take to acknowledge the barrier before the runtime gives up waiting
@@ -32,13 +43,13 @@ const SOCKET_NAME: &str = "notify.sock";
 const BARRIER_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// `<state dir>/notify`: made by create, bind-mounted into the container.
-pub fn dir(state_dir: &Path) -> PathBuf {
+pub(crate) fn dir(state_dir: &Path) -> PathBuf {
     state_dir.join("notify")
 }
 
 /// At create: the directory the socket will be bound in, its mount and the process's
 /// NOTIFY_SOCKET. The mount goes last, over whatever the config mounts at /run.
-pub fn prepare(spec: &mut Spec, state_dir: &Path) -> Result<()> {
+pub(crate) fn prepare(spec: &mut Spec, state_dir: &Path) -> Result<()> {
     let dir = dir(state_dir);
     std::fs::DirBuilder::new()
         .mode(0o755)
@@ -70,7 +81,21 @@ pub fn prepare(spec: &mut Spec, state_dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// The container's end, bound at start before its process runs.
+/// The container's end, bound at start before its process runs: from
+/// [`crate::Container::notify_proxy`], before [`crate::Container::start`]; then
+/// [`NotifyProxy::forward_ready`].
+///
+/// ```no_run
+/// // In a service of Type=notify: systemd set $NOTIFY_SOCKET for this program.
+/// let host = std::env::var_os("NOTIFY_SOCKET").expect("run by systemd");
+/// let mut c = hull::Container::load("/run/hull".as_ref(), "web")?;
+/// let proxy = c.notify_proxy(host.as_ref())?;
+/// c.start()?;
+/// if let Some(proxy) = proxy {
+///     proxy.forward_ready(c.pid(), c.pid())?;
+/// }
+/// # Ok::<(), hull::Error>(())
+/// ```
 #[derive(Debug)]
 pub struct NotifyProxy {
     socket: UnixDatagram,
@@ -80,7 +105,7 @@ pub struct NotifyProxy {
 impl NotifyProxy {
     /// Binds the container's socket in `state_dir` (made at create), to be forwarded to `host`.
     /// `None` when the container was created without NOTIFY_SOCKET.
-    pub fn bind(state_dir: &Path, host: &Path) -> Result<Option<NotifyProxy>> {
+    pub(crate) fn bind(state_dir: &Path, host: &Path) -> Result<Option<NotifyProxy>> {
         let dir = dir(state_dir);
         if !dir.is_dir() {
             log::warn!(
@@ -103,7 +128,18 @@ impl NotifyProxy {
 
     /// Waits for the container's `READY=` message and passes it on with `MAINPID=<main_pid>`
     /// (the init when the runtime detaches, the runtime itself when it stays in the foreground);
-    /// returns without a word if the init (`init_pid`) exits first.
+    /// returns without a word if the init (`init_pid`) exits first. Errors are
+    /// [`Error::Io`] or [`Error::Sys`] naming the socket or the step that failed.
+    ///
+    /// ```no_run
+    /// # fn f(c: &hull::Container) -> hull::Result<()> {
+    /// if let Some(proxy) = c.notify_proxy("/run/systemd/notify".as_ref())? {
+    ///     // `hull run` stays in the foreground: systemd should watch this process.
+    ///     proxy.forward_ready(c.pid(), std::process::id() as i32)?;
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn forward_ready(self, init_pid: i32, main_pid: i32) -> Result<()> {
         let process =
             PidFd::open(nix::unistd::Pid::from_raw(init_pid)).sys("pidfd_open of the init")?;

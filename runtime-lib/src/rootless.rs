@@ -3,9 +3,20 @@
 //!
 //! What changes then, as in runc: the container's cgroup is placed only where the user may write
 //! (a delegated cgroup2 subtree); a hierarchy that is not writable is skipped, but a resource
-//! that needs it is an error naming the field (see [`crate::cgroups::rootless`]); device rules are
+//! that needs it is an error naming the field; device rules are
 //! not written (the user namespace already keeps device nodes out of reach); id maps with more
 //! than the caller's own id go through the setuid `newuidmap`/`newgidmap` helpers.
+//!
+//! [`crate::CreateOptions::new`] resolves [`Rootless::Auto`] for the calling process; a program
+//! that takes runc's `--rootless` flag sets [`crate::CreateOptions::rootless`] from
+//! [`Rootless::parse`].
+//!
+//! ```no_run
+//! use hull::rootless::{default_root, Rootless};
+//!
+//! let mut opts = hull::CreateOptions::new(default_root(), "/srv/bundle");
+//! opts.rootless = Rootless::parse("auto").unwrap_or_default().resolve();
+//! ```
 
 use std::path::PathBuf;
 
@@ -14,16 +25,34 @@ use nix::unistd::{Gid, Uid};
 use crate::error::{Error, Result};
 
 /// `--rootless`: runc's `true`, `false` or `auto` (the default).
+///
+/// ```
+/// use hull::rootless::Rootless;
+///
+/// assert_eq!(Rootless::parse("true"), Some(Rootless::Yes));
+/// assert!(!Rootless::No.resolve());
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Rootless {
+    /// Rootless when the caller is not root, or is root of a user namespace.
     #[default]
     Auto,
+    /// Always rootless.
     Yes,
+    /// Never rootless.
     No,
 }
 
 impl Rootless {
-    /// runc's reading: "auto", or what Go's strconv.ParseBool takes.
+    /// runc's reading: "auto", or what Go's strconv.ParseBool takes; `None` for anything else.
+    ///
+    /// ```
+    /// use hull::rootless::Rootless;
+    ///
+    /// assert_eq!(Rootless::parse("auto"), Some(Rootless::Auto));
+    /// assert_eq!(Rootless::parse("F"), Some(Rootless::No));
+    /// assert_eq!(Rootless::parse("maybe"), None);
+    /// ```
     pub fn parse(value: &str) -> Option<Rootless> {
         match value {
             "auto" => Some(Rootless::Auto),
@@ -36,6 +65,13 @@ impl Rootless {
     /// Whether this process is to be treated as rootless. `Auto`, as runc's cgroupfs driver
     /// decides it: not root, or root inside a user namespace (whose owner may not own the
     /// host's cgroups).
+    ///
+    /// ```
+    /// use hull::rootless::Rootless;
+    ///
+    /// let not_root = !nix::unistd::Uid::effective().is_root();
+    /// assert_eq!(Rootless::Auto.resolve(), not_root || hull::rootless::in_user_namespace());
+    /// ```
     pub fn resolve(self) -> bool {
         match self {
             Rootless::Yes => true,
@@ -47,6 +83,12 @@ impl Rootless {
 
 /// True unless this process's user namespace maps the whole id range onto itself (the initial
 /// one), read as runc reads it from /proc/self/uid_map.
+///
+/// ```
+/// if hull::rootless::in_user_namespace() {
+///     println!("in a user namespace: cgroups may not be ours to write");
+/// }
+/// ```
 pub fn in_user_namespace() -> bool {
     match std::fs::read_to_string("/proc/self/uid_map") {
         Ok(map) => !is_identity_map(&map),
@@ -67,6 +109,11 @@ fn is_identity_map(map: &str) -> bool {
 /// The state root when `--root` is not given, as runc chooses its own: `$XDG_RUNTIME_DIR/hull`
 /// for a user that is not root (or root of a user namespace, unless `$USER` is `root`), else
 /// `/run/hull`.
+///
+/// ```
+/// let root = hull::rootless::default_root();
+/// assert!(root.ends_with("hull"));
+/// ```
 pub fn default_root() -> PathBuf {
     let xdg = std::env::var_os("XDG_RUNTIME_DIR").filter(|v| !v.is_empty());
     match xdg {

@@ -2,6 +2,19 @@
 //!
 //! runc's starter bundle is what users and scripts expect (`sed -i 's/"sh"/.../' config.json`), so
 //! every value here is runc 1.1.5's, including `"hostname": "runc"` and `ociVersion` "1.0.2-dev".
+//!
+//! A program starts from [`default_spec`] and changes what it needs through the
+//! [`crate::oci_spec`] types (the same version hull reads), then writes it with [`to_json`].
+//!
+//! ```
+//! let mut spec = hull::spec::default_spec(false);
+//! let mut process = spec.process().clone().unwrap_or_default();
+//! process.set_args(Some(vec!["echo".into(), "hello".into()]));
+//! process.set_terminal(Some(false));
+//! spec.set_process(Some(process));
+//! let json = hull::spec::to_json(&spec).expect("a spec always serialises");
+//! assert!(json.contains("\"hello\""));
+//! ```
 
 use oci_spec::runtime::{
     Capability, LinuxBuilder, LinuxCapabilitiesBuilder, LinuxDeviceCgroupBuilder,
@@ -12,6 +25,10 @@ use oci_spec::runtime::{
 
 /// The runtime-spec version of the config schema hull reads (oci-spec's types), as `--version`
 /// reports it.
+///
+/// ```
+/// println!("runtime-spec {}", hull::spec::SUPPORTED_VERSION);
+/// ```
 pub const SUPPORTED_VERSION: &str = oci_spec::runtime::VERSION;
 
 /// The `ociVersion` runc 1.1.5 writes.
@@ -41,7 +58,13 @@ const READONLY_PATHS: &[&str] = &[
 /// runc's default spec; `rootless` gives runc's `spec --rootless` variant: no network namespace
 /// (a rootless user cannot configure one), a user namespace mapping root to the caller's euid/egid,
 /// /sys bind-mounted (sysfs cannot be mounted without owning the network namespace), no devpts
-/// `gid=5` (that gid is unmapped) and no device cgroup rules.
+/// `gid=5` (that gid is unmapped) and no device cgroup rules. What `hull spec` writes.
+///
+/// ```
+/// let spec = hull::spec::default_spec(false);
+/// assert_eq!(spec.hostname().as_deref(), Some("runc"));
+/// assert_eq!(spec.root().as_ref().map(|r| r.path().clone()), Some("rootfs".into()));
+/// ```
 pub fn default_spec(rootless: bool) -> Spec {
     build(rootless).expect("the default spec's builders are given every required field")
 }
@@ -222,6 +245,12 @@ fn strings(s: &[&str]) -> Vec<String> {
 /// The spec formatted as `runc spec` formats config.json: tab-indented, no trailing newline,
 /// capability names sorted (oci-spec keeps each capability set in a `HashSet`, whose order would
 /// change from run to run; runc's lists are sorted). Fields come in oci-spec's order.
+///
+/// ```
+/// let json = hull::spec::to_json(&hull::spec::default_spec(true))?;
+/// assert!(json.starts_with("{\n\t\"ociVersion\": \"1.0.2-dev\""));
+/// # Ok::<(), serde_json::Error>(())
+/// ```
 pub fn to_json(spec: &Spec) -> serde_json::Result<String> {
     let mut out = Vec::new();
     let formatter = serde_json::ser::PrettyFormatter::with_indent(b"\t");

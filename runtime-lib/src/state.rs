@@ -1,5 +1,5 @@
-//! The state root: `<root>/<id>/` holds `state.json` (the [`Record`]) and, while the container is
-//! `created`, `exec.fifo` (the init blocks on it until `start`).
+//! The state root: `<root>/<id>/` holds `state.json` (the container's record) and, while the
+//! container is `created`, `exec.fifo` (the init blocks on it until `start`).
 //!
 //! Every operation on one id holds an exclusive `flock` on the id's directory for its whole length (and
 //! no longer), so
@@ -14,6 +14,16 @@
 //! from the init process (matched by pid *and* start time, so a recycled pid is not mistaken for
 //! the container) and from the fifo's presence; a `creating` record is `creating` while the
 //! process that wrote it lives, `stopped` once it died.
+//!
+//! Public here: the [`State`] every verb reports (runtime.md's state, as `hull state` prints it),
+//! its [`Status`], and the [`DEFAULT_ROOT`].
+//!
+//! ```no_run
+//! let c = hull::Container::load(hull::state::DEFAULT_ROOT.as_ref(), "web")?;
+//! let state: hull::State = c.state();
+//! println!("{} {} pid {} bundle {:?}", state.id, state.status, state.pid, state.bundle);
+//! # Ok::<(), hull::Error>(())
+//! ```
 
 use std::collections::HashMap;
 use std::fs;
@@ -28,6 +38,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Context, Error, Result, SysContext};
 
+/// The state root when none is given (`--root`), for a caller with root privileges; a rootless
+/// caller's default is [`crate::rootless::default_root`].
+///
+/// ```
+/// assert_eq!(hull::state::DEFAULT_ROOT, "/run/hull");
+/// ```
 pub const DEFAULT_ROOT: &str = "/run/hull";
 pub(crate) const STATE_FILE: &str = "state.json";
 pub(crate) const EXEC_FIFO: &str = "exec.fifo";
@@ -37,20 +53,35 @@ pub(crate) const EXEC_FIFO: &str = "exec.fifo";
 pub(crate) const EXEC_DONE_FIFO: &str = "exec.done";
 pub(crate) const EXEC_REACHED: &[u8] = b"1";
 
-/// runtime.md's state, with runc's field set (what `hull state` prints).
+/// runtime.md's state, with runc's field set (what `hull state` prints; serde gives runc's JSON).
+/// [`crate::Container::state`] and [`crate::container::list`] return it.
+///
+/// ```no_run
+/// for s in hull::container::list("/run/hull".as_ref())? {
+///     println!("{}\t{}\t{}", s.id, s.status, serde_json::to_string(&s).unwrap_or_default());
+/// }
+/// # Ok::<(), hull::Error>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct State {
+    /// The version of the runtime spec the container's config.json declares.
     #[serde(rename = "ociVersion")]
     pub oci_version: String,
+    /// The container's id, unique in its state root.
     pub id: String,
     /// The init's host pid; 0 once the container has stopped (as runc prints it).
     pub pid: i32,
+    /// The status, computed when the state was read.
     pub status: Status,
+    /// The bundle directory the container was created from (absolute).
     pub bundle: PathBuf,
+    /// The root filesystem: `root.path`, resolved against the bundle when relative.
     pub rootfs: PathBuf,
     /// RFC 3339 with nanoseconds, UTC.
     pub created: String,
+    /// runc's `owner`: empty as hull stores it (hull list fills in the state directory's owner).
     pub owner: String,
+    /// config.json's `annotations`.
     #[serde(default, skip_serializing_if = "HashMap::is_empty")]
     pub annotations: HashMap<String, String>,
 }
@@ -79,13 +110,31 @@ impl State {
     }
 }
 
+/// A container's status (runtime.md's, plus runc's `paused`), computed from its init each time
+/// it is read, never stored. Its `Display` and serde form are the lower-case names.
+///
+/// ```no_run
+/// use hull::{Container, Status};
+///
+/// let c = Container::load("/run/hull".as_ref(), "web")?;
+/// if c.status() == Status::Paused {
+///     c.resume()?;
+/// }
+/// assert_eq!(Status::Running.to_string(), "running");
+/// # Ok::<(), hull::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
+    /// `create` is under way (or died half-way: then `delete` removes what it made).
     Creating,
+    /// The init is waiting for `start`; the user's process has not run.
     Created,
+    /// The user's process runs (as the container's init).
     Running,
+    /// The container's processes are frozen (`pause`).
     Paused,
+    /// The init has exited; `delete` removes what is left.
     Stopped,
 }
 
@@ -177,7 +226,7 @@ impl Record {
 
 /// One process, told from a later one with the same pid by its start time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ProcessId {
+pub(crate) struct ProcessId {
     pub pid: i32,
     /// /proc/<pid>/stat field 22.
     pub start_time: u64,
@@ -197,7 +246,7 @@ impl ProcessId {
 }
 
 /// Validates an id with runc's rule: `^[\w+\-\.]+$`, and not `.` or `..`.
-pub fn validate_id(id: &str) -> Result<()> {
+pub(crate) fn validate_id(id: &str) -> Result<()> {
     let problem = if id.is_empty() {
         Some("must not be empty")
     } else if id == "." || id == ".." {
@@ -222,13 +271,13 @@ pub fn validate_id(id: &str) -> Result<()> {
 /// `<root>/<id>`. Holds no lock itself: each verb takes [`StateDir::lock`] for its own length, so a
 /// long-lived holder (`hull run` waiting for its container) never blocks `state` or `kill`.
 #[derive(Debug, Clone)]
-pub struct StateDir {
+pub(crate) struct StateDir {
     path: PathBuf,
 }
 
 /// An exclusive lock on one container's state directory; released on drop.
 #[derive(Debug)]
-pub struct Lock(Flock<OwnedFd>);
+pub(crate) struct Lock(Flock<OwnedFd>);
 
 impl Lock {
     /// The locked descriptor, which a forked child must close so it does not keep the lock alive.
@@ -477,7 +526,7 @@ pub(crate) fn start_time(pid: i32) -> Result<u64> {
 }
 
 /// Temp file in the same directory + rename: readers see the old content or the new, never a part.
-pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> Result<()> {
+pub(crate) fn write_atomic(path: &Path, data: &[u8], mode: u32) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let tmp = dir.join(format!(
         ".{}.{}.tmp",
@@ -504,7 +553,7 @@ pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> Result<()> {
 }
 
 /// RFC 3339 UTC with nanoseconds, as runc prints `created`.
-pub fn now_rfc3339() -> String {
+pub(crate) fn now_rfc3339() -> String {
     trim_fraction(&humantime::format_rfc3339_nanos(std::time::SystemTime::now()).to_string())
 }
 

@@ -49,13 +49,9 @@ pub fn connect_unix(path: &Path, step: &'static str) -> Result<OwnedFd> {
 }
 
 /// In the init, after pivot_root: open /dev/ptmx, send the master over `socket`, make the slave the
-/// controlling terminal and stdin/stdout/stderr.
-pub fn setup_console(socket: OwnedFd) -> InitResult<()> {
-    setup_console_with(socket, None).map(drop)
-}
-
-/// `setup_console`, also setting the window size (process.consoleSize; ignored when a side is 0, as
-/// runc). Returns the slave's path (`/dev/pts/N`): runc bind-mounts it on /dev/console.
+/// controlling terminal and stdin/stdout/stderr, and set the window size (process.consoleSize;
+/// ignored when a side is 0, as runc). Returns the slave's path (`/dev/pts/N`): runc bind-mounts
+/// it on /dev/console.
 pub fn setup_console_with(
     socket: OwnedFd,
     size: Option<&oci_spec::runtime::Box>,
@@ -261,7 +257,7 @@ mod tests {
         .unwrap();
         drop(ours);
         in_child(move || {
-            let err = setup_console(theirs).expect_err("nobody receives the master");
+            let err = setup_console_with(theirs, None).expect_err("nobody receives the master");
             let msg = err.to_string();
             if msg != "set up console \"console socket\": send pty master: broken pipe" {
                 return Err(format!("unexpected message {msg:?}"));

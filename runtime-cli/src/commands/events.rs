@@ -1,7 +1,7 @@
 use std::time::Duration;
 
 use clap::Args;
-use hull::cgroups::{Event, OomEvent};
+use hull::events::{Event, OomEvent};
 use hull::Container;
 
 use super::{print, Ctx, Outcome};

@@ -2,9 +2,9 @@ use std::path::PathBuf;
 
 use clap::Args;
 use hull::container::{wait_pid, ExecOptions};
+use hull::oci_spec::runtime::{Capability, Process};
 use hull::Container;
 use nix::sys::signal::{kill, Signal};
-use oci_spec::runtime::{Capability, Process};
 
 use super::console::{prepare_foreground, ConsoleSocket, Relay};
 use super::{absolute, Ctx, Outcome};
@@ -187,7 +187,7 @@ fn process(container: &Container, args: &Exec) -> Result<Process, Failure> {
             let cap: Capability =
                 serde_json::from_value(serde_json::Value::String(name.clone()))
                     .map_err(|_| Failure::msg(format!("unknown capability {name:?}")))?;
-            let add = |set: &Option<oci_spec::runtime::Capabilities>| {
+            let add = |set: &Option<hull::oci_spec::runtime::Capabilities>| {
                 let mut set = set.clone().unwrap_or_default();
                 set.insert(cap);
                 Some(set)

@@ -1,8 +1,8 @@
 use std::path::PathBuf;
 
 use clap::Args;
+use hull::oci_spec::runtime::{LinuxBlockIo, LinuxCpu, LinuxMemory, LinuxPids, LinuxResources};
 use hull::Container;
-use oci_spec::runtime::{LinuxBlockIo, LinuxCpu, LinuxMemory, LinuxPids, LinuxResources};
 
 use super::{Ctx, Outcome};
 use crate::log::Failure;

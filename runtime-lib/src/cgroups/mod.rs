@@ -25,16 +25,16 @@ mod memory;
 mod network;
 mod oom;
 mod pids;
-pub mod probe;
+pub(crate) mod probe;
 mod rdma;
 mod resources;
-pub mod rootless;
-pub mod stats;
-pub mod systemd;
+pub(crate) mod rootless;
+pub(crate) mod stats;
+pub(crate) mod systemd;
 mod unified;
 mod unplaced;
-pub mod v1;
-pub mod v2;
+pub(crate) mod v1;
+pub(crate) mod v2;
 
 #[cfg(test)]
 mod tests;

@@ -13,6 +13,22 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use super::fs;
 use crate::error::{Context, Result, SysContext};
 
+/// What [`OomWatcher::wait`] saw.
+///
+/// ```no_run
+/// use hull::events::OomEvent;
+///
+/// let c = hull::Container::load("/run/hull".as_ref(), "web")?;
+/// let mut watcher = c.oom_watcher()?;
+/// loop {
+///     match watcher.wait(std::time::Duration::from_secs(5))? {
+///         OomEvent::Oom => println!("web: out of memory"),
+///         OomEvent::Timeout => continue,
+///         OomEvent::Gone => break,
+///     }
+/// }
+/// # Ok::<(), hull::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OomEvent {
     /// The OOM killer acted in the container.
@@ -23,6 +39,16 @@ pub enum OomEvent {
     Gone,
 }
 
+/// A watch on a container's out-of-memory kills (v1's `memory.oom_control` eventfd, v2's
+/// `memory.events`), from [`crate::Container::oom_watcher`]; `hull events` prints what it sees.
+///
+/// ```no_run
+/// let c = hull::Container::load("/run/hull".as_ref(), "web")?;
+/// let mut watcher: hull::events::OomWatcher = c.oom_watcher()?;
+/// let first = watcher.wait(std::time::Duration::from_secs(1))?;
+/// println!("{first:?}");
+/// # Ok::<(), hull::Error>(())
+/// ```
 #[derive(Debug)]
 pub struct OomWatcher {
     kind: Kind,
@@ -105,7 +131,18 @@ impl OomWatcher {
         Ok(w)
     }
 
-    /// Waits up to `timeout` for the next OOM kill.
+    /// Waits up to `timeout` for the next OOM kill: [`OomEvent::Oom`] when one came,
+    /// [`OomEvent::Timeout`] when none did, [`OomEvent::Gone`] once the cgroup is gone (the
+    /// container stopped). Errors are [`crate::Error::Io`] or [`crate::Error::Sys`] on the
+    /// cgroup's files.
+    ///
+    /// ```no_run
+    /// let c = hull::Container::load("/run/hull".as_ref(), "web")?;
+    /// let mut watcher = c.oom_watcher()?;
+    /// while watcher.wait(std::time::Duration::from_secs(60))? != hull::events::OomEvent::Gone {}
+    /// println!("web has stopped");
+    /// # Ok::<(), hull::Error>(())
+    /// ```
     pub fn wait(&mut self, timeout: Duration) -> Result<OomEvent> {
         let ms = PollTimeout::try_from(timeout.as_millis().min(i32::MAX as u128) as i32)
             .unwrap_or(PollTimeout::MAX);

@@ -14,23 +14,44 @@ fn zero(v: &u64) -> bool {
 }
 
 /// One line of `hull events`: `{"type":"stats","id":..,"data":{..}}` or `{"type":"oom","id":..}`.
+/// [`crate::Container::stats`] returns a `stats` one; serde gives runc's JSON.
+///
+/// ```no_run
+/// let c = hull::Container::load("/run/hull".as_ref(), "web")?;
+/// let event: hull::events::Event = c.stats()?;
+/// if let Some(stats) = &event.data {
+///     println!("{} bytes, {} processes", stats.memory.usage.usage, stats.pids.current);
+/// }
+/// println!("{}", serde_json::to_string(&event).unwrap_or_default());
+/// # Ok::<(), hull::Error>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Event {
+    /// `"stats"` or `"oom"` (JSON `type`).
     #[serde(rename = "type")]
     pub typ: String,
+    /// The container's id.
     pub id: String,
+    /// The usage, for a `stats` event.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data: Option<Stats>,
 }
 
 impl Event {
-    pub fn stats(id: &str, stats: Stats) -> Event {
+    pub(crate) fn stats(id: &str, stats: Stats) -> Event {
         Event {
             typ: "stats".into(),
             id: id.into(),
             data: Some(stats),
         }
     }
+    /// The `oom` event of container `id`, as `hull events` prints it when
+    /// [`crate::events::OomWatcher::wait`] reports one.
+    ///
+    /// ```
+    /// let line = serde_json::to_string(&hull::events::Event::oom("web")).unwrap_or_default();
+    /// assert_eq!(line, r#"{"type":"oom","id":"web"}"#);
+    /// ```
     pub fn oom(id: &str) -> Event {
         Event {
             typ: "oom".into(),
@@ -40,155 +61,283 @@ impl Event {
     }
 }
 
+/// What a `stats` event carries: the container's cgroup counters, read once.
+///
+/// ```
+/// let s = hull::events::Stats::default();
+/// assert_eq!(s.pids.current, 0);
+/// assert!(s.hugetlb.is_empty());
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Stats {
+    /// CPU time and throttling.
     pub cpu: Cpu,
+    /// The cpuset (v1 files; what v2 has of them).
     pub cpuset: CpuSet,
+    /// Memory and swap usage and limits.
     pub memory: Memory,
+    /// Process count and limit.
     pub pids: Pids,
+    /// Block I/O counters.
     pub blkio: Blkio,
+    /// Huge page usage by page size (`"2MB"`, `"1GB"`).
     pub hugetlb: BTreeMap<String, Hugetlb>,
+    /// Always empty (Intel RDT is not managed).
     pub intel_rdt: IntelRdt,
     /// runc fills this only for networks its CLI never configures: always null.
     pub network_interfaces: Option<Vec<serde_json::Value>>,
 }
 
+/// CPU usage (`cpu`, `cpuacct` on v1; `cpu.stat` on v2).
+///
+/// ```
+/// fn throttled(c: &hull::events::Cpu) -> bool {
+///     c.throttling.throttled_periods > 0
+/// }
+/// assert!(!throttled(&Default::default()));
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Cpu {
+    /// Time spent.
     pub usage: CpuUsage,
+    /// CFS bandwidth throttling.
     pub throttling: Throttling,
 }
 
 /// Nanoseconds.
+///
+/// ```
+/// fn cpu_seconds(u: &hull::events::CpuUsage) -> f64 {
+///     u.total as f64 / 1e9
+/// }
+/// assert_eq!(cpu_seconds(&Default::default()), 0.0);
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct CpuUsage {
+    /// All the container's CPU time.
     #[serde(default, skip_serializing_if = "zero")]
     pub total: u64,
+    /// Total time by CPU (v1 only).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub percpu: Vec<u64>,
+    /// Kernel time by CPU (v1 only).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub percpu_kernel: Vec<u64>,
+    /// User time by CPU (v1 only).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub percpu_user: Vec<u64>,
+    /// Time in the kernel.
     pub kernel: u64,
+    /// Time in user space.
     pub user: u64,
 }
 
+/// CFS throttling counters (`cpu.stat`).
+///
+/// ```
+/// let t = hull::events::Throttling { periods: 10, throttled_periods: 3, throttled_time: 0 };
+/// let json = serde_json::to_string(&t).unwrap_or_default();
+/// assert_eq!(json, r#"{"periods":10,"throttledPeriods":3}"#);
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Throttling {
+    /// Enforcement periods that elapsed.
     #[serde(default, skip_serializing_if = "zero")]
     pub periods: u64,
+    /// Periods in which the container was throttled.
     #[serde(default, skip_serializing_if = "zero")]
     pub throttled_periods: u64,
+    /// Total time throttled, in nanoseconds.
     #[serde(default, skip_serializing_if = "zero")]
     pub throttled_time: u64,
 }
 
+/// The cpuset controller's settings (runc's `cpuset`).
+///
+/// ```
+/// fn may_run_on(c: &hull::events::CpuSet, cpu: u16) -> bool {
+///     c.cpus.contains(&cpu)
+/// }
+/// assert!(!may_run_on(&Default::default(), 0));
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct CpuSet {
+    /// CPUs the container may run on.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub cpus: Vec<u16>,
+    /// `cpuset.cpu_exclusive`.
     pub cpu_exclusive: u64,
+    /// Memory nodes the container may use.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub mems: Vec<u16>,
+    /// `cpuset.mem_hardwall`.
     pub mem_hardwall: u64,
+    /// `cpuset.mem_exclusive`.
     pub mem_exclusive: u64,
+    /// `cpuset.memory_migrate`.
     pub memory_migrate: u64,
+    /// `cpuset.memory_spread_page`.
     pub memory_spread_page: u64,
+    /// `cpuset.memory_spread_slab`.
     pub memory_spread_slab: u64,
+    /// `cpuset.memory_pressure`.
     pub memory_pressure: u64,
+    /// `cpuset.sched_load_balance`.
     pub sched_load_balance: u64,
+    /// `cpuset.sched_relax_domain_level`.
     pub sched_relax_domain_level: i64,
 }
 
+/// Usage, peak, limit and failure count of one kind of memory, in bytes.
+///
+/// ```
+/// fn headroom(m: &hull::events::MemoryEntry) -> u64 {
+///     m.limit.saturating_sub(m.usage)
+/// }
+/// assert_eq!(headroom(&Default::default()), 0);
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct MemoryEntry {
+    /// The limit in bytes.
     pub limit: u64,
+    /// Current usage in bytes.
     #[serde(default, skip_serializing_if = "zero")]
     pub usage: u64,
+    /// Peak usage in bytes, where the kernel keeps it.
     #[serde(default, skip_serializing_if = "zero")]
     pub max: u64,
+    /// How often the limit was hit (v1).
     pub failcnt: u64,
 }
 
+/// The memory controller's counters.
+///
+/// ```
+/// fn rss(m: &hull::events::Memory) -> Option<u64> {
+///     m.raw.get("rss").or_else(|| m.raw.get("anon")).copied()
+/// }
+/// assert_eq!(rss(&Default::default()), None);
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Memory {
+    /// Page cache in bytes.
     #[serde(default, skip_serializing_if = "zero")]
     pub cache: u64,
+    /// Memory.
     pub usage: MemoryEntry,
+    /// Memory plus swap (v1's memsw; on v2 the sum, as runc reports it).
     pub swap: MemoryEntry,
+    /// Kernel memory (v1 kmem).
     pub kernel: MemoryEntry,
+    /// TCP buffer memory (v1 kmem.tcp).
     #[serde(rename = "kernelTCP")]
     pub kernel_tcp: MemoryEntry,
+    /// memory.stat, key by key.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub raw: BTreeMap<String, u64>,
 }
 
+/// The pids controller's counters.
+///
+/// ```
+/// fn unlimited(p: &hull::events::Pids) -> bool {
+///     p.limit == 0
+/// }
+/// assert!(unlimited(&Default::default()));
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Pids {
+    /// Processes (and threads) in the container now.
     #[serde(default, skip_serializing_if = "zero")]
     pub current: u64,
+    /// pids.max (0 when unlimited).
     #[serde(default, skip_serializing_if = "zero")]
     pub limit: u64,
 }
 
+/// One counter of one block device.
+///
+/// ```
+/// let e = hull::events::BlkioEntry { major: 8, minor: 0, op: "Read".into(), value: 4096 };
+/// assert_eq!(format!("{}:{} {} {}", e.major, e.minor, e.op, e.value), "8:0 Read 4096");
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BlkioEntry {
+    /// The device's major number.
     #[serde(default, skip_serializing_if = "zero")]
     pub major: u64,
+    /// The device's minor number.
     #[serde(default, skip_serializing_if = "zero")]
     pub minor: u64,
+    /// `Read`, `Write`, `Sync`, `Async`, `Discard`, `Total`, or empty.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub op: String,
+    /// The counter.
     #[serde(default, skip_serializing_if = "zero")]
     pub value: u64,
 }
 
+/// Block I/O counters (v1 blkio files; on v2 the two `io.stat` gives).
+///
+/// ```
+/// fn bytes_read(b: &hull::events::Blkio) -> u64 {
+///     b.io_service_bytes_recursive.iter().filter(|e| e.op == "Read").map(|e| e.value).sum()
+/// }
+/// assert_eq!(bytes_read(&Default::default()), 0);
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Blkio {
+    /// Bytes transferred, by device and operation.
     #[serde(
         rename = "ioServiceBytesRecursive",
         default,
         skip_serializing_if = "Vec::is_empty"
     )]
     pub io_service_bytes_recursive: Vec<BlkioEntry>,
+    /// I/O operations, by device and operation.
     #[serde(
         rename = "ioServicedRecursive",
         default,
         skip_serializing_if = "Vec::is_empty"
     )]
     pub io_serviced_recursive: Vec<BlkioEntry>,
+    /// Operations queued (v1).
     #[serde(
         rename = "ioQueueRecursive",
         default,
         skip_serializing_if = "Vec::is_empty"
     )]
     pub io_queued_recursive: Vec<BlkioEntry>,
+    /// Time servicing I/O (v1).
     #[serde(
         rename = "ioServiceTimeRecursive",
         default,
         skip_serializing_if = "Vec::is_empty"
     )]
     pub io_service_time_recursive: Vec<BlkioEntry>,
+    /// Time waiting in queues (v1).
     #[serde(
         rename = "ioWaitTimeRecursive",
         default,
         skip_serializing_if = "Vec::is_empty"
     )]
     pub io_wait_time_recursive: Vec<BlkioEntry>,
+    /// Operations merged (v1).
     #[serde(
         rename = "ioMergedRecursive",
         default,
         skip_serializing_if = "Vec::is_empty"
     )]
     pub io_merged_recursive: Vec<BlkioEntry>,
+    /// Time the device was busy (v1).
     #[serde(
         rename = "ioTimeRecursive",
         default,
         skip_serializing_if = "Vec::is_empty"
     )]
     pub io_time_recursive: Vec<BlkioEntry>,
+    /// Sectors transferred (v1).
     #[serde(
         rename = "sectorsRecursive",
         default,
@@ -197,16 +346,31 @@ pub struct Blkio {
     pub sectors_recursive: Vec<BlkioEntry>,
 }
 
+/// One huge page size's counters.
+///
+/// ```
+/// fn used(s: &hull::events::Stats, size: &str) -> u64 {
+///     s.hugetlb.get(size).map_or(0, |h| h.usage)
+/// }
+/// assert_eq!(used(&Default::default(), "2MB"), 0);
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Hugetlb {
+    /// Bytes of huge pages in use.
     #[serde(default, skip_serializing_if = "zero")]
     pub usage: u64,
+    /// Peak usage in bytes.
     #[serde(default, skip_serializing_if = "zero")]
     pub max: u64,
+    /// How often the limit was hit.
     pub failcnt: u64,
 }
 
 /// Intel RDT is not managed by Hull: always `{}`, as runc prints it without RDT.
+///
+/// ```
+/// assert_eq!(serde_json::to_string(&hull::events::IntelRdt {}).unwrap_or_default(), "{}");
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct IntelRdt {}
 

@@ -31,6 +31,22 @@ impl Container {
     ///
     /// Refuses to run unless the calling program is a sealed copy of itself (see [`crate::exe`])
     /// or `opts.unsealed_exe` is set.
+    ///
+    /// runc's `create`. Errors: [`crate::Error::InvalidId`], [`crate::Error::ContainerExists`];
+    /// the bundle's ([`crate::bundle::Bundle::load`]); [`crate::Error::ExeNotSealed`];
+    /// [`crate::Error::Init`] for a step of the init (a mount, the user, the executable...),
+    /// [`crate::Error::Hook`] for a prestart, createRuntime or createContainer hook,
+    /// [`crate::Error::Systemd`] with `systemd_cgroup`, [`crate::Error::Io`] or
+    /// [`crate::Error::Sys`] for the host side.
+    ///
+    /// ```no_run
+    /// use hull::{Container, CreateOptions};
+    ///
+    /// hull::exe::ensure_sealed()?;
+    /// let c = Container::create("web", &CreateOptions::new("/run/hull", "/srv/bundle"))?;
+    /// assert_eq!(c.status(), hull::Status::Created);
+    /// # Ok::<(), hull::Error>(())
+    /// ```
     pub fn create(id: &str, opts: &CreateOptions) -> Result<Container> {
         super::check_sealed(opts.unsealed_exe, "create a container")?;
         state::validate_id(id)?;

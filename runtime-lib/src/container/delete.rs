@@ -14,7 +14,16 @@ use crate::{cgroups, Result, Status};
 
 impl Container {
     /// `delete`: removes a stopped or created (or, with `force`, any) container and everything made
-    /// for it. A created container is killed first, as runc does.
+    /// for it (its processes, cgroup, state directory), then runs the poststop hooks. A created
+    /// container is killed first, as runc does. runc's `delete [--force]`. Errors:
+    /// [`crate::Error::InvalidStatus`] for a running or paused container without `force`.
+    ///
+    /// ```no_run
+    /// let c = hull::Container::load("/run/hull".as_ref(), "web")?;
+    /// c.kill(hull::Signal::SIGKILL, true)?;
+    /// c.delete(true)?;
+    /// # Ok::<(), hull::Error>(())
+    /// ```
     pub fn delete(self, force: bool) -> Result<()> {
         delete(&self.dir, force, self.child)
     }
@@ -23,7 +32,16 @@ impl Container {
     /// [`Container::load`] + [`Container::delete`] it needs no finished record: a container being
     /// created is deleted once its create is over (delete waits for the create's lock; it never
     /// reports success while the create goes on), and what a create killed half-way left behind
-    /// is removed from the record it wrote before making anything.
+    /// is removed from the record it wrote before making anything. Errors as
+    /// [`Container::delete`], and [`crate::Error::ContainerNotFound`].
+    ///
+    /// ```no_run
+    /// match hull::Container::delete_id("/run/hull".as_ref(), "web", true) {
+    ///     Ok(()) | Err(hull::Error::ContainerNotFound { .. }) => {}
+    ///     Err(e) => return Err(e),
+    /// }
+    /// # Ok::<(), hull::Error>(())
+    /// ```
     pub fn delete_id(root: &Path, id: &str, force: bool) -> Result<()> {
         delete(&StateDir::open(root, id)?, force, None)
     }

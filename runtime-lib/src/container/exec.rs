@@ -21,12 +21,23 @@ use crate::{cgroups, state, tty, Result};
 
 /// runc's `exec` flags that shape how the process is started (the process itself is a
 /// `oci_spec::runtime::Process`, from `--process` or built from the command line).
+///
+/// ```no_run
+/// let opts = hull::ExecOptions {
+///     pid_file: Some("/run/web-exec.pid".into()),
+///     ..Default::default()
+/// };
+/// # let _ = opts;
+/// ```
 #[derive(Debug, Clone, Default)]
 pub struct ExecOptions {
+    /// Written atomically with the process's host pid before `exec` returns.
     pub pid_file: Option<PathBuf>,
+    /// Unix socket that receives the pty master when the process has `terminal` set.
     pub console_socket: Option<PathBuf>,
     /// Unix socket that receives a pidfd of the process (SCM_RIGHTS, data "setns").
     pub pidfd_socket: Option<PathBuf>,
+    /// Pass fds 3..3+N of the caller into the process.
     pub preserve_fds: u32,
     /// Exec even into a paused container (the process starts frozen).
     pub ignore_paused: bool,
@@ -52,6 +63,25 @@ impl Container {
     /// before the exec, such as an unknown executable, is this call's error). The caller is the
     /// process's parent and may wait for it (see [`wait_pid`]). Refuses to run unless the calling
     /// program is a sealed copy of itself (see [`crate::exe`]) or `opts.unsealed_exe` is set.
+    ///
+    /// runc's `exec`. Errors: [`crate::Error::InvalidStatus`] unless the container is created or
+    /// running (or paused, with `ignore_paused`); [`crate::Error::ExeNotSealed`];
+    /// [`crate::Error::Init`] for a step of the process's setup (its user, capabilities, cwd,
+    /// executable...).
+    ///
+    /// ```no_run
+    /// use hull::oci_spec::runtime::ProcessBuilder;
+    ///
+    /// let process = ProcessBuilder::default()
+    ///     .args(vec!["ps".to_string(), "-ef".to_string()])
+    ///     .cwd("/")
+    ///     .build()
+    ///     .expect("process");
+    /// let c = hull::Container::load("/run/hull".as_ref(), "web")?;
+    /// let pid = c.exec(&process, &hull::ExecOptions::default())?;
+    /// let code = hull::container::wait_pid(pid)?;
+    /// # Ok::<(), hull::Error>(())
+    /// ```
     pub fn exec(&self, process: &Process, opts: &ExecOptions) -> Result<Pid> {
         super::check_sealed(opts.unsealed_exe, "exec into a container")?;
         check_process(process, opts)?;
@@ -191,7 +221,18 @@ impl Container {
 }
 
 /// Waits for a process this process started (`exec`'s) and returns its exit code, 128+signal if
-/// it was killed.
+/// it was killed. Errors: [`crate::Error::Sys`] when `pid` is not a child of this process.
+///
+/// ```no_run
+/// # fn f(c: &hull::Container, p: &hull::oci_spec::runtime::Process) -> hull::Result<()> {
+/// let pid: hull::Pid = c.exec(p, &hull::ExecOptions::default())?;
+/// match hull::container::wait_pid(pid)? {
+///     0 => println!("ok"),
+///     code => println!("failed with {code}"),
+/// }
+/// # Ok(())
+/// # }
+/// ```
 pub fn wait_pid(pid: Pid) -> Result<i32> {
     loop {
         match waitpid(pid, None) {

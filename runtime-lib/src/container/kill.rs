@@ -11,7 +11,15 @@ use crate::state::{init_alive, Record};
 use crate::{cgroups, Result, Status};
 
 impl Container {
-    /// `kill`: sends `signal` to the init, or with `all` to every process of the container.
+    /// `kill`: sends `signal` to the init, or with `all` to every process of the container
+    /// (runc's `kill [--all]`). Errors: [`crate::Error::InvalidStatus`] when the container has
+    /// stopped.
+    ///
+    /// ```no_run
+    /// let c = hull::Container::load("/run/hull".as_ref(), "web")?;
+    /// c.kill(hull::container::parse_signal("TERM")?, false)?;
+    /// # Ok::<(), hull::Error>(())
+    /// ```
     pub fn kill(&self, signal: Signal, all: bool) -> Result<()> {
         let _lock = self.dir.lock()?;
         let record = self.dir.read()?;
@@ -75,7 +83,17 @@ impl Container {
     }
 }
 
-/// Parses a signal as runc accepts it: `KILL`, `SIGKILL`, `kill` or `9`.
+/// Parses a signal as runc accepts it: `KILL`, `SIGKILL`, `kill` or `9`. Errors:
+/// [`Error::InvalidSignal`].
+///
+/// ```
+/// use hull::container::parse_signal;
+///
+/// assert_eq!(parse_signal("kill")?, hull::Signal::SIGKILL);
+/// assert_eq!(parse_signal("15")?, hull::Signal::SIGTERM);
+/// assert!(parse_signal("SIGFOO").is_err());
+/// # Ok::<(), hull::Error>(())
+/// ```
 pub fn parse_signal(s: &str) -> Result<Signal> {
     let invalid = || Error::InvalidSignal {
         signal: s.to_string(),

@@ -5,7 +5,14 @@ use crate::error::Context;
 use crate::{Error, Result, State};
 
 /// Every container under `root`, with its status computed now, sorted by id. A missing root is an
-/// empty list; a directory that is not (or no longer) a container is skipped.
+/// empty list; a directory that is not (or no longer) a container is skipped. runc's `list`.
+///
+/// ```no_run
+/// for s in hull::container::list("/run/hull".as_ref())? {
+///     println!("{}\t{}\t{}", s.id, s.pid, s.status);
+/// }
+/// # Ok::<(), hull::Error>(())
+/// ```
 pub fn list(root: &Path) -> Result<Vec<State>> {
     let entries = match std::fs::read_dir(root) {
         Ok(entries) => entries,

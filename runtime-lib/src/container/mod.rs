@@ -1,5 +1,24 @@
 //! The lifecycle verbs, one file each. A [`Container`] is a state directory plus what was read from
 //! it; every verb takes the directory's lock for its own length and re-reads the state under it.
+//!
+//! Each verb is runc's of the same name, with its rules (which status allows it, what it leaves
+//! behind); a container created by the `hull` binary can be handled here and the other way round,
+//! given the same state root.
+//!
+//! ```no_run
+//! use hull::container::{list, parse_signal};
+//! use hull::Container;
+//!
+//! // `hull kill --all web TERM` for every running container, then `hull delete --force`.
+//! let root = std::path::Path::new("/run/hull");
+//! for state in list(root)? {
+//!     if state.status == hull::Status::Running {
+//!         Container::load(root, &state.id)?.kill(parse_signal("TERM")?, true)?;
+//!     }
+//!     Container::delete_id(root, &state.id, true)?;
+//! }
+//! # Ok::<(), hull::Error>(())
+//! ```
 
 mod create;
 mod delete;
@@ -21,6 +40,14 @@ pub use list::list;
 pub(crate) const KILL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// What `create` needs beyond the bundle: the runtime's own knobs (runc's flags of the same names).
+///
+/// ```no_run
+/// let mut opts = hull::CreateOptions::new("/run/hull", "/srv/bundle");
+/// opts.pid_file = Some("/run/web.pid".into());
+/// opts.console_socket = Some("/run/web-console.sock".into());
+/// let c = hull::Container::create("web", &opts)?;
+/// # Ok::<(), hull::Error>(())
+/// ```
 #[derive(Debug, Clone)]
 pub struct CreateOptions {
     /// State root (`--root`), default `/run/hull`.
@@ -46,7 +73,7 @@ pub struct CreateOptions {
     /// Do not create a new session keyring for the container.
     pub no_new_keyring: bool,
     /// `--systemd-cgroup`: the cgroup is a systemd scope and cgroupsPath is systemd's
-    /// `slice:prefix:name` (see [`crate::cgroups::systemd`]).
+    /// `slice:prefix:name` (see the README's "The systemd cgroup driver").
     pub systemd_cgroup: bool,
     /// Rootless (`--rootless`, see [`crate::rootless`]): the cgroup is placed only where this
     /// user may write, and no device rules are written. Defaults to runc's auto-detection.
@@ -59,6 +86,15 @@ pub struct CreateOptions {
 }
 
 impl CreateOptions {
+    /// The options of `hull --root <root> create --bundle <bundle>` with no other flag: every
+    /// `Option` unset, every count 0, every switch off except [`CreateOptions::rootless`], which
+    /// is detected as runc detects it ([`crate::rootless::Rootless::Auto`]).
+    ///
+    /// ```
+    /// let opts = hull::CreateOptions::new("/run/hull", "/srv/bundle");
+    /// assert_eq!(opts.bundle, std::path::Path::new("/srv/bundle"));
+    /// assert!(opts.pid_file.is_none() && !opts.no_pivot && !opts.unsealed_exe);
+    /// ```
     pub fn new(root: impl Into<PathBuf>, bundle: impl Into<PathBuf>) -> Self {
         CreateOptions {
             root: root.into(),
@@ -78,7 +114,22 @@ impl CreateOptions {
     }
 }
 
-/// A container known to the state root.
+/// A container known to the state root: the handle every verb goes through.
+/// [`Container::create`] makes one, [`Container::load`] finds one made before (by this program,
+/// another one or the `hull` binary).
+///
+/// ```no_run
+/// use hull::{Container, CreateOptions};
+///
+/// hull::exe::ensure_sealed()?;
+/// let mut c = Container::create("web", &CreateOptions::new("/run/hull", "/srv/bundle"))?;
+/// c.start()?;
+/// println!("{} runs as pid {}", c.id(), c.pid());
+/// let code = c.wait()?;
+/// c.delete(false)?;
+/// println!("exited with {code}");
+/// # Ok::<(), hull::Error>(())
+/// ```
 #[derive(Debug)]
 pub struct Container {
     dir: StateDir,
@@ -90,7 +141,14 @@ pub struct Container {
 impl Container {
     /// Loads the container `id` from `root`, also one being created (or whose create died
     /// half-way: see [`crate::state`]). Takes no lock, so it does not wait for a create: each verb
-    /// locks and reads the record again.
+    /// locks and reads the record again. Errors: [`crate::Error::ContainerNotFound`], or
+    /// [`crate::Error::Io`] on an unreadable state.
+    ///
+    /// ```no_run
+    /// let c = hull::Container::load("/run/hull".as_ref(), "web")?;
+    /// println!("{}", c.status());
+    /// # Ok::<(), hull::Error>(())
+    /// ```
     pub fn load(root: &Path, id: &str) -> crate::Result<Container> {
         let dir = StateDir::open(root, id)?;
         let record = dir.read_or_placeholder()?;
@@ -101,16 +159,35 @@ impl Container {
         })
     }
 
+    /// The container's id.
+    ///
+    /// ```no_run
+    /// let c = hull::Container::load("/run/hull".as_ref(), "web")?;
+    /// assert_eq!(c.id(), "web");
+    /// # Ok::<(), hull::Error>(())
+    /// ```
     pub fn id(&self) -> &str {
         &self.record.state.id
     }
 
     /// The init's host pid (also after it exited).
+    ///
+    /// ```no_run
+    /// let c = hull::Container::load("/run/hull".as_ref(), "web")?;
+    /// println!("the init is {}", c.pid());
+    /// # Ok::<(), hull::Error>(())
+    /// ```
     pub fn pid(&self) -> i32 {
         self.record.state.pid
     }
 
-    /// The state as `hull state` prints it, with the status computed now.
+    /// `state`: the state as `hull state` prints it, with the status computed now.
+    ///
+    /// ```no_run
+    /// let c = hull::Container::load("/run/hull".as_ref(), "web")?;
+    /// println!("{}", serde_json::to_string_pretty(&c.state()).unwrap_or_default());
+    /// # Ok::<(), hull::Error>(())
+    /// ```
     pub fn state(&self) -> crate::State {
         let mut s = self.record.state.clone();
         s.status = self.status();
@@ -120,6 +197,16 @@ impl Container {
         s
     }
 
+    /// The status, computed now from the init (matched by pid and start time) and the state
+    /// directory.
+    ///
+    /// ```no_run
+    /// let c = hull::Container::load("/run/hull".as_ref(), "web")?;
+    /// if c.status() == hull::Status::Stopped {
+    ///     c.delete(false)?;
+    /// }
+    /// # Ok::<(), hull::Error>(())
+    /// ```
     pub fn status(&self) -> crate::Status {
         self.dir.status(&self.record)
     }

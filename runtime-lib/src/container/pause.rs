@@ -3,19 +3,46 @@ use crate::error::Error;
 use crate::{cgroups, Result, Status};
 
 impl Container {
-    /// `pause`: freezes every process of a created or running container.
+    /// `pause`: freezes every process of a created or running container (runc's `pause`).
+    /// Errors: [`crate::Error::InvalidStatus`] in any other status.
+    ///
+    /// ```no_run
+    /// let c = hull::Container::load("/run/hull".as_ref(), "web")?;
+    /// c.pause()?;
+    /// assert_eq!(c.status(), hull::Status::Paused);
+    /// c.resume()?;
+    /// # Ok::<(), hull::Error>(())
+    /// ```
     pub fn pause(&self) -> Result<()> {
         self.with_cgroup("pause", &[Status::Created, Status::Running], |m| {
             cgroups::pause(m)
         })
     }
 
-    /// `resume`: thaws a paused container.
+    /// `resume`: thaws a paused container (runc's `resume`). Errors:
+    /// [`crate::Error::InvalidStatus`] unless it is paused.
+    ///
+    /// ```no_run
+    /// let c = hull::Container::load("/run/hull".as_ref(), "web")?;
+    /// if c.status() == hull::Status::Paused {
+    ///     c.resume()?;
+    /// }
+    /// # Ok::<(), hull::Error>(())
+    /// ```
     pub fn resume(&self) -> Result<()> {
         self.with_cgroup("resume", &[Status::Paused], |m| cgroups::resume(m))
     }
 
-    /// `ps`: the host pids of every process in the container.
+    /// `ps`: the host pids of every process in the container (runc's `ps --format json`).
+    /// Errors: [`crate::Error::InvalidStatus`] once it has stopped.
+    ///
+    /// ```no_run
+    /// let c = hull::Container::load("/run/hull".as_ref(), "web")?;
+    /// for pid in c.pids()? {
+    ///     println!("{pid}");
+    /// }
+    /// # Ok::<(), hull::Error>(())
+    /// ```
     pub fn pids(&self) -> Result<Vec<i32>> {
         let allowed = [Status::Created, Status::Running, Status::Paused];
         let init = self.pid();
@@ -30,21 +57,51 @@ impl Container {
         })
     }
 
-    /// `events --stats`: one stats event (runc's JSON shape).
+    /// `events --stats`: one stats event (runc's JSON shape), read from the container's cgroup.
+    /// Errors: [`crate::Error::InvalidStatus`] once it has stopped.
+    ///
+    /// ```no_run
+    /// let c = hull::Container::load("/run/hull".as_ref(), "web")?;
+    /// let stats = c.stats()?.data.unwrap_or_default();
+    /// println!("cpu {} ns, memory {} bytes", stats.cpu.usage.total, stats.memory.usage.usage);
+    /// # Ok::<(), hull::Error>(())
+    /// ```
     pub fn stats(&self) -> Result<cgroups::stats::Event> {
         let allowed = [Status::Created, Status::Running, Status::Paused];
         let id = self.id().to_string();
         self.with_cgroup("events", &allowed, |m| cgroups::stats_event(m, &id))
     }
 
-    /// `events`: a watcher of the container's OOM events.
+    /// `events`: a watcher of the container's OOM events (see [`crate::events`]). Errors:
+    /// [`crate::Error::InvalidStatus`] once it has stopped.
+    ///
+    /// ```no_run
+    /// let c = hull::Container::load("/run/hull".as_ref(), "web")?;
+    /// let mut watcher = c.oom_watcher()?;
+    /// if watcher.wait(std::time::Duration::from_secs(10))? == hull::events::OomEvent::Oom {
+    ///     eprintln!("web ran out of memory");
+    /// }
+    /// # Ok::<(), hull::Error>(())
+    /// ```
     pub fn oom_watcher(&self) -> Result<cgroups::OomWatcher> {
         let allowed = [Status::Created, Status::Running, Status::Paused];
         self.with_cgroup("events", &allowed, |m| m.oom_watcher())
     }
 
     /// `update`: merges `changes` into the container's resources (runc's rules), writes them and
-    /// records the result.
+    /// records the result (runc's `update --resources`). Errors:
+    /// [`crate::Error::InvalidStatus`] once it has stopped, [`crate::Error::InvalidConfig`] for a
+    /// value the merge or the cgroup refuses.
+    ///
+    /// ```no_run
+    /// use hull::oci_spec::runtime::{LinuxMemoryBuilder, LinuxResourcesBuilder};
+    ///
+    /// let memory = LinuxMemoryBuilder::default().limit(256 << 20).build().expect("memory");
+    /// let changes = LinuxResourcesBuilder::default().memory(memory).build().expect("resources");
+    /// let mut c = hull::Container::load("/run/hull".as_ref(), "web")?;
+    /// c.update(&changes)?;
+    /// # Ok::<(), hull::Error>(())
+    /// ```
     pub fn update(&mut self, changes: &oci_spec::runtime::LinuxResources) -> Result<()> {
         let _lock = self.dir.lock()?;
         let mut record = self.dir.read()?;

@@ -11,7 +11,19 @@ use std::os::fd::{AsFd, OwnedFd};
 
 impl Container {
     /// Before `start`, when the runtime was given $NOTIFY_SOCKET (`host`): binds the container's
-    /// notify socket (see [`crate::notify`]). `None` if the container was created without one.
+    /// notify socket (see [`crate::notify`]). `None` if the container was created without one
+    /// ([`crate::CreateOptions::notify_socket`]). What `hull start` does when $NOTIFY_SOCKET is
+    /// set.
+    ///
+    /// ```no_run
+    /// let mut c = hull::Container::load("/run/hull".as_ref(), "web")?;
+    /// let proxy = c.notify_proxy("/run/systemd/notify".as_ref())?;
+    /// c.start()?;
+    /// if let Some(p) = proxy {
+    ///     p.forward_ready(c.pid(), c.pid())?;
+    /// }
+    /// # Ok::<(), hull::Error>(())
+    /// ```
     pub fn notify_proxy(
         &self,
         host: &std::path::Path,
@@ -19,7 +31,18 @@ impl Container {
         crate::notify::NotifyProxy::bind(self.dir.path(), host)
     }
 
-    /// `start`: releases the init blocked on the exec fifo; it then execs the user's process.
+    /// `start`: releases the init blocked on the exec fifo; it then execs the user's process
+    /// (runc's `start`), and the poststart hooks run. Errors: [`crate::Error::InvalidStatus`]
+    /// unless the container is created; [`crate::Error::Hook`] for a startContainer or
+    /// poststart hook (the container is then killed); [`crate::Error::InitLost`] when the init
+    /// died before its exec.
+    ///
+    /// ```no_run
+    /// let mut c = hull::Container::load("/run/hull".as_ref(), "web")?;
+    /// c.start()?;
+    /// assert_eq!(c.status(), hull::Status::Running);
+    /// # Ok::<(), hull::Error>(())
+    /// ```
     pub fn start(&mut self) -> Result<()> {
         let _lock = self.dir.lock()?;
         self.record = self.dir.read()?;
@@ -110,7 +133,19 @@ impl Container {
     }
 
     /// Waits for the init to exit and returns its exit code (128+signal when killed, as a shell
-    /// reports it). Only the process that created the container can wait for it.
+    /// reports it). Only the process that created the container can wait for it: for any other
+    /// it is [`crate::Error::Unsupported`]. runc's `run` waits so.
+    ///
+    /// ```no_run
+    /// use hull::{Container, CreateOptions};
+    ///
+    /// let mut c = Container::create("job", &CreateOptions::new("/run/hull", "/srv/job"))?;
+    /// c.start()?;
+    /// let code = c.wait()?;
+    /// c.delete(false)?;
+    /// std::process::exit(code);
+    /// # Ok::<(), hull::Error>(())
+    /// ```
     pub fn wait(&mut self) -> Result<i32> {
         let Some(pid) = self.child else {
             return Err(Error::Unsupported {

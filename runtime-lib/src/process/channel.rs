@@ -9,7 +9,7 @@
 //! 0. ← `CgroupsApplied` — the runtime put the init (or exec'd process) in the container's cgroups;
 //!    nothing happens in the child before this.
 //! 1. `IdMapRequest` — only when the init made a new user namespace: it has done so and waits.
-//!    ← `IdMapsWritten` — the runtime wrote /proc/<init>/uid_map and gid_map.
+//!    ← `IdMapsWritten` — the runtime wrote `/proc/<init>/uid_map` and `gid_map`.
 //! 2. `CreateRuntime` — only when the config has hooks: the mounts are made, pivot_root is next.
 //!    ← `HooksDone { created }` — the runtime ran the prestart and createRuntime hooks; the init
 //!    builds the state its own hooks (createContainer, startContainer) get from its spec and this
