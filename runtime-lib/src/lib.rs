@@ -50,6 +50,9 @@ pub mod user;
 /// [`oci_spec::runtime::Spec`] for hull uses exactly hull's version of them.
 pub use oci_spec;
 
-pub use container::{Container, CreateOptions, ExecOptions};
+pub use container::{
+    Container, ContainerBuilder, CreateOptions, ExecBuilder, ExecOptions, ExecProcess, ProcessIo,
+    Stdio,
+};
 pub use error::{Error, InitFailure, InitStep, Result};
 pub use state::{State, Status};

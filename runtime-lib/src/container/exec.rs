@@ -11,6 +11,7 @@ use nix::sys::wait::waitpid;
 use nix::unistd::Pid;
 use oci_spec::runtime::{LinuxNamespaceType, Process};
 
+use super::create::ChildIo;
 use super::Container;
 use crate::error::{Error, SysContext};
 use crate::namespaces::{type_name, NamespacePlan};
@@ -21,7 +22,7 @@ use crate::{cgroups, state, tty, Result};
 
 /// runc's `exec` flags that shape how the process is started (the process itself is a
 /// `oci_spec::runtime::Process`, from `--process` or built from the command line).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct ExecOptions {
     pub pid_file: Option<PathBuf>,
     pub console_socket: Option<PathBuf>,
@@ -53,8 +54,22 @@ impl Container {
     /// process's parent and may wait for it (see [`wait_pid`]). Refuses to run unless the calling
     /// program is a sealed copy of itself (see [`crate::exe`]) or `opts.unsealed_exe` is set.
     pub fn exec(&self, process: &Process, opts: &ExecOptions) -> Result<Pid> {
+        self.exec_with(process, opts, ChildIo::default())
+    }
+
+    /// [`Container::exec`], the process's stdio and console from `io`.
+    pub(crate) fn exec_with(
+        &self,
+        process: &Process,
+        opts: &ExecOptions,
+        io: ChildIo,
+    ) -> Result<Pid> {
         super::check_sealed(opts.unsealed_exe, "exec into a container")?;
-        check_process(process, opts)?;
+        check_process(
+            process,
+            opts.console_socket.is_some() || io.console.is_some(),
+        )?;
+        let stdio_raw = io.raw();
         let lock = self.dir.lock()?;
         let record = self.dir.read()?;
         let _init = self.open_init(&record, "exec")?;
@@ -74,11 +89,14 @@ impl Container {
             .map(crate::seccomp::compile)
             .transpose()?;
         let filter_ref = filter.as_ref();
-        let console = opts
-            .console_socket
-            .as_deref()
-            .map(tty::connect_console_socket)
-            .transpose()?;
+        let console = match io.console {
+            Some(socket) => Some(socket),
+            None => opts
+                .console_socket
+                .as_deref()
+                .map(tty::connect_console_socket)
+                .transpose()?,
+        };
         let pidfd_socket = opts
             .pidfd_socket
             .as_deref()
@@ -102,6 +120,9 @@ impl Container {
                 // SAFETY: the child's copies of fds owned by the runtime's frames, which the child
                 // leaves through `_exit` without dropping them.
                 unsafe { libc::close(fd) };
+            }
+            if !super::create::take_stdio(&stdio_raw) {
+                return 1;
             }
             exec::run(
                 exec::Exec {
@@ -203,7 +224,7 @@ pub fn wait_pid(pid: Pid) -> Result<i32> {
     }
 }
 
-fn check_process(process: &Process, opts: &ExecOptions) -> Result<()> {
+fn check_process(process: &Process, console: bool) -> Result<()> {
     let invalid = |field: &str, problem: &str| Error::InvalidConfig {
         field: field.into(),
         problem: problem.into(),
@@ -216,10 +237,7 @@ fn check_process(process: &Process, opts: &ExecOptions) -> Result<()> {
     }
     crate::lsm::validate(process)?;
     crate::user::validate(process.user(), "process.user")?;
-    match (
-        process.terminal().unwrap_or(false),
-        opts.console_socket.is_some(),
-    ) {
+    match (process.terminal().unwrap_or(false), console) {
         (true, false) => Err(invalid(
             "process.terminal",
             "a terminal needs --console-socket to send its master to",

@@ -1,19 +1,25 @@
 //! The lifecycle verbs, one file each. A [`Container`] is a state directory plus what was read from
 //! it; every verb takes the directory's lock for its own length and re-reads the state under it.
 
+mod builder;
 mod create;
 mod delete;
 mod exec;
+mod helper;
 mod kill;
 mod list;
 mod pause;
 mod start;
+mod stdio;
+mod wire;
 
 use std::path::{Path, PathBuf};
 
 use crate::state::{Record, StateDir};
 
+pub use builder::{ContainerBuilder, ExecBuilder, ExecProcess};
 pub use exec::{wait_pid, ExecOptions};
+pub use stdio::{ProcessIo, Stdio};
 pub use kill::parse_signal;
 pub use list::list;
 
@@ -21,7 +27,7 @@ pub use list::list;
 pub(crate) const KILL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// What `create` needs beyond the bundle: the runtime's own knobs (runc's flags of the same names).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct CreateOptions {
     /// State root (`--root`), default `/run/hull`.
     pub root: PathBuf,
@@ -85,6 +91,8 @@ pub struct Container {
     record: Record,
     /// Set only in the process that created the container: it is the init's parent and can wait.
     child: Option<nix::unistd::Pid>,
+    /// The caller's ends of the init's piped streams and pty (see [`Stdio`]).
+    io: ProcessIo,
 }
 
 impl Container {
@@ -98,6 +106,7 @@ impl Container {
             dir,
             record,
             child: None,
+            io: ProcessIo::default(),
         })
     }
 
@@ -122,6 +131,19 @@ impl Container {
 
     pub fn status(&self) -> crate::Status {
         self.dir.status(&self.record)
+    }
+
+    /// Takes the caller's ends of the init's piped streams and its pty master, as asked of
+    /// [`ContainerBuilder`] (empty afterwards, and in a process that loaded the container).
+    ///
+    /// ```no_run
+    /// # fn c() -> hull::Container { unimplemented!() }
+    /// let mut c = c();
+    /// let io = c.take_io();
+    /// assert!(io.stdin.is_none() || io.pty_master.is_none());
+    /// ```
+    pub fn take_io(&mut self) -> ProcessIo {
+        std::mem::take(&mut self.io)
     }
 }
 
