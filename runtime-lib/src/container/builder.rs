@@ -350,10 +350,7 @@ impl ContainerBuilder {
             ));
         }
         if self.bundle_dir.is_none() {
-            let relative_root = spec
-                .root()
-                .as_ref()
-                .is_some_and(|r| r.path().is_relative());
+            let relative_root = spec.root().as_ref().is_some_and(|r| r.path().is_relative());
             if relative_root {
                 return Err(invalid(
                     "root.path",
@@ -593,5 +590,21 @@ impl ExecProcess {
     /// ```
     pub fn wait(&mut self) -> Result<i32> {
         super::wait_pid(self.pid)
+    }
+
+    /// [`ExecProcess::wait`] for async programs (cargo feature `tokio`): sleeps on the process's
+    /// pidfd through tokio's reactor (see [`Container::wait_async`]).
+    ///
+    /// ```no_run
+    /// # async fn f(mut p: hull::ExecProcess) -> hull::Result<()> {
+    /// let code = p.wait_async().await?;
+    /// # Ok(()) }
+    /// ```
+    #[cfg(feature = "tokio")]
+    pub async fn wait_async(&mut self) -> Result<i32> {
+        use crate::error::SysContext;
+        let process = crate::process::pidfd::PidFd::open(self.pid).sys("open exec'd process")?;
+        super::wait::readable(&process, self.pid).await?;
+        super::wait::reap(self.pid, "wait for exec'd process")
     }
 }

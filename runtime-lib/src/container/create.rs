@@ -73,7 +73,8 @@ impl Container {
     ) -> Result<Container> {
         super::check_sealed(opts.unsealed_exe, "create a container")?;
         state::validate_id(id)?;
-        let state_path = std::path::absolute(opts.root.join(id)).io("resolve state root", &opts.root)?;
+        let state_path =
+            std::path::absolute(opts.root.join(id)).io("resolve state root", &opts.root)?;
         let (mut bundle, from_spec) = match config {
             Config::Bundle => (Bundle::load(&opts.bundle)?, false),
             Config::Spec { spec, base } => {

@@ -214,14 +214,7 @@ impl Container {
 /// Waits for a process this process started (`exec`'s) and returns its exit code, 128+signal if
 /// it was killed.
 pub fn wait_pid(pid: Pid) -> Result<i32> {
-    loop {
-        match waitpid(pid, None) {
-            Ok(nix::sys::wait::WaitStatus::Exited(_, code)) => return Ok(code),
-            Ok(nix::sys::wait::WaitStatus::Signaled(_, sig, _)) => return Ok(128 + sig as i32),
-            Ok(_) | Err(nix::errno::Errno::EINTR) => continue,
-            Err(e) => return Err(e).sys("wait for exec'd process"),
-        }
-    }
+    super::wait::reap(pid, "wait for exec'd process")
 }
 
 fn check_process(process: &Process, console: bool) -> Result<()> {

@@ -11,6 +11,7 @@ mod list;
 mod pause;
 mod start;
 mod stdio;
+mod wait;
 mod wire;
 
 use std::path::{Path, PathBuf};
@@ -20,6 +21,8 @@ use crate::state::{Record, StateDir};
 pub use builder::{ContainerBuilder, ExecBuilder, ExecProcess};
 pub use exec::{wait_pid, ExecOptions};
 pub use stdio::{ProcessIo, Stdio};
+
+pub(crate) use helper::{clone_parent, main_calls_hull, note_spawned, serve_and_exit, HELPER_ENV};
 pub use kill::parse_signal;
 pub use list::list;
 

@@ -1,7 +1,6 @@
 use nix::errno::Errno;
 use nix::fcntl::{open, OFlag};
 use nix::sys::stat::Mode;
-use nix::sys::wait::{waitpid, WaitStatus};
 
 use super::Container;
 use crate::error::{Error, SysContext};
@@ -107,30 +106,6 @@ impl Container {
             return Err(e.into());
         }
         Ok(())
-    }
-
-    /// Waits for the init to exit and returns its exit code (128+signal when killed, as a shell
-    /// reports it). Only the process that created the container can wait for it.
-    pub fn wait(&mut self) -> Result<i32> {
-        let Some(pid) = self.child else {
-            return Err(Error::Unsupported {
-                feature: "waiting for a container this process did not create".into(),
-            });
-        };
-        loop {
-            match waitpid(pid, None) {
-                Ok(WaitStatus::Exited(_, code)) => {
-                    self.child = None;
-                    return Ok(code);
-                }
-                Ok(WaitStatus::Signaled(_, sig, _)) => {
-                    self.child = None;
-                    return Ok(128 + sig as i32);
-                }
-                Ok(_) | Err(Errno::EINTR) => continue,
-                Err(e) => return Err(e).sys("wait for container init"),
-            }
-        }
     }
 }
 

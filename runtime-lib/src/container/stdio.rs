@@ -103,16 +103,13 @@ pub(crate) fn prepare(stdio: [Stdio; 3], forward: bool) -> Result<Prepared> {
             )?),
             Stdio::Inherit | Stdio::Pty => None,
             Stdio::Null => {
-                let null = open(
-                    "/dev/null",
-                    OFlag::O_RDWR | OFlag::O_CLOEXEC,
-                    Mode::empty(),
-                )
-                .sys_path("open", "/dev/null")?;
+                let null = open("/dev/null", OFlag::O_RDWR | OFlag::O_CLOEXEC, Mode::empty())
+                    .sys_path("open", "/dev/null")?;
                 Some(above_stdio(null.as_fd())?)
             }
             Stdio::Piped => {
-                let (read, write) = nix::unistd::pipe2(OFlag::O_CLOEXEC).sys("create stdio pipe")?;
+                let (read, write) =
+                    nix::unistd::pipe2(OFlag::O_CLOEXEC).sys("create stdio pipe")?;
                 let (child, parent) = if i == 0 { (read, write) } else { (write, read) };
                 match i {
                     0 => out.parent.stdin = Some(parent),
