@@ -185,7 +185,6 @@ fn errors_are_typed_and_leave_nothing() {
     }
 }
 
-
 /// The spec of `case`'s bundle, in memory, with its root.path made absolute.
 fn spec_of(case: &Case, args: &[&str]) -> oci_spec::runtime::Spec {
     let mut config = case.bundle.config().clone();
@@ -209,7 +208,11 @@ fn builder_from_spec_with_pipes() {
     let case = Case::new(&["true"]);
     let spec = spec_of(
         &case,
-        &["sh", "-c", "read line; echo \"got $line\"; echo oops >&2; exit 3"],
+        &[
+            "sh",
+            "-c",
+            "read line; echo \"got $line\"; echo oops >&2; exit 3",
+        ],
     );
     std::fs::remove_file(case.bundle.config_path()).unwrap();
     let id = case.id();
@@ -300,7 +303,11 @@ fn stdio_null_pty_and_exec() {
     let mut c = Container::builder(&id)
         .spec(spec_of(
             &case,
-            &["sh", "-c", "test -t 0 && tty && cat /proc/self/fdinfo/0 >/dev/null && sleep 1000"],
+            &[
+                "sh",
+                "-c",
+                "test -t 0 && tty && cat /proc/self/fdinfo/0 >/dev/null && sleep 1000",
+            ],
         ))
         .root(case.root())
         .stdio(Stdio::Pty)
@@ -348,16 +355,39 @@ fn stdio_null_pty_and_exec() {
         "{:?}",
         String::from_utf8_lossy(&out[..n])
     );
-    match c
-        .exec_builder(process(&["true"]))
-        .stdin(Stdio::Pty)
-        .spawn()
-    {
+    match c.exec_builder(process(&["true"])).stdin(Stdio::Pty).spawn() {
         Err(Error::InvalidConfig { field, .. }) => assert_eq!(field, "stdio"),
         other => panic!("a pty on one stream only: {other:?}"),
     }
     c.kill(Signal::SIGKILL, false).expect("kill");
     assert_eq!(c.wait().expect("wait"), 128 + 9);
+    c.delete(false).expect("delete");
+    case.assert_clean(&id);
+}
+
+/// Another handle (as another process would have) waits for the stop through the init's pidfd;
+/// the exit status is there once the creator collected it, and said to be unknown before.
+fn wait_from_another_handle() {
+    let case = Case::new(&["true"]);
+    let id = case.id();
+    let mut c = Container::builder(&id)
+        .spec(spec_of(&case, &["sh", "-c", "read x; exit 5"]))
+        .root(case.root())
+        .stdin(Stdio::Piped)
+        .create()
+        .expect("create");
+    c.start().expect("start");
+    let mut other = Container::load(&case.root(), &id).expect("load");
+    assert_eq!(other.status(), Status::Running);
+    drop(c.take_io().stdin);
+    other.wait_stopped().expect("wait_stopped");
+    assert_eq!(other.status(), Status::Stopped);
+    match other.wait() {
+        Err(Error::Unsupported { .. }) => {}
+        other => panic!("status before the creator collected it: {other:?}"),
+    }
+    assert_eq!(c.wait().expect("creator's wait"), 5);
+    assert_eq!(other.wait().expect("other's wait"), 5);
     c.delete(false).expect("delete");
     case.assert_clean(&id);
 }
@@ -422,6 +452,7 @@ fn main() {
         ("builder_from_spec_with_pipes", builder_from_spec_with_pipes),
         ("builder_bases_and_bundles", builder_bases_and_bundles),
         ("stdio_null_pty_and_exec", stdio_null_pty_and_exec),
+        ("wait_from_another_handle", wait_from_another_handle),
     ];
     // libtest's own flags are accepted and ignored; the first free word is a name filter.
     let args: Vec<String> = std::env::args().skip(1).collect();
