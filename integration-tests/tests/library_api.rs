@@ -392,6 +392,28 @@ fn wait_from_another_handle() {
     case.assert_clean(&id);
 }
 
+/// A multi-threaded program whose main never called `hull::exe::ensure_sealed()` (this one, once
+/// sealed, skips it) cannot have its helper started: refused, typed, before anything is made.
+fn multi_threaded_without_ensure_sealed_is_refused() {
+    let case = Case::new(&["true"]);
+    let id = case.id();
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    let other = std::thread::spawn(move || rx.recv());
+    match Container::builder(&id)
+        .bundle(case.bundle.path())
+        .root(case.root())
+        .create()
+    {
+        Err(e @ Error::Unsupported { .. }) => {
+            assert!(e.to_string().contains("ensure_sealed"), "{e}")
+        }
+        other => panic!("create from a second thread's program: {other:?}"),
+    }
+    drop(tx);
+    let _ = other.join();
+    case.assert_clean(&id);
+}
+
 /// The library refuses to create or exec from an executable that is not a sealed copy (see
 /// `hull::exe`) unless told not to: run before this program seals itself.
 fn refuses_unsealed_unless_told_not_to() {
@@ -453,6 +475,10 @@ fn main() {
         ("builder_bases_and_bundles", builder_bases_and_bundles),
         ("stdio_null_pty_and_exec", stdio_null_pty_and_exec),
         ("wait_from_another_handle", wait_from_another_handle),
+        (
+            "multi_threaded_without_ensure_sealed_is_refused",
+            multi_threaded_without_ensure_sealed_is_refused,
+        ),
     ];
     // libtest's own flags are accepted and ignored; the first free word is a name filter.
     let args: Vec<String> = std::env::args().skip(1).collect();

@@ -82,6 +82,13 @@ impl Container {
         }
         let mut plan = join_plan(record.state.pid)?;
         let user_first = user_namespace_first(&mut plan);
+        if user_first.is_some() && super::clone_parent() {
+            // The fork that joins the user namespace would be the process's parent, and it
+            // exits: the caller could never wait for the process.
+            return Err(Error::Unsupported {
+                feature: "exec by an unprivileged user from a multi-threaded program".into(),
+            });
+        }
         let oom_score_adj = process.oom_score_adj();
         let filter = record
             .seccomp
