@@ -60,8 +60,10 @@ impl Container {
     ///
     /// Refuses to run unless the calling program is a sealed copy of itself (see [`crate::exe`])
     /// or `opts.unsealed_exe` is set.
+    /// The calling program may have any number of threads: see [`Container::builder`], of
+    /// which this is the short form for a bundle.
     pub fn create(id: &str, opts: &CreateOptions) -> Result<Container> {
-        Container::create_with(id, opts, Config::Bundle, ChildIo::default())
+        Container::builder(id).options(opts.clone()).create()
     }
 
     /// [`Container::create`] from `config`, the init's stdio and console from `io`.

@@ -53,8 +53,15 @@ impl Container {
     /// before the exec, such as an unknown executable, is this call's error). The caller is the
     /// process's parent and may wait for it (see [`wait_pid`]). Refuses to run unless the calling
     /// program is a sealed copy of itself (see [`crate::exe`]) or `opts.unsealed_exe` is set.
+    ///
+    /// The calling program may have any number of threads: this is the short form of
+    /// [`Container::exec_builder`] with the caller's own stdio.
     pub fn exec(&self, process: &Process, opts: &ExecOptions) -> Result<Pid> {
-        self.exec_with(process, opts, ChildIo::default())
+        let spawned = self
+            .exec_builder(process.clone())
+            .options(opts.clone())
+            .spawn()?;
+        Ok(Pid::from_raw(spawned.pid()))
     }
 
     /// [`Container::exec`], the process's stdio and console from `io`.
