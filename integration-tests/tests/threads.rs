@@ -351,6 +351,55 @@ fn exec_and_wait_from_threads() {
     case.assert_clean(&[id]);
 }
 
+/// The short forms, `Container::create` from a bundle and `Container::exec`, take the same route
+/// from a multi-threaded program: this program is the parent of both, and waits for them.
+fn short_forms_from_threads() {
+    let mut case = Case::new();
+    // Who ran the create: a createRuntime hook runs as a child of the runtime's process.
+    let runner = case.dir.join("runner");
+    case.bundle.args(&["sleep", "1000"]).set(
+        "/hooks",
+        json!({"createRuntime": [{"path": "/bin/sh",
+            "args": ["sh", "-c", format!("echo $PPID > {}", runner.display())]}]}),
+    );
+    let id = case.prefix();
+    let rt = runtime();
+    rt.block_on(async {
+        let opts = hull::CreateOptions::new(case.root(), case.bundle.path());
+        let (id2, process) = (id.clone(), case.process(&["true"]));
+        let mut c = tokio::task::spawn_blocking(move || {
+            assert!(threads() > 1);
+            let mut c = Container::create(&id2, &opts)?;
+            assert_eq!(parent_of(c.pid()), std::process::id() as i32);
+            c.start()?;
+            let pid = c.exec(&process, &hull::ExecOptions::default())?;
+            assert_eq!(parent_of(pid.as_raw()), std::process::id() as i32);
+            assert_eq!(hull::container::wait_pid(pid)?, 0);
+            c.kill(nix::sys::signal::Signal::SIGKILL, false)?;
+            Ok::<_, Error>(c)
+        })
+        .await
+        .unwrap()
+        .expect("create, start, exec");
+        assert_eq!(c.wait_async().await.expect("wait"), 128 + 9);
+        let ran_by: i32 = std::fs::read_to_string(&runner)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        assert_ne!(
+            ran_by,
+            std::process::id() as i32,
+            "create ran in this threaded process"
+        );
+        tokio::task::spawn_blocking(move || c.delete(false))
+            .await
+            .unwrap()
+            .expect("delete");
+    });
+    case.assert_clean(&[id]);
+}
+
 fn main() {
     // As every program that embeds hull: first thing. Also where hull's helpers start.
     if let Err(e) = hull::exe::ensure_sealed() {
@@ -365,6 +414,7 @@ fn main() {
         ("twenty_at_a_time", twenty_at_a_time),
         ("errors_stay_typed", errors_stay_typed),
         ("exec_and_wait_from_threads", exec_and_wait_from_threads),
+        ("short_forms_from_threads", short_forms_from_threads),
     ];
     let filter = std::env::args()
         .skip(1)
