@@ -122,6 +122,54 @@ pub fn tool_binary(bin: &str) -> PathBuf {
     p
 }
 
+/// Builds example `name` of the library (runtime-lib/examples) with `features`, into the same
+/// target directory and profile as the running test, and returns its path.
+pub fn example_binary(name: &str, features: &[&str]) -> PathBuf {
+    let (profile_dir, target_dir, profile) = profile_dirs();
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let manifest = concat!(env!("CARGO_MANIFEST_DIR"), "/../Cargo.toml");
+    let out = Command::new(&cargo)
+        .args(["build", "--quiet", "-p", "hull", "--example", name])
+        .args(["--profile", &profile])
+        .arg("--features")
+        .arg(features.join(","))
+        .arg("--manifest-path")
+        .arg(manifest)
+        .arg("--target-dir")
+        .arg(&target_dir)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("run {cargo:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "building example {name} failed ({}):\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let path = profile_dir.join("examples").join(name);
+    assert!(path.exists(), "{} missing after the build", path.display());
+    path
+}
+
+/// The running executable's profile directory, target directory and cargo profile name.
+fn profile_dirs() -> (PathBuf, PathBuf, String) {
+    let exe = std::env::current_exe().expect("current_exe");
+    let mut profile_dir = exe.parent().expect("exe dir").to_path_buf();
+    if matches!(
+        profile_dir.file_name().and_then(OsStr::to_str),
+        Some("deps" | "examples")
+    ) {
+        profile_dir.pop();
+    }
+    let target_dir = profile_dir.parent().expect("target dir").to_path_buf();
+    let profile = match profile_dir.file_name().and_then(OsStr::to_str) {
+        Some("debug") => "dev".to_string(),
+        Some(other) => other.to_string(),
+        None => panic!("cannot tell the cargo profile from {}", exe.display()),
+    };
+    (profile_dir, target_dir, profile)
+}
+
 /// Builds `bin` of `package` static and non-PIE, like `hull` (see [`STATIC_FLAGS`]).
 fn static_binary(package: &str, bin: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("current_exe");

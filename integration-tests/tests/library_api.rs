@@ -10,7 +10,7 @@
 
 use std::path::PathBuf;
 
-use hull::{Container, CreateOptions, Error, ExecOptions, Status};
+use hull::{Container, CreateOptions, Error, ExecOptions, Status, Stdio};
 use integration_tests::leaks::assert_no_leaks;
 use integration_tests::{Bundle, TempDir};
 use nix::sys::signal::Signal;
@@ -185,6 +185,235 @@ fn errors_are_typed_and_leave_nothing() {
     }
 }
 
+/// The spec of `case`'s bundle, in memory, with its root.path made absolute.
+fn spec_of(case: &Case, args: &[&str]) -> oci_spec::runtime::Spec {
+    let mut config = case.bundle.config().clone();
+    config["root"]["path"] = json!(case.bundle.rootfs());
+    config["process"]["args"] = json!(args);
+    serde_json::from_value(config).unwrap()
+}
+
+fn read_all(fd: Option<std::os::fd::OwnedFd>) -> String {
+    use std::io::Read;
+    let mut text = String::new();
+    std::fs::File::from(fd.expect("a piped stream"))
+        .read_to_string(&mut text)
+        .unwrap();
+    text
+}
+
+/// A container from a spec in memory (no config.json written by the caller: the bundle
+/// directory's is removed), its stdin, stdout and stderr piped.
+fn builder_from_spec_with_pipes() {
+    let case = Case::new(&["true"]);
+    let spec = spec_of(
+        &case,
+        &[
+            "sh",
+            "-c",
+            "read line; echo \"got $line\"; echo oops >&2; exit 3",
+        ],
+    );
+    std::fs::remove_file(case.bundle.config_path()).unwrap();
+    let id = case.id();
+    let mut c = Container::builder(&id)
+        .spec(spec.clone())
+        .root(case.root())
+        .stdin(Stdio::Piped)
+        .stdout(Stdio::Piped)
+        .stderr(Stdio::Piped)
+        .create()
+        .expect("create from a spec");
+    // What later verbs and hooks need is in the state directory: the config, as the bundle.
+    let state_dir = case.root().join(&id);
+    assert_eq!(c.state().bundle, state_dir);
+    let kept: oci_spec::runtime::Spec =
+        serde_json::from_slice(&std::fs::read(state_dir.join("config.json")).unwrap()).unwrap();
+    assert_eq!(kept.process(), spec.process());
+    let io = c.take_io();
+    assert!(io.pty_master.is_none());
+    c.start().expect("start");
+    {
+        use std::io::Write;
+        let mut stdin = std::fs::File::from(io.stdin.expect("stdin pipe"));
+        stdin.write_all(b"hello\n").unwrap();
+    }
+    assert_eq!(read_all(io.stdout), "got hello\n");
+    assert_eq!(read_all(io.stderr), "oops\n");
+    assert_eq!(c.wait().expect("wait"), 3);
+    c.delete(false).expect("delete");
+    case.assert_clean(&id);
+}
+
+/// A relative root.path needs a base directory, said in the error; with bundle_dir() it works.
+/// A bundle given to the builder reads its config.json, as `create --bundle`.
+fn builder_bases_and_bundles() {
+    let case = Case::new(&["true"]);
+    let mut spec = spec_of(&case, &["true"]);
+    let mut root = spec.root().clone().unwrap();
+    root.set_path("rootfs".into());
+    spec.set_root(Some(root));
+    let id = case.id();
+    let refused = Container::builder(&id)
+        .spec(spec.clone())
+        .root(case.root())
+        .create();
+    match refused {
+        Err(e @ Error::InvalidConfig { .. }) => {
+            assert!(e.to_string().contains("root.path"), "{e}");
+            assert!(e.to_string().contains("bundle_dir"), "{e}");
+        }
+        other => panic!("relative root.path without a base: {other:?}"),
+    }
+    case.assert_clean(&id);
+    match Container::builder(&id).root(case.root()).create() {
+        Err(Error::InvalidConfig { field, .. }) => assert_eq!(field, "bundle"),
+        other => panic!("neither spec nor bundle: {other:?}"),
+    }
+    let mut c = Container::builder(&id)
+        .spec(spec)
+        .bundle_dir(case.bundle.path())
+        .root(case.root())
+        .stdout(Stdio::Null)
+        .create()
+        .expect("create with a base directory");
+    c.start().expect("start");
+    assert_eq!(c.wait().expect("wait"), 0);
+    c.delete(false).expect("delete");
+    case.assert_clean(&id);
+
+    let id = case.id();
+    let mut c = Container::builder(&id)
+        .bundle(case.bundle.path())
+        .root(case.root())
+        .create()
+        .expect("create from a bundle");
+    assert_eq!(c.state().bundle, case.bundle.path());
+    c.start().expect("start");
+    assert_eq!(c.wait().expect("wait"), 0);
+    c.delete(false).expect("delete");
+    case.assert_clean(&id);
+}
+
+/// Stdio::Null gives the process /dev/null; Stdio::Pty a terminal made in the container whose
+/// master comes back; exec gets the same choices.
+fn stdio_null_pty_and_exec() {
+    let case = Case::new(&["true"]);
+    let id = case.id();
+    let mut c = Container::builder(&id)
+        .spec(spec_of(
+            &case,
+            &[
+                "sh",
+                "-c",
+                "test -t 0 && tty && cat /proc/self/fdinfo/0 >/dev/null && sleep 1000",
+            ],
+        ))
+        .root(case.root())
+        .stdio(Stdio::Pty)
+        .create()
+        .expect("create with a pty");
+    let master = c.take_io().pty_master.expect("pty master");
+    c.start().expect("start");
+    let mut line = Vec::new();
+    {
+        use std::io::Read;
+        let mut m = std::fs::File::from(master.try_clone().unwrap());
+        let mut b = [0u8; 1];
+        while !line.ends_with(b"\n") {
+            m.read_exact(&mut b).unwrap();
+            line.push(b[0]);
+        }
+    }
+    assert_eq!(String::from_utf8_lossy(&line).trim(), "/dev/pts/0");
+
+    let process = |args: &[&str]| -> oci_spec::runtime::Process {
+        let mut p = case.bundle.config()["process"].clone();
+        p["args"] = json!(args);
+        serde_json::from_value(p).unwrap()
+    };
+    let mut p = c
+        .exec_builder(process(&["sh", "-c", "cat; wc -c < /dev/stdin; echo done"]))
+        .stdin(Stdio::Null)
+        .stdout(Stdio::Piped)
+        .spawn()
+        .expect("exec with null stdin");
+    assert_eq!(read_all(p.take_io().stdout), "0\ndone\n");
+    assert_eq!(p.wait().expect("wait exec"), 0);
+
+    let mut p = c
+        .exec_builder(process(&["tty"]))
+        .stdio(Stdio::Pty)
+        .spawn()
+        .expect("exec with a pty");
+    let master = p.take_io().pty_master.expect("exec pty master");
+    assert_eq!(p.wait().expect("wait exec"), 0);
+    let mut out = vec![0u8; 64];
+    let n = nix::unistd::read(&master, &mut out).unwrap();
+    assert!(
+        String::from_utf8_lossy(&out[..n]).starts_with("/dev/pts/"),
+        "{:?}",
+        String::from_utf8_lossy(&out[..n])
+    );
+    match c.exec_builder(process(&["true"])).stdin(Stdio::Pty).spawn() {
+        Err(Error::InvalidConfig { field, .. }) => assert_eq!(field, "stdio"),
+        other => panic!("a pty on one stream only: {other:?}"),
+    }
+    c.kill(Signal::SIGKILL, false).expect("kill");
+    assert_eq!(c.wait().expect("wait"), 128 + 9);
+    c.delete(false).expect("delete");
+    case.assert_clean(&id);
+}
+
+/// Another handle (as another process would have) waits for the stop through the init's pidfd;
+/// the exit status is there once the creator collected it, and said to be unknown before.
+fn wait_from_another_handle() {
+    let case = Case::new(&["true"]);
+    let id = case.id();
+    let mut c = Container::builder(&id)
+        .spec(spec_of(&case, &["sh", "-c", "read x; exit 5"]))
+        .root(case.root())
+        .stdin(Stdio::Piped)
+        .create()
+        .expect("create");
+    c.start().expect("start");
+    let mut other = Container::load(&case.root(), &id).expect("load");
+    assert_eq!(other.status(), Status::Running);
+    drop(c.take_io().stdin);
+    other.wait_stopped().expect("wait_stopped");
+    assert_eq!(other.status(), Status::Stopped);
+    match other.wait() {
+        Err(Error::Unsupported { .. }) => {}
+        other => panic!("status before the creator collected it: {other:?}"),
+    }
+    assert_eq!(c.wait().expect("creator's wait"), 5);
+    assert_eq!(other.wait().expect("other's wait"), 5);
+    c.delete(false).expect("delete");
+    case.assert_clean(&id);
+}
+
+/// A multi-threaded program whose main never called `hull::exe::ensure_sealed()` (this one, once
+/// sealed, skips it) cannot have its helper started: refused, typed, before anything is made.
+fn multi_threaded_without_ensure_sealed_is_refused() {
+    let case = Case::new(&["true"]);
+    let id = case.id();
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    let other = std::thread::spawn(move || rx.recv());
+    match Container::builder(&id)
+        .bundle(case.bundle.path())
+        .root(case.root())
+        .create()
+    {
+        Err(e @ Error::Unsupported { .. }) => {
+            assert!(e.to_string().contains("ensure_sealed"), "{e}")
+        }
+        other => panic!("create from a second thread's program: {other:?}"),
+    }
+    drop(tx);
+    let _ = other.join();
+    case.assert_clean(&id);
+}
+
 /// The library refuses to create or exec from an executable that is not a sealed copy (see
 /// `hull::exe`) unless told not to: run before this program seals itself.
 fn refuses_unsealed_unless_told_not_to() {
@@ -241,6 +470,14 @@ fn main() {
         (
             "errors_are_typed_and_leave_nothing",
             errors_are_typed_and_leave_nothing,
+        ),
+        ("builder_from_spec_with_pipes", builder_from_spec_with_pipes),
+        ("builder_bases_and_bundles", builder_bases_and_bundles),
+        ("stdio_null_pty_and_exec", stdio_null_pty_and_exec),
+        ("wait_from_another_handle", wait_from_another_handle),
+        (
+            "multi_threaded_without_ensure_sealed_is_refused",
+            multi_threaded_without_ensure_sealed_is_refused,
         ),
     ];
     // libtest's own flags are accepted and ignored; the first free word is a name filter.

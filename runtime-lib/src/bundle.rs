@@ -77,6 +77,16 @@ impl Bundle {
         let rootfs = rootfs(&spec, &path)?;
         Ok(Bundle { path, spec, rootfs })
     }
+
+    /// A spec given in memory, validated as [`Bundle::load`] validates a config.json; `base` is
+    /// the directory its relative paths (root.path, bind sources) resolve against, and the init's
+    /// working directory until pivot_root.
+    pub fn from_spec(spec: Spec, base: &Path) -> Result<Bundle> {
+        let path = std::path::absolute(base).io("resolve bundle path", base)?;
+        validate(&spec, &path)?;
+        let rootfs = rootfs(&spec, &path)?;
+        Ok(Bundle { path, spec, rootfs })
+    }
 }
 
 /// Parses config.json's bytes, without the checks of [`Bundle::load`]; `file` is only used to

@@ -117,6 +117,7 @@ fn required_seals() -> SealFlag {
 /// }
 /// ```
 pub fn ensure_sealed() -> Result<Seal> {
+    crate::container::main_calls_hull();
     let marker = std::env::var_os(MARKER_ENV);
     if marker.is_some() {
         // The caller is still single-threaded (see above), and nothing the runtime starts
@@ -124,6 +125,11 @@ pub fn ensure_sealed() -> Result<Seal> {
         std::env::remove_var(MARKER_ENV);
     }
     if let Some(seal) = sealed_by() {
+        // A start of this program as the helper of a multi-threaded caller (see
+        // `container::helper`): it serves the request and exits, never running the program.
+        if std::env::var_os(crate::container::HELPER_ENV).is_some() {
+            crate::container::serve_and_exit();
+        }
         return Ok(seal);
     }
     let memfd_only = std::env::var_os(METHOD_ENV).is_some_and(|m| m == "memfd");

@@ -6,24 +6,36 @@
 //! that a program uses exactly hull's version of them.
 //!
 //! ```no_run
-//! use hull::{Container, CreateOptions};
-//! // First thing in main: re-execute from a sealed copy of this program (see `exe`).
+//! use hull::{Container, Stdio};
+//! // First thing in main: re-execute from a sealed copy of this program (see `exe`); it is also
+//! // where hull's helper processes start (see below).
 //! hull::exe::ensure_sealed()?;
-//! let opts = CreateOptions::new("/run/hull", "/path/to/bundle");
-//! let mut c = Container::create("demo", &opts)?;
+//! # let spec = hull::oci_spec::runtime::Spec::default();
+//! let mut c = Container::builder("demo")
+//!     .spec(spec) // or .bundle("/path/to/bundle"), a directory with config.json
+//!     .root("/run/hull")
+//!     .stdout(Stdio::Piped)
+//!     .create()?;
+//! let stdout = c.take_io().stdout; // an OwnedFd: read the container's output from it
 //! c.start()?;
-//! let status = c.wait()?; // only the process that created the container can wait for it
-//! c.delete(true)?;
+//! let status = c.wait()?; // this process is the init's parent
+//! c.delete(false)?;
 //! # Ok::<(), hull::Error>(())
 //! ```
 //!
-//! The process that calls [`Container::create`] must be single-threaded: the container's init is
-//! forked from it (no re-exec of any binary), as in `hull create`. So the init, and a process
-//! [`Container::exec`] starts, run the caller's executable until they exec the container's
-//! program, and a process in the container may reach that file through /proc: the caller must
-//! run from a sealed copy of itself, made by [`exe::ensure_sealed`] at the top of `main`.
-//! `create` and `exec` refuse to run otherwise ([`Error::ExeNotSealed`]), unless told not to
-//! check ([`CreateOptions::unsealed_exe`], [`ExecOptions::unsealed_exe`]).
+//! The container's init, and a process [`Container::exec`] starts, run the caller's executable
+//! until they exec the container's program, and a process in the container may reach that file
+//! through /proc: the caller must run from a sealed copy of itself, made by
+//! [`exe::ensure_sealed`] at the top of `main`. `create` and `exec` refuse to run otherwise
+//! ([`Error::ExeNotSealed`]), unless told not to check ([`CreateOptions::unsealed_exe`],
+//! [`ExecOptions::unsealed_exe`]).
+//!
+//! The caller may have any number of threads (a tokio program, say). A single-threaded caller
+//! (the CLI) clones the init itself; a multi-threaded one has `create` and `exec` run by a fresh,
+//! single-threaded helper (a new start of the program, which [`exe::ensure_sealed`] turns into the
+//! helper), which clones the init so that the caller is still its parent: see
+//! `container::helper`. With the `tokio` feature, `Container::wait_async` and
+//! `ExecProcess::wait_async` await an exit on a pidfd.
 //!
 //! The modules:
 //! - [`container`]: [`Container`], its options, and the verbs that take no container
@@ -155,7 +167,10 @@ pub mod test_seam {
 /// [`oci_spec::runtime::Spec`] for hull uses exactly hull's version of them.
 pub use oci_spec;
 
-pub use container::{Container, CreateOptions, ExecOptions};
+pub use container::{
+    Container, ContainerBuilder, CreateOptions, ExecBuilder, ExecOptions, ExecProcess, ProcessIo,
+    Stdio,
+};
 pub use error::{Error, InitFailure, InitStep, Result};
 pub use state::{State, Status};
 

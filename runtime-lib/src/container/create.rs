@@ -2,7 +2,7 @@
 //! side with `process::init`.
 
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use nix::fcntl::{open, OFlag};
 use nix::sched::CloneFlags;
@@ -14,7 +14,7 @@ use oci_spec::runtime::{LinuxNamespaceType, LinuxResources, Spec};
 
 use super::{Container, CreateOptions};
 use crate::bundle::Bundle;
-use crate::error::{Error, SysContext};
+use crate::error::{Context, Error, SysContext};
 use crate::hooks::{self, HookKind};
 use crate::namespaces::NamespacePlan;
 use crate::process::channel::{self, Channel, Message, RecvError};
@@ -22,6 +22,35 @@ use crate::process::{init, pidfd, spawn};
 use crate::state::{self, ProcessId, Record, State, StateDir, Status};
 use crate::syscall::LinuxSyscall;
 use crate::{cgroups, netdev, process_attrs, seccomp, tty, user, Result};
+
+/// Where `create` takes the config from.
+pub(crate) enum Config {
+    /// `<opts.bundle>/config.json`.
+    Bundle,
+    /// A spec in memory. Relative paths resolve against `base`, or the state directory when there
+    /// is none (the builder then requires an absolute root.path); the spec is kept in the state
+    /// directory as config.json, which is the state's `bundle` (hooks read their config there).
+    Spec {
+        spec: Box<Spec>,
+        base: Option<PathBuf>,
+    },
+}
+
+/// What the init gets instead of the caller's own: descriptors to become its fds 0, 1 and 2
+/// (numbered 3 and up, see [`super::stdio`]), and a connected socket to send its pty master to.
+#[derive(Debug, Default)]
+pub(crate) struct ChildIo {
+    pub stdio: [Option<OwnedFd>; 3],
+    pub console: Option<OwnedFd>,
+}
+
+impl ChildIo {
+    /// The raw numbers the child dup2s onto 0, 1 and 2 (it never drops these values: it leaves
+    /// through `_exit`).
+    pub(crate) fn raw(&self) -> [Option<RawFd>; 3] {
+        [0, 1, 2].map(|i| self.stdio[i].as_ref().map(|fd| fd.as_raw_fd()))
+    }
+}
 
 impl Container {
     /// `create`: validates the bundle, makes the state directory, forks the init into its
@@ -31,6 +60,9 @@ impl Container {
     ///
     /// Refuses to run unless the calling program is a sealed copy of itself (see [`crate::exe`])
     /// or `opts.unsealed_exe` is set.
+    ///
+    /// The calling program may have any number of threads: see [`Container::builder`], of
+    /// which this is the short form for a bundle.
     ///
     /// runc's `create`. Errors: [`crate::Error::InvalidId`], [`crate::Error::ContainerExists`];
     /// the bundle's ([`crate::bundle::Bundle::load`]); [`crate::Error::ExeNotSealed`];
@@ -48,9 +80,35 @@ impl Container {
     /// # Ok::<(), hull::Error>(())
     /// ```
     pub fn create(id: &str, opts: &CreateOptions) -> Result<Container> {
+        Container::builder(id).options(opts.clone()).create()
+    }
+
+    /// [`Container::create`] from `config`, the init's stdio and console from `io`.
+    pub(crate) fn create_with(
+        id: &str,
+        opts: &CreateOptions,
+        config: Config,
+        io: ChildIo,
+    ) -> Result<Container> {
         super::check_sealed(opts.unsealed_exe, "create a container")?;
         state::validate_id(id)?;
-        let mut bundle = Bundle::load(&opts.bundle)?;
+        let state_path =
+            std::path::absolute(opts.root.join(id)).io("resolve state root", &opts.root)?;
+        let (mut bundle, from_spec) = match config {
+            Config::Bundle => (Bundle::load(&opts.bundle)?, false),
+            Config::Spec { spec, base } => {
+                let base = base.unwrap_or_else(|| state_path.clone());
+                (Bundle::from_spec(*spec, &base)?, true)
+            }
+        };
+        // Hooks find the config in the state's bundle directory (config.md): for a spec given in
+        // memory that is the copy kept in the state directory.
+        let state_bundle = if from_spec {
+            state_path
+        } else {
+            bundle.path.clone()
+        };
+        let stdio_raw = io.raw();
         if opts.listen_fds > 0 {
             if let Some(process) = bundle.spec.process_mut() {
                 let mut env = process.env().clone().unwrap_or_default();
@@ -59,7 +117,10 @@ impl Container {
                 process.set_env(Some(env));
             }
         }
-        check_terminal(&bundle.spec, opts)?;
+        check_terminal(
+            &bundle.spec,
+            opts.console_socket.is_some() || io.console.is_some(),
+        )?;
         process_attrs::validate(&bundle.spec)?;
         process_attrs::check_unsupported(&bundle.spec)?;
         let plan = NamespacePlan::from_spec(&bundle.spec)?;
@@ -112,11 +173,14 @@ impl Container {
         {
             log::warn!("{warning}");
         }
-        let console = opts
-            .console_socket
-            .as_deref()
-            .map(tty::connect_console_socket)
-            .transpose()?;
+        let console = match io.console {
+            Some(socket) => Some(socket),
+            None => opts
+                .console_socket
+                .as_deref()
+                .map(tty::connect_console_socket)
+                .transpose()?,
+        };
         let pidfd_socket = opts
             .pidfd_socket
             .as_deref()
@@ -141,7 +205,7 @@ impl Container {
                 &bundle.spec,
                 id,
                 0,
-                (&bundle.path, &bundle.rootfs),
+                (&state_bundle, &bundle.rootfs),
                 state::now_rfc3339(),
             ),
             init_start_time: 0,
@@ -162,6 +226,14 @@ impl Container {
 
         let mut init_pid = None;
         let made = (|| {
+            if from_spec {
+                let text = serde_json::to_vec(&bundle.spec).map_err(|e| Error::Io {
+                    step: "write",
+                    path: dir.path().join(CONFIG_FILE),
+                    source: e.into(),
+                })?;
+                state::write_atomic(&dir.path().join(CONFIG_FILE), &text, 0o600)?;
+            }
             let fifo = make_fifo(&dir.fifo_path())?;
             let done_fifo = make_fifo(&dir.done_fifo_path())?;
             if opts.notify_socket {
@@ -191,6 +263,9 @@ impl Container {
                 cgroup_dir.as_ref().map(|d| d.as_fd()),
                 move || {
                     close_inherited(&runtime_only);
+                    if !take_stdio(&stdio_raw) {
+                        return 1;
+                    }
                     init::run(
                         init::Init {
                             id,
@@ -236,6 +311,7 @@ impl Container {
                     dir,
                     record,
                     child: init_pid,
+                    io: super::ProcessIo::default(),
                 })
             }
             Err(e) => {
@@ -443,14 +519,17 @@ fn init_lost(pid: Pid) -> Error {
     }
 }
 
+/// The copy of a spec given in memory, in its state directory.
+pub(crate) const CONFIG_FILE: &str = "config.json";
+
 /// runc's rules: a terminal needs somewhere to send its master, and a socket needs a terminal.
-fn check_terminal(spec: &Spec, opts: &CreateOptions) -> Result<()> {
+fn check_terminal(spec: &Spec, console: bool) -> Result<()> {
     let terminal = spec
         .process()
         .as_ref()
         .and_then(|p| p.terminal())
         .unwrap_or(false);
-    match (terminal, opts.console_socket.is_some()) {
+    match (terminal, console) {
         (true, false) => Err(Error::InvalidConfig {
             field: "process.terminal".into(),
             problem: "a terminal needs --console-socket to send its master to".into(),
@@ -496,6 +575,21 @@ fn split_flags(plan: &NamespacePlan) -> Result<(CloneFlags, CloneFlags)> {
 fn make_fifo(path: &Path) -> Result<OwnedFd> {
     mkfifo(path, Mode::from_bits_truncate(0o600)).sys_path("create fifo", path)?;
     open(path, OFlag::O_RDWR | OFlag::O_CLOEXEC, Mode::empty()).sys_path("open fifo", path)
+}
+
+/// In the fresh child: make `fds` its stdin, stdout and stderr (dup2 clears their close-on-exec
+/// flag; the originals, numbered 3 and up, close at the exec). False if that failed: the child
+/// then exits, and the runtime reports the closed channel.
+pub(crate) fn take_stdio(fds: &[Option<RawFd>; 3]) -> bool {
+    for (target, fd) in fds.iter().enumerate() {
+        if let Some(fd) = *fd {
+            // SAFETY: dup2 on descriptor numbers this child holds; no memory is touched.
+            if unsafe { libc::dup2(fd, target as RawFd) } < 0 {
+                return false;
+            }
+        }
+    }
+    true
 }
 
 /// In the fresh child: close its copies of descriptors only the runtime may hold.

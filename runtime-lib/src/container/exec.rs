@@ -11,6 +11,7 @@ use nix::sys::wait::waitpid;
 use nix::unistd::Pid;
 use oci_spec::runtime::{LinuxNamespaceType, Process};
 
+use super::create::ChildIo;
 use super::Container;
 use crate::error::{Error, SysContext};
 use crate::namespaces::{type_name, NamespacePlan};
@@ -29,7 +30,7 @@ use crate::{cgroups, state, tty, Result};
 /// };
 /// # let _ = opts;
 /// ```
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct ExecOptions {
     /// Written atomically with the process's host pid before `exec` returns.
     pub pid_file: Option<PathBuf>,
@@ -64,6 +65,8 @@ impl Container {
     /// process's parent and may wait for it (see [`wait_pid`]). Refuses to run unless the calling
     /// program is a sealed copy of itself (see [`crate::exe`]) or `opts.unsealed_exe` is set.
     ///
+    /// The calling program may have any number of threads: this is the short form of
+    /// [`Container::exec_builder`] with the caller's own stdio.
     /// runc's `exec`. Errors: [`crate::Error::InvalidStatus`] unless the container is created or
     /// running (or paused, with `ignore_paused`); [`crate::Error::ExeNotSealed`];
     /// [`crate::Error::Init`] for a step of the process's setup (its user, capabilities, cwd,
@@ -83,8 +86,26 @@ impl Container {
     /// # Ok::<(), hull::Error>(())
     /// ```
     pub fn exec(&self, process: &Process, opts: &ExecOptions) -> Result<Pid> {
+        let spawned = self
+            .exec_builder(process.clone())
+            .options(opts.clone())
+            .spawn()?;
+        Ok(Pid::from_raw(spawned.pid()))
+    }
+
+    /// [`Container::exec`], the process's stdio and console from `io`.
+    pub(crate) fn exec_with(
+        &self,
+        process: &Process,
+        opts: &ExecOptions,
+        io: ChildIo,
+    ) -> Result<Pid> {
         super::check_sealed(opts.unsealed_exe, "exec into a container")?;
-        check_process(process, opts)?;
+        check_process(
+            process,
+            opts.console_socket.is_some() || io.console.is_some(),
+        )?;
+        let stdio_raw = io.raw();
         let lock = self.dir.lock()?;
         let record = self.dir.read()?;
         let _init = self.open_init(&record, "exec")?;
@@ -97,6 +118,13 @@ impl Container {
         }
         let mut plan = join_plan(record.state.pid)?;
         let user_first = user_namespace_first(&mut plan);
+        if user_first.is_some() && super::clone_parent() {
+            // The fork that joins the user namespace would be the process's parent, and it
+            // exits: the caller could never wait for the process.
+            return Err(Error::Unsupported {
+                feature: "exec by an unprivileged user from a multi-threaded program".into(),
+            });
+        }
         let oom_score_adj = process.oom_score_adj();
         let filter = record
             .seccomp
@@ -104,11 +132,14 @@ impl Container {
             .map(crate::seccomp::compile)
             .transpose()?;
         let filter_ref = filter.as_ref();
-        let console = opts
-            .console_socket
-            .as_deref()
-            .map(tty::connect_console_socket)
-            .transpose()?;
+        let console = match io.console {
+            Some(socket) => Some(socket),
+            None => opts
+                .console_socket
+                .as_deref()
+                .map(tty::connect_console_socket)
+                .transpose()?,
+        };
         let pidfd_socket = opts
             .pidfd_socket
             .as_deref()
@@ -132,6 +163,9 @@ impl Container {
                 // SAFETY: the child's copies of fds owned by the runtime's frames, which the child
                 // leaves through `_exit` without dropping them.
                 unsafe { libc::close(fd) };
+            }
+            if !super::create::take_stdio(&stdio_raw) {
+                return 1;
             }
             exec::run(
                 exec::Exec {
@@ -234,17 +268,10 @@ impl Container {
 /// # }
 /// ```
 pub fn wait_pid(pid: Pid) -> Result<i32> {
-    loop {
-        match waitpid(pid, None) {
-            Ok(nix::sys::wait::WaitStatus::Exited(_, code)) => return Ok(code),
-            Ok(nix::sys::wait::WaitStatus::Signaled(_, sig, _)) => return Ok(128 + sig as i32),
-            Ok(_) | Err(nix::errno::Errno::EINTR) => continue,
-            Err(e) => return Err(e).sys("wait for exec'd process"),
-        }
-    }
+    super::wait::reap(pid, "wait for exec'd process")
 }
 
-fn check_process(process: &Process, opts: &ExecOptions) -> Result<()> {
+fn check_process(process: &Process, console: bool) -> Result<()> {
     let invalid = |field: &str, problem: &str| Error::InvalidConfig {
         field: field.into(),
         problem: problem.into(),
@@ -257,10 +284,7 @@ fn check_process(process: &Process, opts: &ExecOptions) -> Result<()> {
     }
     crate::lsm::validate(process)?;
     crate::user::validate(process.user(), "process.user")?;
-    match (
-        process.terminal().unwrap_or(false),
-        opts.console_socket.is_some(),
-    ) {
+    match (process.terminal().unwrap_or(false), console) {
         (true, false) => Err(invalid(
             "process.terminal",
             "a terminal needs --console-socket to send its master to",

@@ -20,19 +20,28 @@
 //! # Ok::<(), hull::Error>(())
 //! ```
 
+mod builder;
 mod create;
 mod delete;
 mod exec;
+mod helper;
 mod kill;
 mod list;
 mod pause;
 mod start;
+mod stdio;
+mod wait;
+mod wire;
 
 use std::path::{Path, PathBuf};
 
 use crate::state::{Record, StateDir};
 
+pub use builder::{ContainerBuilder, ExecBuilder, ExecProcess};
 pub use exec::{wait_pid, ExecOptions};
+pub use stdio::{ProcessIo, Stdio};
+
+pub(crate) use helper::{clone_parent, main_calls_hull, note_spawned, serve_and_exit, HELPER_ENV};
 pub use kill::parse_signal;
 pub use list::list;
 
@@ -48,7 +57,7 @@ pub(crate) const KILL_TIMEOUT: std::time::Duration = std::time::Duration::from_s
 /// let c = hull::Container::create("web", &opts)?;
 /// # Ok::<(), hull::Error>(())
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct CreateOptions {
     /// State root (`--root`), default `/run/hull`.
     pub root: PathBuf,
@@ -136,6 +145,8 @@ pub struct Container {
     record: Record,
     /// Set only in the process that created the container: it is the init's parent and can wait.
     child: Option<nix::unistd::Pid>,
+    /// The caller's ends of the init's piped streams and pty (see [`Stdio`]).
+    io: ProcessIo,
 }
 
 impl Container {
@@ -156,6 +167,7 @@ impl Container {
             dir,
             record,
             child: None,
+            io: ProcessIo::default(),
         })
     }
 
@@ -209,6 +221,19 @@ impl Container {
     /// ```
     pub fn status(&self) -> crate::Status {
         self.dir.status(&self.record)
+    }
+
+    /// Takes the caller's ends of the init's piped streams and its pty master, as asked of
+    /// [`ContainerBuilder`] (empty afterwards, and in a process that loaded the container).
+    ///
+    /// ```no_run
+    /// # fn c() -> hull::Container { unimplemented!() }
+    /// let mut c = c();
+    /// let io = c.take_io();
+    /// assert!(io.stdin.is_none() || io.pty_master.is_none());
+    /// ```
+    pub fn take_io(&mut self) -> ProcessIo {
+        std::mem::take(&mut self.io)
     }
 }
 

@@ -1,7 +1,6 @@
 use nix::errno::Errno;
 use nix::fcntl::{open, OFlag};
 use nix::sys::stat::Mode;
-use nix::sys::wait::{waitpid, WaitStatus};
 
 use super::Container;
 use crate::error::{Error, SysContext};
@@ -130,42 +129,6 @@ impl Container {
             return Err(e.into());
         }
         Ok(())
-    }
-
-    /// Waits for the init to exit and returns its exit code (128+signal when killed, as a shell
-    /// reports it). Only the process that created the container can wait for it: for any other
-    /// it is [`crate::Error::Unsupported`]. runc's `run` waits so.
-    ///
-    /// ```no_run
-    /// use hull::{Container, CreateOptions};
-    ///
-    /// let mut c = Container::create("job", &CreateOptions::new("/run/hull", "/srv/job"))?;
-    /// c.start()?;
-    /// let code = c.wait()?;
-    /// c.delete(false)?;
-    /// std::process::exit(code);
-    /// # Ok::<(), hull::Error>(())
-    /// ```
-    pub fn wait(&mut self) -> Result<i32> {
-        let Some(pid) = self.child else {
-            return Err(Error::Unsupported {
-                feature: "waiting for a container this process did not create".into(),
-            });
-        };
-        loop {
-            match waitpid(pid, None) {
-                Ok(WaitStatus::Exited(_, code)) => {
-                    self.child = None;
-                    return Ok(code);
-                }
-                Ok(WaitStatus::Signaled(_, sig, _)) => {
-                    self.child = None;
-                    return Ok(128 + sig as i32);
-                }
-                Ok(_) | Err(Errno::EINTR) => continue,
-                Err(e) => return Err(e).sys("wait for container init"),
-            }
-        }
     }
 }
 

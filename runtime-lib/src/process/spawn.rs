@@ -57,6 +57,12 @@ pub fn spawn(
     cgroup: Option<BorrowedFd<'_>>,
     child: impl FnOnce() -> i32,
 ) -> Result<Spawned> {
+    // In the helper of a multi-threaded caller, the caller is the child's parent: it waits for it.
+    let flags = if crate::container::clone_parent() {
+        flags | CloneFlags::CLONE_PARENT
+    } else {
+        flags
+    };
     let restore_pid = match &plan.pid_path {
         Some(target) => {
             let own = open_ns("pid")?;
@@ -103,6 +109,7 @@ pub fn spawn(
     restore(restore_pid, CloneFlags::CLONE_NEWPID);
     restore(restore_time, CLONE_NEWTIME);
     let pid = pid.sys("clone init")?.expect("the child never gets here");
+    crate::container::note_spawned(pid);
     if in_cgroup {
         log::debug!("init {pid} cloned into its cgroup (clone3 CLONE_INTO_CGROUP)");
     }
@@ -183,7 +190,12 @@ const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
 fn clone3_into_cgroup(flags: CloneFlags, dir: BorrowedFd<'_>) -> nix::Result<Option<Pid>> {
     let mut args = CloneArgs {
         flags: flags.bits() as u64 | CLONE_INTO_CGROUP,
-        exit_signal: libc::SIGCHLD as u64,
+        // With CLONE_PARENT the child signals our parent as we do, and clone3 refuses any other.
+        exit_signal: if flags.contains(CloneFlags::CLONE_PARENT) {
+            0
+        } else {
+            libc::SIGCHLD as u64
+        },
         cgroup: dir.as_raw_fd() as u64,
         ..Default::default()
     };
