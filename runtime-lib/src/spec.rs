@@ -7,13 +7,14 @@
 //! [`crate::oci_spec`] types (the same version hull reads), then writes it with [`to_json`].
 //!
 //! ```
-//! let mut spec = hull::spec::default_spec(false);
+//! let mut spec = hull::spec::default_spec(false)?;
 //! let mut process = spec.process().clone().unwrap_or_default();
 //! process.set_args(Some(vec!["echo".into(), "hello".into()]));
 //! process.set_terminal(Some(false));
 //! spec.set_process(Some(process));
-//! let json = hull::spec::to_json(&spec).expect("a spec always serialises");
+//! let json = hull::spec::to_json(&spec)?;
 //! assert!(json.contains("\"hello\""));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
 use oci_spec::runtime::{
@@ -61,12 +62,19 @@ const READONLY_PATHS: &[&str] = &[
 /// `gid=5` (that gid is unmapped) and no device cgroup rules. What `hull spec` writes.
 ///
 /// ```
-/// let spec = hull::spec::default_spec(false);
+/// let spec = hull::spec::default_spec(false)?;
 /// assert_eq!(spec.hostname().as_deref(), Some("runc"));
 /// assert_eq!(spec.root().as_ref().map(|r| r.path().clone()), Some("rootfs".into()));
+/// # Ok::<(), hull::Error>(())
 /// ```
-pub fn default_spec(rootless: bool) -> Spec {
-    build(rootless).expect("the default spec's builders are given every required field")
+///
+/// Errors: [`crate::Error::InvalidConfig`] if oci-spec's builders refuse a field (they are given
+/// every required one, so only a change of oci-spec could make them).
+pub fn default_spec(rootless: bool) -> crate::Result<Spec> {
+    build(rootless).map_err(|e| crate::Error::InvalidConfig {
+        field: "(the default spec)".into(),
+        problem: e.to_string(),
+    })
 }
 
 fn build(rootless: bool) -> Result<Spec, oci_spec::OciSpecError> {
@@ -247,16 +255,16 @@ fn strings(s: &[&str]) -> Vec<String> {
 /// change from run to run; runc's lists are sorted). Fields come in oci-spec's order.
 ///
 /// ```
-/// let json = hull::spec::to_json(&hull::spec::default_spec(true))?;
+/// let json = hull::spec::to_json(&hull::spec::default_spec(true)?)?;
 /// assert!(json.starts_with("{\n\t\"ociVersion\": \"1.0.2-dev\""));
-/// # Ok::<(), serde_json::Error>(())
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn to_json(spec: &Spec) -> serde_json::Result<String> {
     let mut out = Vec::new();
     let formatter = serde_json::ser::PrettyFormatter::with_indent(b"\t");
     let mut ser = serde_json::Serializer::with_formatter(&mut out, formatter);
     serde::Serialize::serialize(spec, &mut ser)?;
-    let text = String::from_utf8(out).expect("serde_json writes UTF-8");
+    let text = String::from_utf8(out).map_err(<serde_json::Error as serde::ser::Error>::custom)?;
     Ok(sort_capability_lists(&text))
 }
 
@@ -325,7 +333,7 @@ mod tests {
 
     #[test]
     fn default_spec_is_runcs() {
-        assert_eq!(canonical(&default_spec(false)), parsed(RUNC_SPEC));
+        assert_eq!(canonical(&default_spec(false).unwrap()), parsed(RUNC_SPEC));
     }
 
     #[test]
@@ -334,15 +342,15 @@ mod tests {
         // runc maps root to the caller's effective ids; the fixture was made as root.
         runc["linux"]["uidMappings"][0]["hostID"] = nix::unistd::geteuid().as_raw().into();
         runc["linux"]["gidMappings"][0]["hostID"] = nix::unistd::getegid().as_raw().into();
-        assert_eq!(canonical(&default_spec(true)), runc);
+        assert_eq!(canonical(&default_spec(true).unwrap()), runc);
     }
 
     #[test]
     fn json_text_is_stable_and_formatted_as_runc() {
-        let text = to_json(&default_spec(false)).unwrap();
+        let text = to_json(&default_spec(false).unwrap()).unwrap();
         // Every run the same text, whatever order the capability sets iterate in.
         for _ in 0..8 {
-            assert_eq!(to_json(&default_spec(false)).unwrap(), text);
+            assert_eq!(to_json(&default_spec(false).unwrap()).unwrap(), text);
         }
         assert!(text.contains("\n\t\t\t\"bounding\": [\n\t\t\t\t\"CAP_AUDIT_WRITE\",\n\t\t\t\t\"CAP_KILL\",\n\t\t\t\t\"CAP_NET_BIND_SERVICE\"\n\t\t\t]"));
         // Tab-indented without a final newline, as runc writes it (oci-spec orders the top-level
@@ -354,7 +362,7 @@ mod tests {
 
     #[test]
     fn rootless_json_text_parses_back_to_the_spec() {
-        let spec = default_spec(true);
+        let spec = default_spec(true).unwrap();
         let back: Spec = serde_json::from_str(&to_json(&spec).unwrap()).unwrap();
         assert_eq!(back, spec);
     }

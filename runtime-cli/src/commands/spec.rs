@@ -19,7 +19,7 @@ pub struct Spec {
 
 pub fn run(args: Spec) -> Outcome {
     let path = args.bundle.unwrap_or_default().join("config.json");
-    let json = hull::spec::to_json(&hull::spec::default_spec(args.rootless))
+    let json = hull::spec::to_json(&hull::spec::default_spec(args.rootless)?)
         .map_err(|e| Failure::msg(format!("encode spec: {e}")))?;
     // create_new: an existing config.json is never overwritten, even one made meanwhile.
     let mut file = match std::fs::OpenOptions::new()

@@ -255,7 +255,7 @@ fn program_enforces_rules_in_a_real_cgroup() {
 
 #[test]
 fn runc_default_rules_load_enforce_and_replace() {
-    let spec = crate::spec::default_spec(false);
+    let spec = crate::spec::default_spec(false).unwrap();
     let res = super::super::container_resources(&spec);
     let rules = res.devices().clone().unwrap();
     let insns = program(&rules).unwrap();

@@ -616,7 +616,7 @@ fn v2_manager_on_the_cgroup2_mount() {
         assert!(e.contains("controller \"memory\" not available"), "{e}");
     }
     // Device rules become one eBPF program on the cgroup, replaced by a second set.
-    let defaults = super::container_resources(&crate::spec::default_spec(false));
+    let defaults = super::container_resources(&crate::spec::default_spec(false).unwrap());
     m.set(&defaults).unwrap();
     m.set(&defaults).unwrap();
     assert_eq!(super::devices_v2::attached_count(&dir).unwrap(), 1);
