@@ -486,7 +486,7 @@ pub(crate) fn init_alive(pid: i32, start_time: u64) -> bool {
 pub(crate) fn start_time(pid: i32) -> Result<u64> {
     proc_stat(pid).map(|(_, started)| started).io(
         "read start time of",
-        &PathBuf::from(format!("/proc/{pid}/stat")),
+        PathBuf::from(format!("/proc/{pid}/stat")),
     )
 }
 
