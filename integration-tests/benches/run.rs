@@ -471,10 +471,11 @@ fn main() {
     );
     println!();
     println!(
-        "{:<10} {:>8} | {:>9} {:>9} {:>6} | {:>8} {:>8} {:>6} | {:>10}",
+        "{:<10} {:>8} | {:>9} {:>9} {:>9} {:>6} | {:>8} {:>8} {:>6} | {:>10}",
         "",
         "exec",
-        "create@10",
+        "create@0",
+        "@10",
         format!("@{}", sizes.create_live),
         "ratio",
         "list@10",
@@ -491,12 +492,13 @@ fn main() {
             }
         };
         println!(
-            "{:<10} {:>8} | {:>9} {:>9} {:>6} | {:>8} {:>8} {:>6} | {:>10.1}",
+            "{:<10} {:>8} | {:>9} {:>9} {:>9} {:>6} | {:>8} {:>8} {:>6} | {:>10.1}",
             rt.name,
             ms(percentile(&sc.exec, 0.5)),
+            ms(sc.create_none),
             ms(sc.create_few),
             ms(sc.create_many),
-            ratio(sc.create_many, sc.create_few),
+            ratio(sc.create_many, sc.create_none),
             ms(sc.list_few),
             ms(sc.list_many),
             ratio(sc.list_many, sc.list_few),
@@ -543,6 +545,7 @@ fn main() {
             }
         }
     }
+    goals(&rts, &scales, &floor, &sizes);
     for rt in &rts {
         if let Some(f) = &rt.failure {
             println!("note: {f}");
@@ -565,4 +568,66 @@ fn time_floor(rootfs: &Path) -> Option<Duration> {
         .status()
         .ok()?;
     status.success().then(|| t0.elapsed())
+}
+
+/// The performance issue's goals, each as the ratio (or figure) this run measured and its bound.
+fn goals(rts: &[Rt], scales: &[scale::Scale], floor: &[Duration], sizes: &scale::Sizes) {
+    let k = |name: &str| rts.iter().position(|r| r.name == name);
+    let Some(h) = k("hull") else { return };
+    let secs = |d: Duration| d.as_secs_f64();
+    let run = |k: usize| secs(percentile(&rts[k].run, 0.5));
+    let exec = |k: usize| secs(percentile(&scales[k].exec, 0.5));
+    let mut rss = rts[h].rss_kib.clone();
+    rss.sort();
+    let rss_mib = rss.get(rss.len() / 2).copied().unwrap_or(0) as f64 / 1024.0;
+    let sc = &scales[h];
+    let mut rows: Vec<(String, f64, &str, f64)> = Vec::new();
+    if let Some(c) = k("crun").filter(|&c| run(c) > 0.0) {
+        rows.push(("run, hull / crun".into(), run(h) / run(c), "<=", 0.6));
+    }
+    if !floor.is_empty() {
+        let f = secs(percentile(floor, 0.5));
+        rows.push(("run, hull / floor".into(), run(h) / f, "<=", 1.6));
+    }
+    if let Some(c) = k("crun").filter(|&c| exec(c) > 0.0) {
+        rows.push(("exec, hull / crun".into(), exec(h) / exec(c), "<=", 0.45));
+    }
+    if !sc.create_none.is_zero() {
+        rows.push((
+            format!("create, {} live / none", sizes.create_live),
+            secs(sc.create_many) / secs(sc.create_none),
+            "<=",
+            1.2,
+        ));
+    }
+    if !sc.list_few.is_zero() {
+        rows.push((
+            format!("list, {} / 10", sizes.list_live),
+            secs(sc.list_many) / secs(sc.list_few),
+            "<=",
+            5.0,
+        ));
+    }
+    for (other, bound) in [("runc", 3.0), ("crun", 1.5)] {
+        if let Some(o) = k(other).filter(|&o| scales[o].per_second > 0.0) {
+            rows.push((
+                format!("lifecycles/s, hull / {other}"),
+                sc.per_second / scales[o].per_second,
+                ">=",
+                bound,
+            ));
+        }
+    }
+    rows.push(("peak RSS of run (MiB)".into(), rss_mib, "<=", 2.5));
+    let state = secs(percentile(&rts[h].state, 0.5)) * 1000.0;
+    rows.push(("state (ms)".into(), state, "<=", 1.0));
+    println!();
+    println!("goals (issue 20), hull in this run:");
+    for (what, v, op, bound) in rows {
+        let holds = if op == "<=" { v <= bound } else { v >= bound };
+        println!(
+            "  {what:<32} {v:>7.2}  goal {op} {bound:<5} {}",
+            if holds { "holds" } else { "MISSED" }
+        );
+    }
 }

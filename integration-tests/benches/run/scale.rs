@@ -47,6 +47,8 @@ impl Sizes {
 #[derive(Default)]
 pub struct Scale {
     pub exec: Vec<Duration>,
+    /// `create` with none of this runtime's containers alive, with 10, and with `create_live`.
+    pub create_none: Duration,
     pub create_few: Duration,
     pub create_many: Duration,
     pub list_few: Duration,
@@ -90,14 +92,31 @@ pub fn exec_rounds(
     out
 }
 
-/// `create` (each one deleted again, untimed) and `list`, with 10 live containers and then with
-/// `sizes.create_live` and `sizes.list_live`, all of this runtime's.
+/// `create` (each one deleted again, untimed) with none, 10 and `sizes.create_live` running
+/// containers, all of this runtime's; `list` with 10 and with `sizes.list_live`. The containers
+/// beyond `create_live` are only created, not started (cheaper to make by the thousand; `list`
+/// has to look at them all the same).
 pub fn pile_up(rt: &mut Rt, bundle: &Path, sleeping: &Path, sizes: &Sizes, scale: &mut Scale) {
     let prefix = format!("bench-{}-{}-live", std::process::id(), rt.name);
     let mut live = 0usize;
     let mut grow_to = |rt: &mut Rt, n: usize| {
         while live < n {
-            if !rt.create_started(sleeping, &format!("{prefix}-{live}")) {
+            let id = format!("{prefix}-{live}");
+            let ok = if live < sizes.create_live {
+                rt.create_started(sleeping, &id)
+            } else {
+                let ok = rt
+                    .time(
+                        &["create", "--bundle", path_str(sleeping), id.as_str()],
+                        false,
+                    )
+                    .ok;
+                if !ok {
+                    let _ = rt.time(&["delete", "--force", id.as_str()], false);
+                }
+                ok
+            };
+            if !ok {
                 return false;
             }
             live += 1;
@@ -128,6 +147,7 @@ pub fn pile_up(rt: &mut Rt, bundle: &Path, sleeping: &Path, sizes: &Sizes, scale
             .collect();
         percentile(&v, 0.5)
     };
+    scale.create_none = time_creates(rt, "none");
     if grow_to(rt, 10) {
         scale.create_few = time_creates(rt, "few");
         scale.list_few = time_lists(rt);

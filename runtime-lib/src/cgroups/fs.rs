@@ -2,7 +2,7 @@
 //! directory. Every error names the file and, for writes, the value written.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{ErrorKind, Read, Write};
+use std::io::{ErrorKind, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -88,11 +88,13 @@ pub(crate) fn write(dir: &Path, file: &str, value: &str) -> Result<()> {
 /// The content of `dir/file`.
 pub(crate) fn read(dir: &Path, file: &str) -> Result<String> {
     let path = dir.join(file);
-    let mut s = String::new();
     open_cgroup_file(&path, false)
-        .and_then(|mut f| f.read_to_string(&mut s))
-        .io("read", &path)?;
-    Ok(s)
+        .and_then(|mut f| crate::state::read_unsized(&mut f))
+        .and_then(|data| {
+            String::from_utf8(data)
+                .map_err(|e| std::io::Error::new(ErrorKind::InvalidData, e.utf8_error()))
+        })
+        .io("read", &path)
 }
 
 /// `read`, but a missing file is `None` (an absent controller or a kernel without the knob).

@@ -22,10 +22,15 @@ pub fn list(root: &Path) -> Result<Vec<State>> {
     let mut states = Vec::new();
     for entry in entries {
         let entry = entry.io("read state root", root)?;
+        // The directory entry's type costs no system call (a stat per container otherwise);
+        // anything but a directory is not a container.
+        if entry.file_type().is_ok_and(|t| !t.is_dir()) {
+            continue;
+        }
         let Some(id) = entry.file_name().to_str().map(str::to_string) else {
             continue;
         };
-        match Container::load(root, &id) {
+        match Container::load_listed(root, &id) {
             Ok(c) => states.push(c.state()),
             Err(Error::ContainerNotFound { .. } | Error::InvalidId { .. }) => continue,
             Err(e) => return Err(e),

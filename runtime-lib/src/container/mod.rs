@@ -171,6 +171,18 @@ impl Container {
         })
     }
 
+    /// [`Container::load`] for an id `list` just found as a directory (see [`StateDir::listed`]).
+    pub(crate) fn load_listed(root: &Path, id: &str) -> crate::Result<Container> {
+        let dir = StateDir::listed(root, id)?;
+        let record = dir.read_or_placeholder()?;
+        Ok(Container {
+            dir,
+            record,
+            child: None,
+            io: ProcessIo::default(),
+        })
+    }
+
     /// The container's id.
     ///
     /// ```no_run
