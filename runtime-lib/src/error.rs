@@ -104,6 +104,21 @@ pub enum Error {
     /// The init died or closed the channel without saying why.
     #[error("container init {step}: {detail}")]
     InitLost { step: &'static str, detail: String },
+
+    /// An OCI image layout, or one of its blobs, is not what the image spec says (see
+    /// `hull::image`): the file concerned and what is wrong with it.
+    #[error("image {path:?}: {problem}")]
+    Image { path: PathBuf, problem: String },
+
+    /// A layer entry that was refused, nothing of it written: it would leave the layer's root
+    /// (`..`, an absolute path, a link or a path through a symlink), or is a device node where
+    /// none are allowed. `layer` is the layer's digest, `entry` the path as the tar names it.
+    #[error("layer {layer}: entry {entry:?} refused: {problem}")]
+    LayerEntry {
+        layer: String,
+        entry: PathBuf,
+        problem: String,
+    },
 }
 
 fn status_message(id: &str, op: &str, status: crate::Status) -> String {

@@ -28,6 +28,8 @@ pub mod error;
 pub mod exe;
 pub mod features;
 pub mod hooks;
+#[cfg(feature = "image")]
+pub mod image;
 pub mod lsm;
 pub mod namespaces;
 pub mod netdev;
