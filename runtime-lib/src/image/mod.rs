@@ -24,7 +24,7 @@
 //! let root = ContainerRoot::open_or_create(&store, "web", &layers)?;
 //!
 //! let mut spec = hull::oci_spec::runtime::Spec::default();
-//! apply_image_config(&mut spec, image.config(), root.rootfs(), None)?;
+//! apply_image_config(&mut spec, image.config(), &root.rootfs(), None)?;
 //! let bundle = root.write_bundle(&spec)?;
 //! let mut c = Container::create("web", &CreateOptions::new("/run/hull", bundle))?;
 //! c.start()?;
@@ -37,6 +37,8 @@
 //! Needs root (overlayfs, `trusted.*` extended attributes, files owned by the image's users).
 //!
 //! [OCI image layout]: https://github.com/opencontainers/image-spec/blob/main/image-layout.md
+
+#![deny(missing_docs)]
 
 mod config;
 mod digest;
