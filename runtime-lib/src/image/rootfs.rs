@@ -64,15 +64,7 @@ impl ContainerRoot {
         if layers.is_empty() {
             return Err(image_error(&dir, "an image without layers".to_string()));
         }
-        let layer_root = store.path().join("layers");
-        for l in layers {
-            if !l.starts_with(&layer_root) || !l.is_dir() {
-                return Err(image_error(
-                    l,
-                    format!("not a layer of the store {}", store.path().display()),
-                ));
-            }
-        }
+        check_layers(store, layers)?;
         match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
@@ -127,6 +119,7 @@ impl ContainerRoot {
         };
         let layers: Vec<PathBuf> =
             serde_json::from_slice(&text).map_err(|e| image_error(&list, e.to_string()))?;
+        check_layers(store, &layers)?;
         let root = ContainerRoot {
             id: id.to_string(),
             dir,
@@ -417,4 +410,23 @@ impl ContainerRoot {
             source,
         })
     }
+}
+
+/// The layers must be the store's: lexically beneath its layers/ (no `..` to climb out), with
+/// nothing overlayfs' option parser would split on, and present.
+fn check_layers(store: &LayerStore, layers: &[PathBuf]) -> Result<()> {
+    let layer_root = store.path().join("layers");
+    for l in layers {
+        let plain = l
+            .components()
+            .all(|c| !matches!(c, std::path::Component::ParentDir))
+            && !l.to_string_lossy().contains([':', ',', '\\', '=']);
+        if !plain || !l.starts_with(&layer_root) || !l.is_dir() {
+            return Err(image_error(
+                l,
+                format!("not a layer of the store {}", store.path().display()),
+            ));
+        }
+    }
+    Ok(())
 }
