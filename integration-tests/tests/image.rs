@@ -377,6 +377,42 @@ fn hostile_layers_are_refused() {
     assert!(failed.is_empty(), "hostile layers not refused: {failed:?}");
 }
 
+/// A symlink to the host in one layer and a file "through" it in the next: each layer is
+/// unpacked into its own directory, so the next layer makes a real directory of its own, and
+/// overlayfs shows that directory over the symlink. Nothing reaches the host.
+fn symlink_in_one_layer_file_in_the_next_stays_inside() {
+    let case = Case::new(&[], json!({}));
+    let out = case.dir.join("outside");
+    let mut base = busybox_layer();
+    // Replace the base's end-of-archive blocks (tar::Builder writes two) with the symlink
+    // entry and new ones.
+    base.truncate(base.len() - 1024);
+    base.extend(Tar::new().symlink("evil", out.to_str().unwrap()).finish());
+    let layers = [
+        Layer {
+            tar: base,
+            compression: Compression::Gzip,
+        },
+        Layer {
+            tar: Tar::new().file("evil/x", b"layer 2\n").finish(),
+            compression: Compression::Zstd,
+        },
+    ];
+    write_layout(&case.dir.join("layout"), &layers, default_config());
+    let id = case.id();
+    let root = case.root(&id);
+    case.assert_outside_untouched();
+    let spec = case.spec(
+        &root,
+        Some(&["{ test -d /evil && ! test -L /evil && cat /evil/x; } > /tmp/seen"]),
+    );
+    assert_eq!(run(&root, &spec, &case.state(), &id), 0);
+    assert_eq!(read(root.upper().join("tmp/seen")), "layer 2\n");
+    case.assert_outside_untouched();
+    root.remove().unwrap();
+    case.assert_clean(&[&id]);
+}
+
 fn devices_only_when_allowed() {
     let layers = [Layer {
         tar: Tar::new().char_device("null", 1, 3).finish(),
@@ -536,6 +572,10 @@ fn main() {
         ),
         ("whiteouts_hide_lower_files", whiteouts_hide_lower_files),
         ("hostile_layers_are_refused", hostile_layers_are_refused),
+        (
+            "symlink_in_one_layer_file_in_the_next_stays_inside",
+            symlink_in_one_layer_file_in_the_next_stays_inside,
+        ),
         ("devices_only_when_allowed", devices_only_when_allowed),
         ("tampered_blob_is_refused", tampered_blob_is_refused),
         (
