@@ -109,6 +109,21 @@ impl Case {
     }
 }
 
+/// A case that failed half-way leaves its container roots mounted; they are unmounted here so
+/// that the directory goes too (the failure is already reported).
+impl Drop for Case {
+    fn drop(&mut self) {
+        let Ok(mounts) = procfs::process::Process::myself().and_then(|p| p.mountinfo()) else {
+            return;
+        };
+        for m in mounts.iter().rev() {
+            if m.mount_point.starts_with(self.dir.path()) {
+                let _ = nix::mount::umount2(&m.mount_point, nix::mount::MntFlags::MNT_DETACH);
+            }
+        }
+    }
+}
+
 /// Runs one container on `root` with `spec` to its end and deletes it, returning its exit
 /// code. The one place that turns a spec into a container: the bundle is written into the
 /// container's directory in the store (switch to creating from the in-memory spec once the
