@@ -19,6 +19,7 @@ pub mod containerd;
 pub mod cri;
 pub mod docker;
 pub mod guest;
+pub mod image;
 pub mod leaks;
 pub mod podman;
 pub mod procfs;

@@ -178,6 +178,29 @@ pub enum Error {
         /// What it saw (an exit status, a signal, an early end of the channel).
         detail: String,
     },
+
+    /// An OCI image layout, or one of its blobs, is not what the image spec says (see
+    /// `hull::image`): the file concerned and what is wrong with it.
+    #[error("image {path:?}: {problem}")]
+    Image {
+        /// The layout's file (index.json, a blob) or the store's directory concerned.
+        path: PathBuf,
+        /// What is wrong with it.
+        problem: String,
+    },
+
+    /// A layer entry that was refused, nothing of it written: it would leave the layer's root
+    /// (`..`, an absolute path, a link or a path through a symlink), or is a device node where
+    /// none are allowed. `layer` is the layer's digest, `entry` the path as the tar names it.
+    #[error("layer {layer}: entry {entry:?} refused: {problem}")]
+    LayerEntry {
+        /// The layer's blob digest.
+        layer: String,
+        /// The entry's path as the layer's tar names it.
+        entry: PathBuf,
+        /// Why it was refused.
+        problem: String,
+    },
 }
 
 fn status_message(id: &str, op: &str, status: crate::Status) -> String {

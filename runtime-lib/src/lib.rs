@@ -60,6 +60,8 @@ pub mod events;
 pub mod exe;
 pub mod features;
 pub mod hooks;
+#[cfg(feature = "image")]
+pub mod image;
 pub mod notify;
 pub mod rootless;
 pub mod spec;

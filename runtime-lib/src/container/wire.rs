@@ -72,6 +72,15 @@ pub(crate) enum WireError {
         step: String,
         detail: String,
     },
+    Image {
+        path: PathBuf,
+        problem: String,
+    },
+    LayerEntry {
+        layer: String,
+        entry: PathBuf,
+        problem: String,
+    },
 }
 
 impl From<Error> for WireError {
@@ -126,6 +135,16 @@ impl From<Error> for WireError {
             Error::InitLost { step, detail } => WireError::InitLost {
                 step: step.into(),
                 detail,
+            },
+            Error::Image { path, problem } => WireError::Image { path, problem },
+            Error::LayerEntry {
+                layer,
+                entry,
+                problem,
+            } => WireError::LayerEntry {
+                layer,
+                entry,
+                problem,
             },
         }
     }
@@ -190,6 +209,16 @@ impl From<WireError> for Error {
             WireError::InitLost { step, detail } => Error::InitLost {
                 step: intern(step),
                 detail,
+            },
+            WireError::Image { path, problem } => Error::Image { path, problem },
+            WireError::LayerEntry {
+                layer,
+                entry,
+                problem,
+            } => Error::LayerEntry {
+                layer,
+                entry,
+                problem,
             },
         }
     }

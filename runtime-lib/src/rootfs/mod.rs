@@ -9,7 +9,7 @@ mod mounts;
 pub mod options;
 mod paths;
 mod pivot;
-mod resolve;
+pub(crate) mod resolve;
 #[cfg(test)]
 mod tests;
 
