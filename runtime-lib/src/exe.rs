@@ -414,8 +414,23 @@ fn memfd_copy() -> Result<OwnedFd> {
             detail: format!("{SELF_EXE} changed size while being copied"),
         });
     }
-    fcntl(&memfd, FcntlArg::F_ADD_SEALS(required_seals()))
-        .sys("seal the memfd copy of the executable")?;
+    // EBUSY: a page of the copy still had an extra reference when the kernel looked (newly
+    // written shmem pages wait in per-CPU LRU batches, and the kernel drains only the calling
+    // CPU's before it gives up); the benchmark saw it under load. Those references go soon:
+    // try again, for at most about a second in all.
+    let mut attempt = 0u64;
+    loop {
+        match fcntl(&memfd, FcntlArg::F_ADD_SEALS(required_seals())) {
+            Err(nix::errno::Errno::EBUSY) if attempt < 20 => {
+                attempt += 1;
+                std::thread::sleep(std::time::Duration::from_millis(5 * attempt));
+            }
+            r => {
+                r.sys("seal the memfd copy of the executable")?;
+                break;
+            }
+        }
+    }
     Ok(memfd)
 }
 
