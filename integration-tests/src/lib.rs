@@ -21,6 +21,7 @@ pub mod docker;
 pub mod guest;
 pub mod image;
 pub mod leaks;
+pub mod plain_main;
 pub mod podman;
 pub mod procfs;
 pub mod profiles;

@@ -603,43 +603,11 @@ fn main() {
             example_runs_an_image_with_a_persistent_layer,
         ),
     ];
-    // libtest's own flags are accepted and ignored; the first free word is a name filter.
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let takes_value = [
-        "--test-threads",
-        "--skip",
-        "--logfile",
-        "--format",
-        "--color",
-        "-Z",
-    ];
-    let filter = args
-        .iter()
-        .enumerate()
-        .find(|(i, a)| {
-            !a.starts_with('-') && (*i == 0 || !takes_value.contains(&args[i - 1].as_str()))
-        })
-        .map(|(_, a)| a.clone());
+    let filter = integration_tests::plain_main::name_filter();
     if let Err(e) = hull::exe::ensure_sealed() {
         panic!("cannot re-execute from a sealed copy: {e}");
     }
-    let selected: Vec<_> = cases
-        .iter()
-        .filter(|(name, _)| filter.as_deref().is_none_or(|f| name.contains(f)))
-        .collect();
+    let selected = integration_tests::plain_main::select(cases, filter.as_deref());
     println!("\nrunning {} tests", selected.len());
-    let mut failed = Vec::new();
-    for (name, case) in selected.iter().copied() {
-        let ok = std::panic::catch_unwind(case).is_ok();
-        println!("test {name} ... {}", if ok { "ok" } else { "FAILED" });
-        if !ok {
-            failed.push(*name);
-        }
-    }
-    if failed.is_empty() {
-        println!("\ntest result: ok. {} passed", selected.len());
-    } else {
-        println!("\ntest result: FAILED. {} failed: {failed:?}", failed.len());
-        std::process::exit(1);
-    }
+    integration_tests::plain_main::run(&selected, &[]);
 }

@@ -480,27 +480,8 @@ fn main() {
             multi_threaded_without_ensure_sealed_is_refused,
         ),
     ];
-    // libtest's own flags are accepted and ignored; the first free word is a name filter.
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let takes_value = [
-        "--test-threads",
-        "--skip",
-        "--logfile",
-        "--format",
-        "--color",
-        "-Z",
-    ];
-    let filter = args
-        .iter()
-        .enumerate()
-        .find(|(i, a)| {
-            !a.starts_with('-') && (*i == 0 || !takes_value.contains(&args[i - 1].as_str()))
-        })
-        .map(|(_, a)| a.clone());
-    let selected: Vec<_> = cases
-        .iter()
-        .filter(|(name, _)| filter.as_deref().is_none_or(|f| name.contains(f)))
-        .collect();
+    let filter = integration_tests::plain_main::name_filter();
+    let selected = integration_tests::plain_main::select(cases, filter.as_deref());
     let unsealed_case = "refuses_unsealed_unless_told_not_to";
     let run_unsealed_case = filter.as_deref().is_none_or(|f| unsealed_case.contains(f));
     if !hull::exe::is_sealed() {
@@ -514,25 +495,11 @@ fn main() {
     }
     let total = selected.len() + usize::from(run_unsealed_case);
     println!("\nrunning {total} tests");
-    let mut failed = Vec::new();
+    let mut done = Vec::new();
     if run_unsealed_case {
         let outcome = std::env::var(UNSEALED_OUTCOME).unwrap_or_default();
         println!("test {unsealed_case} (before sealing) ... {outcome}");
-        if outcome != "ok" {
-            failed.push(unsealed_case);
-        }
+        done.push((unsealed_case, outcome == "ok"));
     }
-    for (name, case) in selected.iter().copied() {
-        let ok = std::panic::catch_unwind(case).is_ok();
-        println!("test {name} ... {}", if ok { "ok" } else { "FAILED" });
-        if !ok {
-            failed.push(*name);
-        }
-    }
-    if failed.is_empty() {
-        println!("\ntest result: ok. {total} passed");
-    } else {
-        println!("\ntest result: FAILED. {} failed: {failed:?}", failed.len());
-        std::process::exit(1);
-    }
+    integration_tests::plain_main::run(&selected, &done);
 }

@@ -416,26 +416,8 @@ fn main() {
         ("exec_and_wait_from_threads", exec_and_wait_from_threads),
         ("short_forms_from_threads", short_forms_from_threads),
     ];
-    let filter = std::env::args()
-        .skip(1)
-        .find(|a| !a.starts_with('-') && cases.iter().any(|(n, _)| n.contains(a.as_str())));
-    let selected: Vec<_> = cases
-        .iter()
-        .filter(|(name, _)| filter.as_deref().is_none_or(|f| name.contains(f)))
-        .collect();
+    let filter = integration_tests::plain_main::name_filter();
+    let selected = integration_tests::plain_main::select(cases, filter.as_deref());
     println!("\nrunning {} tests", selected.len());
-    let mut failed = Vec::new();
-    for (name, case) in selected.iter().copied() {
-        let ok = std::panic::catch_unwind(case).is_ok();
-        println!("test {name} ... {}", if ok { "ok" } else { "FAILED" });
-        if !ok {
-            failed.push(*name);
-        }
-    }
-    if failed.is_empty() {
-        println!("\ntest result: ok. {} passed", selected.len());
-    } else {
-        println!("\ntest result: FAILED. {} failed: {failed:?}", failed.len());
-        std::process::exit(1);
-    }
+    integration_tests::plain_main::run(&selected, &[]);
 }
