@@ -161,19 +161,15 @@ impl Container {
     /// # Ok::<(), hull::Error>(())
     /// ```
     pub fn load(root: &Path, id: &str) -> crate::Result<Container> {
-        let dir = StateDir::open(root, id)?;
-        let record = dir.read_or_placeholder()?;
-        Ok(Container {
-            dir,
-            record,
-            child: None,
-            io: ProcessIo::default(),
-        })
+        Container::from_dir(StateDir::open(root, id)?)
     }
 
     /// [`Container::load`] for an id `list` just found as a directory (see [`StateDir::listed`]).
     pub(crate) fn load_listed(root: &Path, id: &str) -> crate::Result<Container> {
-        let dir = StateDir::listed(root, id)?;
+        Container::from_dir(StateDir::listed(root, id)?)
+    }
+
+    fn from_dir(dir: StateDir) -> crate::Result<Container> {
         let record = dir.read_or_placeholder()?;
         Ok(Container {
             dir,
