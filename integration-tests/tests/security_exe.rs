@@ -369,3 +369,59 @@ fn refused_fsopen_falls_back_to_the_memfd_copy() {
     );
     assert!(stderr.contains("does not exist"), "{stderr}");
 }
+
+/// The helper of a multi-threaded embedder (`hull::container`'s helper, started with the marker
+/// `_HULL_HELPER`) serves only the program that started it. The attack: a process that controls
+/// a privileged hull program's environment and stdin sets the marker and hands it a socket of its
+/// own with a request. Here `sh` starts `hull exec` (so the requester is not hull's parent); the
+/// request is an exec into an id that does not exist, which a served request answers with
+/// ContainerNotFound (as `hull` did before the check, exiting 0).
+#[test]
+fn a_helper_request_from_a_process_other_than_the_parent_is_refused() {
+    use nix::sys::socket::{recv, send, socketpair, AddressFamily, MsgFlags, SockFlag, SockType};
+    use std::os::fd::AsRawFd;
+    use std::process::{Command, Stdio};
+    if !only_hull("hull's helper for multi-threaded embedders") {
+        return;
+    }
+    let (ours, theirs) = socketpair(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )
+    .expect("socketpair");
+    let request = json!({"Exec": {
+        "root": "/nonexistent-hull-state-root",
+        "id": "victim",
+        "process": serde_json::to_value(hull::oci_spec::runtime::Process::default()).expect("process"),
+        "opts": serde_json::to_value(hull::ExecOptions::default()).expect("options"),
+        "stdio": [false, false, false],
+        "pty": false,
+    }});
+    let bytes = serde_json::to_vec(&request).expect("request");
+    send(ours.as_raw_fd(), &bytes, MsgFlags::empty()).expect("send the request");
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg("\"$0\" exec victim true; echo rc=$?")
+        .arg(runtime_binary())
+        .env("_HULL_HELPER", "1")
+        .stdin(Stdio::from(theirs))
+        .output()
+        .expect("run sh");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let mut reply = vec![0u8; 64 * 1024];
+    let answered = match recv(ours.as_raw_fd(), &mut reply, MsgFlags::MSG_DONTWAIT) {
+        Ok(n) => String::from_utf8_lossy(&reply[..n]).into_owned(),
+        Err(_) => String::new(),
+    };
+    assert!(
+        !answered.contains("ContainerNotFound") && answered.is_empty(),
+        "hull served a helper request from a process that is not its parent: {answered}"
+    );
+    assert!(
+        stdout.contains("rc=") && !stdout.contains("rc=0"),
+        "hull as a helper for a stranger should fail: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -265,10 +265,43 @@ pub(crate) fn serve_and_exit() -> ! {
     std::process::exit(code)
 }
 
+/// The marker variable alone proves nothing: whoever controls a privileged hull program's
+/// environment and stdin (a setuid or file-capability wrapper, sudo keeping the environment, a
+/// service passing a client's) could otherwise have it create or exec whatever a request asks,
+/// past the program's own checks. A real request comes from the program that started this
+/// helper: a SEQPACKET socketpair it made, so the peer is our parent, with our effective uid.
+fn check_requester(socket: &OwnedFd) -> Result<()> {
+    use nix::sys::socket::{getsockopt, sockopt, SockType};
+    let refuse = |why: String| Error::Unsupported {
+        feature: format!(
+            "a hull helper request {why} (the helper serves only the program that started it)"
+        ),
+    };
+    let kind = getsockopt(socket, sockopt::SockType).sys("read the helper socket's type")?;
+    if kind != SockType::SeqPacket {
+        return Err(refuse("on a socket that is not SOCK_SEQPACKET".into()));
+    }
+    let peer = getsockopt(socket, sockopt::PeerCredentials)
+        .sys("read the helper socket's peer credentials")?;
+    let parent = nix::unistd::getppid().as_raw();
+    if peer.pid() != parent {
+        return Err(refuse(format!(
+            "from pid {}, not from the parent {parent}",
+            peer.pid()
+        )));
+    }
+    let euid = nix::unistd::geteuid().as_raw();
+    if peer.uid() != euid {
+        return Err(refuse(format!("from uid {}, not {euid}", peer.uid())));
+    }
+    Ok(())
+}
+
 fn serve() -> Result<()> {
     // SAFETY: fd 0 is the request socket the caller set up as our stdin; borrowed for the dup.
     let stdin = unsafe { BorrowedFd::borrow_raw(0) };
     let socket = super::stdio::above_stdio(stdin)?;
+    check_requester(&socket)?;
     // The container's processes get the stdin the caller chose (below), never the socket.
     let null = nix::fcntl::open(
         "/dev/null",
