@@ -103,6 +103,19 @@ impl Tar {
         self.push(h, b"")
     }
 
+    /// A PAX extended header of `len` bytes (one `comment` record) for the entry that follows.
+    pub fn pax_header(&mut self, len: usize) -> &mut Self {
+        let mut record = Vec::with_capacity(len);
+        // "<len> comment=<value>\n", where <len> counts the whole record, its own digits too.
+        let digits = len.to_string().len();
+        record.extend_from_slice(format!("{len} comment=").as_bytes());
+        record.resize(len - 1, b'a');
+        record.push(b'\n');
+        assert_eq!(digits, len.to_string().len());
+        let h = Self::header("././@PaxHeader", tar::EntryType::XHeader, 0o644, len as u64);
+        self.push(h, &record)
+    }
+
     /// The tar, with its end-of-archive blocks.
     pub fn finish(&mut self) -> Vec<u8> {
         let mut out = std::mem::take(&mut self.out);

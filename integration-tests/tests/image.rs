@@ -259,6 +259,44 @@ fn remove_takes_the_upper_layer_and_the_mount() {
     case.assert_clean(&[&id]);
 }
 
+/// A container root is not removed from under a container that still runs on it: the writable
+/// layer would vanish under the container's processes. Checked while the host still has the
+/// root mounted, and after the host unmounted it (the container keeps its own copy).
+fn remove_refused_while_a_container_runs_on_the_root() {
+    let case = Case::busybox(default_config());
+    let id = case.id();
+    let root = case.root(&id);
+    let spec = case.spec(&root, Some(&["sleep 60"]));
+    let mut c = Container::builder(&id)
+        .spec(root.spec(&spec).expect("the container root's spec"))
+        .root(case.state())
+        .create()
+        .expect("create");
+    c.start().expect("start");
+    std::fs::write(root.upper().join("work-in-progress"), b"x").unwrap();
+    let err = root
+        .remove()
+        .expect_err("removed under a running container");
+    assert!(
+        err.to_string().contains(&format!("/proc/{}/root", c.pid())),
+        "{err}"
+    );
+    let store = case.store();
+    let root = ContainerRoot::open(&store, &id).expect("the root is still there");
+    root.unmount().expect("unmount on the host");
+    let err = root
+        .remove()
+        .expect_err("removed under a running container");
+    assert!(err.to_string().contains("still runs"), "{err}");
+    let root = ContainerRoot::open(&store, &id).expect("the root is still there");
+    assert!(root.upper().join("work-in-progress").exists());
+    c.kill(hull::Signal::SIGKILL, false).expect("kill");
+    c.wait().expect("wait");
+    c.delete(false).expect("delete");
+    root.remove().expect("remove once the container is gone");
+    case.assert_clean(&[&id]);
+}
+
 fn whiteouts_hide_lower_files() {
     let case = Case::busybox(default_config());
     let id = case.id();
@@ -437,12 +475,96 @@ fn devices_only_when_allowed() {
     let case = Case::new(&layers, default_config());
     let opts = hull::image::UnpackOptions {
         allow_devices: true,
+        ..Default::default()
     };
     let store = case.store().with_options(opts);
     let dirs = store.unpack(&case.layout(), &case.image()).expect("unpack");
     let dev = std::fs::symlink_metadata(dirs[0].join("null")).unwrap();
     assert!(dev.file_type().is_char_device());
     assert_eq!(dev.rdev(), libc::makedev(1, 3));
+    case.assert_clean(&[]);
+}
+
+/// What a layer makes the unpacker hold or write is bounded: a PAX header the tar reader would
+/// read whole into memory (a few KiB of gzip can stand for gigabytes), and, when the store asks,
+/// the decompressed size and the number of entries. Each is refused naming the entry, and
+/// leaves nothing in the store.
+fn oversized_layers_are_refused() {
+    let attempt = |tar: Vec<u8>, opts: hull::image::UnpackOptions, entry: &str, problem: &str| {
+        let layers = [Layer {
+            tar,
+            compression: Compression::Gzip,
+        }];
+        let case = Case::new(&layers, default_config());
+        let store = case.store().with_options(opts);
+        let err = store
+            .unpack(&case.layout(), &case.image())
+            .expect_err("the layer was accepted");
+        match &err {
+            Error::LayerEntry { entry: e, .. } => assert_eq!(e, Path::new(entry), "{err}"),
+            other => panic!("not a refused entry: {other}"),
+        }
+        assert!(err.to_string().contains(problem), "{err}");
+        eprintln!("  {err}");
+        assert_eq!(entries(store.path().join("tmp")), 0);
+        case.assert_clean(&[]);
+    };
+    let pax = Tar::new()
+        .file("before", b"x")
+        .pax_header(8 << 20)
+        .file("after", b"y")
+        .finish();
+    attempt(pax, Default::default(), "before", "PAX");
+    let big = Tar::new()
+        .file("small", b"x")
+        .file("big", &vec![0u8; 2 << 20])
+        .finish();
+    let opts = hull::image::UnpackOptions {
+        max_bytes: Some(1 << 20),
+        ..Default::default()
+    };
+    attempt(big, opts, "big", "max_bytes");
+    let mut many = Tar::new();
+    for i in 0..10 {
+        many.file(&format!("f{i}"), b"x");
+    }
+    let opts = hull::image::UnpackOptions {
+        max_entries: Some(5),
+        ..Default::default()
+    };
+    attempt(many.finish(), opts, "f4", "max_entries");
+}
+
+/// Opening a store removes what dead unpackers left in tmp/, and only that, judged by the
+/// unpacker's lock and not its pid: a live unpacker in another pid namespace has a pid that is
+/// nobody (or somebody else) here, and a dead one's pid may be reused.
+fn tmp_sweep_goes_by_lock_not_by_pid() {
+    use nix::fcntl::{Flock, FlockArg};
+    let case = Case::new(&[], json!({}));
+    let store = case.store();
+    let tmp = store.path().join("tmp");
+    let claim = |name: &str| {
+        let dir = tmp.join(name);
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::write(dir.join("half-written"), b"x").unwrap();
+        let lock = std::fs::File::create(tmp.join(format!("{name}.lock"))).unwrap();
+        (dir, lock)
+    };
+    // Alive, in a pid namespace where it is 4000000: no such pid here.
+    let (live, lock) = claim("4000000-0-aaaa");
+    let held = Flock::lock(lock, FlockArg::LockExclusive).unwrap();
+    // Dead, with the pid of a process that is alive here (this one).
+    let (dead, _unheld) = claim(&format!("{}-0-bbbb", std::process::id()));
+    LayerStore::open(store.path()).expect("open the store again");
+    assert!(
+        live.join("half-written").exists(),
+        "a live unpacker's work was swept"
+    );
+    assert!(!dead.exists(), "a dead unpacker's directory was left");
+    drop(held);
+    LayerStore::open(store.path()).expect("open the store again");
+    assert!(!live.exists(), "a dead unpacker's directory was left");
+    assert_eq!(entries(&tmp), 0);
     case.assert_clean(&[]);
 }
 
@@ -586,6 +708,10 @@ fn main() {
             "remove_takes_the_upper_layer_and_the_mount",
             remove_takes_the_upper_layer_and_the_mount,
         ),
+        (
+            "remove_refused_while_a_container_runs_on_the_root",
+            remove_refused_while_a_container_runs_on_the_root,
+        ),
         ("whiteouts_hide_lower_files", whiteouts_hide_lower_files),
         ("hostile_layers_are_refused", hostile_layers_are_refused),
         (
@@ -593,7 +719,12 @@ fn main() {
             symlink_in_one_layer_file_in_the_next_stays_inside,
         ),
         ("devices_only_when_allowed", devices_only_when_allowed),
+        ("oversized_layers_are_refused", oversized_layers_are_refused),
         ("tampered_blob_is_refused", tampered_blob_is_refused),
+        (
+            "tmp_sweep_goes_by_lock_not_by_pid",
+            tmp_sweep_goes_by_lock_not_by_pid,
+        ),
         (
             "concurrent_unpacks_share_one_copy",
             concurrent_unpacks_share_one_copy,

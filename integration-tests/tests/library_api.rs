@@ -392,6 +392,45 @@ fn wait_from_another_handle() {
     case.assert_clean(&id);
 }
 
+/// The creator collects its init's status after the container was deleted and its id taken by
+/// a new container: the status is the old init's, and must not become the new container's.
+fn exit_status_is_not_recorded_for_the_next_container_of_the_id() {
+    let case = Case::new(&["true"]);
+    let id = case.id();
+    let build = |args: &[&str]| {
+        Container::builder(&id)
+            .spec(spec_of(&case, args))
+            .root(case.root())
+            .create()
+            .expect("create")
+    };
+    let mut old = build(&["sh", "-c", "exit 7"]);
+    old.start().expect("start");
+    old.wait_stopped().expect("wait_stopped");
+    Container::load(&case.root(), &id)
+        .expect("load")
+        .delete(false)
+        .expect("delete the stopped container from another handle");
+    let mut new = build(&["sleep", "1000"]);
+    new.start().expect("start");
+    assert_eq!(old.wait().expect("the old creator's wait"), 7);
+    assert!(
+        !case.root().join(&id).join("exit_status").exists(),
+        "the old init's status was written into the new container's state"
+    );
+    new.kill(Signal::SIGKILL, false).expect("kill");
+    let mut other = Container::load(&case.root(), &id).expect("load");
+    other.wait_stopped().expect("wait_stopped");
+    match other.wait() {
+        Err(Error::Unsupported { .. }) => {}
+        got => panic!("a status before the new creator collected it: {got:?}"),
+    }
+    assert_eq!(new.wait().expect("the new creator's wait"), 128 + 9);
+    assert_eq!(other.wait().expect("other's wait"), 128 + 9);
+    new.delete(false).expect("delete");
+    case.assert_clean(&id);
+}
+
 /// A multi-threaded program whose main never called `hull::exe::ensure_sealed()` (this one, once
 /// sealed, skips it) cannot have its helper started: refused, typed, before anything is made.
 fn multi_threaded_without_ensure_sealed_is_refused() {
@@ -475,6 +514,10 @@ fn main() {
         ("builder_bases_and_bundles", builder_bases_and_bundles),
         ("stdio_null_pty_and_exec", stdio_null_pty_and_exec),
         ("wait_from_another_handle", wait_from_another_handle),
+        (
+            "exit_status_is_not_recorded_for_the_next_container_of_the_id",
+            exit_status_is_not_recorded_for_the_next_container_of_the_id,
+        ),
         (
             "multi_threaded_without_ensure_sealed_is_refused",
             multi_threaded_without_ensure_sealed_is_refused,

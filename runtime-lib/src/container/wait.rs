@@ -120,27 +120,56 @@ impl Container {
         Ok(init_alive(pid, start).then_some(init))
     }
 
-    /// Best effort: the container may already be deleted (or its root read-only to us).
+    /// Best effort: the container may already be deleted (or its root read-only to us). Under
+    /// the id's lock, and only while the state is still this init's: by the time the init is
+    /// reaped the container may have been deleted and the id taken by another container, whose
+    /// waiters must not read this status as theirs.
     fn record_exit(&self, code: i32) {
-        let path = self.dir.path().join(EXIT_STATUS_FILE);
-        if let Err(e) = state::write_atomic(&path, code.to_string().as_bytes(), 0o644) {
+        let recorded = (|| {
+            let _lock = self.dir.lock()?;
+            let now = self.dir.read()?;
+            if init_of(&now) != init_of(&self.record) {
+                log::debug!(
+                    "exit status not recorded: {:?} is another container now",
+                    self.id()
+                );
+                return Ok(());
+            }
+            let (pid, start) = init_of(&self.record);
+            let path = self.dir.path().join(EXIT_STATUS_FILE);
+            state::write_atomic(&path, format!("{code} {pid} {start}").as_bytes(), 0o644)
+        })();
+        if let Err(e) = recorded {
             log::debug!("exit status not recorded: {e}");
         }
     }
 
+    /// The status the creator recorded for this container's init (pid and start time match).
     fn recorded_exit(&self) -> Result<i32> {
         let path = self.dir.path().join(EXIT_STATUS_FILE);
-        std::fs::read_to_string(&path)
-            .ok()
-            .and_then(|s| s.trim().parse().ok())
-            .ok_or_else(|| Error::Unsupported {
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        let mut fields = text.split_whitespace().map(str::parse::<u64>);
+        let (code, pid, start) = (fields.next(), fields.next(), fields.next());
+        let ours = (pid, start) == {
+            let (pid, start) = init_of(&self.record);
+            (Some(Ok(pid as u64)), Some(Ok(start)))
+        };
+        match code {
+            Some(Ok(code)) if ours => Ok(code as i32),
+            _ => Err(Error::Unsupported {
                 feature: format!(
                     "the exit status of container {:?}, which the process that created it has \
                      not collected (it has stopped)",
                     self.id()
                 ),
-            })
+            }),
+        }
     }
+}
+
+/// Which init a record is of: its pid and start time.
+fn init_of(record: &state::Record) -> (i32, u64) {
+    (record.state.pid, record.init_start_time)
 }
 
 /// Blocks until `pid`, a child of ours, has exited: its exit code, 128+signal if it was killed.

@@ -65,19 +65,8 @@ impl ContainerRoot {
             return Err(image_error(&dir, "an image without layers".to_string()));
         }
         check_layers(store, layers)?;
-        match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                return Err(Error::ContainerExists { id: id.to_string() })
-            }
-            Err(source) => {
-                return Err(Error::Io {
-                    step: "create container directory",
-                    path: dir,
-                    source,
-                })
-            }
-        }
+        let made = std::fs::DirBuilder::new().mode(0o700).create(&dir);
+        about_container(made, id, "create container directory", &dir)?;
         let root = ContainerRoot {
             id: id.to_string(),
             dir,
@@ -104,19 +93,7 @@ impl ContainerRoot {
         crate::state::validate_id(id)?;
         let dir = store.path().join("containers").join(id);
         let list = dir.join("layers.json");
-        let text = match std::fs::read(&list) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(Error::ContainerNotFound { id: id.to_string() })
-            }
-            Err(source) => {
-                return Err(Error::Io {
-                    step: "read",
-                    path: list,
-                    source,
-                })
-            }
-        };
+        let text = about_container(std::fs::read(&list), id, "read", &list)?;
         let layers: Vec<PathBuf> =
             serde_json::from_slice(&text).map_err(|e| image_error(&list, e.to_string()))?;
         check_layers(store, &layers)?;
@@ -227,17 +204,7 @@ impl ContainerRoot {
             path: self.rootfs(),
             source,
         })?;
-        let root = RootBuilder::default()
-            .path(rootfs)
-            .readonly(false)
-            .build()
-            .map_err(|e| Error::InvalidConfig {
-                field: "root".into(),
-                problem: e.to_string(),
-            })?;
-        let mut spec = spec.clone();
-        spec.set_root(Some(root));
-        Ok(spec)
+        with_root(spec, rootfs)
     }
 
     /// Writes `spec` as the bundle's config.json, with `root.path` set to this root (read-write:
@@ -252,16 +219,7 @@ impl ContainerRoot {
     /// # Ok::<(), hull::Error>(())
     /// ```
     pub fn write_bundle(&self, spec: &Spec) -> Result<PathBuf> {
-        let mut spec = spec.clone();
-        let root = RootBuilder::default()
-            .path("rootfs")
-            .readonly(false)
-            .build()
-            .map_err(|e| Error::InvalidConfig {
-                field: "root".into(),
-                problem: e.to_string(),
-            })?;
-        spec.set_root(Some(root));
+        let spec = with_root(spec, PathBuf::from("rootfs"))?;
         let text = serde_json::to_vec_pretty(&spec).map_err(|e| Error::InvalidConfig {
             field: ".".into(),
             problem: e.to_string(),
@@ -384,7 +342,8 @@ impl ContainerRoot {
     }
 
     /// Removes the container's root: unmounts it and deletes its writable layer and directory.
-    /// The hull container running on it must be deleted first. The store's layers stay.
+    /// The container running on it must be deleted first: while any process's root is this
+    /// root, the call fails with EBUSY and changes nothing. The store's layers stay.
     ///
     /// ```no_run
     /// # let store = hull::image::LayerStore::open("/var/lib/hull-images")?;
@@ -392,6 +351,15 @@ impl ContainerRoot {
     /// # Ok::<(), hull::Error>(())
     /// ```
     pub fn remove(self) -> Result<()> {
+        // Its writable layer would go from under it; the check holds whether or not the host
+        // still has the root mounted (the container has its own copy of the mount).
+        if let Some(pid) = self.process_inside() {
+            return Err(Error::Sys {
+                step: "remove container root: a process still runs on it (pid in path)",
+                path: Some(PathBuf::from(format!("/proc/{pid}/root"))),
+                source: Errno::EBUSY,
+            });
+        }
         self.unmount()?;
         // Deleting through a mount would delete the layers (or whatever is mounted): refuse
         // while anything at all is mounted beneath the directory.
@@ -418,6 +386,31 @@ impl ContainerRoot {
         })
     }
 
+    /// A process (in any mount namespace) whose root is an overlay with this writable layer.
+    fn process_inside(&self) -> Option<i32> {
+        let id = |m: std::fs::Metadata| (m.dev(), m.ino());
+        let host_root = std::fs::metadata("/").ok().map(id)?;
+        let upper = self.dir.join("upper");
+        let upper = upper.to_str()?;
+        let processes = procfs::process::all_processes().ok()?;
+        processes.flatten().find_map(|p| {
+            let root = std::fs::metadata(format!("/proc/{}/root", p.pid))
+                .ok()
+                .map(id)?;
+            if root == host_root {
+                return None;
+            }
+            let mounts = p.mountinfo().ok()?;
+            let top = mounts
+                .iter()
+                .rev()
+                .find(|m| m.mount_point == Path::new("/"))?;
+            let ours = top.fs_type == "overlay"
+                && top.super_options.get("upperdir").and_then(|v| v.as_deref()) == Some(upper);
+            ours.then_some(p.pid)
+        })
+    }
+
     fn make(&self) -> Result<()> {
         for (name, mode) in [("upper", 0o755), ("work", 0o700), ("rootfs", 0o755)] {
             let p = self.dir.join(name);
@@ -439,6 +432,40 @@ impl ContainerRoot {
             source,
         })
     }
+}
+
+/// `spec` with a writable `root.path` at `rootfs` (the upper layer is the container's to change).
+fn with_root(spec: &Spec, rootfs: PathBuf) -> Result<Spec> {
+    let root = RootBuilder::default()
+        .path(rootfs)
+        .readonly(false)
+        .build()
+        .map_err(|e| Error::InvalidConfig {
+            field: "root".into(),
+            problem: e.to_string(),
+        })?;
+    let mut spec = spec.clone();
+    spec.set_root(Some(root));
+    Ok(spec)
+}
+
+/// `r`'s error as hull's: the container's directory already there or not there is about the
+/// container `id` itself, anything else an I/O error of `step` on `path`.
+fn about_container<T>(
+    r: std::io::Result<T>,
+    id: &str,
+    step: &'static str,
+    path: &Path,
+) -> Result<T> {
+    r.map_err(|source| match source.kind() {
+        std::io::ErrorKind::AlreadyExists => Error::ContainerExists { id: id.to_string() },
+        std::io::ErrorKind::NotFound => Error::ContainerNotFound { id: id.to_string() },
+        _ => Error::Io {
+            step,
+            path: path.to_path_buf(),
+            source,
+        },
+    })
 }
 
 /// The layers must be the store's: lexically beneath its layers/ (no `..` to climb out), with

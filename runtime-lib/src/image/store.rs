@@ -3,6 +3,7 @@
 //! ```text
 //! <root>/layers/<alg>/<hex>/   a layer, unpacked (overlayfs lower directory), never changed again
 //! <root>/tmp/<pid>-<n>-<hex>/  a layer being unpacked; renamed into layers/ once complete
+//! <root>/tmp/<pid>-<n>-<hex>.lock  held (flock) by its unpacker for as long as it works there
 //! <root>/containers/<id>/      a container's writable layer and bundle (see ContainerRoot)
 //! ```
 //!
@@ -11,11 +12,15 @@
 //! copy; the first rename wins and the other copy is removed, so readers never see a partial
 //! layer and no lock is needed.
 
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use nix::errno::Errno;
+use nix::fcntl::{open, AtFlags, Flock, FlockArg, OFlag, AT_FDCWD};
+use nix::sys::stat::Mode;
+use nix::unistd::linkat;
 use oci_spec::image::{Descriptor, Digest};
 
 use super::digest::{checkable, Hasher, HashingReader};
@@ -49,12 +54,15 @@ impl LayerStore {
     /// ```
     pub fn open(root: impl AsRef<Path>) -> Result<LayerStore> {
         let root = root.as_ref().to_path_buf();
-        let text = root.to_string_lossy();
-        // The store's paths go into overlayfs' mount options, where these separate values.
-        if !root.is_absolute() || text.contains([':', ',', '\\', '=']) {
+        // The store's paths go into overlayfs' mount options, which are text, and where these
+        // characters separate values.
+        let fit = root
+            .to_str()
+            .is_some_and(|text| !text.contains([':', ',', '\\', '=']));
+        if !root.is_absolute() || !fit {
             return Err(image_error(
                 &root,
-                "the layer store must be an absolute path without ':', ',', '\\' or '='"
+                "the layer store must be an absolute UTF-8 path without ':', ',', '\\' or '='"
                     .to_string(),
             ));
         }
@@ -86,7 +94,10 @@ impl LayerStore {
     ///
     /// ```no_run
     /// use hull::image::{LayerStore, UnpackOptions};
-    /// let opts = UnpackOptions { allow_devices: true };
+    /// let opts = UnpackOptions {
+    ///     allow_devices: true,
+    ///     ..Default::default()
+    /// };
     /// let store = LayerStore::open("/var/lib/hull-images")?.with_options(opts);
     /// # Ok::<(), hull::Error>(())
     /// ```
@@ -179,29 +190,10 @@ impl LayerStore {
             return Ok(dest);
         }
         let compression = Compression::of(desc.media_type())?;
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let tmp = self.root.join("tmp").join(format!(
-            "{}-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed),
-            desc.digest().digest()
-        ));
-        std::fs::DirBuilder::new()
-            .mode(0o755)
-            .create(&tmp)
-            .map_err(|source| Error::Io {
-                step: "create layer directory",
-                path: tmp.clone(),
-                source,
-            })?;
-        let result = self
-            .unpack_into(layout, desc, diff_id, compression, &tmp)
-            .and_then(|()| self.install(&tmp, &dest));
-        if tmp.exists() {
-            // Only ever a directory this call made: remove_dir_all does not follow symlinks.
-            let _ = std::fs::remove_dir_all(&tmp);
-        }
-        result.map(|()| dest)
+        let claim = TmpClaim::new(&self.root.join("tmp"), desc.digest().digest())?;
+        self.unpack_into(layout, desc, diff_id, compression, &claim.dir)
+            .and_then(|()| self.install(&claim.dir, &dest))?;
+        Ok(dest)
     }
 
     fn unpack_into(
@@ -293,23 +285,104 @@ impl LayerStore {
         }
     }
 
-    /// Removes the temporary directories of unpackers that are gone (a crash, a kill).
+    /// Removes the temporary directories of unpackers that are gone (a crash, a kill): those
+    /// whose lock nobody holds. A lock, not a pid: the unpacker may live in another pid
+    /// namespace, where its pid means another process or none.
     fn sweep_tmp(&self) {
-        let Ok(entries) = std::fs::read_dir(self.root.join("tmp")) else {
+        let tmp = self.root.join("tmp");
+        let Ok(entries) = std::fs::read_dir(&tmp) else {
             return;
         };
         for e in entries.flatten() {
-            let name = e.file_name();
-            let pid = name
-                .to_str()
-                .and_then(|n| n.split('-').next())
-                .and_then(|p| p.parse::<i32>().ok());
-            let Some(pid) = pid else { continue };
-            let gone =
-                nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None) == Err(Errno::ESRCH);
-            if gone {
-                let _ = std::fs::remove_dir_all(e.path());
+            let path = e.path();
+            if path.extension().is_some_and(|x| x == "lock") {
+                if let Ok(lock) = TmpClaim::try_lock(&path) {
+                    let _ = std::fs::remove_dir_all(path.with_extension(""));
+                    let _ = std::fs::remove_file(&path);
+                    drop(lock);
+                }
+            } else if !path.with_extension("lock").exists() {
+                // Every unpacker's lock exists before its directory and goes after it: a
+                // directory without one is left over (or from a version without locks).
+                let _ = std::fs::remove_dir_all(&path);
             }
         }
+    }
+}
+
+/// A directory of `tmp/` this unpacker owns, and the lock that says so; dropped, both go.
+struct TmpClaim {
+    dir: PathBuf,
+    lock_path: PathBuf,
+    _lock: Flock<OwnedFd>,
+}
+
+impl TmpClaim {
+    fn new(tmp: &Path, hex: &str) -> Result<TmpClaim> {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let io = |step, path: &Path| {
+            let path = path.to_path_buf();
+            move |source: Errno| Error::Sys {
+                step,
+                path: Some(path),
+                source,
+            }
+        };
+        loop {
+            let n = NEXT.fetch_add(1, Ordering::Relaxed);
+            let name = format!("{}-{n}-{hex}", std::process::id());
+            let (dir, lock_path) = (tmp.join(&name), tmp.join(format!("{name}.lock")));
+            // Locked before it has a name: a sweep never sees this lock free.
+            let fd = open(
+                tmp,
+                OFlag::O_TMPFILE | OFlag::O_RDWR | OFlag::O_CLOEXEC,
+                Mode::from_bits_truncate(0o600),
+            )
+            .map_err(io("create unpack lock", tmp))?;
+            let lock = Flock::lock(fd, FlockArg::LockExclusive)
+                .map_err(|(_, e)| io("lock unpack lock", tmp)(e))?;
+            let linked = linkat(
+                AT_FDCWD,
+                format!("/proc/self/fd/{}", lock.as_raw_fd()).as_str(),
+                AT_FDCWD,
+                &lock_path,
+                AtFlags::AT_SYMLINK_FOLLOW,
+            );
+            match linked {
+                // Another pid namespace's unpacker with the same pid and counter.
+                Err(Errno::EEXIST) => continue,
+                r => r.map_err(io("name unpack lock", &lock_path))?,
+            }
+            let claim = TmpClaim {
+                dir,
+                lock_path,
+                _lock: lock,
+            };
+            match nix::unistd::mkdir(&claim.dir, Mode::from_bits_truncate(0o755)) {
+                Err(Errno::EEXIST) => continue,
+                r => r.map_err(io("create layer directory", &claim.dir))?,
+            }
+            return Ok(claim);
+        }
+    }
+
+    fn try_lock(path: &Path) -> nix::Result<Flock<OwnedFd>> {
+        let fd = open(
+            path,
+            OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )?;
+        Flock::lock(fd, FlockArg::LockExclusiveNonblock).map_err(|(_, e)| e)
+    }
+}
+
+impl Drop for TmpClaim {
+    fn drop(&mut self) {
+        // Only ever a directory this claim made (renamed away when installed): remove_dir_all
+        // does not follow symlinks.
+        if self.dir.exists() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+        let _ = std::fs::remove_file(&self.lock_path);
     }
 }

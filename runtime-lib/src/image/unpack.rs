@@ -8,12 +8,14 @@
 //! absolute path, a path or hard link through a symlink, a hard link out of the layer) are
 //! refused, naming the entry, and so are device nodes unless [`UnpackOptions::allow_devices`].
 
+use std::cell::Cell;
 use std::ffi::{CString, OsStr, OsString};
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
+use std::rc::Rc;
 
 use nix::errno::Errno;
 use nix::fcntl::{AtFlags, OFlag};
@@ -80,10 +82,14 @@ impl Compression {
     }
 }
 
-/// What a layer may contain beyond files, directories, links and fifos.
+/// What a layer may contain beyond files, directories, links and fifos, and how much of it.
 ///
 /// ```
-/// let opts = hull::image::UnpackOptions { allow_devices: true };
+/// let opts = hull::image::UnpackOptions {
+///     allow_devices: true,
+///     max_bytes: Some(8 << 30),
+///     ..Default::default()
+/// };
 /// ```
 #[derive(Debug, Clone, Default)]
 pub struct UnpackOptions {
@@ -91,6 +97,52 @@ pub struct UnpackOptions {
     /// image gives whoever runs in the container the device's access to the host (a disk, the
     /// host's memory), while the runtime's `linux.devices` is where devices belong.
     pub allow_devices: bool,
+    /// Refuse a layer whose tar stream (decompressed) is larger: a few KiB of gzip or zstd can
+    /// stand for terabytes of zeros. `None`: no limit, as containerd.
+    pub max_bytes: Option<u64>,
+    /// Refuse a layer with more entries (each costs an inode). `None`: no limit.
+    pub max_entries: Option<u64>,
+}
+
+/// What the tar reader may hold in memory for one entry: its PAX extended headers and GNU long
+/// names, which it reads whole before the entry (a header of any size could otherwise make it
+/// allocate that much). Real layers need a few KiB (long paths, a handful of xattrs).
+const MAX_METADATA: u64 = 1 << 20;
+
+/// How many more bytes the tar stream may yield: in total, and before the next entry (see
+/// [`MAX_METADATA`]). Shared between the reader the tar crate owns and the unpacker.
+struct Budget {
+    total_left: Cell<u64>,
+    metadata_left: Cell<u64>,
+    exceeded: Cell<Option<&'static str>>,
+}
+
+/// The tar stream, counted against a [`Budget`]: a read past it fails.
+struct Metered<R> {
+    inner: R,
+    budget: Rc<Budget>,
+}
+
+impl<R: Read> Read for Metered<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let b = &self.budget;
+        let left = b.total_left.get().min(b.metadata_left.get());
+        if left == 0 && !buf.is_empty() {
+            let which = if b.total_left.get() == 0 {
+                "larger than max_bytes (decompressed)"
+            } else {
+                "more than 1 MiB of PAX or long-name headers for one entry (held in memory)"
+            };
+            b.exceeded.set(Some(which));
+            return Err(std::io::Error::other(which));
+        }
+        let cap = usize::try_from(left).unwrap_or(usize::MAX).min(buf.len());
+        let n = self.inner.read(&mut buf[..cap])?;
+        b.total_left.set(b.total_left.get() - n as u64);
+        b.metadata_left
+            .set(b.metadata_left.get().saturating_sub(n as u64));
+        Ok(n)
+    }
 }
 
 /// Unpacks the layer `blob` (compressed as `compression`) into the existing, empty directory
@@ -183,31 +235,56 @@ struct Unpacker<'a> {
 
 impl Unpacker<'_> {
     fn tar(&mut self, stream: impl Read) -> Result<()> {
+        let budget = Rc::new(Budget {
+            total_left: Cell::new(self.opts.max_bytes.unwrap_or(u64::MAX)),
+            metadata_left: Cell::new(MAX_METADATA),
+            exceeded: Cell::new(None),
+        });
+        let stream = Metered {
+            inner: stream,
+            budget: budget.clone(),
+        };
         let mut archive = tar::Archive::new(stream);
-        let entries = archive.entries().map_err(|e| self.io("read tar", e))?;
-        for entry in entries {
-            let mut entry = entry.map_err(|e| self.io("read tar entry", e))?;
+        let mut entries = archive.entries().map_err(|e| self.io("read tar", e))?;
+        let mut last = PathBuf::new();
+        let mut count = 0u64;
+        loop {
+            // What the tar crate reads from here to the entry it yields is header data.
+            budget.metadata_left.set(MAX_METADATA + 4096);
+            let Some(entry) = entries.next() else { break };
+            budget.metadata_left.set(u64::MAX);
+            let refused = |problem: &str| Error::LayerEntry {
+                layer: self.layer.to_string(),
+                entry: last.clone(),
+                problem: format!("the entry after this one: {problem}"),
+            };
+            let mut entry = match entry {
+                Ok(entry) => entry,
+                Err(_) if budget.exceeded.get().is_some() => {
+                    return Err(refused(budget.exceeded.get().unwrap_or_default()))
+                }
+                Err(e) => return Err(self.io("read tar entry", e)),
+            };
+            count += 1;
+            if self.opts.max_entries.is_some_and(|max| count > max) {
+                return Err(refused("more entries than max_entries"));
+            }
             let path = entry
                 .path()
                 .map_err(|e| self.io("read tar entry name", e))?
                 .into_owned();
-            self.entry(&mut entry, &path).map_err(|f| match f {
-                Fail::Refused(problem) => Error::LayerEntry {
-                    layer: self.layer.to_string(),
-                    entry: path.clone(),
-                    problem,
-                },
-                Fail::Sys(step, source) => Error::Sys {
-                    step,
-                    path: Some(self.dest.join(&path)),
-                    source,
-                },
-                Fail::Io(step, source) => Error::Io {
-                    step,
-                    path: self.dest.join(&path),
-                    source,
-                },
-            })?;
+            let done = self.entry(&mut entry, &path).and_then(|()| {
+                // What the entry did not use, read here so it counts as the entry's data.
+                std::io::copy(&mut entry, &mut std::io::sink())
+                    .map(drop)
+                    .map_err(|e| Fail::Io("read tar entry", e))
+            });
+            let done = match (done, budget.exceeded.get()) {
+                (Err(_), Some(problem)) => Err(Fail::Refused(problem.into())),
+                (done, _) => done,
+            };
+            done.map_err(|f| self.entry_error(f, &path))?;
+            last = path;
         }
         // Whatever follows the end-of-archive blocks is left to the caller's digest check.
         self.parent = None;
@@ -237,6 +314,26 @@ impl Unpacker<'_> {
         Ok(())
     }
 
+    fn entry_error(&self, f: Fail, path: &Path) -> Error {
+        match f {
+            Fail::Refused(problem) => Error::LayerEntry {
+                layer: self.layer.to_string(),
+                entry: path.to_path_buf(),
+                problem,
+            },
+            Fail::Sys(step, source) => Error::Sys {
+                step,
+                path: Some(self.dest.join(path)),
+                source,
+            },
+            Fail::Io(step, source) => Error::Io {
+                step,
+                path: self.dest.join(path),
+                source,
+            },
+        }
+    }
+
     fn io(&self, step: &'static str, source: std::io::Error) -> Error {
         Error::Io {
             step,
@@ -252,6 +349,27 @@ impl Unpacker<'_> {
             // The layer's root itself ("./"): its directory is the layer directory.
             return Ok(());
         };
+        if name.as_bytes().starts_with(WHITEOUT.as_bytes()) {
+            return self.whiteout(name, parents);
+        }
+        let kind = entry.header().entry_type();
+        let meta = Meta::of(entry)?;
+        let parent = self.open_dir(parents, true)?;
+        let parent = parent.as_fd();
+        match kind {
+            T::Directory => self.directory(parent, &names, &meta),
+            T::Regular | T::Continuous | T::GNUSparse => regular(entry, parent, name, &meta),
+            T::Symlink => symlink(entry, parent, name, &meta),
+            T::Link => self.hard_link(entry, parents, name),
+            T::Char | T::Block | T::Fifo => self.special(entry, kind, parent, name, &meta),
+            // Global PAX headers carry nothing hull applies.
+            T::XGlobalHeader => Ok(()),
+            other => Err(Fail::Refused(format!("unsupported entry type {other:?}"))),
+        }
+    }
+
+    /// `.wh.NAME` (NAME hidden) and `.wh..wh..opq` (the directory opaque), in overlayfs' form.
+    fn whiteout(&mut self, name: &OsStr, parents: &[OsString]) -> EntryResult {
         let name_bytes = name.as_bytes();
         if name_bytes == OPAQUE.as_bytes() {
             let dir = self.open_dir(parents, true)?;
@@ -263,200 +381,123 @@ impl Unpacker<'_> {
             // aufs' own bookkeeping (.wh..wh.plnk, .wh..wh.aufs): nothing overlayfs needs.
             return Ok(());
         }
-        if let Some(hidden) = name_bytes.strip_prefix(WHITEOUT.as_bytes()) {
-            let hidden = OsStr::from_bytes(hidden);
-            if hidden.is_empty() || hidden == "." || hidden == ".." {
-                return Err(Fail::Refused(format!("whiteout of {hidden:?}")));
-            }
-            let parent = self.open_dir(parents, true)?;
-            // A whiteout only hides what lower layers have: a same-named entry of this layer
-            // stays (written before or after it).
-            if exists(parent.as_fd(), hidden)? {
-                return Ok(());
-            }
-            return nix::sys::stat::mknodat(
-                &parent,
-                hidden,
-                SFlag::S_IFCHR,
-                Mode::empty(),
-                nix::sys::stat::makedev(0, 0),
-            )
-            .map_err(|e| Fail::Sys("create whiteout", e));
+        let hidden = OsStr::from_bytes(&name_bytes[WHITEOUT.len()..]);
+        if hidden.is_empty() || hidden == "." || hidden == ".." {
+            return Err(Fail::Refused(format!("whiteout of {hidden:?}")));
         }
-
-        let header = entry.header().clone();
-        let kind = header.entry_type();
-        let mode = Mode::from_bits_truncate(header.mode().map_err(|e| Fail::Io("read mode", e))?);
-        let uid = header.uid().map_err(|e| Fail::Io("read uid", e))? as u32;
-        let gid = header.gid().map_err(|e| Fail::Io("read gid", e))? as u32;
-        let mtime = header.mtime().map_err(|e| Fail::Io("read mtime", e))?;
-        let xattrs = xattrs(entry)?;
         let parent = self.open_dir(parents, true)?;
-        let parent = parent.as_fd();
-        match kind {
-            T::Directory => {
-                match nix::sys::stat::mkdirat(
-                    parent,
-                    name.as_os_str(),
-                    Mode::from_bits_truncate(0o700),
-                ) {
-                    Ok(()) => {}
-                    Err(Errno::EEXIST) if is_dir(parent, name)? => {}
-                    Err(Errno::EEXIST) => {
-                        remove(parent, name)?;
-                        nix::sys::stat::mkdirat(
-                            parent,
-                            name.as_os_str(),
-                            Mode::from_bits_truncate(0o700),
-                        )?;
-                    }
-                    Err(e) => return Err(e.into()),
-                }
-                let dir = nix::fcntl::openat(
-                    parent,
-                    name.as_os_str(),
-                    OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-                    Mode::empty(),
-                )?;
-                owner_mode_xattrs(dir.as_fd(), uid, gid, mode, &xattrs)?;
-                self.dir_times.push((names.clone(), mtime));
-            }
-            T::Regular | T::Continuous | T::GNUSparse => {
-                replace(parent, name)?;
-                let fd = nix::fcntl::openat(
-                    parent,
-                    name.as_os_str(),
-                    OFlag::O_WRONLY
-                        | OFlag::O_CREAT
-                        | OFlag::O_EXCL
-                        | OFlag::O_NOFOLLOW
-                        | OFlag::O_CLOEXEC,
-                    Mode::from_bits_truncate(0o600),
-                )?;
-                let mut file = File::from(fd);
-                std::io::copy(entry, &mut file).map_err(|e| Fail::Io("write file", e))?;
-                owner_mode_xattrs(file.as_fd(), uid, gid, mode, &xattrs)?;
-                let t = TimeSpec::new(mtime as i64, 0);
-                nix::sys::stat::futimens(&file, &t, &t)?;
-            }
-            T::Symlink => {
-                let target = entry
-                    .link_name()
-                    .map_err(|e| Fail::Io("read link target", e))?
-                    .ok_or_else(|| Fail::Refused("symlink without a target".into()))?;
-                replace(parent, name)?;
-                // The target is only stored: it is resolved inside the container, by the
-                // kernel, once the container's root is its `/`.
-                nix::unistd::symlinkat(target.as_ref(), parent, name.as_os_str())?;
-                nix::unistd::fchownat(
-                    parent,
-                    name.as_os_str(),
-                    Some(Uid::from_raw(uid)),
-                    Some(Gid::from_raw(gid)),
-                    AtFlags::AT_SYMLINK_NOFOLLOW,
-                )?;
-                let t = TimeSpec::new(mtime as i64, 0);
-                nix::sys::stat::utimensat(
-                    parent,
-                    name.as_os_str(),
-                    &t,
-                    &t,
-                    nix::sys::stat::UtimensatFlags::NoFollowSymlink,
-                )?;
-            }
-            T::Link => {
-                let target = entry
-                    .link_name()
-                    .map_err(|e| Fail::Io("read link target", e))?
-                    .ok_or_else(|| Fail::Refused("hard link without a target".into()))?;
-                let target_names = components(&target).map_err(|f| match f {
-                    Fail::Refused(why) => {
-                        Fail::Refused(format!("hard link target {target:?}: {why}"))
-                    }
-                    f => f,
-                })?;
-                let Some((tname, tparents)) = target_names.split_last() else {
-                    return Err(Fail::Refused("hard link to the layer's root".into()));
-                };
-                let tdir = self.open_dir(tparents, false).map_err(|f| match f {
-                    Fail::Refused(why) => {
-                        Fail::Refused(format!("hard link target {target:?}: {why}"))
-                    }
-                    Fail::Sys(_, Errno::ENOENT) => {
-                        Fail::Refused(format!("hard link target {target:?} is not in this layer"))
-                    }
-                    f => f,
-                })?;
-                // The parent in the cache may be the target's: reopen ours afterwards.
-                let parent = self.open_dir(parents, true)?;
-                replace(parent.as_fd(), name)?;
-                // Without AT_SYMLINK_FOLLOW: a symlink target is linked as itself, never
-                // followed to something outside the layer.
-                match nix::unistd::linkat(
-                    &tdir,
-                    tname.as_os_str(),
-                    &parent,
-                    name.as_os_str(),
-                    AtFlags::empty(),
-                ) {
-                    Ok(()) => {}
-                    Err(Errno::ENOENT) => {
-                        return Err(Fail::Refused(format!(
-                            "hard link target {target:?} is not in this layer"
-                        )))
-                    }
-                    Err(e) => return Err(e.into()),
-                }
-            }
-            T::Char | T::Block => {
-                if !self.opts.allow_devices {
-                    return Err(Fail::Refused(
-                        "device node (devices are not allowed in layers unless allow_devices \
-                         is set)"
-                            .into(),
-                    ));
-                }
-                let major = header
-                    .device_major()
-                    .map_err(|e| Fail::Io("read device major", e))?
-                    .unwrap_or(0);
-                let minor = header
-                    .device_minor()
-                    .map_err(|e| Fail::Io("read device minor", e))?
-                    .unwrap_or(0);
-                let sflag = if kind == T::Char {
-                    SFlag::S_IFCHR
-                } else {
-                    SFlag::S_IFBLK
-                };
-                replace(parent, name)?;
-                nix::sys::stat::mknodat(
-                    parent,
-                    name.as_os_str(),
-                    sflag,
-                    Mode::empty(),
-                    nix::sys::stat::makedev(major.into(), minor.into()),
-                )?;
-                self.special_metadata(parent, name, uid, gid, mode)?;
-            }
-            T::Fifo => {
-                replace(parent, name)?;
-                nix::sys::stat::mknodat(
-                    parent,
-                    name.as_os_str(),
-                    SFlag::S_IFIFO,
-                    Mode::empty(),
-                    0,
-                )?;
-                self.special_metadata(parent, name, uid, gid, mode)?;
-            }
-            // Global PAX headers carry nothing hull applies.
-            T::XGlobalHeader => {}
-            other => {
-                return Err(Fail::Refused(format!("unsupported entry type {other:?}")));
-            }
+        // A whiteout only hides what lower layers have: a same-named entry of this layer
+        // stays (written before or after it).
+        if exists(parent.as_fd(), hidden)? {
+            return Ok(());
         }
+        nix::sys::stat::mknodat(
+            &parent,
+            hidden,
+            SFlag::S_IFCHR,
+            Mode::empty(),
+            nix::sys::stat::makedev(0, 0),
+        )
+        .map_err(|e| Fail::Sys("create whiteout", e))
+    }
+
+    fn directory(
+        &mut self,
+        parent: BorrowedFd<'_>,
+        names: &[OsString],
+        meta: &Meta,
+    ) -> EntryResult {
+        let Some(name) = names.last() else {
+            return Ok(());
+        };
+        let mkdir =
+            || nix::sys::stat::mkdirat(parent, name.as_os_str(), Mode::from_bits_truncate(0o700));
+        match mkdir() {
+            Ok(()) => {}
+            Err(Errno::EEXIST) if is_dir(parent, name)? => {}
+            Err(Errno::EEXIST) => {
+                remove(parent, name)?;
+                mkdir()?;
+            }
+            Err(e) => return Err(e.into()),
+        }
+        let dir = nix::fcntl::openat(
+            parent,
+            name.as_os_str(),
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )?;
+        owner_mode_xattrs(dir.as_fd(), meta)?;
+        self.dir_times.push((names.to_vec(), meta.mtime));
         Ok(())
+    }
+
+    fn hard_link<R: Read>(
+        &mut self,
+        entry: &tar::Entry<'_, R>,
+        parents: &[OsString],
+        name: &OsStr,
+    ) -> EntryResult {
+        let target = link_name(entry, "hard link")?;
+        let about = |f: Fail| match f {
+            Fail::Refused(why) => Fail::Refused(format!("hard link target {target:?}: {why}")),
+            Fail::Sys(_, Errno::ENOENT) => {
+                Fail::Refused(format!("hard link target {target:?} is not in this layer"))
+            }
+            f => f,
+        };
+        let target_names = components(&target).map_err(about)?;
+        let Some((tname, tparents)) = target_names.split_last() else {
+            return Err(Fail::Refused("hard link to the layer's root".into()));
+        };
+        let tdir = self.open_dir(tparents, false).map_err(about)?;
+        // The parent in the cache may be the target's: reopen ours afterwards.
+        let parent = self.open_dir(parents, true)?;
+        replace(parent.as_fd(), name)?;
+        // Without AT_SYMLINK_FOLLOW: a symlink target is linked as itself, never followed to
+        // something outside the layer.
+        nix::unistd::linkat(&tdir, tname.as_os_str(), &parent, name, AtFlags::empty())
+            .map_err(|e| Fail::Sys("write entry", e))
+            .map_err(about)
+    }
+
+    /// A device node or a fifo.
+    fn special<R: Read>(
+        &self,
+        entry: &tar::Entry<'_, R>,
+        kind: tar::EntryType,
+        parent: BorrowedFd<'_>,
+        name: &OsStr,
+        meta: &Meta,
+    ) -> EntryResult {
+        let (sflag, dev) = if kind == tar::EntryType::Fifo {
+            (SFlag::S_IFIFO, 0)
+        } else {
+            if !self.opts.allow_devices {
+                return Err(Fail::Refused(
+                    "device node (devices are not allowed in layers unless allow_devices is set)"
+                        .into(),
+                ));
+            }
+            let header = entry.header();
+            let major = header
+                .device_major()
+                .map_err(|e| Fail::Io("read device major", e))?
+                .unwrap_or(0);
+            let minor = header
+                .device_minor()
+                .map_err(|e| Fail::Io("read device minor", e))?
+                .unwrap_or(0);
+            let sflag = if kind == tar::EntryType::Char {
+                SFlag::S_IFCHR
+            } else {
+                SFlag::S_IFBLK
+            };
+            (sflag, nix::sys::stat::makedev(major.into(), minor.into()))
+        };
+        replace(parent, name)?;
+        nix::sys::stat::mknodat(parent, name, sflag, Mode::empty(), dev)?;
+        self.special_metadata(parent, name, meta.uid, meta.gid, meta.mode)
     }
 
     /// Owner and mode of a device or fifo, set by name without following (it cannot be a
@@ -543,6 +584,89 @@ impl Unpacker<'_> {
         self.parent = Some((names.to_vec(), copy));
         Ok(cur)
     }
+}
+
+/// What a tar header says of an entry's owner, mode, time and extended attributes.
+struct Meta {
+    mode: Mode,
+    uid: u32,
+    gid: u32,
+    mtime: u64,
+    xattrs: Vec<(CString, Vec<u8>)>,
+}
+
+impl Meta {
+    fn of<R: Read>(entry: &mut tar::Entry<'_, R>) -> EntryResult<Meta> {
+        let header = entry.header();
+        Ok(Meta {
+            mode: Mode::from_bits_truncate(header.mode().map_err(|e| Fail::Io("read mode", e))?),
+            uid: header.uid().map_err(|e| Fail::Io("read uid", e))? as u32,
+            gid: header.gid().map_err(|e| Fail::Io("read gid", e))? as u32,
+            mtime: header.mtime().map_err(|e| Fail::Io("read mtime", e))?,
+            xattrs: xattrs(entry)?,
+        })
+    }
+
+    fn time(&self) -> TimeSpec {
+        TimeSpec::new(self.mtime as i64, 0)
+    }
+}
+
+fn regular<R: Read>(
+    entry: &mut tar::Entry<'_, R>,
+    parent: BorrowedFd<'_>,
+    name: &OsStr,
+    meta: &Meta,
+) -> EntryResult {
+    replace(parent, name)?;
+    let fd = nix::fcntl::openat(
+        parent,
+        name,
+        OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::from_bits_truncate(0o600),
+    )?;
+    let mut file = File::from(fd);
+    std::io::copy(entry, &mut file).map_err(|e| Fail::Io("write file", e))?;
+    owner_mode_xattrs(file.as_fd(), meta)?;
+    nix::sys::stat::futimens(&file, &meta.time(), &meta.time())?;
+    Ok(())
+}
+
+fn symlink<R: Read>(
+    entry: &tar::Entry<'_, R>,
+    parent: BorrowedFd<'_>,
+    name: &OsStr,
+    meta: &Meta,
+) -> EntryResult {
+    let target = link_name(entry, "symlink")?;
+    replace(parent, name)?;
+    // The target is only stored: it is resolved inside the container, by the kernel, once the
+    // container's root is its `/`.
+    nix::unistd::symlinkat(target.as_path(), parent, name)?;
+    nix::unistd::fchownat(
+        parent,
+        name,
+        Some(Uid::from_raw(meta.uid)),
+        Some(Gid::from_raw(meta.gid)),
+        AtFlags::AT_SYMLINK_NOFOLLOW,
+    )?;
+    nix::sys::stat::utimensat(
+        parent,
+        name,
+        &meta.time(),
+        &meta.time(),
+        nix::sys::stat::UtimensatFlags::NoFollowSymlink,
+    )?;
+    Ok(())
+}
+
+/// The target of a symlink or hard link entry (`what`).
+fn link_name<R: Read>(entry: &tar::Entry<'_, R>, what: &str) -> EntryResult<PathBuf> {
+    entry
+        .link_name()
+        .map_err(|e| Fail::Io("read link target", e))?
+        .map(|t| t.into_owned())
+        .ok_or_else(|| Fail::Refused(format!("{what} without a target")))
 }
 
 /// The entry's path as normal components, refused if it is absolute or holds `..`.
@@ -647,17 +771,12 @@ fn xattrs<R: Read>(entry: &mut tar::Entry<'_, R>) -> EntryResult<Vec<(CString, V
     Ok(out)
 }
 
-fn owner_mode_xattrs(
-    fd: BorrowedFd<'_>,
-    uid: u32,
-    gid: u32,
-    mode: Mode,
-    xattrs: &[(CString, Vec<u8>)],
-) -> EntryResult {
-    nix::unistd::fchown(fd, Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid)))?;
+fn owner_mode_xattrs(fd: BorrowedFd<'_>, meta: &Meta) -> EntryResult {
+    let (uid, gid) = (Uid::from_raw(meta.uid), Gid::from_raw(meta.gid));
+    nix::unistd::fchown(fd, Some(uid), Some(gid))?;
     // After the chown, which clears set-user-ID and set-group-ID bits.
-    nix::sys::stat::fchmod(fd, mode)?;
-    for (name, value) in xattrs {
+    nix::sys::stat::fchmod(fd, meta.mode)?;
+    for (name, value) in &meta.xattrs {
         set_xattr(fd, name, value).map_err(|e| Fail::Sys("set extended attribute", e))?;
     }
     Ok(())
