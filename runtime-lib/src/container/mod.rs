@@ -27,9 +27,13 @@ mod exec;
 mod helper;
 mod kill;
 mod list;
+mod events;
 mod pause;
+mod ps;
+mod resume;
 mod start;
 mod stdio;
+mod update;
 mod wait;
 mod wire;
 
