@@ -64,7 +64,6 @@ pub mod hooks;
 pub mod image;
 pub mod notify;
 pub mod rootless;
-pub mod spec;
 pub mod state;
 
 // The machinery behind the verbs: not part of the API.
@@ -168,6 +167,9 @@ pub mod test_seam {
 /// The runtime-spec types hull reads, re-exported so that a program building a
 /// [`oci_spec::runtime::Spec`] for hull uses exactly hull's version of them.
 pub use oci_spec;
+
+/// `hull spec`'s default config.json; its file is the verb's, in `container/`.
+pub use container::spec;
 
 pub use container::{
     Container, ContainerBuilder, CreateOptions, ExecBuilder, ExecOptions, ExecProcess, ProcessIo,

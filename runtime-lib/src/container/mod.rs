@@ -31,6 +31,7 @@ mod events;
 mod pause;
 mod ps;
 mod resume;
+pub mod spec;
 mod start;
 mod stdio;
 mod update;
