@@ -46,7 +46,7 @@
 //! - [`exe`]: running from a sealed copy of the program;
 //! - [`features`]: what this build implements (`hull features`);
 //! - [`rootless`]: running without privileges;
-//! - [`hooks`] and [`notify`]: the types of a hook's failure, the `$NOTIFY_SOCKET` proxy.
+//! - [`hooks`] and [`sd_notify`]: the types of a hook's failure, the `$NOTIFY_SOCKET` proxy.
 //!
 //! Every call returns [`Result`]: an [`Error`] says which step failed and on what, and a failure
 //! inside the container's init comes back as [`Error::Init`] with its [`InitStep`].
@@ -62,8 +62,8 @@ pub mod features;
 pub mod hooks;
 #[cfg(feature = "image")]
 pub mod image;
-pub mod notify;
 pub mod rootless;
+pub mod sd_notify;
 pub mod state;
 
 // The machinery behind the verbs: not part of the API.

@@ -237,7 +237,7 @@ impl Container {
             let fifo = make_fifo(&dir.fifo_path())?;
             let done_fifo = make_fifo(&dir.done_fifo_path())?;
             if opts.notify_socket {
-                crate::notify::prepare(&mut bundle.spec, dir.path())?;
+                crate::sd_notify::prepare(&mut bundle.spec, dir.path())?;
             }
             let (runtime_end, init_end) = channel::pair().sys("create init channel")?;
             let cgroup_dir = born_in(&mut *cgroup, &resources)?;

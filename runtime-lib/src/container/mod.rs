@@ -81,7 +81,7 @@ pub struct CreateOptions {
     /// Socket activation: the caller's fds 3..3+N are the sockets systemd handed over
     /// ($LISTEN_FDS); they are passed first and the process gets LISTEN_FDS=N and LISTEN_PID=1.
     pub listen_fds: u32,
-    /// Proxy sd_notify from the container ($NOTIFY_SOCKET, see [`crate::notify`]): the socket's
+    /// Proxy sd_notify from the container ($NOTIFY_SOCKET, see [`crate::sd_notify`]): the socket's
     /// directory is mounted in and the process gets NOTIFY_SOCKET; `start` then forwards READY.
     pub notify_socket: bool,
     /// Do not create a new session keyring for the container.

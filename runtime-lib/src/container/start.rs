@@ -10,7 +10,7 @@ use std::os::fd::{AsFd, OwnedFd};
 
 impl Container {
     /// Before `start`, when the runtime was given $NOTIFY_SOCKET (`host`): binds the container's
-    /// notify socket (see [`crate::notify`]). `None` if the container was created without one
+    /// notify socket (see [`crate::sd_notify`]). `None` if the container was created without one
     /// ([`crate::CreateOptions::notify_socket`]). What `hull start` does when $NOTIFY_SOCKET is
     /// set.
     ///
@@ -26,8 +26,8 @@ impl Container {
     pub fn notify_proxy(
         &self,
         host: &std::path::Path,
-    ) -> Result<Option<crate::notify::NotifyProxy>> {
-        crate::notify::NotifyProxy::bind(self.dir.path(), host)
+    ) -> Result<Option<crate::sd_notify::NotifyProxy>> {
+        crate::sd_notify::NotifyProxy::bind(self.dir.path(), host)
     }
 
     /// `start`: releases the init blocked on the exec fifo; it then execs the user's process
