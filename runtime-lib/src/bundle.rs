@@ -311,7 +311,7 @@ pub(crate) fn validate(spec: &Spec, bundle: &Path) -> Result<()> {
     validate_sysctl(spec)?;
     crate::lsm::check_mount_label(spec)?;
     if let Some(hooks) = spec.hooks() {
-        crate::hooks::validate(hooks)?;
+        crate::plan::hooks::validate(hooks)?;
     }
     Ok(())
 }

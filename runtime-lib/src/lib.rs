@@ -73,6 +73,7 @@ pub(crate) mod error;
 pub(crate) mod lsm;
 pub(crate) mod namespaces;
 pub(crate) mod netdev;
+pub(crate) mod plan;
 pub(crate) mod proc_handle;
 pub(crate) mod process;
 pub(crate) mod process_attrs;

@@ -4,7 +4,8 @@ use nix::sys::stat::Mode;
 
 use super::Container;
 use crate::error::{Error, SysContext};
-use crate::hooks::{self, HookKind};
+use crate::hooks::HookKind;
+use crate::process::hooks;
 use crate::{Result, Status};
 use std::os::fd::{AsFd, OwnedFd};
 
@@ -135,7 +136,7 @@ impl Container {
 /// What the init said on `exec.done` (see [`crate::state::EXEC_DONE_FIFO`]).
 struct ExecOutcome {
     exec_reached: bool,
-    hook_failure: Option<hooks::HookFailure>,
+    hook_failure: Option<crate::hooks::HookFailure>,
 }
 
 /// Reads `exec.done` to end-of-file, or until the init said it is about to exec.

@@ -18,7 +18,8 @@ use oci_spec::runtime::{Hooks, LinuxNamespaceType, Process, Spec};
 use super::channel::{Channel, Message};
 use super::fds;
 use crate::error::{InitFailure, InitResult, InitStep, SysContext};
-use crate::hooks::{self, HookKind};
+use super::hooks;
+use crate::hooks::HookKind;
 use crate::namespaces::NamespacePlan;
 use crate::syscall::Syscall;
 use crate::{
