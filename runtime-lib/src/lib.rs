@@ -67,29 +67,20 @@ pub mod sd_notify;
 pub mod state;
 
 // The machinery behind the verbs: not part of the API.
-pub(crate) mod capabilities;
 pub(crate) mod cgroups;
 pub(crate) mod error;
-pub(crate) mod lsm;
-pub(crate) mod namespaces;
-pub(crate) mod netdev;
 pub(crate) mod plan;
 pub(crate) mod proc_handle;
 pub(crate) mod process;
-pub(crate) mod process_attrs;
-pub(crate) mod rlimits;
 pub(crate) mod rootfs;
 pub(crate) mod seccomp;
 pub(crate) mod syscall;
-pub(crate) mod sysctl;
-pub(crate) mod tty;
-pub(crate) mod user;
 
 /// The machinery is not API: naming any of its modules from outside is E0603 (private module),
 /// so a change that makes one public again fails these doc tests.
 ///
 /// ```compile_fail,E0603
-/// use hull::capabilities;
+/// use hull::plan;
 /// ```
 ///
 /// ```compile_fail,E0603

@@ -60,6 +60,22 @@ impl ProcError {
         }
     }
 
+    /// The runtime's report of a failed procfs step on `path`.
+    pub fn host(self, step: &'static str, path: PathBuf) -> crate::Error {
+        match self {
+            ProcError::Sys(source) => crate::Error::Sys {
+                step,
+                path: Some(path),
+                source,
+            },
+            other => crate::Error::Io {
+                step,
+                path,
+                source: std::io::Error::other(other.to_string()),
+            },
+        }
+    }
+
     /// The errno to report: the system call's, or EXDEV for a file that left procfs.
     pub fn errno(&self) -> Errno {
         match self {

@@ -190,7 +190,10 @@ impl Host {
     pub fn v1_mounts(&self) -> Vec<(&str, &Hierarchy)> {
         let mut out: Vec<(&str, &Hierarchy)> = Vec::new();
         for (controller, h) in &self.v1 {
-            if !out.iter().any(|(_, seen)| seen.mount_point == h.mount_point) {
+            if !out
+                .iter()
+                .any(|(_, seen)| seen.mount_point == h.mount_point)
+            {
                 out.push((controller, h));
             }
         }

@@ -16,13 +16,15 @@ use super::{Container, CreateOptions};
 use crate::bundle::Bundle;
 use crate::error::{Context, Error, SysContext};
 use crate::hooks::HookKind;
-use crate::process::hooks;
-use crate::namespaces::NamespacePlan;
+use crate::plan::namespaces::NamespacePlan;
+use crate::plan::{netdev, process_attrs, tty};
 use crate::process::channel::{self, Channel, Message, RecvError};
+use crate::process::hooks;
+use crate::process::id_maps;
 use crate::process::{init, pidfd, spawn};
 use crate::state::{self, ProcessId, Record, State, StateDir, Status};
 use crate::syscall::LinuxSyscall;
-use crate::{cgroups, netdev, process_attrs, seccomp, tty, user, Result};
+use crate::{cgroups, seccomp, Result};
 
 /// Where `create` takes the config from.
 pub(crate) enum Config {
@@ -375,7 +377,7 @@ fn follow_init(
         netdev::move_into(cgroup.net_devices, netns.as_fd())?;
     }
     let process = bundle.spec.process().as_ref();
-    crate::process_attrs::set_oom_score_adj(pid, process.and_then(|p| p.oom_score_adj()))?;
+    process_attrs::set_oom_score_adj(pid, process.and_then(|p| p.oom_score_adj()))?;
     channel
         .send(&Message::CgroupsApplied)
         .sys("send cgroups applied")?;
@@ -421,7 +423,7 @@ fn follow_init(
                     .sys("send hooks done")?;
             }
             Ok((Message::IdMapRequest, _)) => {
-                user::write_id_mappings(pid, &bundle.spec)?;
+                id_maps::write_id_mappings(pid, &bundle.spec)?;
                 channel
                     .send(&Message::IdMapsWritten)
                     .sys("send id maps written")?;

@@ -23,11 +23,11 @@
 mod builder;
 mod create;
 mod delete;
+mod events;
 mod exec;
 mod helper;
 mod kill;
 mod list;
-mod events;
 mod pause;
 mod ps;
 mod resume;

@@ -33,8 +33,8 @@ impl Container {
 /// The host pids of the processes in `init`'s pid namespace, if that is not ours (else just
 /// `init`: without a cgroup nothing else tells the container's processes apart).
 pub(super) fn pid_namespace_members(init: i32) -> Result<Vec<i32>> {
-    let ns = crate::namespaces::pid_namespace_inode(nix::unistd::Pid::from_raw(init))?;
-    let ours = crate::namespaces::pid_namespace_inode(nix::unistd::getpid())?;
+    let ns = crate::plan::namespaces::pid_namespace_inode(nix::unistd::Pid::from_raw(init))?;
+    let ours = crate::plan::namespaces::pid_namespace_inode(nix::unistd::getpid())?;
     if ns == ours {
         return Ok(vec![init]);
     }
@@ -47,7 +47,7 @@ pub(super) fn pid_namespace_members(init: i32) -> Result<Vec<i32>> {
         .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
         .filter(|&pid| {
             // Processes that exit meanwhile, or that we may not inspect, are not listed.
-            crate::namespaces::pid_namespace_inode(nix::unistd::Pid::from_raw(pid))
+            crate::plan::namespaces::pid_namespace_inode(nix::unistd::Pid::from_raw(pid))
                 .is_ok_and(|i| i == ns)
         })
         .collect();

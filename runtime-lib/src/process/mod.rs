@@ -6,6 +6,8 @@ pub mod channel;
 pub mod exec;
 pub(crate) mod fds;
 pub(crate) mod hooks;
+pub(crate) mod id_maps;
 pub mod init;
 pub mod pidfd;
 pub mod spawn;
+pub(crate) mod steps;

@@ -29,7 +29,7 @@ use nix::unistd::Pid;
 use oci_spec::runtime::LinuxTimeOffset;
 
 use crate::error::{Error, SysContext};
-use crate::namespaces::NamespacePlan;
+use crate::plan::namespaces::NamespacePlan;
 use crate::proc_handle::ProcFs;
 use crate::Result;
 

@@ -5,9 +5,9 @@
 mod cgroup;
 mod copyup;
 mod devices;
+mod masked_readonly;
 mod mounts;
 pub mod options;
-mod masked_readonly;
 mod pivot;
 pub(crate) mod resolve;
 #[cfg(test)]
@@ -61,7 +61,7 @@ pub fn prepare(
     sys.mount(Some(&at), &at, None, bind, None)
         .map_err(|e| InitFailure::sys(InitStep::RootfsBind, rootfs.display(), e))?;
 
-    let root = resolve::Root::open_as(&at, rootfs)
+    let root = resolve::Root::open(&at)
         .map_err(|e| InitFailure::sys(InitStep::RootfsBind, rootfs.display(), e))?;
     mounts::mount_all(&mounts::Ctx {
         root: &root,

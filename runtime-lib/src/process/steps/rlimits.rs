@@ -60,7 +60,7 @@ pub fn apply(rlimits: &[PosixRlimit]) -> InitResult<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::namespaces::testing::in_child;
+    use crate::process::steps::testing::in_child;
     use oci_spec::runtime::PosixRlimitBuilder;
 
     fn rlimit(typ: PosixRlimitType, soft: u64, hard: u64) -> PosixRlimit {
