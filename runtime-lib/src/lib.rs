@@ -66,7 +66,9 @@ pub mod rootless;
 pub mod sd_notify;
 pub mod state;
 
-// The machinery behind the verbs: not part of the API.
+// The machinery behind the verbs: not part of the API. `plan` is the host side of each spec
+// concept (checks before the fork), `process` the only room that forks (its `steps` are the
+// init's side of the same concepts).
 pub(crate) mod cgroups;
 pub(crate) mod error;
 pub(crate) mod plan;
@@ -80,10 +82,6 @@ pub(crate) mod syscall;
 /// so a change that makes one public again fails these doc tests.
 ///
 /// ```compile_fail,E0603
-/// use hull::plan;
-/// ```
-///
-/// ```compile_fail,E0603
 /// use hull::cgroups;
 /// ```
 ///
@@ -92,15 +90,7 @@ pub(crate) mod syscall;
 /// ```
 ///
 /// ```compile_fail,E0603
-/// use hull::lsm;
-/// ```
-///
-/// ```compile_fail,E0603
-/// use hull::namespaces;
-/// ```
-///
-/// ```compile_fail,E0603
-/// use hull::netdev;
+/// use hull::plan;
 /// ```
 ///
 /// ```compile_fail,E0603
@@ -109,14 +99,6 @@ pub(crate) mod syscall;
 ///
 /// ```compile_fail,E0603
 /// use hull::process;
-/// ```
-///
-/// ```compile_fail,E0603
-/// use hull::process_attrs;
-/// ```
-///
-/// ```compile_fail,E0603
-/// use hull::rlimits;
 /// ```
 ///
 /// ```compile_fail,E0603
@@ -129,18 +111,6 @@ pub(crate) mod syscall;
 ///
 /// ```compile_fail,E0603
 /// use hull::syscall;
-/// ```
-///
-/// ```compile_fail,E0603
-/// use hull::sysctl;
-/// ```
-///
-/// ```compile_fail,E0603
-/// use hull::tty;
-/// ```
-///
-/// ```compile_fail,E0603
-/// use hull::user;
 /// ```
 #[cfg(doctest)]
 pub struct MachineryIsPrivate;

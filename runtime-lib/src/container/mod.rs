@@ -46,7 +46,9 @@ pub use builder::{ContainerBuilder, ExecBuilder, ExecProcess};
 pub use exec::{wait_pid, ExecOptions};
 pub use stdio::{ProcessIo, Stdio};
 
-pub(crate) use helper::{clone_parent, main_calls_hull, note_spawned, serve_and_exit, HELPER_ENV};
+pub(crate) use helper::{main_calls_hull, serve_and_exit, HELPER_ENV};
+// For exec: whether this process clones for its parent (a helper's caller).
+use crate::process::spawn::clone_parent;
 pub use kill::parse_signal;
 pub use list::list;
 
