@@ -470,7 +470,7 @@ mod tests {
     #[test]
     fn a_hook_that_exits_unread_raises_no_sigpipe() {
         const CHILD: &str = "HULL_HOOKS_SIGPIPE_CHILD";
-        let name = "hooks::tests::a_hook_that_exits_unread_raises_no_sigpipe";
+        let name = "process::hooks::tests::a_hook_that_exits_unread_raises_no_sigpipe";
         if std::env::var_os(CHILD).is_none() {
             let out = Command::new(std::env::current_exe().unwrap())
                 .args(["--exact", name, "--test-threads=1"])
