@@ -20,8 +20,9 @@ use crate::cgroups::probe::{self, Host, Mode};
 use crate::error::InitResult;
 
 pub(super) fn mount(e: &Entry, cx: &Ctx<'_>) -> InitResult<()> {
-    let host = probe::host().map_err(|_| e.fail("read cgroup mounts")(Errno::EIO))?;
-    if host.mode == Mode::V2 {
+    // With no cgroup hierarchy on the host (the probe fails) the destination is a bare tmpfs.
+    let host = probe::host().ok();
+    if host.is_some_and(|h| h.mode == Mode::V2) {
         let v2 = Entry {
             dest: e.dest.clone(),
             source: e.source.clone(),
@@ -43,7 +44,7 @@ struct Hierarchy {
     source: PathBuf,
 }
 
-fn mount_v1(e: &Entry, cx: &Ctx<'_>, host: &Host) -> InitResult<()> {
+fn mount_v1(e: &Entry, cx: &Ctx<'_>, host: Option<&Host>) -> InitResult<()> {
     let hierarchies = v1_hierarchies(host).map_err(e.fail("read cgroup mounts"))?;
     let tmpfs = Entry {
         dest: e.dest.clone(),
@@ -113,7 +114,10 @@ fn mount_v1(e: &Entry, cx: &Ctx<'_>, host: &Host) -> InitResult<()> {
 
 /// The host's v1 hierarchies (as the runtime probed them, so none inside the rootfs) with the
 /// init's own cgroup in each: the container's, which the runtime never was in.
-fn v1_hierarchies(host: &Host) -> nix::Result<Vec<Hierarchy>> {
+fn v1_hierarchies(host: Option<&Host>) -> nix::Result<Vec<Hierarchy>> {
+    let Some(host) = host else {
+        return Ok(Vec::new());
+    };
     let me = Process::myself().map_err(|_| Errno::EIO)?;
     let own = probe::own_cgroups(&me).map_err(|_| Errno::EIO)?;
     let mut out = Vec::new();
