@@ -1,4 +1,4 @@
-//! process.rlimits.
+//! process.rlimits, set by the init (or an exec'd process) on itself.
 
 use nix::errno::Errno;
 use nix::sys::resource::{getrlimit, setrlimit, Resource};
