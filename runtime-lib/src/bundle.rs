@@ -23,8 +23,9 @@ use std::path::{Path, PathBuf};
 use oci_spec::runtime::{LinuxIdMapping, LinuxNamespaceType, Spec};
 
 use crate::error::Context;
-use crate::namespaces::NamespacePlan;
-use crate::{sysctl, Error, Result};
+use crate::plan::namespaces::NamespacePlan;
+use crate::plan::sysctl;
+use crate::{Error, Result};
 
 /// A loaded and validated bundle (runtime-spec bundle.md): a directory holding config.json and
 /// the root filesystem it names.
@@ -135,7 +136,7 @@ fn parse_json<T: serde::de::DeserializeOwned>(
     //
     // The spec's spellings of two scheduler flags, which the spec crate does not know.
     if let Ok(mut value) = serde_json::from_slice::<serde_json::Value>(text) {
-        if crate::process_attrs::normalize_scheduler_flags(&mut value, process_json) {
+        if crate::plan::process_attrs::normalize_scheduler_flags(&mut value, process_json) {
             if let Ok(Ok(v)) = serde_json::to_vec(&value).map(|t| serde_json::from_slice(&t)) {
                 return Ok(v);
             }
@@ -309,9 +310,9 @@ pub(crate) fn validate(spec: &Spec, bundle: &Path) -> Result<()> {
     validate_user_namespace(spec)?;
     validate_time_namespace(spec)?;
     validate_sysctl(spec)?;
-    crate::lsm::check_mount_label(spec)?;
+    crate::plan::lsm::check_mount_label(spec)?;
     if let Some(hooks) = spec.hooks() {
-        crate::hooks::validate(hooks)?;
+        crate::plan::hooks::validate(hooks)?;
     }
     Ok(())
 }
@@ -330,8 +331,8 @@ fn validate_process(spec: &Spec) -> Result<()> {
             format!("cwd {:?} must be an absolute path", process.cwd()),
         ));
     }
-    crate::lsm::validate(process)?;
-    crate::user::validate(process.user(), "process.user")?;
+    crate::plan::lsm::validate(process)?;
+    crate::plan::user::validate(process.user(), "process.user")?;
     let rlimits = process.rlimits().as_deref().unwrap_or_default();
     for (i, r) in rlimits.iter().enumerate() {
         if let Some(first) = rlimits[..i].iter().position(|o| o.typ() == r.typ()) {
@@ -533,8 +534,8 @@ pub(crate) fn warnings(spec: &Spec) -> Vec<String> {
         .process()
         .as_ref()
         .and_then(|p| p.capabilities().as_ref());
-    out.extend(crate::capabilities::warnings(caps));
-    out.extend(crate::lsm::check_mount_label(spec).ok().flatten());
+    out.extend(crate::plan::capabilities::warnings(caps));
+    out.extend(crate::plan::lsm::check_mount_label(spec).ok().flatten());
     out
 }
 

@@ -10,6 +10,7 @@
 
 use std::path::PathBuf;
 
+use nix::errno::Errno;
 use serde::{Deserialize, Serialize};
 
 /// The result of every hull call: `Err` is an [`Error`].
@@ -145,7 +146,7 @@ pub enum Error {
 
     /// A hook failed (only those whose failure fails the operation: see [`crate::hooks`]).
     #[error(transparent)]
-    Hook(#[from] crate::hooks::HookFailure),
+    Hook(#[from] HookFailure),
 
     /// The running executable is not a sealed copy of itself (see [`crate::exe`]): a process in
     /// the container could reach it through /proc and overwrite the runtime's binary.
@@ -495,4 +496,132 @@ impl<T> SysContext<T> for nix::Result<T> {
     fn init(self, step: InitStep, subject: impl std::fmt::Display) -> InitResult<T> {
         self.map_err(|e| InitFailure::sys(step, subject, e))
     }
+}
+
+/// The hook kinds, with the spec's names (their `Display`).
+///
+/// ```
+/// use hull::hooks::HookKind;
+///
+/// assert_eq!(HookKind::CreateRuntime.to_string(), "createRuntime");
+/// assert_eq!(HookKind::ALL.last(), Some(&HookKind::Poststop));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum HookKind {
+    /// `hooks.prestart` (deprecated by the spec, still run): by the runtime during `create`, in
+    /// the runtime's namespaces.
+    Prestart,
+    /// `hooks.createRuntime`: by the runtime during `create`, once the namespaces exist.
+    CreateRuntime,
+    /// `hooks.createContainer`: by the init in the container's namespaces, before pivot_root.
+    CreateContainer,
+    /// `hooks.startContainer`: by the init at `start`, just before the user's program.
+    StartContainer,
+    /// `hooks.poststart`: by `start` once the user's program runs; a failure fails `start`
+    /// and kills the container.
+    Poststart,
+    /// `hooks.poststop`: by `delete`; a failure only warns.
+    Poststop,
+}
+
+impl HookKind {
+    /// Every kind, in the order the lifecycle runs them.
+    pub const ALL: [HookKind; 6] = [
+        HookKind::Prestart,
+        HookKind::CreateRuntime,
+        HookKind::CreateContainer,
+        HookKind::StartContainer,
+        HookKind::Poststart,
+        HookKind::Poststop,
+    ];
+}
+
+impl std::fmt::Display for HookKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            HookKind::Prestart => "prestart",
+            HookKind::CreateRuntime => "createRuntime",
+            HookKind::CreateContainer => "createContainer",
+            HookKind::StartContainer => "startContainer",
+            HookKind::Poststart => "poststart",
+            HookKind::Poststop => "poststop",
+        })
+    }
+}
+
+/// One hook that failed: which one, and how (runc's wording: `error running <kind> hook #<n>`).
+/// Serialisable: a startContainer hook fails in the init, which hands this to `start`.
+///
+/// ```
+/// use hull::hooks::{HookError, HookFailure, HookKind};
+///
+/// let f = HookFailure {
+///     kind: HookKind::Prestart,
+///     index: 0,
+///     path: "/usr/bin/net-setup".into(),
+///     error: Box::new(HookError::Timeout { secs: 5 }),
+/// };
+/// assert_eq!(
+///     f.to_string(),
+///     "error running prestart hook #0 \"/usr/bin/net-setup\": \
+///      ran past its timeout of 5s and was killed"
+/// );
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+#[error("error running {kind} hook #{index} {path:?}: {error}")]
+pub struct HookFailure {
+    /// The kind of the hook.
+    pub kind: HookKind,
+    /// Its place in the spec's list of that kind, from 0.
+    pub index: usize,
+    /// The hook's `path`.
+    pub path: String,
+    /// Boxed: the output a failed hook left would make every `Result` carrying this large.
+    pub error: Box<HookError>,
+}
+
+/// How a hook failed.
+///
+/// ```
+/// use hull::hooks::HookError;
+///
+/// let e = HookError::Spawn { errno: libc::ENOENT };
+/// assert_eq!(e.to_string(), "cannot run it: no such file or directory");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+pub enum HookError {
+    /// The fork or the exec of `path` failed.
+    #[error("cannot run it: {}", desc(*errno))]
+    Spawn {
+        /// The errno of the fork or the exec.
+        errno: i32,
+    },
+    /// Still running `secs` seconds after it was spawned: it was killed.
+    #[error("ran past its timeout of {secs}s and was killed")]
+    Timeout {
+        /// The hook's `timeout`.
+        secs: i64,
+    },
+    /// It exited non-zero or died of a signal; the end of what it wrote (runc shows its output too).
+    #[error("{status}, stdout: {stdout}, stderr: {stderr}")]
+    Failed {
+        /// How it ended, as Rust prints an exit status (`exit status: 1`).
+        status: String,
+        /// The last 16 KiB of its standard output.
+        stdout: String,
+        /// The last 16 KiB of its standard error.
+        stderr: String,
+    },
+    /// Feeding it its state or watching it failed.
+    #[error("{step}: {}", desc(*errno))]
+    Io {
+        /// What hull was doing.
+        step: String,
+        /// The errno.
+        errno: i32,
+    },
+}
+
+fn desc(errno: i32) -> String {
+    Errno::from_raw(errno).desc().to_lowercase()
 }

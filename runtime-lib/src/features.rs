@@ -54,7 +54,7 @@ pub fn features() -> Features {
     cgroup.set_systemd_user(Some(false));
     cgroup.set_rdma(Some(true));
 
-    // What this build can do (features-linux.md), not what the host runs: see crate::lsm. SELinux
+    // What this build can do (features-linux.md), not what the host runs: see crate::plan::lsm. SELinux
     // stays off while linux.mountLabel is refused on SELinux hosts: an engine labelling both
     // would get a container half labelled.
     let mut apparmor = Apparmor::default();

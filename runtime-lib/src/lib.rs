@@ -46,7 +46,7 @@
 //! - [`exe`]: running from a sealed copy of the program;
 //! - [`features`]: what this build implements (`hull features`);
 //! - [`rootless`]: running without privileges;
-//! - [`hooks`] and [`notify`]: the types of a hook's failure, the `$NOTIFY_SOCKET` proxy.
+//! - [`hooks`] and [`sd_notify`]: the types of a hook's failure, the `$NOTIFY_SOCKET` proxy.
 //!
 //! Every call returns [`Result`]: an [`Error`] says which step failed and on what, and a failure
 //! inside the container's init comes back as [`Error::Init`] with its [`InitStep`].
@@ -62,35 +62,24 @@ pub mod features;
 pub mod hooks;
 #[cfg(feature = "image")]
 pub mod image;
-pub mod notify;
 pub mod rootless;
-pub mod spec;
+pub mod sd_notify;
 pub mod state;
 
-// The machinery behind the verbs: not part of the API.
-pub(crate) mod capabilities;
+// The machinery behind the verbs: not part of the API. `plan` is the host side of each spec
+// concept (checks before the fork), `process` the only room that forks (its `steps` are the
+// init's side of the same concepts).
 pub(crate) mod cgroups;
 pub(crate) mod error;
-pub(crate) mod lsm;
-pub(crate) mod namespaces;
-pub(crate) mod netdev;
+pub(crate) mod plan;
 pub(crate) mod proc_handle;
 pub(crate) mod process;
-pub(crate) mod process_attrs;
-pub(crate) mod rlimits;
 pub(crate) mod rootfs;
 pub(crate) mod seccomp;
 pub(crate) mod syscall;
-pub(crate) mod sysctl;
-pub(crate) mod tty;
-pub(crate) mod user;
 
 /// The machinery is not API: naming any of its modules from outside is E0603 (private module),
 /// so a change that makes one public again fails these doc tests.
-///
-/// ```compile_fail,E0603
-/// use hull::capabilities;
-/// ```
 ///
 /// ```compile_fail,E0603
 /// use hull::cgroups;
@@ -101,15 +90,7 @@ pub(crate) mod user;
 /// ```
 ///
 /// ```compile_fail,E0603
-/// use hull::lsm;
-/// ```
-///
-/// ```compile_fail,E0603
-/// use hull::namespaces;
-/// ```
-///
-/// ```compile_fail,E0603
-/// use hull::netdev;
+/// use hull::plan;
 /// ```
 ///
 /// ```compile_fail,E0603
@@ -118,14 +99,6 @@ pub(crate) mod user;
 ///
 /// ```compile_fail,E0603
 /// use hull::process;
-/// ```
-///
-/// ```compile_fail,E0603
-/// use hull::process_attrs;
-/// ```
-///
-/// ```compile_fail,E0603
-/// use hull::rlimits;
 /// ```
 ///
 /// ```compile_fail,E0603
@@ -138,18 +111,6 @@ pub(crate) mod user;
 ///
 /// ```compile_fail,E0603
 /// use hull::syscall;
-/// ```
-///
-/// ```compile_fail,E0603
-/// use hull::sysctl;
-/// ```
-///
-/// ```compile_fail,E0603
-/// use hull::tty;
-/// ```
-///
-/// ```compile_fail,E0603
-/// use hull::user;
 /// ```
 #[cfg(doctest)]
 pub struct MachineryIsPrivate;
@@ -168,6 +129,9 @@ pub mod test_seam {
 /// The runtime-spec types hull reads, re-exported so that a program building a
 /// [`oci_spec::runtime::Spec`] for hull uses exactly hull's version of them.
 pub use oci_spec;
+
+/// `hull spec`'s default config.json; its file is the verb's, in `container/`.
+pub use container::spec;
 
 pub use container::{
     Container, ContainerBuilder, CreateOptions, ExecBuilder, ExecOptions, ExecProcess, ProcessIo,

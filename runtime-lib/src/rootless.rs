@@ -255,7 +255,7 @@ fn check_mounts(spec: &oci_spec::runtime::Spec) -> Result<()> {
             Some((_, Some(ns))) if !own.contains(ns) => format!(
                 "rootless: {typ} can be mounted only in a {} namespace of the container's own \
                  (bind-mount it instead, as `hull spec --rootless` does for /sys)",
-                crate::namespaces::type_name(*ns)
+                crate::plan::namespaces::type_name(*ns)
             ),
             Some(_) => continue,
         };

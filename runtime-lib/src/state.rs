@@ -27,7 +27,7 @@
 
 use std::collections::HashMap;
 use std::fs;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::os::fd::OwnedFd;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
@@ -37,6 +37,8 @@ use nix::sys::stat::Mode;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Context, Error, Result, SysContext};
+// Where a process's identity (pid and start time) is read; state records it.
+pub(crate) use crate::proc_handle::{init_alive, read_unsized, start_time, ProcessId};
 
 /// The state root when none is given (`--root`), for a caller with root privileges; a rootless
 /// caller's default is [`crate::rootless::default_root`].
@@ -221,27 +223,6 @@ impl Record {
             creator: None,
             foreign_processes: Vec::new(),
         }
-    }
-}
-
-/// One process, told from a later one with the same pid by its start time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct ProcessId {
-    pub pid: i32,
-    /// /proc/<pid>/stat field 22.
-    pub start_time: u64,
-}
-
-impl ProcessId {
-    /// `pid` as it is now; `None` if there is no such process.
-    pub(crate) fn of(pid: i32) -> Option<ProcessId> {
-        start_time(pid)
-            .ok()
-            .map(|start_time| ProcessId { pid, start_time })
-    }
-
-    pub(crate) fn alive(&self) -> bool {
-        init_alive(self.pid, self.start_time)
     }
 }
 
@@ -520,75 +501,6 @@ impl StateDir {
     }
 }
 
-/// True while `pid` is the process that was started at `start_time` and has not exited.
-pub(crate) fn init_alive(pid: i32, start_time: u64) -> bool {
-    if pid <= 0 {
-        return false;
-    }
-    match proc_stat(pid) {
-        Ok((state, started)) => started == start_time && !matches!(state, 'Z' | 'X' | 'x'),
-        Err(_) => false,
-    }
-}
-
-/// The start time of `pid` (field 22 of /proc/<pid>/stat).
-pub(crate) fn start_time(pid: i32) -> Result<u64> {
-    proc_stat(pid).map(|(_, started)| started).io(
-        "read start time of",
-        PathBuf::from(format!("/proc/{pid}/stat")),
-    )
-}
-
-/// Fields 3 (state) and 22 (start time) of /proc/<pid>/stat, read in one open and one read:
-/// `state` and `list` ask this of every container, and a general /proc parser costs twice the
-/// calls. The kernel renders the whole line on the first read; field 22 comes well before the
-/// end of the buffer whatever the command name.
-fn proc_stat(pid: i32) -> std::io::Result<(char, u64)> {
-    let mut buf = [0u8; 1024];
-    let mut f = fs::File::open(format!("/proc/{pid}/stat"))?;
-    let n = loop {
-        match f.read(&mut buf) {
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            other => break other?,
-        }
-    };
-    parse_stat(&buf[..n]).ok_or_else(|| {
-        std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            "malformed /proc/<pid>/stat",
-        )
-    })
-}
-
-/// Fields 3 and 22 of a /proc/<pid>/stat line.
-fn parse_stat(data: &[u8]) -> Option<(char, u64)> {
-    // The command name (field 2) may hold spaces and parentheses: the fields after it follow the
-    // last ')'.
-    let close = data.iter().rposition(|&b| b == b')')?;
-    let rest = std::str::from_utf8(&data[close + 1..]).ok()?;
-    let mut fields = rest.split_ascii_whitespace();
-    let state = fields.next()?.chars().next()?;
-    // Field 3 was the first after ')'; field 22 is 19 further on.
-    let started = fields.nth(18)?.parse().ok()?;
-    Some((state, started))
-}
-
-/// The whole content of a small file in fixed-size reads. `fs::read` and `read_to_string` first
-/// ask the file's size (statx, and lseek), which procfs and cgroupfs report as 0 anyway: two
-/// calls per file wasted on every status check and cgroup read.
-pub(crate) fn read_unsized(f: &mut fs::File) -> std::io::Result<Vec<u8>> {
-    let mut out = Vec::new();
-    let mut buf = [0u8; 4096];
-    loop {
-        match f.read(&mut buf) {
-            Ok(0) => return Ok(out),
-            Ok(n) => out.extend_from_slice(&buf[..n]),
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        }
-    }
-}
-
 /// Temp file in the same directory + rename: readers see the old content or the new, never a part.
 pub(crate) fn write_atomic(path: &Path, data: &[u8], mode: u32) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
@@ -638,22 +550,6 @@ fn trim_fraction(ts: &str) -> String {
 
 #[cfg(test)]
 mod time_tests {
-    use super::{init_alive, parse_stat, start_time};
-
-    #[test]
-    fn stat_fields_follow_the_last_parenthesis() {
-        let line = b"4242 (a) b (c) S 1 4242 4242 0 -1 4194560 100 0 0 0 0 0 0 0 20 0 1 0 \
-                     987654 2330624 112 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 1 0 0\n";
-        assert_eq!(parse_stat(line), Some(('S', 987654)));
-        assert_eq!(parse_stat(b"4242 (x) Z 1"), None);
-        // The real thing agrees with the general parser.
-        let me = std::process::id() as i32;
-        let general = procfs::process::Process::myself().unwrap().stat().unwrap();
-        assert_eq!(start_time(me).unwrap(), general.starttime);
-        assert!(init_alive(me, general.starttime));
-        assert!(!init_alive(me, general.starttime + 1));
-    }
-
     #[test]
     fn fraction_trimmed_as_go_does() {
         use super::trim_fraction as t;

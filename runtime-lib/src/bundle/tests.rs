@@ -292,7 +292,7 @@ fn namespace_rules_come_from_the_namespace_plan() {
         (field.as_str(), problem.as_str()),
         (
             "linux.namespaces",
-            crate::namespaces::MOUNT_NAMESPACE_REQUIRED
+            crate::plan::namespaces::MOUNT_NAMESPACE_REQUIRED
         )
     );
 }

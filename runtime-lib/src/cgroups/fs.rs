@@ -89,7 +89,7 @@ pub(crate) fn write(dir: &Path, file: &str, value: &str) -> Result<()> {
 pub(crate) fn read(dir: &Path, file: &str) -> Result<String> {
     let path = dir.join(file);
     open_cgroup_file(&path, false)
-        .and_then(|mut f| crate::state::read_unsized(&mut f))
+        .and_then(|mut f| crate::proc_handle::read_unsized(&mut f))
         .and_then(|data| {
             String::from_utf8(data)
                 .map_err(|e| std::io::Error::new(ErrorKind::InvalidData, e.utf8_error()))

@@ -48,7 +48,7 @@ use oci_spec::runtime::LinuxResources;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::state::ProcessId;
+use crate::proc_handle::ProcessId;
 pub use devices::container_resources;
 pub use oom::{OomEvent, OomWatcher};
 pub use probe::Mode;

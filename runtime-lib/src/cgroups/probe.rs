@@ -88,20 +88,7 @@ fn probe() -> Result<Host> {
             _ => {}
         }
     }
-    let own = me
-        .cgroups()
-        .map_err(|e| proc_error("/proc/self/cgroup", e))?
-        .into_iter()
-        .flat_map(|cg| {
-            let path = PathBuf::from(&cg.pathname);
-            let names = if cg.controllers.is_empty() {
-                vec![String::new()]
-            } else {
-                cg.controllers
-            };
-            names.into_iter().map(move |n| (n, path.clone()))
-        })
-        .collect();
+    let own = own_cgroups(&me)?;
     let (mode, unified) = classify(&v1, cgroup2)?;
     let unified_controllers = match &unified {
         Some(u) => std::fs::read_to_string(u.mount_point.join("cgroup.controllers"))
@@ -116,6 +103,25 @@ fn probe() -> Result<Host> {
         unified_controllers,
         own,
     })
+}
+
+/// `me`'s cgroup per controller (/proc/<pid>/cgroup), keyed as [`Host::own`] is.
+pub(crate) fn own_cgroups(me: &Process) -> Result<BTreeMap<String, PathBuf>> {
+    let own = me
+        .cgroups()
+        .map_err(|e| proc_error("/proc/self/cgroup", e))?
+        .into_iter()
+        .flat_map(|cg| {
+            let path = PathBuf::from(&cg.pathname);
+            let names = if cg.controllers.is_empty() {
+                vec![String::new()]
+            } else {
+                cg.controllers
+            };
+            names.into_iter().map(move |n| (n, path.clone()))
+        })
+        .collect();
+    Ok(own)
 }
 
 /// Pure v2 when the cgroup2 mount is the tree at /sys/fs/cgroup (or there is nothing else);
@@ -175,16 +181,33 @@ fn is_v1_controller(opt: &str) -> bool {
 impl Host {
     /// Where this process's own cgroup for `controller` is in the mounted tree.
     pub fn own_dir(&self, controller: &str, h: &Hierarchy) -> PathBuf {
-        let own = self
-            .own
-            .get(controller)
-            .cloned()
-            .unwrap_or_else(|| PathBuf::from("/"));
-        let rel = own
-            .strip_prefix(&h.root)
-            .map(Path::to_path_buf)
-            .unwrap_or_else(|_| own.strip_prefix("/").unwrap_or(&own).to_path_buf());
-        h.mount_point.join(rel)
+        let own = self.own.get(controller).map_or(Path::new("/"), |p| p);
+        h.dir_of(own)
+    }
+
+    /// The v1 hierarchies, one per mount (co-mounted controllers share one), each with one of
+    /// its controllers.
+    pub fn v1_mounts(&self) -> Vec<(&str, &Hierarchy)> {
+        let mut out: Vec<(&str, &Hierarchy)> = Vec::new();
+        for (controller, h) in &self.v1 {
+            if !out
+                .iter()
+                .any(|(_, seen)| seen.mount_point == h.mount_point)
+            {
+                out.push((controller, h));
+            }
+        }
+        out
+    }
+}
+
+impl Hierarchy {
+    /// Where the cgroup `path` (as /proc/<pid>/cgroup names it) is in this mounted tree.
+    pub fn dir_of(&self, path: &Path) -> PathBuf {
+        let rel = path
+            .strip_prefix(&self.root)
+            .unwrap_or_else(|_| path.strip_prefix("/").unwrap_or(path));
+        self.mount_point.join(rel)
     }
 }
 

@@ -15,13 +15,16 @@ use oci_spec::runtime::{LinuxNamespaceType, LinuxResources, Spec};
 use super::{Container, CreateOptions};
 use crate::bundle::Bundle;
 use crate::error::{Context, Error, SysContext};
-use crate::hooks::{self, HookKind};
-use crate::namespaces::NamespacePlan;
+use crate::hooks::HookKind;
+use crate::plan::namespaces::NamespacePlan;
+use crate::plan::{netdev, process_attrs, tty};
 use crate::process::channel::{self, Channel, Message, RecvError};
+use crate::process::hooks;
+use crate::process::id_maps;
 use crate::process::{init, pidfd, spawn};
 use crate::state::{self, ProcessId, Record, State, StateDir, Status};
 use crate::syscall::LinuxSyscall;
-use crate::{cgroups, netdev, process_attrs, seccomp, tty, user, Result};
+use crate::{cgroups, seccomp, Result};
 
 /// Where `create` takes the config from.
 pub(crate) enum Config {
@@ -237,7 +240,7 @@ impl Container {
             let fifo = make_fifo(&dir.fifo_path())?;
             let done_fifo = make_fifo(&dir.done_fifo_path())?;
             if opts.notify_socket {
-                crate::notify::prepare(&mut bundle.spec, dir.path())?;
+                crate::sd_notify::prepare(&mut bundle.spec, dir.path())?;
             }
             let (runtime_end, init_end) = channel::pair().sys("create init channel")?;
             let cgroup_dir = born_in(&mut *cgroup, &resources)?;
@@ -374,7 +377,7 @@ fn follow_init(
         netdev::move_into(cgroup.net_devices, netns.as_fd())?;
     }
     let process = bundle.spec.process().as_ref();
-    crate::process_attrs::set_oom_score_adj(pid, process.and_then(|p| p.oom_score_adj()))?;
+    process_attrs::set_oom_score_adj(pid, process.and_then(|p| p.oom_score_adj()))?;
     channel
         .send(&Message::CgroupsApplied)
         .sys("send cgroups applied")?;
@@ -420,7 +423,7 @@ fn follow_init(
                     .sys("send hooks done")?;
             }
             Ok((Message::IdMapRequest, _)) => {
-                user::write_id_mappings(pid, &bundle.spec)?;
+                id_maps::write_id_mappings(pid, &bundle.spec)?;
                 channel
                     .send(&Message::IdMapsWritten)
                     .sys("send id maps written")?;

@@ -7,7 +7,7 @@ use nix::unistd::Pid;
 
 use super::{Container, KILL_TIMEOUT};
 use crate::error::{Error, SysContext};
-use crate::hooks;
+use crate::process::hooks;
 use crate::process::pidfd::PidFd;
 use crate::state::{init_alive, Record, StateDir};
 use crate::{cgroups, Result, Status};

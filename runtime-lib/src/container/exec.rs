@@ -14,11 +14,12 @@ use oci_spec::runtime::{LinuxNamespaceType, Process};
 use super::create::ChildIo;
 use super::Container;
 use crate::error::{Error, SysContext};
-use crate::namespaces::{type_name, NamespacePlan};
+use crate::plan::namespaces::{type_name, NamespacePlan};
+use crate::plan::tty;
 use crate::process::channel::{self, Message, RecvError};
 use crate::process::{exec, pidfd, spawn};
 use crate::syscall::LinuxSyscall;
-use crate::{cgroups, state, tty, Result};
+use crate::{cgroups, state, Result};
 
 /// runc's `exec` flags that shape how the process is started (the process itself is a
 /// `oci_spec::runtime::Process`, from `--process` or built from the command line).
@@ -193,7 +194,7 @@ impl Container {
             _ => Ok(()),
         };
         let joined =
-            joined.and_then(|()| crate::process_attrs::set_oom_score_adj(pid, oom_score_adj));
+            joined.and_then(|()| crate::plan::process_attrs::set_oom_score_adj(pid, oom_score_adj));
         if let Err(e) = joined {
             let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
             let _ = waitpid(pid, None);
@@ -282,8 +283,8 @@ fn check_process(process: &Process, console: bool) -> Result<()> {
     if !process.cwd().is_absolute() {
         return Err(invalid("process.cwd", "must be an absolute path"));
     }
-    crate::lsm::validate(process)?;
-    crate::user::validate(process.user(), "process.user")?;
+    crate::plan::lsm::validate(process)?;
+    crate::plan::user::validate(process.user(), "process.user")?;
     match (process.terminal().unwrap_or(false), console) {
         (true, false) => Err(invalid(
             "process.terminal",

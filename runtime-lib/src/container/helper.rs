@@ -32,7 +32,6 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
 
 use nix::sys::socket::{
     recv, recvmsg, sendmsg, socketpair, AddressFamily, ControlMessage, ControlMessageOwned,
@@ -47,6 +46,7 @@ use super::stdio::{Prepared, ProcessIo};
 use super::wire::WireError;
 use super::{builder, Container, CreateOptions, ExecOptions};
 use crate::error::{Error, SysContext};
+use crate::process::spawn;
 use crate::Result;
 
 /// Set in the helper's environment; read and removed by `exe::ensure_sealed`.
@@ -55,33 +55,15 @@ pub(crate) const HELPER_ENV: &str = "_HULL_HELPER";
 /// `exe::ensure_sealed` ran in this process: its `main` calls it, so a helper started from this
 /// executable becomes a helper instead of running the program.
 static MAIN_CALLS_HULL: AtomicBool = AtomicBool::new(false);
-/// This process is a helper: clones take CLONE_PARENT, and their pids are noted in [`SPAWNED`].
-static IN_HELPER: AtomicBool = AtomicBool::new(false);
-/// The processes this helper cloned for the caller: on failure the caller reaps them (they are
-/// its children, not ours).
-static SPAWNED: Mutex<Vec<i32>> = Mutex::new(Vec::new());
 
 /// Called by `exe::ensure_sealed` on entry.
 pub(crate) fn main_calls_hull() {
     MAIN_CALLS_HULL.store(true, Ordering::Relaxed);
 }
 
-/// In a helper: the clone flag that makes the caller the child's parent.
-pub(crate) fn clone_parent() -> bool {
-    IN_HELPER.load(Ordering::Relaxed)
-}
-
-/// In a helper: `pid` was cloned for the caller.
-pub(crate) fn note_spawned(pid: Pid) {
-    if clone_parent() {
-        let mut spawned = SPAWNED.lock().unwrap_or_else(|e| e.into_inner());
-        spawned.push(pid.as_raw());
-    }
-}
-
 /// Whether `create` / `exec` must go through a helper: this process has other threads.
 pub(crate) fn needed() -> Result<bool> {
-    if clone_parent() || threads() <= 1 {
+    if spawn::clone_parent() || threads() <= 1 {
         return Ok(false);
     }
     if !MAIN_CALLS_HULL.load(Ordering::Relaxed) {
@@ -254,7 +236,7 @@ fn ask(request: &Request, fds: &[Option<OwnedFd>; 3]) -> Result<(i32, Option<Own
 /// In a helper (from `exe::ensure_sealed`): serves the one request on stdin, then exits.
 pub(crate) fn serve_and_exit() -> ! {
     std::env::remove_var(HELPER_ENV);
-    IN_HELPER.store(true, Ordering::Relaxed);
+    spawn::clone_for_parent();
     let code = match serve() {
         Ok(()) => 0,
         Err(e) => {
@@ -364,7 +346,7 @@ fn serve() -> Result<()> {
             send(&socket, &Response::Done { pid }, &fds)
         }
         Err(e) => {
-            let spawned = std::mem::take(&mut *SPAWNED.lock().unwrap_or_else(|e| e.into_inner()));
+            let spawned = spawn::take_spawned();
             let error = WireError::from(e);
             return send(&socket, &Response::Failed { error, spawned }, &[]);
         }

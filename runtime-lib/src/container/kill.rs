@@ -30,7 +30,7 @@ impl Container {
                 if self.dir.status(&record) == Status::Stopped {
                     return Ok(());
                 }
-                for pid in super::pause::pid_namespace_members(record.state.pid)? {
+                for pid in super::ps::pid_namespace_members(record.state.pid)? {
                     let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal);
                 }
                 return Ok(());

@@ -23,13 +23,18 @@
 mod builder;
 mod create;
 mod delete;
+mod events;
 mod exec;
 mod helper;
 mod kill;
 mod list;
 mod pause;
+mod ps;
+mod resume;
+pub mod spec;
 mod start;
 mod stdio;
+mod update;
 mod wait;
 mod wire;
 
@@ -41,7 +46,9 @@ pub use builder::{ContainerBuilder, ExecBuilder, ExecProcess};
 pub use exec::{wait_pid, ExecOptions};
 pub use stdio::{ProcessIo, Stdio};
 
-pub(crate) use helper::{clone_parent, main_calls_hull, note_spawned, serve_and_exit, HELPER_ENV};
+pub(crate) use helper::{main_calls_hull, serve_and_exit, HELPER_ENV};
+// For exec: whether this process clones for its parent (a helper's caller).
+use crate::process::spawn::clone_parent;
 pub use kill::parse_signal;
 pub use list::list;
 
@@ -76,7 +83,7 @@ pub struct CreateOptions {
     /// Socket activation: the caller's fds 3..3+N are the sockets systemd handed over
     /// ($LISTEN_FDS); they are passed first and the process gets LISTEN_FDS=N and LISTEN_PID=1.
     pub listen_fds: u32,
-    /// Proxy sd_notify from the container ($NOTIFY_SOCKET, see [`crate::notify`]): the socket's
+    /// Proxy sd_notify from the container ($NOTIFY_SOCKET, see [`crate::sd_notify`]): the socket's
     /// directory is mounted in and the process gets NOTIFY_SOCKET; `start` then forwards READY.
     pub notify_socket: bool,
     /// Do not create a new session keyring for the container.

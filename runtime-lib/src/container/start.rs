@@ -4,13 +4,14 @@ use nix::sys::stat::Mode;
 
 use super::Container;
 use crate::error::{Error, SysContext};
-use crate::hooks::{self, HookKind};
+use crate::hooks::HookKind;
+use crate::process::hooks;
 use crate::{Result, Status};
 use std::os::fd::{AsFd, OwnedFd};
 
 impl Container {
     /// Before `start`, when the runtime was given $NOTIFY_SOCKET (`host`): binds the container's
-    /// notify socket (see [`crate::notify`]). `None` if the container was created without one
+    /// notify socket (see [`crate::sd_notify`]). `None` if the container was created without one
     /// ([`crate::CreateOptions::notify_socket`]). What `hull start` does when $NOTIFY_SOCKET is
     /// set.
     ///
@@ -26,8 +27,8 @@ impl Container {
     pub fn notify_proxy(
         &self,
         host: &std::path::Path,
-    ) -> Result<Option<crate::notify::NotifyProxy>> {
-        crate::notify::NotifyProxy::bind(self.dir.path(), host)
+    ) -> Result<Option<crate::sd_notify::NotifyProxy>> {
+        crate::sd_notify::NotifyProxy::bind(self.dir.path(), host)
     }
 
     /// `start`: releases the init blocked on the exec fifo; it then execs the user's process
@@ -135,7 +136,7 @@ impl Container {
 /// What the init said on `exec.done` (see [`crate::state::EXEC_DONE_FIFO`]).
 struct ExecOutcome {
     exec_reached: bool,
-    hook_failure: Option<hooks::HookFailure>,
+    hook_failure: Option<crate::hooks::HookFailure>,
 }
 
 /// Reads `exec.done` to end-of-file, or until the init said it is about to exec.

@@ -15,11 +15,11 @@ use super::init::{
     await_cgroups, io_failure, join_session_keyring, load_seccomp_late, seccomp_at_exec,
     take_identity, Executable,
 };
+use super::steps::{lsm, process_attrs, rlimits, tty};
 use crate::error::{InitResult, InitStep, SysContext};
-use crate::namespaces::NamespacePlan;
-use crate::process_attrs::{self, AffinityStage};
+use crate::plan::namespaces::NamespacePlan;
+use crate::plan::process_attrs::AffinityStage;
 use crate::syscall::Syscall;
-use crate::{rlimits, tty};
 
 pub struct Exec<'a> {
     pub process: &'a Process,
@@ -66,7 +66,7 @@ fn prepare(exec: &Exec<'_>, sys: &dyn Syscall) -> InitResult<Executable> {
     exec.plan.join(sys)?;
     // Else the process would hold its caller's (the shim's, conmon's) session keyring.
     if let Some(id) = exec.session_keyring {
-        crate::lsm::set_key_label(process)?;
+        lsm::set_key_label(process)?;
         join_session_keyring(id)?;
     }
     if let Some(socket) = &exec.console_socket {

@@ -160,7 +160,7 @@ mod tests {
     use seccompiler::{SeccompAction, SeccompFilter, TargetArch};
 
     use super::*;
-    use crate::namespaces::testing::in_child;
+    use crate::process::steps::testing::in_child;
 
     /// A filter that answers close_range with `errno` and allows everything else.
     fn deny_close_range(errno: u32) -> Result<(), String> {

@@ -17,13 +17,13 @@ use oci_spec::runtime::{Hooks, LinuxNamespaceType, Process, Spec};
 
 use super::channel::{Channel, Message};
 use super::fds;
+use super::hooks;
+use super::steps::{capabilities, lsm, netdev, process_attrs, rlimits, sysctl, tty, user};
 use crate::error::{InitFailure, InitResult, InitStep, SysContext};
-use crate::hooks::{self, HookKind};
-use crate::namespaces::NamespacePlan;
+use crate::hooks::HookKind;
+use crate::plan::namespaces::NamespacePlan;
 use crate::syscall::Syscall;
-use crate::{
-    capabilities, lsm, netdev, process_attrs, rlimits, rootfs, seccomp, sysctl, tty, user,
-};
+use crate::{rootfs, seccomp};
 
 /// Everything the init needs, handed over in memory by the fork (nothing is serialised).
 pub struct Init<'a> {

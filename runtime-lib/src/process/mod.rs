@@ -1,9 +1,13 @@
 //! The only module that forks. `spawn` clones the init into its namespaces; `channel` is the one
-//! message protocol between the runtime and the init; `init` is the init sequence.
+//! message protocol between the runtime and the init; `init` is the init sequence and `steps` its
+//! steps, one file per spec concept; `exec` joins a running container; `hooks` runs a hook.
 
 pub mod channel;
 pub mod exec;
 pub(crate) mod fds;
+pub(crate) mod hooks;
+pub(crate) mod id_maps;
 pub mod init;
 pub mod pidfd;
 pub mod spawn;
+pub(crate) mod steps;

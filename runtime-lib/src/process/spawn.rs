@@ -21,6 +21,8 @@
 use std::collections::HashMap;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
 
 use nix::fcntl::{open, OFlag};
 use nix::sched::{setns, unshare, CloneFlags};
@@ -29,7 +31,7 @@ use nix::unistd::Pid;
 use oci_spec::runtime::LinuxTimeOffset;
 
 use crate::error::{Error, SysContext};
-use crate::namespaces::NamespacePlan;
+use crate::plan::namespaces::NamespacePlan;
 use crate::proc_handle::ProcFs;
 use crate::Result;
 
@@ -58,7 +60,7 @@ pub fn spawn(
     child: impl FnOnce() -> i32,
 ) -> Result<Spawned> {
     // In the helper of a multi-threaded caller, the caller is the child's parent: it waits for it.
-    let flags = if crate::container::clone_parent() {
+    let flags = if clone_parent() {
         flags | CloneFlags::CLONE_PARENT
     } else {
         flags
@@ -109,7 +111,7 @@ pub fn spawn(
     restore(restore_pid, CloneFlags::CLONE_NEWPID);
     restore(restore_time, CLONE_NEWTIME);
     let pid = pid.sys("clone init")?.expect("the child never gets here");
-    crate::container::note_spawned(pid);
+    note_spawned(pid);
     if in_cgroup {
         log::debug!("init {pid} cloned into its cgroup (clone3 CLONE_INTO_CGROUP)");
     }
@@ -235,4 +237,34 @@ fn clone(flags: CloneFlags) -> nix::Result<Option<Pid>> {
         0 => Ok(None),
         pid => Ok(Some(Pid::from_raw(pid as i32))),
     }
+}
+
+/// This process is a helper of a multi-threaded caller (`container::helper`): clones take
+/// CLONE_PARENT, and their pids are noted in [`SPAWNED`].
+static IN_HELPER: AtomicBool = AtomicBool::new(false);
+/// The processes this helper cloned for the caller: on failure the caller reaps them (they are
+/// its children, not ours).
+static SPAWNED: Mutex<Vec<i32>> = Mutex::new(Vec::new());
+
+/// From now on this process clones for its parent (the helper's caller).
+pub(crate) fn clone_for_parent() {
+    IN_HELPER.store(true, Ordering::Relaxed);
+}
+
+/// In a helper: the clone flag that makes the caller the child's parent.
+pub(crate) fn clone_parent() -> bool {
+    IN_HELPER.load(Ordering::Relaxed)
+}
+
+/// In a helper: `pid` was cloned for the caller.
+fn note_spawned(pid: Pid) {
+    if clone_parent() {
+        let mut spawned = SPAWNED.lock().unwrap_or_else(|e| e.into_inner());
+        spawned.push(pid.as_raw());
+    }
+}
+
+/// The pids cloned for the caller so far, handed over once.
+pub(crate) fn take_spawned() -> Vec<i32> {
+    std::mem::take(&mut *SPAWNED.lock().unwrap_or_else(|e| e.into_inner()))
 }

@@ -11,19 +11,18 @@ use std::path::{Path, PathBuf};
 use nix::errno::Errno;
 use nix::mount::MsFlags;
 use oci_spec::runtime::LinuxNamespaceType;
-use procfs::process::{MountInfo, Process};
+use procfs::process::Process;
 
 use super::mounts::{Ctx, Entry, Kind};
 use super::options::MountOptions;
 use super::resolve::{self, Create};
+use crate::cgroups::probe::{self, Host, Mode};
 use crate::error::InitResult;
 
-const CGROUP_ROOT: &str = "/sys/fs/cgroup";
-
 pub(super) fn mount(e: &Entry, cx: &Ctx<'_>) -> InitResult<()> {
-    let unified = nix::sys::statfs::statfs(CGROUP_ROOT)
-        .is_ok_and(|s| s.filesystem_type() == nix::sys::statfs::CGROUP2_SUPER_MAGIC);
-    if unified {
+    // With no cgroup hierarchy on the host (the probe fails) the destination is a bare tmpfs.
+    let host = probe::host().ok();
+    if host.is_some_and(|h| h.mode == Mode::V2) {
         let v2 = Entry {
             dest: e.dest.clone(),
             source: e.source.clone(),
@@ -34,7 +33,7 @@ pub(super) fn mount(e: &Entry, cx: &Ctx<'_>) -> InitResult<()> {
         };
         return v2.mount(cx);
     }
-    mount_v1(e, cx)
+    mount_v1(e, cx, host)
 }
 
 /// One v1 hierarchy as the host mounts it, and the init's cgroup in it.
@@ -45,8 +44,8 @@ struct Hierarchy {
     source: PathBuf,
 }
 
-fn mount_v1(e: &Entry, cx: &Ctx<'_>) -> InitResult<()> {
-    let hierarchies = v1_hierarchies(cx.root.path()).map_err(e.fail("read cgroup mounts"))?;
+fn mount_v1(e: &Entry, cx: &Ctx<'_>, host: Option<&Host>) -> InitResult<()> {
+    let hierarchies = v1_hierarchies(host).map_err(e.fail("read cgroup mounts"))?;
     let tmpfs = Entry {
         dest: e.dest.clone(),
         source: Some("tmpfs".into()),
@@ -113,55 +112,30 @@ fn mount_v1(e: &Entry, cx: &Ctx<'_>) -> InitResult<()> {
     Ok(())
 }
 
-/// The host's v1 hierarchies (first mount of each, none inside the rootfs) with the init's cgroup.
-fn v1_hierarchies(rootfs: &Path) -> nix::Result<Vec<Hierarchy>> {
+/// The host's v1 hierarchies (as the runtime probed them, so none inside the rootfs) with the
+/// init's own cgroup in each: the container's, which the runtime never was in.
+fn v1_hierarchies(host: Option<&Host>) -> nix::Result<Vec<Hierarchy>> {
+    let Some(host) = host else {
+        return Ok(Vec::new());
+    };
     let me = Process::myself().map_err(|_| Errno::EIO)?;
-    let mounts = me.mountinfo().map_err(|_| Errno::EIO)?;
-    let cgroups = me.cgroups().map_err(|_| Errno::EIO)?;
-    let mut out: Vec<Hierarchy> = Vec::new();
-    let mut seen = Vec::new();
-    for m in mounts.iter().filter(|m| m.fs_type == "cgroup") {
-        if m.mount_point.starts_with(rootfs) {
-            continue;
-        }
-        let Some(cg) = cgroups
-            .0
-            .iter()
-            .find(|cg| cg.hierarchy != 0 && serves(m, &cg.controllers))
-        else {
+    let own = probe::own_cgroups(&me).map_err(|_| Errno::EIO)?;
+    let mut out = Vec::new();
+    for (controller, h) in host.v1_mounts() {
+        let Some(cgroup) = own.get(controller) else {
             continue;
         };
-        if seen.contains(&cg.hierarchy) {
-            continue;
-        }
-        seen.push(cg.hierarchy);
-        let rel = Path::new(&cg.pathname)
-            .strip_prefix(&m.root)
-            .unwrap_or(Path::new(&cg.pathname));
-        let rel = rel.strip_prefix("/").unwrap_or(rel);
-        let name = m
+        let name = h
             .mount_point
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
         out.push(Hierarchy {
             name,
-            source: m.mount_point.join(rel),
+            source: h.dir_of(cgroup),
         });
     }
     Ok(out)
-}
-
-/// Whether the v1 mount `m` is the hierarchy of `controllers` (a /proc/self/cgroup line).
-fn serves(m: &MountInfo, controllers: &[String]) -> bool {
-    !controllers.is_empty()
-        && controllers.iter().all(|c| match c.strip_prefix("name=") {
-            Some(name) => m
-                .super_options
-                .get("name")
-                .is_some_and(|v| v.as_deref() == Some(name)),
-            None => m.super_options.contains_key(c),
-        })
 }
 
 fn has_cgroupns(cx: &Ctx<'_>) -> bool {
@@ -175,7 +149,8 @@ fn has_cgroupns(cx: &Ctx<'_>) -> bool {
 /// When the kernel refuses a cgroup2 mount (a user namespace without its own cgroup namespace),
 /// bind the host's cgroup2 instead: its root, or with a cgroup namespace the init's own cgroup.
 pub(super) fn bind_host_cgroup2(e: &Entry, cx: &Ctx<'_>, err: Errno) -> InitResult<()> {
-    let Some(mut source) = host_cgroup2(cx.root.path()) else {
+    let unified = probe::host().ok().and_then(|h| h.unified.as_ref());
+    let Some(mut source) = unified.map(|u| u.mount_point.clone()) else {
         return Err(e.fail("mount")(err));
     };
     if has_cgroupns(cx) {
@@ -200,12 +175,4 @@ pub(super) fn bind_host_cgroup2(e: &Entry, cx: &Ctx<'_>, err: Errno) -> InitResu
         index: None,
     };
     bind.mount(cx)
-}
-
-fn host_cgroup2(rootfs: &Path) -> Option<PathBuf> {
-    let mounts = Process::myself().and_then(|p| p.mountinfo()).ok()?;
-    let m = mounts
-        .iter()
-        .find(|m| m.fs_type == "cgroup2" && !m.mount_point.starts_with(rootfs))?;
-    Some(m.mount_point.clone())
 }

@@ -5,9 +5,9 @@
 mod cgroup;
 mod copyup;
 mod devices;
+mod masked_readonly;
 mod mounts;
 pub mod options;
-mod paths;
 mod pivot;
 pub(crate) mod resolve;
 #[cfg(test)]
@@ -61,7 +61,7 @@ pub fn prepare(
     sys.mount(Some(&at), &at, None, bind, None)
         .map_err(|e| InitFailure::sys(InitStep::RootfsBind, rootfs.display(), e))?;
 
-    let root = resolve::Root::open_as(&at, rootfs)
+    let root = resolve::Root::open(&at)
         .map_err(|e| InitFailure::sys(InitStep::RootfsBind, rootfs.display(), e))?;
     mounts::mount_all(&mounts::Ctx {
         root: &root,
@@ -124,21 +124,21 @@ pub fn pivot(rootfs: &Path, no_pivot: bool, sys: &dyn Syscall) -> InitResult<()>
 /// default config makes /proc/sys read-only, so sysctl must be applied before this is called.
 pub fn finalize(spec: &Spec, prepared: &Prepared, sys: &dyn Syscall) -> InitResult<()> {
     // First: /proc is checked before anything is mounted by a path through it.
-    let targets = paths::Targets::open(prepared)?;
-    paths::remount_readonly_mounts(spec, &targets, sys)?;
+    let targets = masked_readonly::Targets::open(prepared)?;
+    masked_readonly::remount_readonly_mounts(spec, &targets, sys)?;
     if spec
         .root()
         .as_ref()
         .and_then(|r| r.readonly())
         .unwrap_or(false)
     {
-        paths::readonly_root(sys)?;
+        masked_readonly::readonly_root(sys)?;
     }
     let linux = spec.linux().as_ref();
     let readonly = linux.and_then(|l| l.readonly_paths().as_deref());
     let masked = linux.and_then(|l| l.masked_paths().as_deref());
-    paths::readonly_paths(readonly.unwrap_or_default(), &targets, sys)?;
-    paths::masked_paths(masked.unwrap_or_default(), &targets, sys)?;
+    masked_readonly::readonly_paths(readonly.unwrap_or_default(), &targets, sys)?;
+    masked_readonly::masked_paths(masked.unwrap_or_default(), &targets, sys)?;
     targets.leave(sys)?;
     // "shared" and "unbindable" need the new root itself: before the pivot they would make it
     // impossible (pivot_root refuses a shared mount) or reach the host's "/" (runc ≥ 1.1.6).

@@ -33,27 +33,14 @@ pub enum Create {
 /// The rootfs, opened once after it was bind-mounted onto itself.
 pub struct Root {
     fd: OwnedFd,
-    path: PathBuf,
 }
 
 impl Root {
+    /// The root opened at `path` (absolute, or relative to the working directory).
     pub fn open(path: &Path) -> nix::Result<Root> {
-        Root::open_as(path, path)
-    }
-
-    /// The root opened through `at` (a path relative to the working directory), known as the
-    /// absolute `path`.
-    pub fn open_as(at: &Path, path: &Path) -> nix::Result<Root> {
         let flags = OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
-        let fd = nix::fcntl::open(at, flags, Mode::empty())?;
-        Ok(Root {
-            fd,
-            path: path.to_path_buf(),
-        })
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
+        let fd = nix::fcntl::open(path, flags, Mode::empty())?;
+        Ok(Root { fd })
     }
 
     pub fn fd(&self) -> BorrowedFd<'_> {

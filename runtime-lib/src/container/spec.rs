@@ -309,8 +309,8 @@ mod tests {
     use serde_json::Value;
 
     /// `runc spec` and `runc spec --rootless` (runc 1.1.5, run as root) verbatim.
-    const RUNC_SPEC: &str = include_str!("../tests/fixtures/runc-spec.json");
-    const RUNC_SPEC_ROOTLESS: &str = include_str!("../tests/fixtures/runc-spec-rootless.json");
+    const RUNC_SPEC: &str = include_str!("../../tests/fixtures/runc-spec.json");
+    const RUNC_SPEC_ROOTLESS: &str = include_str!("../../tests/fixtures/runc-spec-rootless.json");
 
     fn parsed(s: &str) -> Value {
         serde_json::from_str(s).expect("valid JSON")

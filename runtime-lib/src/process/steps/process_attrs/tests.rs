@@ -1,7 +1,9 @@
 //! Each attribute applied in a forked child that reads it back from the kernel.
 
 use super::*;
-use crate::namespaces::testing::in_child;
+use crate::plan::process_attrs::*;
+use crate::process::steps::testing::in_child;
+use oci_spec::runtime::Spec;
 
 fn from_json<T: serde::de::DeserializeOwned>(json: &str) -> T {
     serde_json::from_str(json).unwrap_or_else(|e| panic!("{json}: {e}"))

@@ -1,4 +1,4 @@
-//! process.rlimits.
+//! process.rlimits, set by the init (or an exec'd process) on itself.
 
 use nix::errno::Errno;
 use nix::sys::resource::{getrlimit, setrlimit, Resource};
@@ -60,7 +60,7 @@ pub fn apply(rlimits: &[PosixRlimit]) -> InitResult<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::namespaces::testing::in_child;
+    use crate::process::steps::testing::in_child;
     use oci_spec::runtime::PosixRlimitBuilder;
 
     fn rlimit(typ: PosixRlimitType, soft: u64, hard: u64) -> PosixRlimit {

@@ -1,18 +1,17 @@
-//! linux.namespaces: which to create, which to join (by `path`), and the order that works.
+//! linux.namespaces on the host: which to create, which to join (by `path`, opened and checked
+//! before the init exists).
 
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
-use nix::errno::Errno;
 use nix::fcntl::{open, OFlag};
 use nix::sched::CloneFlags;
 use nix::sys::stat::Mode;
 use nix::unistd::Pid;
 use oci_spec::runtime::{LinuxNamespaceType, Spec};
 
-use crate::error::{Context, InitFailure, InitResult, InitStep};
-use crate::syscall::Syscall;
+use crate::error::Context;
 use crate::{Error, Result};
 /// Why hull refuses what config-linux.md allows: a container without its own mount namespace.
 pub const MOUNT_NAMESPACE_REQUIRED: &str = "a mount namespace is required: without one, the \
@@ -152,37 +151,6 @@ impl NamespacePlan {
             .sort_by_key(|(t, _)| *t != LinuxNamespaceType::User);
         Ok(plan)
     }
-
-    /// In the init: joins every `joins` entry.
-    ///
-    /// As runc: first every namespace but the user one (the host's privileges may be lost once in
-    /// a user namespace), then the user namespace, then whatever was refused with EPERM before
-    /// (those may need the privileges the user namespace gives).
-    pub fn join(&self, sys: &dyn Syscall) -> InitResult<()> {
-        let mut joined = vec![false; self.joins.len()];
-        let mut try_join = |pick: &dyn Fn(LinuxNamespaceType) -> bool, last: bool| {
-            for (i, (typ, fd)) in self.joins.iter().enumerate() {
-                if joined[i] || !pick(*typ) {
-                    continue;
-                }
-                match sys.setns(fd.as_fd(), clone_flag(*typ)) {
-                    Ok(()) => joined[i] = true,
-                    Err(Errno::EPERM) if !last => {}
-                    Err(e) => {
-                        return Err(InitFailure::sys(
-                            InitStep::JoinNamespace,
-                            type_name(*typ),
-                            e,
-                        ))
-                    }
-                }
-            }
-            Ok(())
-        };
-        try_join(&|t| t != LinuxNamespaceType::User, false)?;
-        try_join(&|t| t == LinuxNamespaceType::User, true)?;
-        try_join(&|_| true, true)
-    }
 }
 
 /// The inode of a process's pid namespace (`/proc/<pid>/ns/pid`), to tell which processes share
@@ -194,59 +162,9 @@ pub fn pid_namespace_inode(pid: Pid) -> Result<u64> {
         .map(|m| m.ino())
 }
 
-/// Forked-child test support, shared by this crate's modules whose tests change process state.
-#[cfg(test)]
-pub(crate) mod testing {
-    use std::io::{Read, Write};
-
-    use nix::sys::wait::{waitpid, WaitStatus};
-    use nix::unistd::{fork, pipe, ForkResult};
-
-    /// Runs `f` in a forked child; its `Err` text (or panic message) comes back as the `Err`.
-    pub(crate) fn in_child(f: impl FnOnce() -> Result<(), String>) -> Result<(), String> {
-        let (rx, tx) = pipe().map_err(|e| format!("pipe: {e}"))?;
-        // SAFETY: the child only runs `f` and then `_exit`s; the test harness's other threads
-        // are not used by it (glibc keeps malloc usable after fork).
-        match unsafe { fork() }.map_err(|e| format!("fork: {e}"))? {
-            ForkResult::Child => {
-                drop(rx);
-                let out =
-                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|p| {
-                        Err(p
-                            .downcast_ref::<String>()
-                            .cloned()
-                            .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
-                            .unwrap_or_else(|| "panic".to_string()))
-                    });
-                let code = match out {
-                    Ok(()) => 0,
-                    Err(msg) => {
-                        let _ = std::fs::File::from(tx).write_all(msg.as_bytes());
-                        1
-                    }
-                };
-                // SAFETY: ends the child without running the harness's exit handlers.
-                unsafe { libc::_exit(code) }
-            }
-            ForkResult::Parent { child } => {
-                drop(tx);
-                let mut msg = String::new();
-                let _ = std::fs::File::from(rx).read_to_string(&mut msg);
-                match waitpid(child, None).map_err(|e| format!("waitpid: {e}"))? {
-                    WaitStatus::Exited(_, 0) => Ok(()),
-                    WaitStatus::Exited(_, c) => Err(format!("child exited {c}: {msg}")),
-                    other => Err(format!("child ended with {other:?}: {msg}")),
-                }
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use super::testing::in_child;
     use super::*;
-    use crate::syscall::LinuxSyscall;
     use oci_spec::runtime::{LinuxBuilder, LinuxNamespaceBuilder, SpecBuilder};
 
     fn spec(namespaces: &[(LinuxNamespaceType, Option<&str>)]) -> Spec {
@@ -388,130 +306,11 @@ mod tests {
     }
 
     #[test]
-    fn join_enters_the_namespaces() {
-        in_child(|| {
-            // Make a second uts namespace with a known hostname, kept alive by an fd.
-            nix::sched::unshare(CloneFlags::CLONE_NEWUTS).map_err(|e| e.to_string())?;
-            nix::unistd::sethostname("hull-join-test").map_err(|e| e.to_string())?;
-            let target = format!("/proc/{}/ns/uts", std::process::id());
-            let plan = NamespacePlan {
-                clone_flags: CloneFlags::empty(),
-                joins: vec![(
-                    Uts,
-                    open_namespace(0, Uts, Path::new(&target)).map_err(|e| e.to_string())?,
-                )],
-                pid_path: None,
-                time: false,
-            };
-            // Back into a fresh uts namespace, then join the first one by its fd.
-            nix::sched::unshare(CloneFlags::CLONE_NEWUTS).map_err(|e| e.to_string())?;
-            nix::unistd::sethostname("elsewhere").map_err(|e| e.to_string())?;
-            plan.join(&LinuxSyscall).map_err(|e| e.to_string())?;
-            let name = nix::unistd::gethostname().map_err(|e| e.to_string())?;
-            match name.to_str() {
-                Some("hull-join-test") => Ok(()),
-                other => Err(format!("hostname after join: {other:?}")),
-            }
-        })
-        .unwrap();
-    }
-
-    #[test]
-    fn join_failure_names_the_type() {
-        in_child(|| {
-            // A user namespace cannot be joined by a process that shares its fs (CLONE_FS)... but
-            // the simplest refusal is joining our own user namespace: EINVAL.
-            let fd = open_namespace(0, User, Path::new("/proc/self/ns/user"))
-                .map_err(|e| e.to_string())?;
-            let plan = NamespacePlan {
-                clone_flags: CloneFlags::empty(),
-                joins: vec![(User, fd)],
-                pid_path: None,
-                time: false,
-            };
-            let err = plan
-                .join(&LinuxSyscall)
-                .expect_err("joining our own user namespace fails");
-            if err.step != InitStep::JoinNamespace || err.subject.as_deref() != Some("user") {
-                return Err(format!("unexpected failure {err:?}"));
-            }
-            Ok(())
-        })
-        .unwrap();
-    }
-
-    #[test]
     fn pid_namespace_inode_matches_proc() {
         let me = pid_namespace_inode(nix::unistd::Pid::this()).unwrap();
         let meta = std::fs::metadata("/proc/self/ns/pid").unwrap();
         assert_eq!(me, meta.ino());
         let err = pid_namespace_inode(nix::unistd::Pid::from_raw(i32::MAX)).unwrap_err();
         assert!(err.to_string().contains("/proc/2147483647/ns/pid"), "{err}");
-    }
-}
-
-/// The join order through the `Syscall` seam: no privileges, no real namespaces entered.
-#[cfg(test)]
-mod seam_tests {
-    use super::*;
-    use crate::syscall::recorder::Recorder;
-    use nix::errno::Errno;
-
-    fn plan(types: &[LinuxNamespaceType]) -> NamespacePlan {
-        let joins = types
-            .iter()
-            .map(|t| {
-                let fd = nix::fcntl::open(
-                    "/dev/null",
-                    nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC,
-                    nix::sys::stat::Mode::empty(),
-                )
-                .unwrap();
-                (*t, fd)
-            })
-            .collect();
-        NamespacePlan {
-            clone_flags: CloneFlags::empty(),
-            joins,
-            pid_path: None,
-            time: false,
-        }
-    }
-
-    fn kinds(calls: &[String]) -> Vec<&str> {
-        calls
-            .iter()
-            .map(|c| c.rsplit(' ').next().unwrap_or_default())
-            .collect()
-    }
-
-    #[test]
-    fn user_namespace_is_joined_after_the_others_and_eperm_retried_after_it() {
-        use LinuxNamespaceType::*;
-        let p = plan(&[User, Network, Mount]);
-        // The mount namespace belongs to the container's user namespace: refused before it.
-        let rec = Recorder::failing(vec![]);
-        p.join(&rec).unwrap();
-        assert_eq!(
-            kinds(&rec.calls()),
-            [
-                "CloneFlags(CLONE_NEWNET)",
-                "CloneFlags(CLONE_NEWNS)",
-                "CloneFlags(CLONE_NEWUSER)"
-            ]
-        );
-        let rec = Recorder::failing(vec![("setns", Errno::EPERM)]);
-        let err = p.join(&rec).unwrap_err();
-        // Every namespace was tried before the user one, then the user one failed for good.
-        assert_eq!(
-            kinds(&rec.calls()),
-            [
-                "CloneFlags(CLONE_NEWNET)",
-                "CloneFlags(CLONE_NEWNS)",
-                "CloneFlags(CLONE_NEWUSER)"
-            ]
-        );
-        assert_eq!(err.step, InitStep::JoinNamespace);
-        assert_eq!(err.subject.as_deref(), Some("user"));
     }
 }

@@ -1,5 +1,5 @@
-//! linux.netDevices: host network interfaces moved into the container's new network namespace,
-//! renamed, and set up.
+//! linux.netDevices on the host: host network interfaces checked, then moved into the container's
+//! new network namespace and renamed (the init sets them up: `crate::process::steps::netdev`).
 //!
 //! The move is one rtnetlink RTM_NEWLINK request (IFLA_NET_NS_FD + IFLA_IFNAME, as `ip link set dev
 //! X netns N name Y` sends it), built here by hand: a fixed 40-odd byte message is easier to audit
@@ -16,7 +16,7 @@ use nix::sys::socket::{
 };
 use oci_spec::runtime::LinuxNetDevice;
 
-use crate::error::{Error, InitFailure, InitResult, InitStep};
+use crate::error::Error;
 use crate::Result;
 
 const RTM_NEWLINK: u16 = 16;
@@ -97,40 +97,7 @@ pub fn move_into(devices: &[(String, String)], netns: BorrowedFd<'_>) -> Result<
     Ok(())
 }
 
-/// In the init, inside the container's network namespace: the moved devices go up.
-pub fn set_up(devices: &HashMap<String, LinuxNetDevice>) -> InitResult<()> {
-    let sock = socket(
-        AddressFamily::Inet,
-        SockType::Datagram,
-        SockFlag::SOCK_CLOEXEC,
-        None,
-    )
-    .map_err(|e| InitFailure::sys(InitStep::NetDevices, "socket", e))?;
-    for (host, dev) in devices {
-        let name = dev.name().clone().unwrap_or_else(|| host.clone());
-        let fail = |e| InitFailure::sys(InitStep::NetDevices, &name, e);
-        let mut req = ifreq(&name).ok_or_else(|| {
-            InitFailure::new(InitStep::NetDevices)
-                .subject(&name)
-                .detail("name too long")
-        })?;
-        // SAFETY: SIOCGIFFLAGS/SIOCSIFFLAGS read and write one `ifreq`, which `req` is.
-        nix::errno::Errno::result(unsafe {
-            libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req)
-        })
-        .map_err(fail)?;
-        // SAFETY: the flags member of the union is the one SIOCGIFFLAGS filled in.
-        unsafe { req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short };
-        // SAFETY: as above.
-        nix::errno::Errno::result(unsafe {
-            libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req)
-        })
-        .map_err(fail)?;
-    }
-    Ok(())
-}
-
-fn ifreq(name: &str) -> Option<libc::ifreq> {
+pub(crate) fn ifreq(name: &str) -> Option<libc::ifreq> {
     let bytes = name.as_bytes();
     if bytes.len() >= libc::IFNAMSIZ {
         return None;

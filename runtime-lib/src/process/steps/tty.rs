@@ -1,22 +1,19 @@
-//! process.terminal with a console socket: the pty is made inside the container, its master sent to
+//! process.terminal with a console socket, in the init: the pty is made inside the container, its master sent to
 //! the caller's socket with SCM_RIGHTS (as runc: the master's name, "/dev/ptmx", as the message's
 //! data; runc sends its master file's name, and that file is /dev/ptmx opened).
 
 use std::io::IoSlice;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use nix::errno::Errno;
 use nix::fcntl::{open, OFlag};
 use nix::pty::{grantpt, posix_openpt, ptsname_r, unlockpt, Winsize};
-use nix::sys::socket::{
-    connect, sendmsg, socket, AddressFamily, ControlMessage, MsgFlags, SockFlag, SockType, UnixAddr,
-};
+use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags, UnixAddr};
 use nix::sys::stat::Mode;
 use nix::unistd::{dup2_stderr, dup2_stdin, dup2_stdout, setsid};
 
-use crate::error::{InitFailure, InitResult, InitStep, SysContext};
-use crate::Result;
+use crate::error::{InitFailure, InitResult, InitStep};
 
 /// The data of the SCM_RIGHTS message, as runc sends it.
 pub const MASTER_NAME: &str = "/dev/ptmx";
@@ -26,26 +23,6 @@ nix::ioctl_write_ptr_bad!(tiocswinsz, libc::TIOCSWINSZ, Winsize);
 
 fn fail(subject: &str) -> impl Fn(Errno) -> InitFailure + '_ {
     move |e| InitFailure::sys(InitStep::Console, subject, e)
-}
-
-/// In the runtime, before the init exists: connect to `--console-socket`.
-pub fn connect_console_socket(path: &Path) -> Result<OwnedFd> {
-    connect_unix(path, "connect to console socket")
-}
-
-/// A connected AF_UNIX stream socket (`--console-socket`, `--pidfd-socket`); `step` names it in
-/// the error.
-pub fn connect_unix(path: &Path, step: &'static str) -> Result<OwnedFd> {
-    let addr = UnixAddr::new(path).sys_path(step, path)?;
-    let sock = socket(
-        AddressFamily::Unix,
-        SockType::Stream,
-        SockFlag::SOCK_CLOEXEC,
-        None,
-    )
-    .sys_path(step, path)?;
-    connect(sock.as_raw_fd(), &addr).sys_path(step, path)?;
-    Ok(sock)
 }
 
 /// In the init, after pivot_root: open /dev/ptmx, send the master over `socket`, make the slave the
@@ -114,35 +91,12 @@ pub fn setup_console_with(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::namespaces::testing::in_child;
-    use nix::sys::socket::{recvmsg, socketpair, ControlMessageOwned};
+    use crate::process::steps::testing::in_child;
+    use nix::sys::socket::{
+        recvmsg, socketpair, AddressFamily, ControlMessageOwned, SockFlag, SockType,
+    };
     use std::io::{Read, Write};
     use std::os::fd::FromRawFd;
-
-    fn temp_dir(tag: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!("hull-tty-{tag}-{}", std::process::id()));
-        std::fs::create_dir_all(&d).unwrap();
-        d
-    }
-
-    #[test]
-    fn connect_reaches_a_listener_and_names_a_missing_path() {
-        let dir = temp_dir("connect");
-        let path = dir.join("console.sock");
-        let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
-        let sock = connect_console_socket(&path).unwrap();
-        let (mut peer, _) = listener.accept().unwrap();
-        nix::unistd::write(&sock, b"x").unwrap();
-        let mut b = [0u8; 1];
-        peer.read_exact(&mut b).unwrap();
-        assert_eq!(&b, b"x");
-
-        let missing = dir.join("missing.sock");
-        let msg = connect_console_socket(&missing).unwrap_err().to_string();
-        assert!(msg.starts_with("connect to console socket"), "{msg}");
-        assert!(msg.contains("missing.sock"), "{msg}");
-        std::fs::remove_dir_all(dir).unwrap();
-    }
 
     /// The caller's side: receives the master and its message data.
     fn receive_master(sock: &OwnedFd) -> (String, OwnedFd) {
