@@ -74,6 +74,7 @@ pub(crate) mod error;
 pub(crate) mod lsm;
 pub(crate) mod namespaces;
 pub(crate) mod netdev;
+pub(crate) mod plan;
 pub(crate) mod proc_handle;
 pub(crate) mod process;
 pub(crate) mod process_attrs;
@@ -110,6 +111,10 @@ pub(crate) mod user;
 ///
 /// ```compile_fail,E0603
 /// use hull::netdev;
+/// ```
+///
+/// ```compile_fail,E0603
+/// use hull::plan;
 /// ```
 ///
 /// ```compile_fail,E0603

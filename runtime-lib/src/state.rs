@@ -166,6 +166,13 @@ pub(crate) struct Record {
     /// The resources last applied (`update` merges into them).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<oci_spec::runtime::LinuxResources>,
+    /// config.json's `process` as the config gave it (before the runtime's own additions, such
+    /// as LISTEN_FDS): the template of `hull exec` without `--process`, so exec never goes back
+    /// to a bundle that may have changed or gone since. `None` in a record of an older hull (exec
+    /// then reads the bundle, see [`crate::Container::process_template`]) and when the config
+    /// has no process (`no_process`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub process: Option<oci_spec::runtime::Process>,
     /// linux.seccomp, which `exec`'d processes get too.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seccomp: Option<oci_spec::runtime::LinuxSeccomp>,
@@ -215,6 +222,7 @@ impl Record {
             hooks: None,
             cgroups: None,
             resources: None,
+            process: None,
             seccomp: None,
             no_new_keyring: false,
             no_process: false,

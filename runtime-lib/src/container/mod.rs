@@ -41,6 +41,7 @@ pub use builder::{ContainerBuilder, ExecBuilder, ExecProcess};
 pub use exec::{wait_pid, ExecOptions};
 pub use stdio::{ProcessIo, Stdio};
 
+pub(crate) use create::Config;
 pub(crate) use helper::{clone_parent, main_calls_hull, note_spawned, serve_and_exit, HELPER_ENV};
 pub use kill::parse_signal;
 pub use list::list;
