@@ -167,6 +167,69 @@ fn exec_user_env_and_cwd_flags() {
     finish(&rt, &b, &id);
 }
 
+/// The container's process template: config.json's user, env and cwd as they were at create.
+fn template_bundle() -> Bundle {
+    let mut b = Bundle::sleeping();
+    b.set("/process/user", json!({"uid": 1234, "gid": 4321}))
+        .set("/process/cwd", json!("/etc"))
+        .push("/process/env", json!("FROM_CONFIG=at-create"));
+    b
+}
+
+const TEMPLATE_SCRIPT: &str = "id -u; id -g; pwd; echo ${FROM_CONFIG:-unset}";
+
+#[test]
+fn exec_takes_its_template_from_the_state_not_the_changed_or_removed_bundle() {
+    if !integration_tests::only_hull("runc 1.1's exec reads config.json again") {
+        return;
+    }
+    let rt = Runtime::new();
+    let mut b = template_bundle();
+    let (id, _) = running(&rt, &b);
+    // The bundle changes after create: exec must not take its process from there.
+    b.set("/process/user", json!({"uid": 0, "gid": 0}))
+        .set("/process/cwd", json!("/"))
+        .set("/process/env", json!(["PATH=/bin", "FROM_CONFIG=changed"]));
+    let out = rt.exec(["exec", id.as_str(), "sh", "-c", TEMPLATE_SCRIPT]);
+    let lines: Vec<&str> = out.ok().stdout.lines().collect();
+    assert_eq!(lines, ["1234", "4321", "/etc", "at-create"], "{out}");
+    // Nor does it need the bundle's config at all.
+    std::fs::remove_file(b.config_path()).expect("remove config.json");
+    let out = rt.exec(["exec", id.as_str(), "sh", "-c", TEMPLATE_SCRIPT]);
+    let lines: Vec<&str> = out.ok().stdout.lines().collect();
+    assert_eq!(lines, ["1234", "4321", "/etc", "at-create"], "{out}");
+    finish(&rt, &b, &id);
+}
+
+#[test]
+fn exec_of_a_container_whose_state_has_no_template_reads_the_bundle() {
+    if !integration_tests::only_hull("hull's state.json") {
+        return;
+    }
+    let rt = Runtime::new();
+    let mut b = template_bundle();
+    let (id, _) = running(&rt, &b);
+    // state.json as a hull before the template wrote it.
+    let state_file = rt.root().join(&id).join("state.json");
+    let mut record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&state_file).expect("read state.json"))
+            .expect("parse state.json");
+    let template = record
+        .as_object_mut()
+        .and_then(|o| o.remove("process"))
+        .expect("state.json keeps the process template");
+    assert_eq!(template["cwd"], "/etc", "{template}");
+    std::fs::write(&state_file, record.to_string()).expect("write state.json");
+    b.set(
+        "/process/env",
+        json!(["PATH=/bin", "FROM_CONFIG=from-bundle"]),
+    );
+    let out = rt.exec(["exec", id.as_str(), "sh", "-c", TEMPLATE_SCRIPT]);
+    let lines: Vec<&str> = out.ok().stdout.lines().collect();
+    assert_eq!(lines, ["1234", "4321", "/etc", "from-bundle"], "{out}");
+    finish(&rt, &b, &id);
+}
+
 #[test]
 fn exec_detach_writes_a_live_pid_in_the_containers_cgroup() {
     let rt = Runtime::new();
