@@ -155,7 +155,8 @@ struct Creation {
 
 impl Creation {
     /// Claims the id: the state directory, locked, and its first record (see crate::state),
-    /// before anything else exists.
+    /// before anything else exists; beside it, what `exec` takes from the plan (the process
+    /// template and the compiled seccomp filter).
     fn claim(id: &str, opts: &CreateOptions, plan: CreatePlan) -> Result<Creation> {
         let record = plan.first_record(id, opts);
         let (dir, lock) = StateDir::create(&opts.root, id)?;
@@ -172,6 +173,13 @@ impl Creation {
         };
         creation.dir.write(&creation.record)?;
         creation.recorded = true;
+        if let Some(process) = &creation.plan.process_template {
+            creation.dir.write_template(process)?;
+        }
+        if let Some(filter) = &creation.plan.seccomp {
+            let path = creation.dir.path().join(state::SECCOMP_FILE);
+            state::write_atomic(&path, &filter.to_bytes(), 0o600)?;
+        }
         Ok(creation)
     }
 

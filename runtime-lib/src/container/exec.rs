@@ -17,6 +17,7 @@ use crate::error::{Error, SysContext};
 use crate::namespaces::{type_name, NamespacePlan};
 use crate::process::channel::{self, Channel, Message, RecvError};
 use crate::process::{exec, pidfd, spawn};
+use crate::seccomp::Filter;
 use crate::syscall::LinuxSyscall;
 use crate::{cgroups, state, tty, Result};
 
@@ -111,11 +112,7 @@ impl Container {
         let _init = self.open_init(&record, "exec")?;
         self.check_not_paused(&record, opts)?;
         let (plan, user_first) = namespaces_to_join(record.state.pid)?;
-        let filter = record
-            .seccomp
-            .as_ref()
-            .map(crate::seccomp::compile)
-            .transpose()?;
+        let filter = self.seccomp_filter(&record)?;
         let (console, pidfd_socket) = connect_sockets(opts, io.console)?;
         let (runtime_end, child_end) = channel::pair().sys("create exec channel")?;
         let cgroup_dir = record.cgroups.as_ref().and_then(v2_dir);
@@ -171,14 +168,27 @@ impl Container {
     /// # Ok::<(), hull::Error>(())
     /// ```
     pub fn process_template(&self) -> Result<Process> {
-        if let Some(process) = &self.record.process {
-            return Ok(process.clone());
+        if let Some(process) = self.dir.read_template()? {
+            return Ok(process);
         }
         if self.record.no_process {
             return Ok(Process::default());
         }
         let bundle = crate::bundle::Bundle::load(&self.record.state.bundle)?;
         Ok(bundle.spec.process().clone().unwrap_or_default())
+    }
+
+    /// The container's seccomp filter: as create compiled it, or compiled again from the record
+    /// when that copy is missing (a container of an older hull) or is not one this hull wrote.
+    fn seccomp_filter(&self, record: &state::Record) -> Result<Option<Filter>> {
+        let Some(config) = &record.seccomp else {
+            return Ok(None);
+        };
+        let kept = std::fs::read(self.dir.path().join(state::SECCOMP_FILE)).ok();
+        match kept.as_deref().and_then(Filter::from_bytes) {
+            Some(filter) => Ok(Some(filter)),
+            None => crate::seccomp::compile(config).map(Some),
+        }
     }
 
     /// A paused container takes no new process unless asked (`--ignore-paused`).

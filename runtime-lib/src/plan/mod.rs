@@ -24,7 +24,7 @@ pub(crate) struct CreatePlan {
     /// The state's `bundle`: where hooks find the config (config.md), the state directory for a
     /// spec given in memory.
     pub state_bundle: PathBuf,
-    /// config.json's `process` as the config gives it (see [`Record::process`]).
+    /// config.json's `process` as the config gives it (see [`state::PROCESS_FILE`]).
     pub process_template: Option<Process>,
     /// linux.namespaces, the join paths opened.
     pub namespaces: NamespacePlan,
@@ -122,7 +122,6 @@ impl CreatePlan {
             hooks: spec.hooks().clone(),
             cgroups: Some(cgroups::planned(self.cgroup.paths())),
             resources: Some(self.resources.clone()),
-            process: self.process_template.clone(),
             seccomp: spec.linux().as_ref().and_then(|l| l.seccomp().clone()),
             no_new_keyring: opts.no_new_keyring,
             no_process: spec.process().is_none(),
