@@ -176,7 +176,12 @@ fn template_bundle() -> Bundle {
     b
 }
 
-const TEMPLATE_SCRIPT: &str = "id -u; id -g; pwd; echo ${FROM_CONFIG:-unset}";
+/// The uid, gid, cwd and `$FROM_CONFIG` of `hull exec <id> sh` (no --process).
+fn exec_sees(rt: &Runtime, id: &str) -> Vec<String> {
+    let script = "id -u; id -g; pwd; echo ${FROM_CONFIG:-unset}";
+    let out = rt.exec(["exec", id, "sh", "-c", script]);
+    out.ok().stdout.lines().map(str::to_string).collect()
+}
 
 #[test]
 fn exec_takes_its_template_from_the_state_not_the_changed_or_removed_bundle() {
@@ -190,20 +195,16 @@ fn exec_takes_its_template_from_the_state_not_the_changed_or_removed_bundle() {
     b.set("/process/user", json!({"uid": 0, "gid": 0}))
         .set("/process/cwd", json!("/"))
         .set("/process/env", json!(["PATH=/bin", "FROM_CONFIG=changed"]));
-    let out = rt.exec(["exec", id.as_str(), "sh", "-c", TEMPLATE_SCRIPT]);
-    let lines: Vec<&str> = out.ok().stdout.lines().collect();
-    assert_eq!(lines, ["1234", "4321", "/etc", "at-create"], "{out}");
+    assert_eq!(exec_sees(&rt, &id), ["1234", "4321", "/etc", "at-create"]);
     // Nor does it need the bundle's config at all.
     std::fs::remove_file(b.config_path()).expect("remove config.json");
-    let out = rt.exec(["exec", id.as_str(), "sh", "-c", TEMPLATE_SCRIPT]);
-    let lines: Vec<&str> = out.ok().stdout.lines().collect();
-    assert_eq!(lines, ["1234", "4321", "/etc", "at-create"], "{out}");
+    assert_eq!(exec_sees(&rt, &id), ["1234", "4321", "/etc", "at-create"]);
     finish(&rt, &b, &id);
 }
 
 #[test]
 fn exec_of_a_container_whose_state_has_no_template_reads_the_bundle() {
-    if !integration_tests::only_hull("hull's state.json") {
+    if !integration_tests::only_hull("hull's state directory") {
         return;
     }
     let rt = Runtime::new();
@@ -216,9 +217,7 @@ fn exec_of_a_container_whose_state_has_no_template_reads_the_bundle() {
         "/process/env",
         json!(["PATH=/bin", "FROM_CONFIG=from-bundle"]),
     );
-    let out = rt.exec(["exec", id.as_str(), "sh", "-c", TEMPLATE_SCRIPT]);
-    let lines: Vec<&str> = out.ok().stdout.lines().collect();
-    assert_eq!(lines, ["1234", "4321", "/etc", "from-bundle"], "{out}");
+    assert_eq!(exec_sees(&rt, &id), ["1234", "4321", "/etc", "from-bundle"]);
     finish(&rt, &b, &id);
 }
 

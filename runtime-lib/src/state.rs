@@ -492,19 +492,12 @@ impl StateDir {
 
     /// Writes state.json atomically (temp file + rename), so a reader never sees half of it.
     pub(crate) fn write(&self, record: &Record) -> Result<()> {
-        let data = serde_json::to_vec(record).expect("state serialises");
-        write_atomic(&self.path.join(STATE_FILE), &data, 0o600)
+        write_json(&self.path.join(STATE_FILE), record)
     }
 
     /// Keeps `process` as the container's process template ([`PROCESS_FILE`]).
     pub(crate) fn write_template(&self, process: &oci_spec::runtime::Process) -> Result<()> {
-        let path = self.path.join(PROCESS_FILE);
-        let data = serde_json::to_vec(process).map_err(|e| Error::Io {
-            step: "write",
-            path: path.clone(),
-            source: e.into(),
-        })?;
-        write_atomic(&path, &data, 0o600)
+        write_json(&self.path.join(PROCESS_FILE), process)
     }
 
     /// The container's process template; `None` when there is none (a config without a process,
@@ -619,6 +612,16 @@ pub(crate) fn read_unsized(f: &mut fs::File) -> std::io::Result<Vec<u8>> {
             Err(e) => return Err(e),
         }
     }
+}
+
+/// `value` as JSON in a file of the state directory (mode 0600), written atomically.
+pub(crate) fn write_json(path: &Path, value: &impl Serialize) -> Result<()> {
+    let data = serde_json::to_vec(value).map_err(|e| Error::Io {
+        step: "write",
+        path: path.to_path_buf(),
+        source: e.into(),
+    })?;
+    write_atomic(path, &data, 0o600)
 }
 
 /// Temp file in the same directory + rename: readers see the old content or the new, never a part.

@@ -236,13 +236,7 @@ impl Creation {
     /// A spec given in memory is kept in the state directory: the state's bundle, where hooks
     /// read the config.
     fn keep_config(&self) -> Result<()> {
-        let path = self.dir.path().join(CONFIG_FILE);
-        let text = serde_json::to_vec(&self.plan.bundle.spec).map_err(|e| Error::Io {
-            step: "write",
-            path: path.clone(),
-            source: e.into(),
-        })?;
-        state::write_atomic(&path, &text, 0o600)
+        state::write_json(&self.dir.path().join(CONFIG_FILE), &self.plan.bundle.spec)
     }
 
     /// Clones the init into its namespaces (and, on v2, its cgroup).

@@ -53,6 +53,8 @@ impl Filter {
     /// The filter as bytes for a file only the runtime writes (`<state>/seccomp.bpf`): a version
     /// tag, the flags, whether it has a listener, then each instruction (code, jt, jf, k) in
     /// little-endian order.
+    // c_ulong is u64 on the hosts hull supports, but not on every target.
+    #[allow(clippy::useless_conversion)]
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(KEPT_HEADER + 8 * self.program.len());
         out.extend_from_slice(KEPT_TAG);
@@ -69,6 +71,7 @@ impl Filter {
     /// [`Filter::to_bytes`] read back; `None` for anything else (another version's tag, a short
     /// or overlong program), which the caller compiles again instead. The kernel checks the
     /// program itself when it is loaded.
+    #[allow(clippy::useless_conversion, clippy::unnecessary_fallible_conversions)]
     pub fn from_bytes(data: &[u8]) -> Option<Filter> {
         let rest = data.strip_prefix(KEPT_TAG)?;
         let (flags, rest) = rest.split_first_chunk::<8>()?;
