@@ -376,17 +376,8 @@ fn check_process(process: &Process, console: bool) -> Result<()> {
     }
     crate::lsm::validate(process)?;
     crate::user::validate(process.user(), "process.user")?;
-    match (process.terminal().unwrap_or(false), console) {
-        (true, false) => Err(invalid(
-            "process.terminal",
-            "a terminal needs --console-socket to send its master to",
-        )),
-        (false, true) => Err(invalid(
-            "process.terminal",
-            "--console-socket given but the process asks for no terminal",
-        )),
-        _ => Ok(()),
-    }
+    let terminal = process.terminal().unwrap_or(false);
+    crate::plan::check_terminal(terminal, console, "process")
 }
 
 /// Without privileges on the host, the container's pid namespace can be entered (for the

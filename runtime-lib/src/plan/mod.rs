@@ -65,7 +65,12 @@ impl CreatePlan {
         };
         let process_template = bundle.spec.process().clone();
         add_listen_fds(&mut bundle.spec, opts.listen_fds);
-        check_terminal(&bundle.spec, console)?;
+        let process = bundle.spec.process().as_ref();
+        check_terminal(
+            process.and_then(|p| p.terminal()).unwrap_or(false),
+            console,
+            "config",
+        )?;
         process_attrs::validate(&bundle.spec)?;
         process_attrs::check_unsupported(&bundle.spec)?;
         let Checked {
@@ -161,23 +166,17 @@ fn add_listen_fds(spec: &mut Spec, listen_fds: u32) {
 }
 
 /// runc's rules: a terminal needs somewhere to send its master, and a socket needs a terminal.
-fn check_terminal(spec: &Spec, console: bool) -> Result<()> {
-    let terminal = spec
-        .process()
-        .as_ref()
-        .and_then(|p| p.terminal())
-        .unwrap_or(false);
-    match (terminal, console) {
-        (true, false) => Err(Error::InvalidConfig {
-            field: "process.terminal".into(),
-            problem: "a terminal needs --console-socket to send its master to".into(),
-        }),
-        (false, true) => Err(Error::InvalidConfig {
-            field: "process.terminal".into(),
-            problem: "--console-socket given but the config asks for no terminal".into(),
-        }),
-        _ => Ok(()),
-    }
+/// `asker` is what asked for the terminal or not: "config" for create, "process" for exec.
+pub(crate) fn check_terminal(terminal: bool, console: bool, asker: &str) -> Result<()> {
+    let problem = match (terminal, console) {
+        (true, false) => "a terminal needs --console-socket to send its master to".to_string(),
+        (false, true) => format!("--console-socket given but the {asker} asks for no terminal"),
+        _ => return Ok(()),
+    };
+    Err(Error::InvalidConfig {
+        field: "process.terminal".into(),
+        problem,
+    })
 }
 
 /// Which namespaces the clone creates and which the init unshares after joining the given paths.
