@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use integration_tests::console::read_until_closed;
 use integration_tests::procfs::{limit, status_field};
 use integration_tests::{cgroupfs, Bundle, ConsoleSocket, Runtime};
-use serde_json::json;
+use serde_json::{json, Value};
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -164,6 +164,60 @@ fn exec_user_env_and_cwd_flags() {
     assert_eq!(lines[3], "dumb", "{out}");
     assert!(lines[4].contains("/bin"), "PATH from the config: {out}");
     assert_eq!(lines[5], "/etc", "{out}");
+    finish(&rt, &b, &id);
+}
+
+/// The container's process template: config.json's user, env and cwd as they were at create.
+fn template_bundle() -> Bundle {
+    let mut b = Bundle::sleeping();
+    b.set("/process/user", json!({"uid": 1234, "gid": 4321}))
+        .set("/process/cwd", json!("/etc"))
+        .push("/process/env", json!("FROM_CONFIG=at-create"));
+    b
+}
+
+/// The uid, gid, cwd and `$FROM_CONFIG` of `hull exec <id> sh` (no --process).
+fn exec_sees(rt: &Runtime, id: &str) -> Vec<String> {
+    let script = "id -u; id -g; pwd; echo ${FROM_CONFIG:-unset}";
+    let out = rt.exec(["exec", id, "sh", "-c", script]);
+    out.ok().stdout.lines().map(str::to_string).collect()
+}
+
+#[test]
+fn exec_takes_its_template_from_the_state_not_the_changed_or_removed_bundle() {
+    if !integration_tests::only_hull("runc 1.1's exec reads config.json again") {
+        return;
+    }
+    let rt = Runtime::new();
+    let mut b = template_bundle();
+    let (id, _) = running(&rt, &b);
+    // The bundle changes after create: exec must not take its process from there.
+    b.set("/process/user", json!({"uid": 0, "gid": 0}))
+        .set("/process/cwd", json!("/"))
+        .set("/process/env", json!(["PATH=/bin", "FROM_CONFIG=changed"]));
+    assert_eq!(exec_sees(&rt, &id), ["1234", "4321", "/etc", "at-create"]);
+    // Nor does it need the bundle's config at all.
+    std::fs::remove_file(b.config_path()).expect("remove config.json");
+    assert_eq!(exec_sees(&rt, &id), ["1234", "4321", "/etc", "at-create"]);
+    finish(&rt, &b, &id);
+}
+
+#[test]
+fn exec_of_a_container_whose_state_has_no_template_reads_the_bundle() {
+    if !integration_tests::only_hull("hull's state directory") {
+        return;
+    }
+    let rt = Runtime::new();
+    let mut b = template_bundle();
+    let (id, _) = running(&rt, &b);
+    // The state directory as a hull before the template left it.
+    let template = rt.root().join(&id).join("process.json");
+    std::fs::remove_file(&template).expect("create keeps the process template");
+    b.set(
+        "/process/env",
+        json!(["PATH=/bin", "FROM_CONFIG=from-bundle"]),
+    );
+    assert_eq!(exec_sees(&rt, &id), ["1234", "4321", "/etc", "from-bundle"]);
     finish(&rt, &b, &id);
 }
 
@@ -647,6 +701,47 @@ fn exec_runs_under_the_containers_seccomp_filter() {
     );
     // EPERM, not the read-only rootfs's EROFS: the filter answered first.
     assert!(text.ends_with("still-running"), "{out}");
+    finish(&rt, &b, &id);
+}
+
+/// Rewrites the container's state.json through `f`, as another writer of the state could.
+fn edit_state(rt: &Runtime, id: &str, f: impl FnOnce(&mut serde_json::Map<String, Value>)) {
+    let path = rt.root().join(id).join("state.json");
+    let text = std::fs::read(&path).expect("read state.json");
+    let mut record: Value = serde_json::from_slice(&text).expect("parse state.json");
+    f(record.as_object_mut().expect("state.json is an object"));
+    std::fs::write(&path, record.to_string()).expect("write state.json");
+}
+
+#[test]
+fn exec_loads_the_filter_create_compiled_and_compiles_again_without_it() {
+    if !integration_tests::only_hull("hull's state directory") {
+        return;
+    }
+    let rt = Runtime::new();
+    let mut b = Bundle::sleeping();
+    b.set(
+        "/linux/seccomp",
+        json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+            {"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO"}]}),
+    );
+    let (id, _) = running(&rt, &b);
+    // The profile in the record now differs from the program create compiled: which one exec
+    // loads shows in mkdir's error (EPERM from the filter, EROFS from the read-only rootfs).
+    edit_state(&rt, &id, |record| {
+        record["seccomp"]["syscalls"][0]["names"] = json!(["rmdir"]);
+    });
+    let mkdir = ["exec", id.as_str(), "sh", "-c", "mkdir /x 2>&1; true"];
+    let out = rt.exec(mkdir);
+    assert!(out.ok().out().contains("Operation not permitted"), "{out}");
+    // A kept program that is not one this hull wrote is not loaded: the record's profile is
+    // compiled instead.
+    let kept = rt.root().join(&id).join("seccomp.bpf");
+    let mut bytes = std::fs::read(&kept).expect("create keeps the compiled filter");
+    bytes.truncate(bytes.len() - 1);
+    std::fs::write(&kept, bytes).expect("write seccomp.bpf");
+    let out = rt.exec(mkdir);
+    assert!(out.ok().out().contains("Read-only file system"), "{out}");
     finish(&rt, &b, &id);
 }
 

@@ -62,6 +62,11 @@ impl Bundle {
     /// }
     /// ```
     pub fn load(path: &Path) -> Result<Bundle> {
+        Bundle::load_checked(path).map(|(bundle, _)| bundle)
+    }
+
+    /// [`Bundle::load`], with what validation found on the way (see [`Bundle::checked`]).
+    pub(crate) fn load_checked(path: &Path) -> Result<(Bundle, Checked)> {
         let path = std::path::absolute(path).io("resolve bundle path", path)?;
         let meta = std::fs::metadata(&path).io("open bundle", &path)?;
         if !meta.is_dir() {
@@ -74,20 +79,39 @@ impl Bundle {
         let config = path.join("config.json");
         let text = std::fs::read(&config).io("read", &config)?;
         let spec = parse(&text, &config)?;
-        validate(&spec, &path)?;
-        let rootfs = rootfs(&spec, &path)?;
-        Ok(Bundle { path, spec, rootfs })
+        Bundle::checked(spec, &path)
     }
 
     /// A spec given in memory, validated as [`Bundle::load`] validates a config.json; `base` is
     /// the directory its relative paths (root.path, bind sources) resolve against, and the init's
     /// working directory until pivot_root.
     pub fn from_spec(spec: Spec, base: &Path) -> Result<Bundle> {
-        let path = std::path::absolute(base).io("resolve bundle path", base)?;
-        validate(&spec, &path)?;
-        let rootfs = rootfs(&spec, &path)?;
-        Ok(Bundle { path, spec, rootfs })
+        Bundle::checked(spec, base).map(|(bundle, _)| bundle)
     }
+
+    /// [`Bundle::from_spec`], with what validation found on the way (for `create`, which would
+    /// otherwise open the namespace files and canonicalise the root a second time).
+    pub(crate) fn checked(spec: Spec, base: &Path) -> Result<(Bundle, Checked)> {
+        let path = std::path::absolute(base).io("resolve bundle path", base)?;
+        let checked = validate(&spec, &path)?;
+        let bundle = Bundle {
+            path,
+            spec,
+            rootfs: checked.rootfs.clone(),
+        };
+        Ok((bundle, checked))
+    }
+}
+
+/// What [`validate`] found while checking, kept so no check is made twice.
+#[derive(Debug)]
+pub(crate) struct Checked {
+    /// The canonical `root.path`.
+    pub rootfs: PathBuf,
+    /// linux.namespaces, every `path` opened and of the right type.
+    pub namespaces: NamespacePlan,
+    /// The warning of a `linux.mountLabel` this host ignores (no SELinux).
+    pub mount_label: Option<String>,
 }
 
 /// Parses config.json's bytes, without the checks of [`Bundle::load`]; `file` is only used to
@@ -289,7 +313,7 @@ fn lower(e: &std::io::Error) -> String {
 
 /// Every check that needs no side effect. Error wording names the field (`process.args`,
 /// `linux.namespaces[2]`...) and what is wrong with it.
-pub(crate) fn validate(spec: &Spec, bundle: &Path) -> Result<()> {
+pub(crate) fn validate(spec: &Spec, bundle: &Path) -> Result<Checked> {
     let version = spec.version();
     if version
         .split('.')
@@ -302,19 +326,23 @@ pub(crate) fn validate(spec: &Spec, bundle: &Path) -> Result<()> {
             format!("unsupported version {version:?}: hull supports 1.x"),
         ));
     }
-    rootfs(spec, bundle)?;
+    let rootfs = rootfs(spec, bundle)?;
     validate_process(spec)?;
     // Opens every namespace path and checks its type, refuses duplicates and a missing mount ns.
-    NamespacePlan::from_spec(spec)?;
+    let namespaces = NamespacePlan::from_spec(spec)?;
     validate_uts(spec)?;
     validate_user_namespace(spec)?;
     validate_time_namespace(spec)?;
     validate_sysctl(spec)?;
-    crate::plan::lsm::check_mount_label(spec)?;
+    let mount_label = crate::plan::lsm::check_mount_label(spec)?;
     if let Some(hooks) = spec.hooks() {
         crate::plan::hooks::validate(hooks)?;
     }
-    Ok(())
+    Ok(Checked {
+        rootfs,
+        namespaces,
+        mount_label,
+    })
 }
 
 fn validate_process(spec: &Spec) -> Result<()> {
@@ -519,7 +547,8 @@ fn is_host_netns(path: &Path) -> Result<bool> {
     Ok(own.dev() == other.dev() && own.ino() == other.ino())
 }
 
-/// What runc only warns about: the config is run, but the caller should log these.
+/// What runc only warns about: the config is run, but the caller should log these (with
+/// [`Checked::mount_label`], which validation found).
 pub(crate) fn warnings(spec: &Spec) -> Vec<String> {
     let mut out = Vec::new();
     for m in spec.mounts().as_deref().unwrap_or_default() {
@@ -535,7 +564,6 @@ pub(crate) fn warnings(spec: &Spec) -> Vec<String> {
         .as_ref()
         .and_then(|p| p.capabilities().as_ref());
     out.extend(crate::plan::capabilities::warnings(caps));
-    out.extend(crate::plan::lsm::check_mount_label(spec).ok().flatten());
     out
 }
 

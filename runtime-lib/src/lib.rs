@@ -94,6 +94,10 @@ pub(crate) mod syscall;
 /// ```
 ///
 /// ```compile_fail,E0603
+/// use hull::plan;
+/// ```
+///
+/// ```compile_fail,E0603
 /// use hull::proc_handle;
 /// ```
 ///

@@ -1,4 +1,4 @@
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::Args;
 use hull::container::{wait_pid, ExecOptions};
@@ -126,26 +126,16 @@ pub fn run(ctx: &Ctx, args: Exec) -> Outcome {
     Ok(status?)
 }
 
-/// `--process` as given, or runc's: the container's config.json process with the command line's
-/// changes over it.
+/// `--process` as given, or runc's: the container's process template (config.json's process as
+/// the container was created with it) with the command line's changes over it.
 fn process(container: &Container, args: &Exec) -> Result<Process, Failure> {
     if let Some(path) = &args.process {
-        // runc drops them without a word there; a profile asked for must never be lost.
-        if args.process_label.is_some() || args.apparmor.is_some() {
-            return Err(Failure::msg(
-                "--apparmor and --process-label do not go with --process: set apparmorProfile \
-                 or selinuxLabel in the process file",
-            ));
-        }
-        let text = std::fs::read(path)
-            .map_err(|e| Failure::msg(format!("read {path:?}: {}", crate::log::io_message(&e))))?;
-        return Ok(hull::bundle::parse_process(&text, path)?);
+        return process_file(path, args);
     }
     if args.command.is_empty() {
         return Err(Failure::msg("exec: missing command (or --process)"));
     }
-    let bundle = hull::bundle::Bundle::load(&container.state().bundle)?;
-    let mut p = bundle.spec.process().clone().unwrap_or_default();
+    let mut p = container.process_template()?;
     p.set_args(Some(args.command.clone()));
     if let Some(cwd) = &args.cwd {
         p.set_cwd(cwd.clone());
@@ -154,6 +144,38 @@ fn process(container: &Container, args: &Exec) -> Result<Process, Failure> {
     env.extend(args.env.iter().cloned());
     p.set_env(Some(env));
     p.set_terminal(Some(args.tty));
+    set_user(&mut p, args)?;
+    if args.no_new_privs {
+        p.set_no_new_privileges(Some(true));
+    }
+    if let Some(profile) = &args.apparmor {
+        p.set_apparmor_profile(Some(profile.clone()));
+    }
+    if let Some(label) = &args.process_label {
+        p.set_selinux_label(Some(label.clone()));
+    }
+    if !args.cap.is_empty() {
+        add_capabilities(&mut p, &args.cap)?;
+    }
+    Ok(p)
+}
+
+/// `--process`: the process file, which nothing on the command line may change.
+fn process_file(path: &Path, args: &Exec) -> Result<Process, Failure> {
+    // runc drops them without a word there; a profile asked for must never be lost.
+    if args.process_label.is_some() || args.apparmor.is_some() {
+        return Err(Failure::msg(
+            "--apparmor and --process-label do not go with --process: set apparmorProfile \
+             or selinuxLabel in the process file",
+        ));
+    }
+    let text = std::fs::read(path)
+        .map_err(|e| Failure::msg(format!("read {path:?}: {}", crate::log::io_message(&e))))?;
+    Ok(hull::bundle::parse_process(&text, path)?)
+}
+
+/// `--user uid[:gid]` and `--additional-gids`.
+fn set_user(p: &mut Process, args: &Exec) -> Result<(), Failure> {
     if let Some(user) = &args.user {
         let (uid, gid) = match user.split_once(':') {
             Some((u, g)) => (u, Some(g)),
@@ -172,41 +194,34 @@ fn process(container: &Container, args: &Exec) -> Result<Process, Failure> {
         p.user_mut()
             .set_additional_gids(Some(args.additional_gids.clone()));
     }
-    if args.no_new_privs {
-        p.set_no_new_privileges(Some(true));
-    }
-    if let Some(profile) = &args.apparmor {
-        p.set_apparmor_profile(Some(profile.clone()));
-    }
-    if let Some(label) = &args.process_label {
-        p.set_selinux_label(Some(label.clone()));
-    }
-    if !args.cap.is_empty() {
-        let mut caps = p.capabilities().clone().unwrap_or_default();
-        for name in &args.cap {
-            let cap: Capability =
-                serde_json::from_value(serde_json::Value::String(name.clone()))
-                    .map_err(|_| Failure::msg(format!("unknown capability {name:?}")))?;
-            let add = |set: &Option<hull::oci_spec::runtime::Capabilities>| {
-                let mut set = set.clone().unwrap_or_default();
-                set.insert(cap);
-                Some(set)
-            };
-            caps.set_bounding(add(caps.bounding()));
-            caps.set_effective(add(caps.effective()));
-            caps.set_permitted(add(caps.permitted()));
-            // runc 1.1 adds it to ambient too, where the kernel keeps it only if it is also
-            // inheritable (which --cap does not add): then a non-root user keeps it across the
-            // execve. Left out otherwise, so that hull warns of no ambient capability it drops.
-            if caps
-                .inheritable()
-                .as_ref()
-                .is_some_and(|i| i.contains(&cap))
-            {
-                caps.set_ambient(add(caps.ambient()));
-            }
+    Ok(())
+}
+
+/// `--cap`, as runc 1.1 adds them.
+fn add_capabilities(p: &mut Process, names: &[String]) -> Result<(), Failure> {
+    let mut caps = p.capabilities().clone().unwrap_or_default();
+    for name in names {
+        let cap: Capability = serde_json::from_value(serde_json::Value::String(name.clone()))
+            .map_err(|_| Failure::msg(format!("unknown capability {name:?}")))?;
+        let add = |set: &Option<hull::oci_spec::runtime::Capabilities>| {
+            let mut set = set.clone().unwrap_or_default();
+            set.insert(cap);
+            Some(set)
+        };
+        caps.set_bounding(add(caps.bounding()));
+        caps.set_effective(add(caps.effective()));
+        caps.set_permitted(add(caps.permitted()));
+        // runc 1.1 adds it to ambient too, where the kernel keeps it only if it is also
+        // inheritable (which --cap does not add): then a non-root user keeps it across the
+        // execve. Left out otherwise, so that hull warns of no ambient capability it drops.
+        if caps
+            .inheritable()
+            .as_ref()
+            .is_some_and(|i| i.contains(&cap))
+        {
+            caps.set_ambient(add(caps.ambient()));
         }
-        p.set_capabilities(Some(caps));
     }
-    Ok(p)
+    p.set_capabilities(Some(caps));
+    Ok(())
 }

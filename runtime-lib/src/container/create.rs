@@ -5,24 +5,22 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 
 use nix::fcntl::{open, OFlag};
-use nix::sched::CloneFlags;
 use nix::sys::signal::{kill, Signal};
 use nix::sys::stat::Mode;
 use nix::sys::wait::waitpid;
 use nix::unistd::{mkfifo, Pid};
-use oci_spec::runtime::{LinuxNamespaceType, LinuxResources, Spec};
+use oci_spec::runtime::{LinuxResources, Spec};
 
 use super::{Container, CreateOptions};
 use crate::bundle::Bundle;
-use crate::error::{Context, Error, SysContext};
+use crate::error::{Error, SysContext};
 use crate::hooks::HookKind;
-use crate::plan::namespaces::NamespacePlan;
-use crate::plan::{netdev, process_attrs, tty};
+use crate::plan::{netdev, process_attrs, tty, CreatePlan};
 use crate::process::channel::{self, Channel, Message, RecvError};
 use crate::process::hooks;
 use crate::process::id_maps;
 use crate::process::{init, pidfd, spawn};
-use crate::state::{self, ProcessId, Record, State, StateDir, Status};
+use crate::state::{self, Lock, Record, StateDir, Status};
 use crate::syscall::LinuxSyscall;
 use crate::{cgroups, seccomp, Result};
 
@@ -86,7 +84,8 @@ impl Container {
         Container::builder(id).options(opts.clone()).create()
     }
 
-    /// [`Container::create`] from `config`, the init's stdio and console from `io`.
+    /// [`Container::create`] from `config`, the init's stdio and console from `io`: the plan,
+    /// then its steps, each recorded in one [`Creation`] that undoes them if a later one fails.
     pub(crate) fn create_with(
         id: &str,
         opts: &CreateOptions,
@@ -94,260 +93,272 @@ impl Container {
         io: ChildIo,
     ) -> Result<Container> {
         super::check_sealed(opts.unsealed_exe, "create a container")?;
-        state::validate_id(id)?;
-        let state_path =
-            std::path::absolute(opts.root.join(id)).io("resolve state root", &opts.root)?;
-        let (mut bundle, from_spec) = match config {
-            Config::Bundle => (Bundle::load(&opts.bundle)?, false),
-            Config::Spec { spec, base } => {
-                let base = base.unwrap_or_else(|| state_path.clone());
-                (Bundle::from_spec(*spec, &base)?, true)
-            }
-        };
-        // Hooks find the config in the state's bundle directory (config.md): for a spec given in
-        // memory that is the copy kept in the state directory.
-        let state_bundle = if from_spec {
-            state_path
-        } else {
-            bundle.path.clone()
-        };
-        let stdio_raw = io.raw();
-        if opts.listen_fds > 0 {
-            if let Some(process) = bundle.spec.process_mut() {
-                let mut env = process.env().clone().unwrap_or_default();
-                env.push(format!("LISTEN_FDS={}", opts.listen_fds));
-                env.push("LISTEN_PID=1".into());
-                process.set_env(Some(env));
-            }
+        let console = opts.console_socket.is_some() || io.console.is_some();
+        let plan = CreatePlan::new(id, opts, config, console)?;
+        let sockets = Sockets::connect(opts, io)?;
+        let mut creation = Creation::claim(id, opts, plan)?;
+        match creation.carry_out(id, opts, sockets) {
+            Ok(()) => Ok(creation.commit()),
+            Err(e) => Err(creation.fail(e)),
         }
-        check_terminal(
-            &bundle.spec,
-            opts.console_socket.is_some() || io.console.is_some(),
-        )?;
-        process_attrs::validate(&bundle.spec)?;
-        process_attrs::check_unsupported(&bundle.spec)?;
-        let plan = NamespacePlan::from_spec(&bundle.spec)?;
-        let (mut clone_flags, mut unshare) = split_flags(&plan)?;
-        // The cgroup namespace must be made after the init joined its cgroup, so the container
-        // sees that cgroup as its root.
-        if clone_flags.contains(CloneFlags::CLONE_NEWCGROUP) {
-            clone_flags -= CloneFlags::CLONE_NEWCGROUP;
-            unshare |= CloneFlags::CLONE_NEWCGROUP;
-        }
-        let linux = bundle.spec.linux().as_ref();
-        let cgroups_path = linux.and_then(|l| l.cgroups_path().as_deref());
-        crate::rootless::check(&bundle.spec)?;
-        let mut resources = cgroups::container_resources(&bundle.spec);
-        let mut cgroup = if opts.systemd_cgroup {
-            cgroups::new_systemd(cgroups_path, id, opts.rootless)?
-        } else if opts.rootless {
-            // As runc: a rootless container gets no device rules (the user namespace already
-            // keeps device nodes out of its reach, and the user could not write them).
-            if resources.devices().is_some() {
-                log::debug!("rootless: linux.resources.devices not applied");
-                resources.set_devices(None);
-            }
-            cgroups::new_rootless(cgroups_path, id, &resources)?
-        } else {
-            cgroups::new(cgroups_path, id)?
-        };
-        let seccomp_filter = linux
-            .and_then(|l| l.seccomp().as_ref())
-            .map(seccomp::compile)
-            .transpose()?;
-        let seccomp_ref = seccomp_filter.as_ref();
-        let net_devices = match linux.and_then(|l| l.net_devices().as_ref()) {
-            Some(devices) if !devices.is_empty() => {
-                // The namespace must exist right after the clone, when the runtime moves them.
-                if !clone_flags.contains(CloneFlags::CLONE_NEWNET) {
-                    return Err(Error::Unsupported {
-                        feature: "linux.netDevices without a new network namespace made at clone \
-                                  (none, or one joined by path)"
-                            .into(),
-                    });
-                }
-                netdev::plan(devices)?
-            }
-            _ => Vec::new(),
-        };
-        for warning in crate::bundle::warnings(&bundle.spec)
-            .into_iter()
-            .chain(cgroups::warnings(&resources))
-        {
-            log::warn!("{warning}");
-        }
-        let console = match io.console {
-            Some(socket) => Some(socket),
-            None => opts
+    }
+}
+
+/// The caller's descriptors for the init: its stdio, where its pty master goes, where its pidfd
+/// goes.
+struct Sockets {
+    io: ChildIo,
+    pidfd: Option<OwnedFd>,
+}
+
+impl Sockets {
+    fn connect(opts: &CreateOptions, mut io: ChildIo) -> Result<Sockets> {
+        if io.console.is_none() {
+            io.console = opts
                 .console_socket
                 .as_deref()
                 .map(tty::connect_console_socket)
-                .transpose()?,
-        };
-        let pidfd_socket = opts
+                .transpose()?;
+        }
+        let pidfd = opts
             .pidfd_socket
             .as_deref()
             .map(|p| tty::connect_unix(p, "connect to pidfd socket"))
             .transpose()?;
+        Ok(Sockets { io, pidfd })
+    }
+}
 
-        let (foreign_dirs, foreign_processes) = cgroups::foreign_processes(cgroup.paths())?;
-        if let Some(first) = foreign_dirs.first() {
-            let pids: Vec<i32> = foreign_processes.iter().map(|p| p.pid).collect();
-            log::warn!(
-                "cgroup {first:?} (linux.cgroupsPath {:?}) already holds {} process(es) that are \
-                 not the container's ({pids:?}): they share its limits, and delete will leave \
-                 them and the cgroup in place",
-                cgroups_path.unwrap_or(Path::new(id)),
-                pids.len()
-            );
-        }
-        // What delete needs to undo this create, written before anything is made (see
-        // crate::state): a create killed at any point leaves a record of what it may have made.
-        let mut record = Record {
-            state: State::creating(
-                &bundle.spec,
-                id,
-                0,
-                (&state_bundle, &bundle.rootfs),
-                state::now_rfc3339(),
-            ),
-            init_start_time: 0,
-            hooks: bundle.spec.hooks().clone(),
-            cgroups: Some(cgroups::planned(cgroup.paths())),
-            resources: Some(resources.clone()),
-            seccomp: linux.and_then(|l| l.seccomp().clone()),
-            no_new_keyring: opts.no_new_keyring,
-            no_process: bundle.spec.process().is_none(),
-            creator: ProcessId::of(std::process::id() as i32),
-            foreign_processes,
-        };
+/// What the init takes with it from the runtime.
+struct InitEnds {
+    channel: Channel,
+    exec_fifo: OwnedFd,
+    exec_done: OwnedFd,
+    console: Option<OwnedFd>,
+    stdio: [Option<RawFd>; 3],
+}
+
+/// A create under way: the plan, and what carrying it out has made so far. Dropped before
+/// [`Creation::commit`] (a failed step, or a panic), it undoes exactly that, in reverse.
+struct Creation {
+    plan: CreatePlan,
+    dir: StateDir,
+    /// Held from the directory's birth until the container is created or gone (see crate::state).
+    lock: Option<Lock>,
+    record: Record,
+    /// The first record is written: a failed create then ends as delete does, with poststop.
+    recorded: bool,
+    cgroup_made: bool,
+    init: Option<Pid>,
+    /// The pid file, once the step that writes it has begun.
+    pid_file: Option<PathBuf>,
+    committed: bool,
+}
+
+impl Creation {
+    /// Claims the id: the state directory, locked, and its first record (see crate::state),
+    /// before anything else exists; beside it, what `exec` takes from the plan (the process
+    /// template and the compiled seccomp filter).
+    fn claim(id: &str, opts: &CreateOptions, plan: CreatePlan) -> Result<Creation> {
+        let record = plan.first_record(id, opts);
         let (dir, lock) = StateDir::create(&opts.root, id)?;
-        if let Err(e) = dir.write(&record) {
-            let _ = dir.remove();
-            return Err(e);
+        let mut creation = Creation {
+            plan,
+            dir,
+            lock: Some(lock),
+            record,
+            recorded: false,
+            cgroup_made: false,
+            init: None,
+            pid_file: None,
+            committed: false,
+        };
+        creation.dir.write(&creation.record)?;
+        creation.recorded = true;
+        if let Some(process) = &creation.plan.process_template {
+            creation.dir.write_template(process)?;
         }
+        if let Some(filter) = &creation.plan.seccomp {
+            let path = creation.dir.path().join(state::SECCOMP_FILE);
+            state::write_atomic(&path, &filter.to_bytes(), 0o600)?;
+        }
+        Ok(creation)
+    }
 
-        let mut init_pid = None;
-        let made = (|| {
-            if from_spec {
-                let text = serde_json::to_vec(&bundle.spec).map_err(|e| Error::Io {
-                    step: "write",
-                    path: dir.path().join(CONFIG_FILE),
-                    source: e.into(),
-                })?;
-                state::write_atomic(&dir.path().join(CONFIG_FILE), &text, 0o600)?;
-            }
-            let fifo = make_fifo(&dir.fifo_path())?;
-            let done_fifo = make_fifo(&dir.done_fifo_path())?;
-            if opts.notify_socket {
-                crate::sd_notify::prepare(&mut bundle.spec, dir.path())?;
-            }
-            let (runtime_end, init_end) = channel::pair().sys("create init channel")?;
-            let cgroup_dir = born_in(&mut *cgroup, &resources)?;
+    /// The plan's steps after the claim: the config's copy, the fifos, the cgroup, the init, the
+    /// protocol to its end.
+    fn carry_out(&mut self, id: &str, opts: &CreateOptions, sockets: Sockets) -> Result<()> {
+        if self.plan.from_spec {
+            self.keep_config()?;
+        }
+        let exec_fifo = make_fifo(&self.dir.fifo_path())?;
+        let exec_done = make_fifo(&self.dir.done_fifo_path())?;
+        if opts.notify_socket {
+            crate::sd_notify::prepare(&mut self.plan.bundle.spec, self.dir.path())?;
+        }
+        let (runtime_end, init_end) = channel::pair().sys("create init channel")?;
+        self.cgroup_made = true;
+        let cgroup_dir = born_in(&mut *self.plan.cgroup, &self.plan.resources)?;
+        let Sockets { mut io, pidfd } = sockets;
+        let ends = InitEnds {
+            channel: init_end,
+            exec_fifo,
+            exec_done,
+            console: io.console.take(),
+            stdio: io.raw(),
+        };
+        let spawned = self.spawn_init(id, opts, ends, &runtime_end, pidfd.as_ref(), &cgroup_dir)?;
+        drop((cgroup_dir, io));
+        let pid = spawned.pid;
+        self.init = Some(pid);
+        self.record.state.pid = pid.as_raw();
+        self.pid_file = opts.pid_file.clone();
+        let cgroup = CgroupSetup {
+            manager: &mut *self.plan.cgroup,
+            resources: &self.plan.resources,
+            net_devices: &self.plan.net_devices,
+            in_cgroup: spawned.in_cgroup,
+        };
+        let record = self.record.clone();
+        self.record = follow_init(
+            &runtime_end,
+            pid,
+            record,
+            &self.plan.bundle,
+            opts,
+            &self.dir,
+            cgroup,
+        )?;
+        if let Some(socket) = &pidfd {
+            pidfd::send_to_socket(socket, pid, pidfd::INIT_KIND)?;
+        }
+        Ok(())
+    }
 
-            // The child's copies of these must close at once: the lock would otherwise stay held
-            // for as long as the container waits for `start`, and the runtime's end of the
-            // channel must read end-of-file when the runtime dies.
-            let runtime_only = [
-                Some(lock.as_raw_fd()),
-                Some(runtime_end.as_fd().as_raw_fd()),
-                pidfd_socket.as_ref().map(|s| s.as_raw_fd()),
-                // Only the clone needs it: in the init it is a way into the host's cgroupfs.
-                cgroup_dir.as_ref().map(|d| d.as_raw_fd()),
-            ];
-            let (spec, rootfs, plan_ref) = (&bundle.spec, bundle.rootfs.as_path(), &plan);
-            let bundle_path = bundle.path.as_path();
-            let spawned = spawn::spawn(
-                &plan,
-                clone_flags,
-                spec.linux()
-                    .as_ref()
-                    .and_then(|l| l.time_offsets().as_ref()),
-                cgroup_dir.as_ref().map(|d| d.as_fd()),
-                move || {
-                    close_inherited(&runtime_only);
-                    if !take_stdio(&stdio_raw) {
-                        return 1;
-                    }
-                    init::run(
-                        init::Init {
-                            id,
-                            spec,
-                            bundle: bundle_path,
-                            rootfs,
-                            plan: plan_ref,
-                            unshare,
-                            channel: init_end,
-                            exec_fifo: fifo,
-                            exec_done: done_fifo,
-                            seccomp: seccomp_ref,
-                            console_socket: console,
-                            no_pivot: opts.no_pivot,
-                            no_new_keyring: opts.no_new_keyring,
-                            preserve_fds: opts.listen_fds + opts.preserve_fds,
-                        },
-                        &LinuxSyscall,
-                    )
-                },
-            )?;
-            drop(cgroup_dir);
-            let pid = spawned.pid;
-            init_pid = Some(pid);
-            record.state.pid = pid.as_raw();
+    /// A spec given in memory is kept in the state directory: the state's bundle, where hooks
+    /// read the config.
+    fn keep_config(&self) -> Result<()> {
+        state::write_json(&self.dir.path().join(CONFIG_FILE), &self.plan.bundle.spec)
+    }
 
-            let cg = CgroupSetup {
-                manager: &mut *cgroup,
-                resources: &resources,
-                net_devices: &net_devices,
-                in_cgroup: spawned.in_cgroup,
-            };
-            let record = follow_init(&runtime_end, pid, record.clone(), &bundle, opts, &dir, cg)?;
-            if let Some(socket) = &pidfd_socket {
-                pidfd::send_to_socket(socket, pid, pidfd::INIT_KIND)?;
-            }
-            Ok(record)
-        })();
-        match made {
-            Ok(record) => {
-                drop(lock);
-                Ok(Container {
-                    dir,
-                    record,
-                    child: init_pid,
-                    io: super::ProcessIo::default(),
-                })
-            }
-            Err(e) => {
-                // An init the kernel OOM-killed in its fresh cgroup only shows as a broken
-                // channel; say what happened, as runc does.
-                let e = match (init_pid, cgroup.oom_kill_count()) {
-                    (Some(_), Ok(n)) if n > 0 => Error::InitLost {
-                        step: "was OOM-killed",
-                        detail: "memory limit too low?".into(),
+    /// Clones the init into its namespaces (and, on v2, its cgroup).
+    fn spawn_init(
+        &self,
+        id: &str,
+        opts: &CreateOptions,
+        ends: InitEnds,
+        runtime_end: &Channel,
+        pidfd_socket: Option<&OwnedFd>,
+        cgroup_dir: &Option<OwnedFd>,
+    ) -> Result<spawn::Spawned> {
+        // The child's copies of these must close at once: the lock would otherwise stay held
+        // for as long as the container waits for `start`, and the runtime's end of the
+        // channel must read end-of-file when the runtime dies.
+        let runtime_only = [
+            self.lock.as_ref().map(|l| l.as_raw_fd()),
+            Some(runtime_end.as_fd().as_raw_fd()),
+            pidfd_socket.map(|s| s.as_raw_fd()),
+            // Only the clone needs it: in the init it is a way into the host's cgroupfs.
+            cgroup_dir.as_ref().map(|d| d.as_raw_fd()),
+        ];
+        let plan = &self.plan;
+        let spec = &plan.bundle.spec;
+        let time_offsets = spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.time_offsets().as_ref());
+        let cgroup_fd = cgroup_dir.as_ref().map(|d| d.as_fd());
+        spawn::spawn(
+            &plan.namespaces,
+            plan.clone_flags,
+            time_offsets,
+            cgroup_fd,
+            move || {
+                close_inherited(&runtime_only);
+                if !take_stdio(&ends.stdio) {
+                    return 1;
+                }
+                init::run(
+                    init::Init {
+                        id,
+                        spec,
+                        bundle: &plan.bundle.path,
+                        rootfs: &plan.bundle.rootfs,
+                        plan: &plan.namespaces,
+                        unshare: plan.unshare,
+                        channel: ends.channel,
+                        exec_fifo: ends.exec_fifo,
+                        exec_done: ends.exec_done,
+                        seccomp: plan.seccomp.as_ref(),
+                        console_socket: ends.console,
+                        no_pivot: opts.no_pivot,
+                        no_new_keyring: opts.no_new_keyring,
+                        preserve_fds: opts.listen_fds + opts.preserve_fds,
                     },
-                    _ => e,
-                };
-                if let Some(pid) = init_pid {
-                    let _ = kill(pid, Signal::SIGKILL);
-                    let _ = waitpid(pid, None);
-                }
-                // What the init forked without a pid namespace of its own (its hooks) is still
-                // in the cgroup.
-                let teardown =
-                    cgroups::kill_all(&*cgroup, &record.foreign_processes, super::KILL_TIMEOUT)
-                        .and_then(|()| cgroup.destroy());
-                if let Err(e) = teardown {
-                    log::warn!("{e}");
-                }
-                let _ = dir.remove();
-                if let Some(p) = &opts.pid_file {
-                    let _ = std::fs::remove_file(p);
-                }
-                // runtime.md: a failed create continues the lifecycle at the delete step, whose
-                // end is the poststop hooks (runc runs them too, whatever failed).
-                hooks::poststop(bundle.spec.hooks().as_ref(), &record.state);
-                Err(e)
+                    &LinuxSyscall,
+                )
+            },
+        )
+    }
+
+    /// The container, created: nothing is undone any more.
+    fn commit(mut self) -> Container {
+        self.committed = true;
+        drop(self.lock.take());
+        Container {
+            dir: self.dir.clone(),
+            record: self.record.clone(),
+            child: self.init,
+            io: super::ProcessIo::default(),
+        }
+    }
+
+    /// The create failed with `e`: says so (an OOM-killed init only shows as a broken channel,
+    /// so it is named, as runc does), and undoes what was made (on drop).
+    fn fail(self, e: Error) -> Error {
+        let oom_killed =
+            self.init.is_some() && self.plan.cgroup.oom_kill_count().is_ok_and(|n| n > 0);
+        if oom_killed {
+            return Error::InitLost {
+                step: "was OOM-killed",
+                detail: "memory limit too low?".into(),
+            };
+        }
+        e
+    }
+}
+
+impl Drop for Creation {
+    fn drop(&mut self) {
+        if self.committed {
+            return;
+        }
+        if let Some(p) = &self.pid_file {
+            let _ = std::fs::remove_file(p);
+        }
+        if let Some(pid) = self.init {
+            let _ = kill(pid, Signal::SIGKILL);
+            let _ = waitpid(pid, None);
+        }
+        if self.cgroup_made {
+            // What the init forked without a pid namespace of its own (its hooks) is still in
+            // the cgroup.
+            let cgroup = &mut *self.plan.cgroup;
+            let teardown = cgroups::kill_all(
+                &*cgroup,
+                &self.record.foreign_processes,
+                super::KILL_TIMEOUT,
+            )
+            .and_then(|()| cgroup.destroy());
+            if let Err(e) = teardown {
+                log::warn!("{e}");
             }
+        }
+        let _ = self.dir.remove();
+        if self.recorded {
+            // runtime.md: a failed create continues the lifecycle at the delete step, whose end
+            // is the poststop hooks (runc runs them too, whatever failed).
+            hooks::poststop(self.record.hooks.as_ref(), &self.record.state);
         }
     }
 }
@@ -524,53 +535,6 @@ fn init_lost(pid: Pid) -> Error {
 
 /// The copy of a spec given in memory, in its state directory.
 pub(crate) const CONFIG_FILE: &str = "config.json";
-
-/// runc's rules: a terminal needs somewhere to send its master, and a socket needs a terminal.
-fn check_terminal(spec: &Spec, console: bool) -> Result<()> {
-    let terminal = spec
-        .process()
-        .as_ref()
-        .and_then(|p| p.terminal())
-        .unwrap_or(false);
-    match (terminal, console) {
-        (true, false) => Err(Error::InvalidConfig {
-            field: "process.terminal".into(),
-            problem: "a terminal needs --console-socket to send its master to".into(),
-        }),
-        (false, true) => Err(Error::InvalidConfig {
-            field: "process.terminal".into(),
-            problem: "--console-socket given but the config asks for no terminal".into(),
-        }),
-        _ => Ok(()),
-    }
-}
-
-/// Which namespaces the clone creates and which the init unshares after joining the given paths.
-///
-/// Without joins, the clone makes them all at once (the fast path). With joins, the init must enter
-/// those first (so a joined user namespace owns the new ones), so it unshares the rest itself; only a
-/// new pid namespace must come from the clone, as unshare would move only the init's children.
-fn split_flags(plan: &NamespacePlan) -> Result<(CloneFlags, CloneFlags)> {
-    if plan.joins.is_empty() {
-        return Ok((plan.clone_flags, CloneFlags::empty()));
-    }
-    let at_clone = plan.clone_flags & CloneFlags::CLONE_NEWPID;
-    let user_involved = plan.clone_flags.contains(CloneFlags::CLONE_NEWUSER)
-        || plan
-            .joins
-            .iter()
-            .any(|(t, _)| *t == LinuxNamespaceType::User);
-    if user_involved && !at_clone.is_empty() {
-        // The new pid namespace would belong to the host's user namespace, and the container's root
-        // could not mount its /proc.
-        return Err(Error::Unsupported {
-            feature:
-                "a new pid namespace together with a user namespace and namespaces joined by path"
-                    .into(),
-        });
-    }
-    Ok((at_clone, plan.clone_flags - at_clone))
-}
 
 /// The fifos between `start` and the init (`exec.fifo`: start → init, `exec.done`: init → start).
 /// Opened read-write here so the open never blocks; the init inherits them (O_CLOEXEC), so a

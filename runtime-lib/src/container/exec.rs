@@ -1,6 +1,6 @@
 //! `exec`: another process in a created or running container.
 
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 
@@ -16,8 +16,9 @@ use super::Container;
 use crate::error::{Error, SysContext};
 use crate::plan::namespaces::{type_name, NamespacePlan};
 use crate::plan::tty;
-use crate::process::channel::{self, Message, RecvError};
+use crate::process::channel::{self, Channel, Message, RecvError};
 use crate::process::{exec, pidfd, spawn};
+use crate::seccomp::Filter;
 use crate::syscall::LinuxSyscall;
 use crate::{cgroups, state, Result};
 
@@ -106,145 +107,44 @@ impl Container {
             process,
             opts.console_socket.is_some() || io.console.is_some(),
         )?;
-        let stdio_raw = io.raw();
+        let stdio = io.raw();
         let lock = self.dir.lock()?;
         let record = self.dir.read()?;
         let _init = self.open_init(&record, "exec")?;
-        if !opts.ignore_paused && self.dir.status(&record) == crate::Status::Paused {
-            return Err(Error::InvalidStatus {
-                id: record.state.id.clone(),
-                op: "exec",
-                status: crate::Status::Paused,
-            });
-        }
-        let mut plan = join_plan(record.state.pid)?;
-        let user_first = user_namespace_first(&mut plan);
-        if user_first.is_some() && super::clone_parent() {
-            // The fork that joins the user namespace would be the process's parent, and it
-            // exits: the caller could never wait for the process.
-            return Err(Error::Unsupported {
-                feature: "exec by an unprivileged user from a multi-threaded program".into(),
-            });
-        }
-        let oom_score_adj = process.oom_score_adj();
-        let filter = record
-            .seccomp
-            .as_ref()
-            .map(crate::seccomp::compile)
-            .transpose()?;
-        let filter_ref = filter.as_ref();
-        let console = match io.console {
-            Some(socket) => Some(socket),
-            None => opts
-                .console_socket
-                .as_deref()
-                .map(tty::connect_console_socket)
-                .transpose()?,
-        };
-        let pidfd_socket = opts
-            .pidfd_socket
-            .as_deref()
-            .map(|p| tty::connect_unix(p, "connect to pidfd socket"))
-            .transpose()?;
+        self.check_not_paused(&record, opts)?;
+        let (plan, user_first) = namespaces_to_join(record.state.pid)?;
+        let filter = self.seccomp_filter(&record)?;
+        let (console, pidfd_socket) = connect_sockets(opts, io.console)?;
         let (runtime_end, child_end) = channel::pair().sys("create exec channel")?;
-
         let cgroup_dir = record.cgroups.as_ref().and_then(v2_dir);
-        let runtime_only = [
-            Some(lock.as_raw_fd()),
-            Some(runtime_end.as_fd().as_raw_fd()),
-            pidfd_socket.as_ref().map(|s| s.as_raw_fd()),
-            // Only the clone needs it: in the process it is a way into the host's cgroupfs.
-            cgroup_dir.as_ref().map(|d| d.as_raw_fd()),
-        ];
-        let plan_ref = &plan;
         let session_keyring = (!record.no_new_keyring).then(|| record.state.id.clone());
-        let cgroup_fd = cgroup_dir.as_ref().map(|d| d.as_fd());
-        let child = move || {
-            for fd in runtime_only.into_iter().flatten() {
-                // SAFETY: the child's copies of fds owned by the runtime's frames, which the child
-                // leaves through `_exit` without dropping them.
-                unsafe { libc::close(fd) };
-            }
-            if !super::create::take_stdio(&stdio_raw) {
-                return 1;
-            }
-            exec::run(
-                exec::Exec {
-                    process,
-                    plan: plan_ref,
-                    channel: child_end,
-                    console_socket: console,
-                    preserve_fds: opts.preserve_fds,
-                    seccomp: filter_ref,
-                    session_keyring: session_keyring.as_deref(),
-                },
-                &LinuxSyscall,
-            )
+        let child = ExecChild {
+            exec: exec::Exec {
+                process,
+                plan: &plan,
+                channel: child_end,
+                console_socket: console,
+                preserve_fds: opts.preserve_fds,
+                seccomp: filter.as_ref(),
+                session_keyring: session_keyring.as_deref(),
+            },
+            stdio,
+            runtime_only: [
+                Some(lock.as_raw_fd()),
+                Some(runtime_end.as_fd().as_raw_fd()),
+                pidfd_socket.as_ref().map(|s| s.as_raw_fd()),
+                // Only the clone needs it: in the process it is a way into the host's cgroupfs.
+                cgroup_dir.as_ref().map(|d| d.as_raw_fd()),
+            ],
         };
-        let spawned = match user_first {
-            None => spawn::spawn(&plan, CloneFlags::empty(), None, cgroup_fd, child)?,
-            Some(user_ns) => spawn_from_user_namespace(user_ns, |flags| {
-                spawn::spawn(&plan, flags, None, cgroup_fd, child)
-            })?,
-        };
+        let spawned = spawn_process(child, user_first, cgroup_dir.as_ref().map(|d| d.as_fd()))?;
         drop((lock, cgroup_dir));
         let pid = spawned.pid;
-        let joined = match &record.cgroups {
-            Some(paths) if !spawned.in_cgroup => cgroups::load(paths).join(pid),
-            _ => Ok(()),
-        };
-        let joined =
-            joined.and_then(|()| crate::plan::process_attrs::set_oom_score_adj(pid, oom_score_adj));
-        if let Err(e) = joined {
-            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
-            let _ = waitpid(pid, None);
-            return Err(e);
-        }
+        join_cgroup(&record, &spawned, process.oom_score_adj())?;
         runtime_end
             .send(&Message::CgroupsApplied)
             .sys("send cgroups applied")?;
-
-        loop {
-            match runtime_end.recv_with_fd() {
-                // End-of-file: the exec closed the child's end (or it died, which its waiter sees).
-                Err(RecvError::Closed) => break,
-                Ok((Message::SeccompListener, Some(fd))) => {
-                    let config = record.seccomp.as_ref();
-                    let path = config
-                        .and_then(|c| c.listener_path().clone())
-                        .unwrap_or_default();
-                    let metadata = config.and_then(|c| c.listener_metadata().clone());
-                    let mut state = record.state.clone();
-                    state.status = crate::Status::Running;
-                    crate::seccomp::send_process_listener(
-                        &path,
-                        metadata.as_deref(),
-                        &state,
-                        pid.as_raw(),
-                        fd.as_fd(),
-                    )?;
-                    runtime_end
-                        .send(&Message::ListenerSent)
-                        .sys("send listener sent")?;
-                }
-                Ok((Message::Failed(failure), _)) => {
-                    let _ = waitpid(pid, None);
-                    return Err(Error::Init(failure));
-                }
-                Ok((other, _)) => {
-                    return Err(Error::InitLost {
-                        step: "exec",
-                        detail: format!("unexpected message {other:?}"),
-                    })
-                }
-                Err(e) => {
-                    return Err(Error::InitLost {
-                        step: "exec",
-                        detail: e.to_string(),
-                    })
-                }
-            }
-        }
+        follow_process(&runtime_end, &record, pid)?;
         if let Some(socket) = &pidfd_socket {
             pidfd::send_to_socket(socket, pid, pidfd::EXEC_KIND)?;
         }
@@ -253,6 +153,198 @@ impl Container {
         }
         Ok(pid)
     }
+
+    /// The config's `process` as the container was created with it: the template `hull exec`
+    /// builds a process from (runc's exec without `--process`). It is kept in the container's
+    /// state, so a bundle changed or removed since `create` does not matter; only for a
+    /// container created by an older hull, whose state lacks it, is the bundle's config.json read
+    /// again. A config without a process gives an empty one. Errors: those of
+    /// [`crate::bundle::Bundle::load`] in that fallback.
+    ///
+    /// ```no_run
+    /// let c = hull::Container::load("/run/hull".as_ref(), "web")?;
+    /// let mut process = c.process_template()?;
+    /// process.set_args(Some(vec!["ps".into()]));
+    /// let pid = c.exec(&process, &hull::ExecOptions::default())?;
+    /// # Ok::<(), hull::Error>(())
+    /// ```
+    pub fn process_template(&self) -> Result<Process> {
+        if let Some(process) = self.dir.read_template()? {
+            return Ok(process);
+        }
+        if self.record.no_process {
+            return Ok(Process::default());
+        }
+        let bundle = crate::bundle::Bundle::load(&self.record.state.bundle)?;
+        Ok(bundle.spec.process().clone().unwrap_or_default())
+    }
+
+    /// The container's seccomp filter: as create compiled it, or compiled again from the record
+    /// when that copy is missing (a container of an older hull) or is not one this hull wrote.
+    fn seccomp_filter(&self, record: &state::Record) -> Result<Option<Filter>> {
+        let Some(config) = &record.seccomp else {
+            return Ok(None);
+        };
+        let kept = std::fs::read(self.dir.path().join(state::SECCOMP_FILE)).ok();
+        match kept.as_deref().and_then(Filter::from_bytes) {
+            Some(filter) => Ok(Some(filter)),
+            None => crate::seccomp::compile(config).map(Some),
+        }
+    }
+
+    /// A paused container takes no new process unless asked (`--ignore-paused`).
+    fn check_not_paused(&self, record: &state::Record, opts: &ExecOptions) -> Result<()> {
+        if !opts.ignore_paused && self.dir.status(record) == crate::Status::Paused {
+            return Err(Error::InvalidStatus {
+                id: record.state.id.clone(),
+                op: "exec",
+                status: crate::Status::Paused,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// The process-to-be in its fresh child: what `process::exec` needs, its stdio, and the
+/// runtime's descriptors it must close at once.
+struct ExecChild<'a> {
+    exec: exec::Exec<'a>,
+    stdio: [Option<RawFd>; 3],
+    runtime_only: [Option<RawFd>; 4],
+}
+
+/// The container's namespaces, opened, and (without privileges) its user namespace taken out to
+/// be joined first (see [`user_namespace_first`]).
+fn namespaces_to_join(init: i32) -> Result<(NamespacePlan, Option<OwnedFd>)> {
+    let mut plan = join_plan(init)?;
+    let user_first = user_namespace_first(&mut plan);
+    if user_first.is_some() && super::clone_parent() {
+        // The fork that joins the user namespace would be the process's parent, and it
+        // exits: the caller could never wait for the process.
+        return Err(Error::Unsupported {
+            feature: "exec by an unprivileged user from a multi-threaded program".into(),
+        });
+    }
+    Ok((plan, user_first))
+}
+
+/// The console socket (unless the caller gave one) and the pidfd socket, connected.
+fn connect_sockets(
+    opts: &ExecOptions,
+    console: Option<OwnedFd>,
+) -> Result<(Option<OwnedFd>, Option<OwnedFd>)> {
+    let console = match console {
+        Some(socket) => Some(socket),
+        None => opts
+            .console_socket
+            .as_deref()
+            .map(tty::connect_console_socket)
+            .transpose()?,
+    };
+    let pidfd_socket = opts
+        .pidfd_socket
+        .as_deref()
+        .map(|p| tty::connect_unix(p, "connect to pidfd socket"))
+        .transpose()?;
+    Ok((console, pidfd_socket))
+}
+
+/// Clones the process (from the container's user namespace when it must be joined first).
+fn spawn_process(
+    child: ExecChild<'_>,
+    user_first: Option<OwnedFd>,
+    cgroup_fd: Option<BorrowedFd<'_>>,
+) -> Result<spawn::Spawned> {
+    let ExecChild {
+        exec,
+        stdio,
+        runtime_only,
+    } = child;
+    let plan = exec.plan;
+    let run = move || {
+        for fd in runtime_only.into_iter().flatten() {
+            // SAFETY: the child's copies of fds owned by the runtime's frames, which the child
+            // leaves through `_exit` without dropping them.
+            unsafe { libc::close(fd) };
+        }
+        if !super::create::take_stdio(&stdio) {
+            return 1;
+        }
+        exec::run(exec, &LinuxSyscall)
+    };
+    match user_first {
+        None => spawn::spawn(plan, CloneFlags::empty(), None, cgroup_fd, run),
+        Some(user_ns) => spawn_from_user_namespace(user_ns, |flags| {
+            spawn::spawn(plan, flags, None, cgroup_fd, run)
+        }),
+    }
+}
+
+/// Puts the process in the container's cgroup (unless it was born there) and sets its
+/// oomScoreAdj; on failure it is killed and reaped.
+fn join_cgroup(
+    record: &state::Record,
+    spawned: &spawn::Spawned,
+    oom_score_adj: Option<i32>,
+) -> Result<()> {
+    let pid = spawned.pid;
+    let joined = match &record.cgroups {
+        Some(paths) if !spawned.in_cgroup => cgroups::load(paths).join(pid),
+        _ => Ok(()),
+    };
+    let joined = joined.and_then(|()| crate::plan::process_attrs::set_oom_score_adj(pid, oom_score_adj));
+    if let Err(e) = joined {
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+        let _ = waitpid(pid, None);
+        return Err(e);
+    }
+    Ok(())
+}
+
+/// The runtime's half of exec's protocol, until the process has exec'd (or failed).
+fn follow_process(runtime_end: &Channel, record: &state::Record, pid: Pid) -> Result<()> {
+    loop {
+        match runtime_end.recv_with_fd() {
+            // End-of-file: the exec closed the child's end (or it died, which its waiter sees).
+            Err(RecvError::Closed) => break,
+            Ok((Message::SeccompListener, Some(fd))) => {
+                let config = record.seccomp.as_ref();
+                let path = config
+                    .and_then(|c| c.listener_path().clone())
+                    .unwrap_or_default();
+                let metadata = config.and_then(|c| c.listener_metadata().clone());
+                let mut state = record.state.clone();
+                state.status = crate::Status::Running;
+                crate::seccomp::send_process_listener(
+                    &path,
+                    metadata.as_deref(),
+                    &state,
+                    pid.as_raw(),
+                    fd.as_fd(),
+                )?;
+                runtime_end
+                    .send(&Message::ListenerSent)
+                    .sys("send listener sent")?;
+            }
+            Ok((Message::Failed(failure), _)) => {
+                let _ = waitpid(pid, None);
+                return Err(Error::Init(failure));
+            }
+            Ok((other, _)) => {
+                return Err(Error::InitLost {
+                    step: "exec",
+                    detail: format!("unexpected message {other:?}"),
+                })
+            }
+            Err(e) => {
+                return Err(Error::InitLost {
+                    step: "exec",
+                    detail: e.to_string(),
+                })
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Waits for a process this process started (`exec`'s) and returns its exit code, 128+signal if
@@ -285,17 +377,8 @@ fn check_process(process: &Process, console: bool) -> Result<()> {
     }
     crate::plan::lsm::validate(process)?;
     crate::plan::user::validate(process.user(), "process.user")?;
-    match (process.terminal().unwrap_or(false), console) {
-        (true, false) => Err(invalid(
-            "process.terminal",
-            "a terminal needs --console-socket to send its master to",
-        )),
-        (false, true) => Err(invalid(
-            "process.terminal",
-            "--console-socket given but the process asks for no terminal",
-        )),
-        _ => Ok(()),
-    }
+    let terminal = process.terminal().unwrap_or(false);
+    crate::plan::check_terminal(terminal, console, "process")
 }
 
 /// Without privileges on the host, the container's pid namespace can be entered (for the

@@ -49,6 +49,7 @@ pub use stdio::{ProcessIo, Stdio};
 pub(crate) use helper::{main_calls_hull, serve_and_exit, HELPER_ENV};
 // For exec: whether this process clones for its parent (a helper's caller).
 use crate::process::spawn::clone_parent;
+pub(crate) use create::Config;
 pub use kill::parse_signal;
 pub use list::list;
 

@@ -28,7 +28,7 @@ mod tests_notify;
 use std::os::fd::{FromRawFd, OwnedFd};
 
 use oci_spec::runtime::LinuxSeccomp;
-use seccompiler::BpfProgram;
+use seccompiler::{sock_filter, BpfProgram};
 
 use crate::error::{InitFailure, InitResult, InitStep};
 use crate::Result;
@@ -50,6 +50,52 @@ impl Filter {
         self.listener
     }
 
+    /// The filter as bytes for a file only the runtime writes (`<state>/seccomp.bpf`): a version
+    /// tag, the flags, whether it has a listener, then each instruction (code, jt, jf, k) in
+    /// little-endian order.
+    // c_ulong is u64 on the hosts hull supports, but not on every target.
+    #[allow(clippy::useless_conversion)]
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(KEPT_HEADER + 8 * self.program.len());
+        out.extend_from_slice(KEPT_TAG);
+        out.extend_from_slice(&u64::from(self.flags).to_le_bytes());
+        out.push(u8::from(self.listener));
+        for insn in &self.program {
+            out.extend_from_slice(&insn.code.to_le_bytes());
+            out.extend_from_slice(&[insn.jt, insn.jf]);
+            out.extend_from_slice(&insn.k.to_le_bytes());
+        }
+        out
+    }
+
+    /// [`Filter::to_bytes`] read back; `None` for anything else (another version's tag, a short
+    /// or overlong program), which the caller compiles again instead. The kernel checks the
+    /// program itself when it is loaded.
+    #[allow(clippy::useless_conversion, clippy::unnecessary_fallible_conversions)]
+    pub fn from_bytes(data: &[u8]) -> Option<Filter> {
+        let rest = data.strip_prefix(KEPT_TAG)?;
+        let (flags, rest) = rest.split_first_chunk::<8>()?;
+        let (&listener, insns) = rest.split_first()?;
+        let n = insns.len() / 8;
+        if listener > 1 || insns.len() % 8 != 0 || n == 0 || n > bpf::MAX_INSNS {
+            return None;
+        }
+        let program = insns
+            .chunks_exact(8)
+            .map(|c| sock_filter {
+                code: u16::from_le_bytes([c[0], c[1]]),
+                jt: c[2],
+                jf: c[3],
+                k: u32::from_le_bytes([c[4], c[5], c[6], c[7]]),
+            })
+            .collect();
+        Some(Filter {
+            program,
+            flags: libc::c_ulong::try_from(u64::from_le_bytes(*flags)).ok()?,
+            listener: listener == 1,
+        })
+    }
+
     /// The program's length in BPF instructions (the kernel takes 4096 at most).
     #[cfg(test)]
     pub fn len(&self) -> usize {
@@ -62,6 +108,10 @@ impl Filter {
         self.flags
     }
 }
+
+/// The tag of [`Filter::to_bytes`]' format: a hull that writes another format tags it otherwise.
+const KEPT_TAG: &[u8; 8] = b"hullbpf1";
+const KEPT_HEADER: usize = 8 + 8 + 1;
 
 /// Compiles `linux.seccomp`. Errors are `InvalidConfig` naming the field (e.g.
 /// `linux.seccomp.syscalls[3].errnoRet`), or `Unsupported` on a host architecture Hull has no

@@ -108,3 +108,46 @@ fn bench_compile_docker_default() {
         "docker default profile: {len} BPF instructions; first compile {first:?}, then {each:?} (mean of {runs})"
     );
 }
+
+/// The copy create keeps for exec reads back as the same filter, and the kept program still
+/// blocks what the profile blocks; anything but that format is refused (exec then compiles).
+#[test]
+fn a_kept_filter_reads_back_whole_and_nothing_else_does() {
+    let filter = compile(&profile(DOCKER_DEFAULT)).unwrap();
+    let bytes = filter.to_bytes();
+    let back = Filter::from_bytes(&bytes).expect("own format");
+    assert_eq!(back.to_bytes(), bytes);
+    assert_eq!(
+        (back.len(), back.flags(), back.needs_listener()),
+        (filter.len(), filter.flags(), filter.needs_listener())
+    );
+    let unshare = [c"busybox", c"unshare", c"-m", c"true"];
+    let status = in_child(&back, |_| {
+        let _ = nix::unistd::execv(c"/usr/bin/busybox", &unshare);
+        104
+    });
+    assert!(
+        matches!(exited(status), Some(c) if c != 0 && c != 104),
+        "{status:?}"
+    );
+
+    let notify = compile(&profile(
+        r#"{"defaultAction":"SCMP_ACT_ALLOW","listenerPath":"/run/agent.sock",
+            "syscalls":[{"names":["mkdirat"],"action":"SCMP_ACT_NOTIFY"}]}"#,
+    ))
+    .unwrap();
+    assert!(Filter::from_bytes(&notify.to_bytes())
+        .expect("own format")
+        .needs_listener());
+
+    let mut other_version = bytes.clone();
+    other_version[7] = b'2';
+    for bad in [
+        &bytes[..bytes.len() - 3],
+        &bytes[..17],
+        &other_version[..],
+        &[][..],
+    ] {
+        assert!(Filter::from_bytes(bad).is_none(), "{} bytes", bad.len());
+    }
+}
