@@ -6,4 +6,6 @@ pub mod exec;
 pub(crate) mod fds;
 pub mod init;
 pub mod pidfd;
+#[cfg(test)]
+mod seam_tests;
 pub mod spawn;
