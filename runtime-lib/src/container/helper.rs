@@ -44,7 +44,6 @@ use serde::{Deserialize, Serialize};
 
 use super::create::Config;
 use super::stdio::{Prepared, ProcessIo};
-use super::wire::WireError;
 use super::{builder, Container, CreateOptions, ExecOptions};
 use crate::error::{Error, SysContext};
 use crate::Result;
@@ -135,7 +134,7 @@ enum Response {
         pid: i32,
     },
     Failed {
-        error: WireError,
+        error: Error,
         spawned: Vec<i32>,
     },
 }
@@ -365,8 +364,7 @@ fn serve() -> Result<()> {
         }
         Err(e) => {
             let spawned = std::mem::take(&mut *SPAWNED.lock().unwrap_or_else(|e| e.into_inner()));
-            let error = WireError::from(e);
-            return send(&socket, &Response::Failed { error, spawned }, &[]);
+            return send(&socket, &Response::Failed { error: e, spawned }, &[]);
         }
     };
     if let (Err(e), Some(c)) = (&sent, created) {

@@ -31,7 +31,7 @@ mod pause;
 mod start;
 mod stdio;
 mod wait;
-mod wire;
+pub(crate) mod wire;
 
 use std::path::{Path, PathBuf};
 
