@@ -51,9 +51,8 @@ fn map_text(maps: &[LinuxIdMapping]) -> String {
         .collect()
 }
 
-/// In the runtime: writes /proc/<pid>/uid_map and gid_map (and setgroups where needed) for an init
-/// that has just entered a new user namespace.
-pub fn write_id_mappings(pid: Pid, spec: &Spec) -> Result<()> {
+/// `linux.uidMappings` and `linux.gidMappings`, empty when absent.
+pub(crate) fn id_mappings(spec: &Spec) -> (&[LinuxIdMapping], &[LinuxIdMapping]) {
     let linux = spec.linux().as_ref();
     let uid_maps = linux
         .and_then(|l| l.uid_mappings().as_deref())
@@ -61,6 +60,13 @@ pub fn write_id_mappings(pid: Pid, spec: &Spec) -> Result<()> {
     let gid_maps = linux
         .and_then(|l| l.gid_mappings().as_deref())
         .unwrap_or_default();
+    (uid_maps, gid_maps)
+}
+
+/// In the runtime: writes /proc/<pid>/uid_map and gid_map (and setgroups where needed) for an init
+/// that has just entered a new user namespace.
+pub fn write_id_mappings(pid: Pid, spec: &Spec) -> Result<()> {
+    let (uid_maps, gid_maps) = id_mappings(spec);
     let dir = PathBuf::from(pid.to_string());
     let proc = ProcFs::open().map_err(|e| proc_error("open", PathBuf::from("/proc"), e))?;
     let write = |file: &str, text: &str, step: &'static str| {
