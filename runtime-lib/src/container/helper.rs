@@ -245,7 +245,7 @@ fn ask(request: &Request, fds: &[Option<OwnedFd>; 3]) -> Result<(i32, Option<Own
             for pid in spawned {
                 let _ = nix::sys::wait::waitpid(Pid::from_raw(pid), None);
             }
-            Err(error.into())
+            Err(error)
         }
     }
 }
