@@ -1,12 +1,15 @@
 //! The seam between the init sequence and the kernel.
 //!
 //! The init sequence (`process::init`), `exec`'s sequence (`process::exec`) and `rootfs` change the
-//! process and the kernel only through [`Syscall`], so unit tests can run the whole sequence against
+//! process and the kernel through [`Syscall`] (but for what is listed last), so unit tests can run the whole sequence against
 //! a recorder and assert its order and error handling without privileges. What they do besides is
 //! only looked at (stat, open O_PATH, /proc reads) or made inside the rootfs directory they are
 //! given. [`LinuxSyscall`] is the real thing: each method is one system call, no policy, except the
 //! few named steps below whose calls always go together (the descriptor sweeps, the capability
 //! sets, the seccomp load), which keep their policy in their own modules.
+//!
+//! Not yet through it, each a no-op unless the config asks for it (see `process::init`): network
+//! devices, the console, the scheduling and memory attributes, the personality, the hooks.
 
 use std::ffi::{CStr, CString, OsStr};
 use std::os::fd::{BorrowedFd, OwnedFd, RawFd};

@@ -14,11 +14,19 @@ use super::{helper, Container, CreateOptions, ExecOptions};
 use crate::{Error, Result};
 
 /// Builder methods that set the [`CreateOptions`] field of their name, one line each: the value
-/// the method's argument gives the field. (The type's own example shows them in use.)
+/// the method's argument gives the field, and the argument of the method's example.
 macro_rules! option_setters {
-    ($($(#[$doc:meta])* $name:ident($arg:ident: $ty:ty) => $value:expr;)*) => {
+    ($($(#[$doc:meta])* $name:ident($arg:ident: $ty:ty) => $value:expr, example $example:tt;)*) => {
         $(
             $(#[$doc])*
+            ///
+            #[doc = concat!(
+                "```no_run\nlet b = hull::Container::builder(\"demo\").",
+                stringify!($name),
+                "(",
+                stringify!($example),
+                ");\n```"
+            )]
             pub fn $name(mut self, $arg: $ty) -> Self {
                 self.opts.$name = $value;
                 self
@@ -27,28 +35,37 @@ macro_rules! option_setters {
     };
 }
 
-/// The stream setters both builders share; `$whose` names whose streams they are.
+/// The stream setters both builders share: `$whose` names whose streams they are, `$builder` is
+/// the examples' builder (after the lines of `$setup`).
 macro_rules! stdio_setters {
-    ($whose:literal) => {
+    ($whose:literal, $setup:literal, $builder:literal) => {
         #[doc = concat!("The ", $whose, "'s stdin, default [`Stdio::Inherit`].")]
+        ///
+        #[doc = concat!("```no_run\n", $setup, "let b = ", $builder, ".stdin(hull::Stdio::Null);\n```")]
         pub fn stdin(mut self, s: Stdio) -> Self {
             self.stdio[0] = s;
             self
         }
 
         #[doc = concat!("The ", $whose, "'s stdout, default [`Stdio::Inherit`].")]
+        ///
+        #[doc = concat!("```no_run\n", $setup, "let b = ", $builder, ".stdout(hull::Stdio::Piped);\n```")]
         pub fn stdout(mut self, s: Stdio) -> Self {
             self.stdio[1] = s;
             self
         }
 
         #[doc = concat!("The ", $whose, "'s stderr, default [`Stdio::Inherit`].")]
+        ///
+        #[doc = concat!("```no_run\n", $setup, "let b = ", $builder, ".stderr(hull::Stdio::Piped);\n```")]
         pub fn stderr(mut self, s: Stdio) -> Self {
             self.stdio[2] = s;
             self
         }
 
         /// The same for all three streams ([`Stdio::Pty`] sets `process.terminal`).
+        ///
+        #[doc = concat!("```no_run\n", $setup, "let b = ", $builder, ".stdio(hull::Stdio::Pty);\n```")]
         pub fn stdio(mut self, s: Stdio) -> Self {
             self.stdio = [s; 3];
             self
@@ -205,32 +222,32 @@ impl ContainerBuilder {
 
     option_setters! {
         /// `--systemd-cgroup`: see [`CreateOptions::systemd_cgroup`].
-        systemd_cgroup(on: bool) => on;
+        systemd_cgroup(on: bool) => on, example true;
         /// `--pid-file`: see [`CreateOptions::pid_file`].
-        pid_file(path: impl Into<PathBuf>) => Some(path.into());
+        pid_file(path: impl Into<PathBuf>) => Some(path.into()), example "/run/demo.pid";
         /// `--console-socket`: see [`CreateOptions::console_socket`] ([`Stdio::Pty`] needs none).
-        console_socket(path: impl Into<PathBuf>) => Some(path.into());
+        console_socket(path: impl Into<PathBuf>) => Some(path.into()), example "/run/console.sock";
         /// `--pidfd-socket`: see [`CreateOptions::pidfd_socket`].
-        pidfd_socket(path: impl Into<PathBuf>) => Some(path.into());
+        pidfd_socket(path: impl Into<PathBuf>) => Some(path.into()), example "/run/pidfd.sock";
         /// `--no-pivot`: see [`CreateOptions::no_pivot`].
-        no_pivot(on: bool) => on;
+        no_pivot(on: bool) => on, example true;
         /// `--preserve-fds`: see [`CreateOptions::preserve_fds`] (only from a single-threaded
         /// caller).
-        preserve_fds(n: u32) => n;
+        preserve_fds(n: u32) => n, example 1;
         /// Socket activation: see [`CreateOptions::listen_fds`] (only from a single-threaded
         /// caller).
-        listen_fds(n: u32) => n;
+        listen_fds(n: u32) => n, example 1;
         /// `$NOTIFY_SOCKET` proxying: see [`CreateOptions::notify_socket`].
-        notify_socket(on: bool) => on;
+        notify_socket(on: bool) => on, example true;
         /// `--no-new-keyring`: see [`CreateOptions::no_new_keyring`].
-        no_new_keyring(on: bool) => on;
+        no_new_keyring(on: bool) => on, example true;
         /// `--rootless`: see [`CreateOptions::rootless`] (default: detected, as runc).
-        rootless(on: bool) => on;
+        rootless(on: bool) => on, example false;
         /// Create from an executable that is not sealed: see [`CreateOptions::unsealed_exe`].
-        unsealed_exe(on: bool) => on;
+        unsealed_exe(on: bool) => on, example true;
     }
 
-    stdio_setters!("init");
+    stdio_setters!("init", "", "hull::Container::builder(\"demo\")");
 
     /// `create`: see [`Container::create`]. The calling program may have any number of threads
     /// (see the crate documentation); it is the init's parent either way, so
@@ -367,7 +384,13 @@ impl ExecBuilder<'_> {
         self
     }
 
-    stdio_setters!("process");
+    stdio_setters!(
+        "process",
+        "# fn c() -> hull::Container { unimplemented!() }\n\
+         # fn process() -> hull::oci_spec::runtime::Process { unimplemented!() }\n\
+         let container = c();\n",
+        "container.exec_builder(process())"
+    );
 
     /// `exec`: see [`Container::exec`]. Returns once the process has exec'd; the calling program
     /// (any number of threads) is its parent and can [`ExecProcess::wait`] for it.

@@ -1,6 +1,9 @@
 //! The container's init: what the cloned child does between the clone and the exec of the user's
-//! process, one call per step, in the order runc applies the spec. Reaches the kernel through
-//! [`Syscall`] where a step is a plain system call, so the order can be checked without privileges.
+//! process, one call per step, in the order runc applies the spec. Changes the process and the
+//! kernel through [`Syscall`], so `seam_tests` run the sequence against a recorder and check its
+//! order without privileges. Still outside it, each a no-op unless the config asks for it:
+//! linux.netDevices, the console (process.terminal), process.scheduler, ioPriority,
+//! execCPUAffinity, linux.memoryPolicy and personality, the hooks, creating a missing cwd.
 //!
 //! The child is already in every namespace it was cloned with; see `channel` for the messages
 //! exchanged with the runtime along the way.
