@@ -124,6 +124,16 @@ fn run_init(
     filter: Option<&Filter>,
     rec: &Recorder,
 ) -> Result<Vec<String>, InitFailure> {
+    run_init_unsharing(CloneFlags::empty(), no_new_privileges, filter, rec)
+}
+
+/// The same, `unshare` being the namespaces the clone could not make.
+fn run_init_unsharing(
+    unshare: CloneFlags,
+    no_new_privileges: bool,
+    filter: Option<&Filter>,
+    rec: &Recorder,
+) -> Result<Vec<String>, InitFailure> {
     let bundle = Bundle::new();
     let spec = spec(&bundle, no_new_privileges);
     let plan = NamespacePlan::from_spec(&spec).unwrap();
@@ -137,7 +147,7 @@ fn run_init(
         bundle: &bundle.0,
         rootfs: &rootfs,
         plan: &plan,
-        unshare: CloneFlags::empty(),
+        unshare,
         channel: ours,
         exec_fifo,
         exec_done,
@@ -357,6 +367,32 @@ fn a_failing_call_stops_the_init_with_its_step() {
             "{call}: the sequence went on after it: {calls:#?}"
         );
     }
+}
+
+/// Namespaces the clone could not make: unshared after the joins, before anything else.
+#[test]
+fn namespaces_the_clone_could_not_make_are_unshared_after_the_joins() {
+    let rec = Recorder::default();
+    let calls = run_init_unsharing(CloneFlags::CLONE_NEWUTS, false, None, &rec).unwrap();
+    assert_order(
+        &calls,
+        &[
+            ("setns", "CLONE_NEWNET)"),
+            ("unshare CloneFlags(CLONE_NEWUTS)", ""),
+            ("chdir /", ""),
+            ("prctl PR_SET_DUMPABLE true", ""),
+            ("mount None / None", ""),
+            ("sethostname seam", ""),
+        ],
+    );
+    let rec = Recorder::failing(vec![("unshare", Errno::EPERM)]);
+    let failure = run_init_unsharing(CloneFlags::CLONE_NEWUTS, false, None, &rec)
+        .expect_err("a failing unshare fails the init");
+    assert_eq!(failure.step, InitStep::CreateNamespaces);
+    assert_eq!(
+        rec.calls().last().map(String::as_str),
+        Some("unshare CloneFlags(CLONE_NEWUTS)")
+    );
 }
 
 /// `exec`'s sequence: the process half of the init's, in the same order.
