@@ -9,7 +9,7 @@
 //! sets, the seccomp load), which keep their policy in their own modules.
 //!
 //! Not yet through it, each a no-op unless the config asks for it (see `process::init`): network
-//! devices, the console, the scheduling and memory attributes, the personality, the hooks.
+//! devices, the console, the hooks.
 
 use std::ffi::{CStr, CString, OsStr};
 use std::os::fd::{BorrowedFd, OwnedFd, RawFd};
@@ -23,10 +23,13 @@ use nix::sys::stat::{Mode, SFlag};
 use nix::unistd::{Gid, Uid};
 use oci_spec::runtime::LinuxCapabilities;
 
+use nix::sched::CpuSet;
+
 use crate::capabilities;
 use crate::error::InitResult;
 use crate::proc_handle::{ProcError, ProcFs};
 use crate::process::fds;
+use crate::process_attrs::SchedAttr;
 use crate::seccomp::Filter;
 
 pub trait Syscall {
@@ -98,6 +101,16 @@ pub trait Syscall {
     fn apply_capabilities(&self, prepared: &capabilities::Prepared) -> InitResult<()>;
     /// The step `seccomp::install`: loads the filter, returns its notify listener if any.
     fn load_seccomp(&self, filter: &Filter) -> InitResult<Option<OwnedFd>>;
+    /// sched_setattr(2) on this thread.
+    fn sched_setattr(&self, attr: &SchedAttr) -> nix::Result<()>;
+    /// sched_setaffinity(2) on this thread.
+    fn sched_setaffinity(&self, set: &CpuSet) -> nix::Result<()>;
+    /// ioprio_set(2) of this process (IOPRIO_WHO_PROCESS, 0).
+    fn ioprio_set(&self, value: libc::c_int) -> nix::Result<()>;
+    /// set_mempolicy(2) with `nodes` as its node mask (none when empty).
+    fn set_mempolicy(&self, mode: libc::c_int, nodes: &[libc::c_ulong]) -> nix::Result<()>;
+    /// personality(2).
+    fn personality(&self, persona: libc::c_ulong) -> nix::Result<()>;
 }
 
 /// The real kernel.
@@ -288,6 +301,40 @@ impl Syscall for LinuxSyscall {
     }
     fn load_seccomp(&self, filter: &Filter) -> InitResult<Option<OwnedFd>> {
         crate::seccomp::install(filter)
+    }
+    fn sched_setattr(&self, attr: &SchedAttr) -> nix::Result<()> {
+        // SAFETY: sched_setattr(pid 0 = this thread, attr, flags 0) only reads `attr`, which is a
+        // live repr(C) sched_attr whose `size` field says how much of it the kernel may read.
+        let r = unsafe { libc::syscall(libc::SYS_sched_setattr, 0, attr as *const SchedAttr, 0) };
+        nix::errno::Errno::result(r).map(drop)
+    }
+    fn sched_setaffinity(&self, set: &CpuSet) -> nix::Result<()> {
+        nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), set)
+    }
+    fn ioprio_set(&self, value: libc::c_int) -> nix::Result<()> {
+        const IOPRIO_WHO_PROCESS: libc::c_int = 1;
+        // SAFETY: ioprio_set takes only integers.
+        let r = unsafe { libc::syscall(libc::SYS_ioprio_set, IOPRIO_WHO_PROCESS, 0, value) };
+        nix::errno::Errno::result(r).map(drop)
+    }
+    fn set_mempolicy(&self, mode: libc::c_int, nodes: &[libc::c_ulong]) -> nix::Result<()> {
+        // The kernel reads maxnode - 1 bits (a historical off-by-one every caller compensates
+        // for).
+        let maxnode = (nodes.len() * libc::c_ulong::BITS as usize + 1) as libc::c_ulong;
+        let ptr = if nodes.is_empty() {
+            std::ptr::null()
+        } else {
+            nodes.as_ptr()
+        };
+        // SAFETY: `ptr` is null or points to `nodes`, which holds at least maxnode - 1 bits and
+        // outlives the call; the kernel only reads it.
+        let r = unsafe { libc::syscall(libc::SYS_set_mempolicy, mode, ptr, maxnode) };
+        nix::errno::Errno::result(r).map(drop)
+    }
+    fn personality(&self, persona: libc::c_ulong) -> nix::Result<()> {
+        // SAFETY: personality takes an integer and changes only this process's execution domain.
+        let r = unsafe { libc::personality(persona) };
+        nix::errno::Errno::result(r).map(drop)
     }
 }
 
@@ -506,6 +553,27 @@ pub(crate) mod recorder {
                 InitStep::Seccomp,
             )?;
             Ok(None)
+        }
+        fn sched_setattr(&self, attr: &crate::process_attrs::SchedAttr) -> nix::Result<()> {
+            self.call(format!(
+                "sched_setattr policy {} nice {} priority {}",
+                attr.sched_policy, attr.sched_nice, attr.sched_priority
+            ))
+        }
+        fn sched_setaffinity(&self, set: &nix::sched::CpuSet) -> nix::Result<()> {
+            let cpus: Vec<usize> = (0..nix::sched::CpuSet::count())
+                .filter(|&c| set.is_set(c).unwrap_or(false))
+                .collect();
+            self.call(format!("sched_setaffinity {cpus:?}"))
+        }
+        fn ioprio_set(&self, value: libc::c_int) -> nix::Result<()> {
+            self.call(format!("ioprio_set {value:#x}"))
+        }
+        fn set_mempolicy(&self, mode: libc::c_int, nodes: &[libc::c_ulong]) -> nix::Result<()> {
+            self.call(format!("set_mempolicy {mode:#x} {nodes:?}"))
+        }
+        fn personality(&self, persona: libc::c_ulong) -> nix::Result<()> {
+            self.call(format!("personality {persona:#x}"))
         }
     }
 }

@@ -61,9 +61,9 @@ pub(super) fn prepare(exec: &Exec<'_>, sys: &dyn Syscall) -> InitResult<Executab
     // Before the runtime moves us into the container's cgroup (which may reset the affinity to
     // its cpuset), then after: config.md's initial and final.
     let affinity = process.exec_cpu_affinity().as_ref();
-    process_attrs::apply_exec_cpu_affinity(affinity, AffinityStage::Initial)?;
+    process_attrs::apply_exec_cpu_affinity(affinity, AffinityStage::Initial, sys)?;
     await_cgroups(&exec.channel)?;
-    process_attrs::apply_exec_cpu_affinity(affinity, AffinityStage::Final)?;
+    process_attrs::apply_exec_cpu_affinity(affinity, AffinityStage::Final, sys)?;
     exec.plan.join(sys)?;
     // Else the process would hold its caller's (the shim's, conmon's) session keyring.
     if let Some(id) = exec.session_keyring {
@@ -78,8 +78,8 @@ pub(super) fn prepare(exec: &Exec<'_>, sys: &dyn Syscall) -> InitResult<Executab
         let _slave = tty::setup_console_with(socket, process.console_size().as_ref())?;
     }
     rlimits::apply(process.rlimits().as_deref().unwrap_or_default(), sys)?;
-    process_attrs::apply_scheduler(process.scheduler().as_ref())?;
-    process_attrs::apply_io_priority(process.io_priority().as_ref())?;
+    process_attrs::apply_scheduler(process.scheduler().as_ref(), sys)?;
+    process_attrs::apply_io_priority(process.io_priority().as_ref(), sys)?;
     sys.mark_cloexec_from(3 + exec.preserve_fds as RawFd)?;
     take_identity(process, exec.seccomp, &exec.channel, sys)?;
     sys.chdir(process.cwd())

@@ -2,8 +2,7 @@
 //! process, one call per step, in the order runc applies the spec. Changes the process and the
 //! kernel through [`Syscall`], so `seam_tests` run the sequence against a recorder and check its
 //! order without privileges. Still outside it, each a no-op unless the config asks for it:
-//! linux.netDevices, the console (process.terminal), process.scheduler, ioPriority,
-//! execCPUAffinity, linux.memoryPolicy and personality, the hooks, creating a missing cwd.
+//! linux.netDevices, the console (process.terminal), the hooks, creating a missing cwd.
 //!
 //! The child is already in every namespace it was cloned with; see `channel` for the messages
 //! exchanged with the runtime along the way.
@@ -260,9 +259,9 @@ fn prepare_process(
     let linux = init.spec.linux().as_ref();
     rlimits::apply(process.rlimits().as_deref().unwrap_or_default(), sys)?;
     // While the init still has every capability (FIFO/RR/DEADLINE and RT I/O need CAP_SYS_NICE).
-    process_attrs::apply_scheduler(process.scheduler().as_ref())?;
-    process_attrs::apply_io_priority(process.io_priority().as_ref())?;
-    process_attrs::apply_memory_policy(linux.and_then(|l| l.memory_policy().as_ref()))?;
+    process_attrs::apply_scheduler(process.scheduler().as_ref(), sys)?;
+    process_attrs::apply_io_priority(process.io_priority().as_ref(), sys)?;
+    process_attrs::apply_memory_policy(linux.and_then(|l| l.memory_policy().as_ref()), sys)?;
 
     // Again, for anything opened since; before seccomp, which may deny close_range.
     sys.mark_cloexec_from(first_unkept_fd(init.preserve_fds))?;
@@ -273,7 +272,7 @@ fn prepare_process(
 
     let exec = Executable::resolve(process)?;
     // Last, as runc: a 32-bit personality changes how the kernel reports the machine from now on.
-    process_attrs::apply_personality(linux.and_then(|l| l.personality().as_ref()))?;
+    process_attrs::apply_personality(linux.and_then(|l| l.personality().as_ref()), sys)?;
     // A notify listener must reach its agent before `create` returns; any other filter with
     // no_new_privs waits until right before the execve (`Executable::exec`).
     load_seccomp_late(process, init.seccomp, &init.channel, sys)?;

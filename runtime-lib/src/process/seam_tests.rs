@@ -47,7 +47,11 @@ impl Drop for Bundle {
 /// sysctl, masked and read-only paths, an rlimit, an AppArmor profile, a user with an additional
 /// group, capabilities.
 fn spec(bundle: &Bundle, no_new_privileges: bool) -> Spec {
-    let json = serde_json::json!({
+    serde_json::from_value(spec_json(bundle, no_new_privileges)).unwrap()
+}
+
+fn spec_json(bundle: &Bundle, no_new_privileges: bool) -> serde_json::Value {
+    serde_json::json!({
         "ociVersion": "1.0.2",
         "root": {"path": "rootfs", "readonly": true},
         "hostname": "seam",
@@ -60,6 +64,8 @@ fn spec(bundle: &Bundle, no_new_privileges: bool) -> Spec {
             "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024}],
             "capabilities": {"bounding": ["CAP_KILL"], "permitted": ["CAP_KILL"]},
             "apparmorProfile": "seam-profile",
+            "scheduler": {"policy": "SCHED_BATCH", "nice": 7},
+            "ioPriority": {"class": "IOPRIO_CLASS_BE", "priority": 4},
             "noNewPrivileges": no_new_privileges
         },
         "mounts": [
@@ -77,8 +83,7 @@ fn spec(bundle: &Bundle, no_new_privileges: bool) -> Spec {
             "maskedPaths": ["/proc/fs", "/proc/uptime"],
             "readonlyPaths": ["/proc/sys"]
         }
-    });
-    serde_json::from_value(json).unwrap()
+    })
 }
 
 fn filter(listener: bool) -> Filter {
@@ -127,6 +132,14 @@ fn run_init(
     run_init_unsharing(CloneFlags::empty(), no_new_privileges, filter, rec)
 }
 
+/// The same with `edit` applied to the config first.
+fn run_init_edited(
+    edit: fn(&mut serde_json::Value),
+    rec: &Recorder,
+) -> Result<Vec<String>, InitFailure> {
+    run_init_with(CloneFlags::empty(), false, None, rec, edit)
+}
+
 /// The same, `unshare` being the namespaces the clone could not make.
 fn run_init_unsharing(
     unshare: CloneFlags,
@@ -134,8 +147,20 @@ fn run_init_unsharing(
     filter: Option<&Filter>,
     rec: &Recorder,
 ) -> Result<Vec<String>, InitFailure> {
+    run_init_with(unshare, no_new_privileges, filter, rec, |_| {})
+}
+
+fn run_init_with(
+    unshare: CloneFlags,
+    no_new_privileges: bool,
+    filter: Option<&Filter>,
+    rec: &Recorder,
+    edit: fn(&mut serde_json::Value),
+) -> Result<Vec<String>, InitFailure> {
     let bundle = Bundle::new();
-    let spec = spec(&bundle, no_new_privileges);
+    let mut json = spec_json(&bundle, no_new_privileges);
+    edit(&mut json);
+    let spec: Spec = serde_json::from_value(json).unwrap();
     let plan = NamespacePlan::from_spec(&spec).unwrap();
     let (ours, theirs) = channel::pair().unwrap();
     let runtime = runtime(theirs);
@@ -243,6 +268,8 @@ fn init_runs_the_spec_steps_in_order() {
             ("mount Some(\"tmpfs\") self/fd/", "MsFlags(MS_RDONLY) None"),
             ("mount Some(\"self/fd/", "MsFlags(MS_BIND) None"),
             ("setrlimit RLIMIT_NOFILE 1024 1024", ""),
+            ("sched_setattr policy 3 nice 7", ""),
+            ("ioprio_set 0x4004", ""),
             ("mark_cloexec_from 3", ""),
             ("write /proc/self/attr/", "exec seam-profile"),
             ("drop_bounding_set", ""),
@@ -327,6 +354,19 @@ fn with_no_new_privs_a_listener_is_loaded_at_the_end_of_the_preparation() {
     assert!(init::seccomp_at_exec(process, Some(&filter)).is_none());
 }
 
+/// linux.personality last, after the executable is found (as runc: it changes how the kernel
+/// reports the machine from then on).
+#[test]
+fn personality_is_set_last() {
+    let rec = Recorder::default();
+    let calls = run_init_edited(
+        |json| json["linux"]["personality"] = serde_json::json!({"domain": "LINUX32"}),
+        &rec,
+    )
+    .unwrap();
+    assert_eq!(calls[calls.len() - 2..], ["chdir /", "personality 0x8"]);
+}
+
 /// Each call failing in turn: the sequence stops at it, with the step it belongs to.
 #[test]
 fn a_failing_call_stops_the_init_with_its_step() {
@@ -348,6 +388,8 @@ fn a_failing_call_stops_the_init_with_its_step() {
         ("write /proc/sys/", false, InitStep::Sysctl),
         ("mount Some(\"self/fd/", false, InitStep::ReadonlyPaths),
         ("setrlimit", false, InitStep::Rlimits),
+        ("sched_setattr", false, InitStep::Scheduler),
+        ("ioprio_set", false, InitStep::IoPriority),
         ("write /proc/self/attr/", false, InitStep::SecurityLabels),
         ("setgroups", false, InitStep::User),
         ("setresgid 1000", false, InitStep::User),
@@ -437,6 +479,8 @@ fn exec_runs_the_process_steps_in_the_init_order() {
             ("setns", "CLONE_NEWNET)"),
             ("keyctl JOIN_SESSION_KEYRING _ses.seam", ""),
             ("setrlimit RLIMIT_NOFILE 1024 1024", ""),
+            ("sched_setattr policy 3 nice 7", ""),
+            ("ioprio_set 0x4004", ""),
             ("mark_cloexec_from 3", ""),
             ("write /proc/self/attr/", "exec seam-profile"),
             ("drop_bounding_set", ""),
@@ -458,6 +502,7 @@ fn a_failing_call_stops_exec_with_its_step() {
     let cases: &[(&'static str, InitStep)] = &[
         ("setns", InitStep::JoinNamespace),
         ("setrlimit", InitStep::Rlimits),
+        ("sched_setattr", InitStep::Scheduler),
         ("write /proc/self/attr/", InitStep::SecurityLabels),
         ("load_seccomp", InitStep::Seccomp),
         ("setresuid 1000", InitStep::User),
