@@ -310,37 +310,52 @@ mod tests {
 
     const T: &str = "2026-11-22T19:13:46Z";
 
-    #[test]
-    fn json_entry_is_runcs() {
-        assert_eq!(
-            entry(Format::Json, Level::Error, "container does not exist", T),
-            "{\"level\":\"error\",\"msg\":\"container does not exist\",\"time\":\"2026-11-22T19:13:46Z\"}\n"
-        );
-        assert_eq!(
-            entry(Format::Json, Level::Error, "a \"b\"\n<c> & d", T),
-            "{\"level\":\"error\",\"msg\":\"a \\\"b\\\"\\n\\u003cc\\u003e \\u0026 d\",\"time\":\"2026-11-22T19:13:46Z\"}\n"
-        );
-    }
+    /// (format, level, message, the line runc writes for it).
+    const RUNCS: &[(Format, Level, &str, &str)] = &[
+        (
+            Format::Json,
+            Level::Error,
+            "container does not exist",
+            "{\"level\":\"error\",\"msg\":\"container does not exist\",\"time\":\"2026-11-22T19:13:46Z\"}\n",
+        ),
+        (
+            Format::Json,
+            Level::Error,
+            "a \"b\"\n<c> & d",
+            "{\"level\":\"error\",\"msg\":\"a \\\"b\\\"\\n\\u003cc\\u003e \\u0026 d\",\"time\":\"2026-11-22T19:13:46Z\"}\n",
+        ),
+        (
+            Format::Text,
+            Level::Error,
+            "container does not exist",
+            "time=\"2026-11-22T19:13:46Z\" level=error msg=\"container does not exist\"\n",
+        ),
+        // What runc logs for an unknown verb.
+        (
+            Format::Text,
+            Level::Error,
+            "No help topic for 'frob'\n",
+            "time=\"2026-11-22T19:13:46Z\" level=error msg=\"No help topic for 'frob'\\n\"\n",
+        ),
+        (
+            Format::Text,
+            Level::Debug,
+            "plain-word_1.2/x@y^z+",
+            "time=\"2026-11-22T19:13:46Z\" level=debug msg=plain-word_1.2/x@y^z+\n",
+        ),
+        (
+            Format::Text,
+            Level::Error,
+            "tab\there \\ \u{1}",
+            "time=\"2026-11-22T19:13:46Z\" level=error msg=\"tab\\there \\\\ \\x01\"\n",
+        ),
+    ];
 
     #[test]
-    fn text_entry_is_runcs() {
-        assert_eq!(
-            entry(Format::Text, Level::Error, "container does not exist", T),
-            "time=\"2026-11-22T19:13:46Z\" level=error msg=\"container does not exist\"\n"
-        );
-        // What runc logs for an unknown verb.
-        assert_eq!(
-            entry(Format::Text, Level::Error, "No help topic for 'frob'\n", T),
-            "time=\"2026-11-22T19:13:46Z\" level=error msg=\"No help topic for 'frob'\\n\"\n"
-        );
-        assert_eq!(
-            entry(Format::Text, Level::Debug, "plain-word_1.2/x@y^z+", T),
-            "time=\"2026-11-22T19:13:46Z\" level=debug msg=plain-word_1.2/x@y^z+\n"
-        );
-        assert_eq!(
-            entry(Format::Text, Level::Error, "tab\there \\ \u{1}", T),
-            "time=\"2026-11-22T19:13:46Z\" level=error msg=\"tab\\there \\\\ \\x01\"\n"
-        );
+    fn entries_are_runcs() {
+        for &(format, level, msg, want) in RUNCS {
+            assert_eq!(entry(format, level, msg, T), want, "{msg:?}");
+        }
     }
 
     #[test]

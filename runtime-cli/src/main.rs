@@ -1,6 +1,9 @@
 //! `hull`: runc's command line over the hull library. Global flags come before the verb, as with
 //! runc; each verb lives in `commands/`.
 
+// Every unsafe block says why it is sound (house rule); .ci/run's clippy enforces it.
+#![deny(clippy::undocumented_unsafe_blocks)]
+
 mod commands;
 mod log;
 

@@ -182,10 +182,6 @@ fn parse_json<T: serde::de::DeserializeOwned>(
 /// sits, as `process.rlimits[0].hard`; empty at the top level. A small scan instead of a
 /// path-tracking deserializer: that would instantiate the spec's whole decoding a second time.
 pub(crate) fn field_at(text: &[u8], line: usize, column: usize) -> String {
-    struct Frame {
-        key: Option<String>,
-        index: Option<usize>,
-    }
     let start = text
         .split_inclusive(|&b| b == b'\n')
         .take(line.saturating_sub(1))
@@ -200,33 +196,18 @@ pub(crate) fn field_at(text: &[u8], line: usize, column: usize) -> String {
         match text[i] {
             b'"' => {
                 let from = i + 1;
-                i += 1;
-                while i < text.len() && text[i] != b'"' {
-                    i += if text[i] == b'\\' { 2 } else { 1 };
-                }
-                let top = frames.last_mut();
-                match top {
+                i = string_end(text, from);
+                match frames.last_mut() {
                     Some(f) if f.index.is_none() && f.key.is_none() => {
-                        let raw = &text[from..i.min(text.len())];
-                        f.key = Some(
-                            serde_json::from_slice::<String>(&[b"\"", raw, b"\""].concat())
-                                .unwrap_or_else(|_| String::from_utf8_lossy(raw).into_owned()),
-                        );
+                        f.key = Some(decode_key(&text[from..i.min(text.len())]));
                     }
                     _ => after_colon = false,
                 }
             }
-            b'{' => {
+            open @ (b'{' | b'[') => {
                 frames.push(Frame {
                     key: None,
-                    index: None,
-                });
-                after_colon = false;
-            }
-            b'[' => {
-                frames.push(Frame {
-                    key: None,
-                    index: Some(0),
+                    index: (open == b'[').then_some(0),
                 });
                 after_colon = false;
             }
@@ -255,8 +236,34 @@ pub(crate) fn field_at(text: &[u8], line: usize, column: usize) -> String {
             f.key = None;
         }
     }
+    path_of(&frames)
+}
+
+/// An object (its key, once read) or an array (its index) open at the point `field_at` scans.
+struct Frame {
+    key: Option<String>,
+    index: Option<usize>,
+}
+
+/// The index of the quote closing the string whose contents start at `from` (or the text's end).
+fn string_end(text: &[u8], from: usize) -> usize {
+    let mut i = from;
+    while i < text.len() && text[i] != b'"' {
+        i += if text[i] == b'\\' { 2 } else { 1 };
+    }
+    i
+}
+
+/// A key as JSON text (escapes and all) decoded; as it is if it does not decode.
+fn decode_key(raw: &[u8]) -> String {
+    serde_json::from_slice::<String>(&[b"\"", raw, b"\""].concat())
+        .unwrap_or_else(|_| String::from_utf8_lossy(raw).into_owned())
+}
+
+/// `process.rlimits[0].hard` from the open frames, up to the first without key or index.
+fn path_of(frames: &[Frame]) -> String {
     let mut path = String::new();
-    for f in &frames {
+    for f in frames {
         if let Some(n) = f.index {
             path.push_str(&format!("[{n}]"));
         } else if let Some(k) = &f.key {

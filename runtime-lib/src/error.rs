@@ -13,6 +13,11 @@ use std::path::PathBuf;
 use nix::errno::Errno;
 use serde::{Deserialize, Serialize};
 
+/// A step or verb name, a literal of hull's. An alias because serde would read a written
+/// `&'static str` as borrowed from its input, which no error crossing from the helper process is
+/// (`container::wire` interns it instead).
+type Name = &'static str;
+
 /// The result of every hull call: `Err` is an [`Error`].
 ///
 /// ```
@@ -39,18 +44,21 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 ///     Err(e) => eprintln!("hull: {e}"),
 /// }
 /// ```
-#[derive(Debug, thiserror::Error)]
+// Serialisable so that it crosses from the helper process as it is (`container::wire`).
+#[derive(Debug, thiserror::Error, Serialize, Deserialize)]
 #[non_exhaustive]
 pub enum Error {
     /// A file or directory operation failed on the host side.
     #[error("{step} {path:?}: {source}")]
     Io {
         /// What hull was doing (`"open"`, `"read state root"`...).
-        step: &'static str,
+        #[serde(deserialize_with = "crate::container::wire::static_str")]
+        step: Name,
         /// The file or directory it concerned.
         path: PathBuf,
         /// The operating system's error.
         #[source]
+        #[serde(with = "crate::container::wire::io_error")]
         source: std::io::Error,
     },
 
@@ -58,11 +66,13 @@ pub enum Error {
     #[error("{step}{}: {source}", fmt_path(.path))]
     Sys {
         /// What hull was doing (`"lock state directory"`, `"open namespace"`...).
-        step: &'static str,
+        #[serde(deserialize_with = "crate::container::wire::static_str")]
+        step: Name,
         /// The file it concerned, when there is one.
         path: Option<PathBuf>,
         /// The errno.
         #[source]
+        #[serde(with = "crate::container::wire::errno")]
         source: nix::Error,
     },
 
@@ -98,7 +108,8 @@ pub enum Error {
         /// The id given.
         id: String,
         /// Why it is refused.
-        problem: &'static str,
+        #[serde(deserialize_with = "crate::container::wire::static_str")]
+        problem: Name,
     },
 
     /// `create` of an id the state root already holds.
@@ -121,7 +132,8 @@ pub enum Error {
         /// The container's id.
         id: String,
         /// The verb refused (`"start"`, `"delete"`, `"exec"`...).
-        op: &'static str,
+        #[serde(deserialize_with = "crate::container::wire::static_str")]
+        op: Name,
         /// The status it found the container in.
         status: crate::Status,
     },
@@ -164,7 +176,8 @@ pub enum Error {
     #[error("systemd: {step} unit {unit:?}: {detail}")]
     Systemd {
         /// What hull asked of systemd (`"start"`, `"stop"`...).
-        step: &'static str,
+        #[serde(deserialize_with = "crate::container::wire::static_str")]
+        step: Name,
         /// The scope unit.
         unit: String,
         /// systemd's error name and message, or why the bus could not be reached.
@@ -175,7 +188,8 @@ pub enum Error {
     #[error("container init {step}: {detail}")]
     InitLost {
         /// Where hull was in the exchange with the init.
-        step: &'static str,
+        #[serde(deserialize_with = "crate::container::wire::static_str")]
+        step: Name,
         /// What it saw (an exit status, a signal, an early end of the channel).
         detail: String,
     },

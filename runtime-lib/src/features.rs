@@ -27,6 +27,91 @@ use crate::rootfs::options;
 /// println!("{}", serde_json::to_string_pretty(&f).expect("serialise"));
 /// ```
 pub fn features() -> Features {
+    let mut f = Features::default();
+    f.set_oci_version_min("1.0.0".to_string());
+    f.set_oci_version_max(OCI_VERSION_MAX.to_string());
+    f.set_hooks(Some(
+        crate::hooks::HookKind::ALL.map(|k| k.to_string()).to_vec(),
+    ));
+    f.set_mount_options(Some(
+        options::known().into_iter().map(String::from).collect(),
+    ));
+    f.set_linux(Some(linux()));
+    f.set_annotations(Some(
+        [
+            ("dev.hull.version", env!("CARGO_PKG_VERSION")),
+            // Pure Rust filters (seccompiler), no libseccomp: engines that read runc's
+            // libseccomp annotations must not assume one.
+            ("dev.hull.seccomp", "seccompiler"),
+            ("dev.hull.checkpoint.enabled", "false"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect(),
+    ));
+    // No annotation of config.json changes what hull does (it only copies them into the state):
+    // an empty list, which features.md distinguishes from null ("unknown").
+    f.set_potentially_unsafe_config_annotations(Some(Vec::new()));
+    f
+}
+
+/// features-linux.md's part.
+fn linux() -> LinuxFeature {
+    let mut linux = LinuxFeature::default();
+    linux.set_namespaces(Some(vec![
+        LinuxNamespaceType::Cgroup,
+        LinuxNamespaceType::Ipc,
+        LinuxNamespaceType::Mount,
+        LinuxNamespaceType::Network,
+        LinuxNamespaceType::Pid,
+        LinuxNamespaceType::User,
+        LinuxNamespaceType::Uts,
+        LinuxNamespaceType::Time,
+    ]));
+    linux.set_capabilities(Some(
+        caps::all()
+            .into_iter()
+            .map(|c| c.to_string())
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect(),
+    ));
+    let mut cgroup = Cgroup::default();
+    cgroup.set_v1(Some(true));
+    cgroup.set_v2(Some(true));
+    cgroup.set_systemd(Some(false));
+    cgroup.set_systemd_user(Some(false));
+    cgroup.set_rdma(Some(true));
+    linux.set_cgroup(Some(cgroup));
+    linux.set_seccomp(Some(seccomp()));
+    // What this build can do (features-linux.md), not what the host runs: see crate::plan::lsm. SELinux
+    // stays off while linux.mountLabel is refused on SELinux hosts: an engine labelling both
+    // would get a container half labelled.
+    let mut apparmor = Apparmor::default();
+    apparmor.set_enabled(Some(true));
+    linux.set_apparmor(Some(apparmor));
+    let mut selinux = Selinux::default();
+    selinux.set_enabled(Some(false));
+    linux.set_selinux(Some(selinux));
+    let mut intel_rdt = IntelRdt::default();
+    intel_rdt.set_enabled(Some(false));
+    linux.set_intel_rdt(Some(intel_rdt));
+    let mut net_devices = NetDevices::default();
+    net_devices.set_enabled(Some(true));
+    linux.set_net_devices(Some(net_devices));
+    linux.set_memory_policy(Some(memory_policy()));
+    // features-linux.md: `enabled` says whether uidMappings/gidMappings of mounts are parsed and
+    // used; hull refuses such a mount by name (rootfs::mounts), so false, not null.
+    let mut idmap = IDMap::default();
+    idmap.set_enabled(Some(false));
+    let mut mount_extensions = MountExtensions::default();
+    mount_extensions.set_idmap(Some(idmap));
+    linux.set_mount_extensions(Some(mount_extensions));
+    linux
+}
+
+/// The seccomp actions, operators, architectures and flags the filter compiler takes.
+fn seccomp() -> Seccomp {
     let (actions, operators, archs, flags) = crate::seccomp::supported();
     let mut seccomp = Seccomp::default();
     seccomp.set_enabled(Some(true));
@@ -46,25 +131,11 @@ pub fn features() -> Features {
     let flags: Vec<String> = flags.iter().map(|s| s.to_string()).collect();
     seccomp.set_known_flags(Some(flags.clone()));
     seccomp.set_supported_flags(Some(flags));
+    seccomp
+}
 
-    let mut cgroup = Cgroup::default();
-    cgroup.set_v1(Some(true));
-    cgroup.set_v2(Some(true));
-    cgroup.set_systemd(Some(false));
-    cgroup.set_systemd_user(Some(false));
-    cgroup.set_rdma(Some(true));
-
-    // What this build can do (features-linux.md), not what the host runs: see crate::plan::lsm. SELinux
-    // stays off while linux.mountLabel is refused on SELinux hosts: an engine labelling both
-    // would get a container half labelled.
-    let mut apparmor = Apparmor::default();
-    apparmor.set_enabled(Some(true));
-    let mut selinux = Selinux::default();
-    selinux.set_enabled(Some(false));
-    let mut intel_rdt = IntelRdt::default();
-    intel_rdt.set_enabled(Some(false));
-    let mut net_devices = NetDevices::default();
-    net_devices.set_enabled(Some(true));
+/// The `linux.memoryPolicy` modes and flags `process_attrs` applies.
+fn memory_policy() -> MemoryPolicy {
     let mut memory_policy = MemoryPolicy::default();
     memory_policy.set_modes(Some(
         [
@@ -88,67 +159,7 @@ pub fn features() -> Features {
         .map(String::from)
         .to_vec(),
     ));
-
-    let mut linux = LinuxFeature::default();
-    linux.set_namespaces(Some(vec![
-        LinuxNamespaceType::Cgroup,
-        LinuxNamespaceType::Ipc,
-        LinuxNamespaceType::Mount,
-        LinuxNamespaceType::Network,
-        LinuxNamespaceType::Pid,
-        LinuxNamespaceType::User,
-        LinuxNamespaceType::Uts,
-        LinuxNamespaceType::Time,
-    ]));
-    linux.set_capabilities(Some(
-        caps::all()
-            .into_iter()
-            .map(|c| c.to_string())
-            .collect::<std::collections::BTreeSet<_>>()
-            .into_iter()
-            .collect(),
-    ));
-    linux.set_cgroup(Some(cgroup));
-    linux.set_seccomp(Some(seccomp));
-    linux.set_apparmor(Some(apparmor));
-    linux.set_selinux(Some(selinux));
-    linux.set_intel_rdt(Some(intel_rdt));
-    linux.set_net_devices(Some(net_devices));
-    linux.set_memory_policy(Some(memory_policy));
-    // features-linux.md: `enabled` says whether uidMappings/gidMappings of mounts are parsed and
-    // used; hull refuses such a mount by name (rootfs::mounts), so false, not null.
-    let mut idmap = IDMap::default();
-    idmap.set_enabled(Some(false));
-    let mut mount_extensions = MountExtensions::default();
-    mount_extensions.set_idmap(Some(idmap));
-    linux.set_mount_extensions(Some(mount_extensions));
-
-    let mut f = Features::default();
-    f.set_oci_version_min("1.0.0".to_string());
-    f.set_oci_version_max(OCI_VERSION_MAX.to_string());
-    f.set_hooks(Some(
-        crate::hooks::HookKind::ALL.map(|k| k.to_string()).to_vec(),
-    ));
-    f.set_mount_options(Some(
-        options::known().into_iter().map(String::from).collect(),
-    ));
-    f.set_linux(Some(linux));
-    f.set_annotations(Some(
-        [
-            ("dev.hull.version", env!("CARGO_PKG_VERSION")),
-            // Pure Rust filters (seccompiler), no libseccomp: engines that read runc's
-            // libseccomp annotations must not assume one.
-            ("dev.hull.seccomp", "seccompiler"),
-            ("dev.hull.checkpoint.enabled", "false"),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect(),
-    ));
-    // No annotation of config.json changes what hull does (it only copies them into the state):
-    // an empty list, which features.md distinguishes from null ("unknown").
-    f.set_potentially_unsafe_config_annotations(Some(Vec::new()));
-    f
+    memory_policy
 }
 
 /// The newest runtime-spec whose fields hull implements or refuses by name (memoryPolicy,

@@ -52,6 +52,8 @@
 //! inside the container's init comes back as [`Error::Init`] with its [`InitStep`].
 
 #![deny(missing_docs)]
+// Every unsafe block says why it is sound (house rule); .ci/run's clippy enforces it.
+#![deny(clippy::undocumented_unsafe_blocks)]
 
 // The facade: the modules an embedder uses, each holding only public items.
 pub mod bundle;

@@ -180,12 +180,7 @@ pub(crate) fn check(spec: &oci_spec::runtime::Spec) -> Result<()> {
                 .into(),
         });
     }
-    let uid_maps = linux
-        .and_then(|l| l.uid_mappings().as_deref())
-        .unwrap_or_default();
-    let gid_maps = linux
-        .and_then(|l| l.gid_mappings().as_deref())
-        .unwrap_or_default();
+    let (uid_maps, gid_maps) = crate::plan::user::id_mappings(spec);
     if !uid_maps.is_empty() && !own_id_only(uid_maps, Uid::effective().as_raw()) {
         map_helper("uid_map")?;
     }

@@ -287,62 +287,32 @@ pub struct BlkioEntry {
 /// assert_eq!(bytes_read(&Default::default()), 0);
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+// runc's names: camelCase but for ioQueueRecursive.
+#[serde(rename_all = "camelCase", default)]
 pub struct Blkio {
     /// Bytes transferred, by device and operation.
-    #[serde(
-        rename = "ioServiceBytesRecursive",
-        default,
-        skip_serializing_if = "Vec::is_empty"
-    )]
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub io_service_bytes_recursive: Vec<BlkioEntry>,
     /// I/O operations, by device and operation.
-    #[serde(
-        rename = "ioServicedRecursive",
-        default,
-        skip_serializing_if = "Vec::is_empty"
-    )]
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub io_serviced_recursive: Vec<BlkioEntry>,
     /// Operations queued (v1).
-    #[serde(
-        rename = "ioQueueRecursive",
-        default,
-        skip_serializing_if = "Vec::is_empty"
-    )]
+    #[serde(rename = "ioQueueRecursive", skip_serializing_if = "Vec::is_empty")]
     pub io_queued_recursive: Vec<BlkioEntry>,
     /// Time servicing I/O (v1).
-    #[serde(
-        rename = "ioServiceTimeRecursive",
-        default,
-        skip_serializing_if = "Vec::is_empty"
-    )]
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub io_service_time_recursive: Vec<BlkioEntry>,
     /// Time waiting in queues (v1).
-    #[serde(
-        rename = "ioWaitTimeRecursive",
-        default,
-        skip_serializing_if = "Vec::is_empty"
-    )]
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub io_wait_time_recursive: Vec<BlkioEntry>,
     /// Operations merged (v1).
-    #[serde(
-        rename = "ioMergedRecursive",
-        default,
-        skip_serializing_if = "Vec::is_empty"
-    )]
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub io_merged_recursive: Vec<BlkioEntry>,
     /// Time the device was busy (v1).
-    #[serde(
-        rename = "ioTimeRecursive",
-        default,
-        skip_serializing_if = "Vec::is_empty"
-    )]
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub io_time_recursive: Vec<BlkioEntry>,
     /// Sectors transferred (v1).
-    #[serde(
-        rename = "sectorsRecursive",
-        default,
-        skip_serializing_if = "Vec::is_empty"
-    )]
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub sectors_recursive: Vec<BlkioEntry>,
 }
 

@@ -120,6 +120,37 @@ impl V1 {
         })
     }
 
+    /// The cgroup2 controllers of `unified`'s keys, refused unless the hybrid host's cgroup2
+    /// hierarchy has each (checked before any file is written).
+    fn unified_controllers_of<'r>(&self, r: &'r LinuxResources) -> Result<Vec<&'r str>> {
+        let mut controllers = Vec::new();
+        if let Some(u) = r.unified().as_ref().filter(|u| !u.is_empty()) {
+            for k in u.keys() {
+                let c = unified::controller_of(k)?;
+                if !self.paths.unified_controllers.iter().any(|x| x == c) {
+                    return Err(unified::refuse_v1());
+                }
+                controllers.push(c);
+            }
+        }
+        Ok(controllers)
+    }
+
+    /// `unified`'s keys, written in the cgroup2 hierarchy after its `controllers` are enabled.
+    fn set_unified(&self, r: &LinuxResources, controllers: Vec<&str>) -> Result<()> {
+        if let (Some(u), Some(dir)) = (r.unified(), &self.paths.unified) {
+            for c in controllers {
+                self.enable_unified(c)?;
+            }
+            let available = fs::read(&dir.path, "cgroup.controllers")?
+                .split_whitespace()
+                .map(String::from)
+                .collect();
+            unified::set(&dir.path, u, &available)?;
+        }
+        Ok(())
+    }
+
     /// Enables a cgroup2 controller for the container's unified directory: in the
     /// subtree_control of every ancestor from the mount down.
     ///
@@ -225,16 +256,7 @@ impl Manager for V1 {
     }
 
     fn set(&self, r: &LinuxResources) -> Result<()> {
-        let mut unified_keys = Vec::new();
-        if let Some(u) = r.unified().as_ref().filter(|u| !u.is_empty()) {
-            for k in u.keys() {
-                let c = unified::controller_of(k)?;
-                if !self.paths.unified_controllers.iter().any(|x| x == c) {
-                    return Err(unified::refuse_v1());
-                }
-                unified_keys.push(c);
-            }
-        }
+        let unified_keys = self.unified_controllers_of(r)?;
         if let Some(c) = r.cpu() {
             if cpu::needs_cpuset(c) {
                 match self.target("cpuset", "cpu")? {
@@ -293,17 +315,7 @@ impl Manager for V1 {
                 Target::V1(d) | Target::V2(d) => rdma::set(d, rd)?,
             }
         }
-        if let (Some(u), Some(dir)) = (r.unified(), &self.paths.unified) {
-            for c in unified_keys {
-                self.enable_unified(c)?;
-            }
-            let available = fs::read(&dir.path, "cgroup.controllers")?
-                .split_whitespace()
-                .map(String::from)
-                .collect();
-            unified::set(&dir.path, u, &available)?;
-        }
-        Ok(())
+        self.set_unified(r, unified_keys)
     }
 
     fn freeze(&self) -> Result<()> {

@@ -13,6 +13,66 @@ use super::stdio::{self, Prepared, ProcessIo, Stdio};
 use super::{helper, Container, CreateOptions, ExecOptions};
 use crate::{Error, Result};
 
+/// Builder methods that set the [`CreateOptions`] field of their name, one line each: the value
+/// the method's argument gives the field, and the argument of the method's example.
+macro_rules! option_setters {
+    ($($(#[$doc:meta])* $name:ident($arg:ident: $ty:ty) => $value:expr, example $example:tt;)*) => {
+        $(
+            $(#[$doc])*
+            ///
+            #[doc = concat!(
+                "```no_run\nlet b = hull::Container::builder(\"demo\").",
+                stringify!($name),
+                "(",
+                stringify!($example),
+                ");\n```"
+            )]
+            pub fn $name(mut self, $arg: $ty) -> Self {
+                self.opts.$name = $value;
+                self
+            }
+        )*
+    };
+}
+
+/// The stream setters both builders share: `$whose` names whose streams they are, `$builder` is
+/// the examples' builder (after the lines of `$setup`).
+macro_rules! stdio_setters {
+    ($whose:literal, $setup:literal, $builder:literal) => {
+        #[doc = concat!("The ", $whose, "'s stdin, default [`Stdio::Inherit`].")]
+        ///
+        #[doc = concat!("```no_run\n", $setup, "let b = ", $builder, ".stdin(hull::Stdio::Null);\n```")]
+        pub fn stdin(mut self, s: Stdio) -> Self {
+            self.stdio[0] = s;
+            self
+        }
+
+        #[doc = concat!("The ", $whose, "'s stdout, default [`Stdio::Inherit`].")]
+        ///
+        #[doc = concat!("```no_run\n", $setup, "let b = ", $builder, ".stdout(hull::Stdio::Piped);\n```")]
+        pub fn stdout(mut self, s: Stdio) -> Self {
+            self.stdio[1] = s;
+            self
+        }
+
+        #[doc = concat!("The ", $whose, "'s stderr, default [`Stdio::Inherit`].")]
+        ///
+        #[doc = concat!("```no_run\n", $setup, "let b = ", $builder, ".stderr(hull::Stdio::Piped);\n```")]
+        pub fn stderr(mut self, s: Stdio) -> Self {
+            self.stdio[2] = s;
+            self
+        }
+
+        /// The same for all three streams ([`Stdio::Pty`] sets `process.terminal`).
+        ///
+        #[doc = concat!("```no_run\n", $setup, "let b = ", $builder, ".stdio(hull::Stdio::Pty);\n```")]
+        pub fn stdio(mut self, s: Stdio) -> Self {
+            self.stdio = [s; 3];
+            self
+        }
+    };
+}
+
 /// Builds and creates a container: `Container::builder(id)`, then a spec (or a bundle), the
 /// runtime's options and the init's streams, then [`ContainerBuilder::create`].
 ///
@@ -160,155 +220,34 @@ impl ContainerBuilder {
         self
     }
 
-    /// `--systemd-cgroup`: see [`CreateOptions::systemd_cgroup`].
-    ///
-    /// ```no_run
-    /// let b = hull::Container::builder("demo").systemd_cgroup(true);
-    /// ```
-    pub fn systemd_cgroup(mut self, on: bool) -> Self {
-        self.opts.systemd_cgroup = on;
-        self
+    option_setters! {
+        /// `--systemd-cgroup`: see [`CreateOptions::systemd_cgroup`].
+        systemd_cgroup(on: bool) => on, example true;
+        /// `--pid-file`: see [`CreateOptions::pid_file`].
+        pid_file(path: impl Into<PathBuf>) => Some(path.into()), example "/run/demo.pid";
+        /// `--console-socket`: see [`CreateOptions::console_socket`] ([`Stdio::Pty`] needs none).
+        console_socket(path: impl Into<PathBuf>) => Some(path.into()), example "/run/console.sock";
+        /// `--pidfd-socket`: see [`CreateOptions::pidfd_socket`].
+        pidfd_socket(path: impl Into<PathBuf>) => Some(path.into()), example "/run/pidfd.sock";
+        /// `--no-pivot`: see [`CreateOptions::no_pivot`].
+        no_pivot(on: bool) => on, example true;
+        /// `--preserve-fds`: see [`CreateOptions::preserve_fds`] (only from a single-threaded
+        /// caller).
+        preserve_fds(n: u32) => n, example 1;
+        /// Socket activation: see [`CreateOptions::listen_fds`] (only from a single-threaded
+        /// caller).
+        listen_fds(n: u32) => n, example 1;
+        /// `$NOTIFY_SOCKET` proxying: see [`CreateOptions::notify_socket`].
+        notify_socket(on: bool) => on, example true;
+        /// `--no-new-keyring`: see [`CreateOptions::no_new_keyring`].
+        no_new_keyring(on: bool) => on, example true;
+        /// `--rootless`: see [`CreateOptions::rootless`] (default: detected, as runc).
+        rootless(on: bool) => on, example false;
+        /// Create from an executable that is not sealed: see [`CreateOptions::unsealed_exe`].
+        unsealed_exe(on: bool) => on, example true;
     }
 
-    /// `--pid-file`: see [`CreateOptions::pid_file`].
-    ///
-    /// ```no_run
-    /// let b = hull::Container::builder("demo").pid_file("/run/demo.pid");
-    /// ```
-    pub fn pid_file(mut self, path: impl Into<PathBuf>) -> Self {
-        self.opts.pid_file = Some(path.into());
-        self
-    }
-
-    /// `--console-socket`: see [`CreateOptions::console_socket`] ([`Stdio::Pty`] needs none).
-    ///
-    /// ```no_run
-    /// let b = hull::Container::builder("demo").console_socket("/run/console.sock");
-    /// ```
-    pub fn console_socket(mut self, path: impl Into<PathBuf>) -> Self {
-        self.opts.console_socket = Some(path.into());
-        self
-    }
-
-    /// `--pidfd-socket`: see [`CreateOptions::pidfd_socket`].
-    ///
-    /// ```no_run
-    /// let b = hull::Container::builder("demo").pidfd_socket("/run/pidfd.sock");
-    /// ```
-    pub fn pidfd_socket(mut self, path: impl Into<PathBuf>) -> Self {
-        self.opts.pidfd_socket = Some(path.into());
-        self
-    }
-
-    /// `--no-pivot`: see [`CreateOptions::no_pivot`].
-    ///
-    /// ```no_run
-    /// let b = hull::Container::builder("demo").no_pivot(true);
-    /// ```
-    pub fn no_pivot(mut self, on: bool) -> Self {
-        self.opts.no_pivot = on;
-        self
-    }
-
-    /// `--preserve-fds`: see [`CreateOptions::preserve_fds`] (only from a single-threaded caller).
-    ///
-    /// ```no_run
-    /// let b = hull::Container::builder("demo").preserve_fds(1);
-    /// ```
-    pub fn preserve_fds(mut self, n: u32) -> Self {
-        self.opts.preserve_fds = n;
-        self
-    }
-
-    /// Socket activation: see [`CreateOptions::listen_fds`] (only from a single-threaded caller).
-    ///
-    /// ```no_run
-    /// let b = hull::Container::builder("demo").listen_fds(1);
-    /// ```
-    pub fn listen_fds(mut self, n: u32) -> Self {
-        self.opts.listen_fds = n;
-        self
-    }
-
-    /// `$NOTIFY_SOCKET` proxying: see [`CreateOptions::notify_socket`].
-    ///
-    /// ```no_run
-    /// let b = hull::Container::builder("demo").notify_socket(true);
-    /// ```
-    pub fn notify_socket(mut self, on: bool) -> Self {
-        self.opts.notify_socket = on;
-        self
-    }
-
-    /// `--no-new-keyring`: see [`CreateOptions::no_new_keyring`].
-    ///
-    /// ```no_run
-    /// let b = hull::Container::builder("demo").no_new_keyring(true);
-    /// ```
-    pub fn no_new_keyring(mut self, on: bool) -> Self {
-        self.opts.no_new_keyring = on;
-        self
-    }
-
-    /// `--rootless`: see [`CreateOptions::rootless`] (default: detected, as runc).
-    ///
-    /// ```no_run
-    /// let b = hull::Container::builder("demo").rootless(false);
-    /// ```
-    pub fn rootless(mut self, on: bool) -> Self {
-        self.opts.rootless = on;
-        self
-    }
-
-    /// Create from an executable that is not sealed: see [`CreateOptions::unsealed_exe`].
-    ///
-    /// ```no_run
-    /// let b = hull::Container::builder("demo").unsealed_exe(true);
-    /// ```
-    pub fn unsealed_exe(mut self, on: bool) -> Self {
-        self.opts.unsealed_exe = on;
-        self
-    }
-
-    /// The init's stdin (and so the container process's), default [`Stdio::Inherit`].
-    ///
-    /// ```no_run
-    /// let b = hull::Container::builder("demo").stdin(hull::Stdio::Null);
-    /// ```
-    pub fn stdin(mut self, s: Stdio) -> Self {
-        self.stdio[0] = s;
-        self
-    }
-
-    /// The init's stdout, default [`Stdio::Inherit`].
-    ///
-    /// ```no_run
-    /// let b = hull::Container::builder("demo").stdout(hull::Stdio::Piped);
-    /// ```
-    pub fn stdout(mut self, s: Stdio) -> Self {
-        self.stdio[1] = s;
-        self
-    }
-
-    /// The init's stderr, default [`Stdio::Inherit`].
-    ///
-    /// ```no_run
-    /// let b = hull::Container::builder("demo").stderr(hull::Stdio::Piped);
-    /// ```
-    pub fn stderr(mut self, s: Stdio) -> Self {
-        self.stdio[2] = s;
-        self
-    }
-
-    /// The same for all three streams (e.g. [`Stdio::Pty`]).
-    ///
-    /// ```no_run
-    /// let b = hull::Container::builder("demo").stdio(hull::Stdio::Pty);
-    /// ```
-    pub fn stdio(mut self, s: Stdio) -> Self {
-        self.stdio = [s; 3];
-        self
-    }
+    stdio_setters!("init", "", "hull::Container::builder(\"demo\")");
 
     /// `create`: see [`Container::create`]. The calling program may have any number of threads
     /// (see the crate documentation); it is the init's parent either way, so
@@ -445,57 +384,13 @@ impl ExecBuilder<'_> {
         self
     }
 
-    /// The process's stdin, default [`Stdio::Inherit`].
-    ///
-    /// ```no_run
-    /// # fn c() -> hull::Container { unimplemented!() }
-    /// # fn process() -> hull::oci_spec::runtime::Process { unimplemented!() }
-    /// let container = c();
-    /// let b = container.exec_builder(process()).stdin(hull::Stdio::Piped);
-    /// ```
-    pub fn stdin(mut self, s: Stdio) -> Self {
-        self.stdio[0] = s;
-        self
-    }
-
-    /// The process's stdout, default [`Stdio::Inherit`].
-    ///
-    /// ```no_run
-    /// # fn c() -> hull::Container { unimplemented!() }
-    /// # fn process() -> hull::oci_spec::runtime::Process { unimplemented!() }
-    /// let container = c();
-    /// let b = container.exec_builder(process()).stdout(hull::Stdio::Piped);
-    /// ```
-    pub fn stdout(mut self, s: Stdio) -> Self {
-        self.stdio[1] = s;
-        self
-    }
-
-    /// The process's stderr, default [`Stdio::Inherit`].
-    ///
-    /// ```no_run
-    /// # fn c() -> hull::Container { unimplemented!() }
-    /// # fn process() -> hull::oci_spec::runtime::Process { unimplemented!() }
-    /// let container = c();
-    /// let b = container.exec_builder(process()).stderr(hull::Stdio::Null);
-    /// ```
-    pub fn stderr(mut self, s: Stdio) -> Self {
-        self.stdio[2] = s;
-        self
-    }
-
-    /// The same for all three streams ([`Stdio::Pty`] sets `process.terminal`).
-    ///
-    /// ```no_run
-    /// # fn c() -> hull::Container { unimplemented!() }
-    /// # fn process() -> hull::oci_spec::runtime::Process { unimplemented!() }
-    /// let container = c();
-    /// let b = container.exec_builder(process()).stdio(hull::Stdio::Pty);
-    /// ```
-    pub fn stdio(mut self, s: Stdio) -> Self {
-        self.stdio = [s; 3];
-        self
-    }
+    stdio_setters!(
+        "process",
+        "# fn c() -> hull::Container { unimplemented!() }\n\
+         # fn process() -> hull::oci_spec::runtime::Process { unimplemented!() }\n\
+         let container = c();\n",
+        "container.exec_builder(process())"
+    );
 
     /// `exec`: see [`Container::exec`]. Returns once the process has exec'd; the calling program
     /// (any number of threads) is its parent and can [`ExecProcess::wait`] for it.

@@ -292,7 +292,8 @@ fn join_cgroup(
         Some(paths) if !spawned.in_cgroup => cgroups::load(paths).join(pid),
         _ => Ok(()),
     };
-    let joined = joined.and_then(|()| crate::plan::process_attrs::set_oom_score_adj(pid, oom_score_adj));
+    let joined =
+        joined.and_then(|()| crate::plan::process_attrs::set_oom_score_adj(pid, oom_score_adj));
     if let Err(e) = joined {
         let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
         let _ = waitpid(pid, None);

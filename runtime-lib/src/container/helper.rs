@@ -43,7 +43,6 @@ use serde::{Deserialize, Serialize};
 
 use super::create::Config;
 use super::stdio::{Prepared, ProcessIo};
-use super::wire::WireError;
 use super::{builder, Container, CreateOptions, ExecOptions};
 use crate::error::{Error, SysContext};
 use crate::process::spawn;
@@ -117,7 +116,7 @@ enum Response {
         pid: i32,
     },
     Failed {
-        error: WireError,
+        error: Error,
         spawned: Vec<i32>,
     },
 }
@@ -228,7 +227,7 @@ fn ask(request: &Request, fds: &[Option<OwnedFd>; 3]) -> Result<(i32, Option<Own
             for pid in spawned {
                 let _ = nix::sys::wait::waitpid(Pid::from_raw(pid), None);
             }
-            Err(error.into())
+            Err(error)
         }
     }
 }
@@ -347,8 +346,7 @@ fn serve() -> Result<()> {
         }
         Err(e) => {
             let spawned = spawn::take_spawned();
-            let error = WireError::from(e);
-            return send(&socket, &Response::Failed { error, spawned }, &[]);
+            return send(&socket, &Response::Failed { error: e, spawned }, &[]);
         }
     };
     if let (Err(e), Some(c)) = (&sent, created) {

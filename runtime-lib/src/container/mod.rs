@@ -36,7 +36,7 @@ mod start;
 mod stdio;
 mod update;
 mod wait;
-mod wire;
+pub(crate) mod wire;
 
 use std::path::{Path, PathBuf};
 

@@ -78,6 +78,25 @@ pub fn default_spec(rootless: bool) -> crate::Result<Spec> {
 }
 
 fn build(rootless: bool) -> Result<Spec, oci_spec::OciSpecError> {
+    let mut spec = SpecBuilder::default()
+        .version(OCI_VERSION)
+        .process(process()?)
+        .root(
+            RootBuilder::default()
+                .path("rootfs")
+                .readonly(true)
+                .build()?,
+        )
+        .hostname("runc")
+        .mounts(mounts(rootless)?)
+        .linux(linux(rootless)?)
+        .build()?;
+    spec.set_annotations(None);
+    Ok(spec)
+}
+
+/// runc's `sh` with a terminal, as root, three capabilities, an open-files limit, no_new_privs.
+fn process() -> Result<oci_spec::runtime::Process, oci_spec::OciSpecError> {
     let caps: oci_spec::runtime::Capabilities = [
         Capability::AuditWrite,
         Capability::Kill,
@@ -94,7 +113,7 @@ fn build(rootless: bool) -> Result<Spec, oci_spec::OciSpecError> {
         .ambient(caps)
         .build()?;
     capabilities.set_inheritable(None);
-    let process = ProcessBuilder::default()
+    ProcessBuilder::default()
         .terminal(true)
         .user(UserBuilder::default().uid(0u32).gid(0u32).build()?)
         .args(vec!["sh".to_string()])
@@ -110,8 +129,12 @@ fn build(rootless: bool) -> Result<Spec, oci_spec::OciSpecError> {
             .soft(1024u64)
             .build()?])
         .no_new_privileges(true)
-        .build()?;
+        .build()
+}
 
+/// The namespaces, masked and read-only paths, and either the device cgroup rule (root) or the
+/// user namespace's id mappings (rootless).
+fn linux(rootless: bool) -> Result<oci_spec::runtime::Linux, oci_spec::OciSpecError> {
     let mut namespaces = vec![LinuxNamespaceType::Pid];
     if !rootless {
         namespaces.push(LinuxNamespaceType::Network);
@@ -160,21 +183,7 @@ fn build(rootless: bool) -> Result<Spec, oci_spec::OciSpecError> {
     if rootless {
         linux.set_resources(None);
     }
-    let mut spec = SpecBuilder::default()
-        .version(OCI_VERSION)
-        .process(process)
-        .root(
-            RootBuilder::default()
-                .path("rootfs")
-                .readonly(true)
-                .build()?,
-        )
-        .hostname("runc")
-        .mounts(mounts(rootless)?)
-        .linux(linux)
-        .build()?;
-    spec.set_annotations(None);
-    Ok(spec)
+    Ok(linux)
 }
 
 fn mounts(rootless: bool) -> Result<Vec<Mount>, oci_spec::OciSpecError> {

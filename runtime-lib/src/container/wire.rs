@@ -1,226 +1,56 @@
-//! [`Error`] as it crosses from the helper process back to the caller (see [`super::helper`]):
-//! variant for variant, so the caller matches the same typed error it would get in-process. An
-//! `errno` crosses as its number; an `io::Error` without one (rare on these paths) as its kind's
-//! nearest errno-less form, its message kept.
+//! [`Error`](crate::Error) as it crosses from the helper process back to the caller (see
+//! [`super::helper`]): the error itself, serialised, so the caller matches the same typed error it
+//! would get in-process. What serde cannot take as it is goes through these: a step name (a
+//! `&'static str`) is interned on the way back, an `errno` crosses as its number, an `io::Error`
+//! without one (rare on these paths) as its message.
 
 use std::collections::HashSet;
-use std::path::PathBuf;
 use std::sync::Mutex;
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::error::{Error, InitFailure};
-use crate::hooks::HookFailure;
-use crate::Status;
-
-#[derive(Debug, Serialize, Deserialize)]
-pub(crate) enum WireError {
-    Io {
-        step: String,
-        path: PathBuf,
-        errno: Option<i32>,
-        message: String,
-    },
-    Sys {
-        step: String,
-        path: Option<PathBuf>,
-        errno: i32,
-    },
-    ConfigSyntax {
-        path: PathBuf,
-        line: usize,
-        column: usize,
-        field: String,
-        msg: String,
-    },
-    InvalidConfig {
-        field: String,
-        problem: String,
-    },
-    InvalidId {
-        id: String,
-        problem: String,
-    },
-    ContainerExists {
-        id: String,
-    },
-    ContainerNotFound {
-        id: String,
-    },
-    InvalidStatus {
-        id: String,
-        op: String,
-        status: Status,
-    },
-    InvalidSignal {
-        signal: String,
-    },
-    Unsupported {
-        feature: String,
-    },
-    Init(InitFailure),
-    Hook(HookFailure),
-    ExeNotSealed {
-        detail: String,
-    },
-    Systemd {
-        step: String,
-        unit: String,
-        detail: String,
-    },
-    InitLost {
-        step: String,
-        detail: String,
-    },
-    Image {
-        path: PathBuf,
-        problem: String,
-    },
-    LayerEntry {
-        layer: String,
-        entry: PathBuf,
-        problem: String,
-    },
+/// A step name (`&'static str`) read back: see [`intern`].
+pub(crate) fn static_str<'de, D: Deserializer<'de>>(d: D) -> Result<&'static str, D::Error> {
+    String::deserialize(d).map(intern)
 }
 
-impl From<Error> for WireError {
-    fn from(e: Error) -> Self {
-        match e {
-            Error::Io { step, path, source } => WireError::Io {
-                step: step.into(),
-                path,
-                errno: source.raw_os_error(),
-                message: source.to_string(),
-            },
-            Error::Sys { step, path, source } => WireError::Sys {
-                step: step.into(),
-                path,
-                errno: source as i32,
-            },
-            Error::ConfigSyntax {
-                path,
-                line,
-                column,
-                field,
-                msg,
-            } => WireError::ConfigSyntax {
-                path,
-                line,
-                column,
-                field,
-                msg,
-            },
-            Error::InvalidConfig { field, problem } => WireError::InvalidConfig { field, problem },
-            Error::InvalidId { id, problem } => WireError::InvalidId {
-                id,
-                problem: problem.into(),
-            },
-            Error::ContainerExists { id } => WireError::ContainerExists { id },
-            Error::ContainerNotFound { id } => WireError::ContainerNotFound { id },
-            Error::InvalidStatus { id, op, status } => WireError::InvalidStatus {
-                id,
-                op: op.into(),
-                status,
-            },
-            Error::InvalidSignal { signal } => WireError::InvalidSignal { signal },
-            Error::Unsupported { feature } => WireError::Unsupported { feature },
-            Error::Init(f) => WireError::Init(f),
-            Error::Hook(h) => WireError::Hook(h),
-            Error::ExeNotSealed { detail } => WireError::ExeNotSealed { detail },
-            Error::Systemd { step, unit, detail } => WireError::Systemd {
-                step: step.into(),
-                unit,
-                detail,
-            },
-            Error::InitLost { step, detail } => WireError::InitLost {
-                step: step.into(),
-                detail,
-            },
-            Error::Image { path, problem } => WireError::Image { path, problem },
-            Error::LayerEntry {
-                layer,
-                entry,
-                problem,
-            } => WireError::LayerEntry {
-                layer,
-                entry,
-                problem,
-            },
-        }
+/// `nix::Error` as its errno number.
+pub(crate) mod errno {
+    use super::*;
+
+    pub(crate) fn serialize<S: Serializer>(e: &nix::Error, s: S) -> Result<S::Ok, S::Error> {
+        (*e as i32).serialize(s)
+    }
+
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<nix::Error, D::Error> {
+        i32::deserialize(d).map(nix::errno::Errno::from_raw)
     }
 }
 
-impl From<WireError> for Error {
-    fn from(e: WireError) -> Self {
-        match e {
-            WireError::Io {
-                step,
-                path,
-                errno,
-                message,
-            } => Error::Io {
-                step: intern(step),
-                path,
-                source: match errno {
-                    Some(n) => std::io::Error::from_raw_os_error(n),
-                    None => std::io::Error::other(message),
-                },
-            },
-            WireError::Sys { step, path, errno } => Error::Sys {
-                step: intern(step),
-                path,
-                source: nix::errno::Errno::from_raw(errno),
-            },
-            WireError::ConfigSyntax {
-                path,
-                line,
-                column,
-                field,
-                msg,
-            } => Error::ConfigSyntax {
-                path,
-                line,
-                column,
-                field,
-                msg,
-            },
-            WireError::InvalidConfig { field, problem } => Error::InvalidConfig { field, problem },
-            WireError::InvalidId { id, problem } => Error::InvalidId {
-                id,
-                problem: intern(problem),
-            },
-            WireError::ContainerExists { id } => Error::ContainerExists { id },
-            WireError::ContainerNotFound { id } => Error::ContainerNotFound { id },
-            WireError::InvalidStatus { id, op, status } => Error::InvalidStatus {
-                id,
-                op: intern(op),
-                status,
-            },
-            WireError::InvalidSignal { signal } => Error::InvalidSignal { signal },
-            WireError::Unsupported { feature } => Error::Unsupported { feature },
-            WireError::Init(f) => Error::Init(f),
-            WireError::Hook(h) => Error::Hook(h),
-            WireError::ExeNotSealed { detail } => Error::ExeNotSealed { detail },
-            WireError::Systemd { step, unit, detail } => Error::Systemd {
-                step: intern(step),
-                unit,
-                detail,
-            },
-            WireError::InitLost { step, detail } => Error::InitLost {
-                step: intern(step),
-                detail,
-            },
-            WireError::Image { path, problem } => Error::Image { path, problem },
-            WireError::LayerEntry {
-                layer,
-                entry,
-                problem,
-            } => Error::LayerEntry {
-                layer,
-                entry,
-                problem,
-            },
+/// `io::Error` as its errno, or its message when it has none.
+pub(crate) mod io_error {
+    use super::*;
+
+    #[derive(Serialize, Deserialize)]
+    struct Wire {
+        errno: Option<i32>,
+        message: String,
+    }
+
+    pub(crate) fn serialize<S: Serializer>(e: &std::io::Error, s: S) -> Result<S::Ok, S::Error> {
+        Wire {
+            errno: e.raw_os_error(),
+            message: e.to_string(),
         }
+        .serialize(s)
+    }
+
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<std::io::Error, D::Error> {
+        let w = Wire::deserialize(d)?;
+        Ok(match w.errno {
+            Some(n) => std::io::Error::from_raw_os_error(n),
+            None => std::io::Error::other(w.message),
+        })
     }
 }
 
@@ -243,7 +73,10 @@ fn intern(s: String) -> &'static str {
 
 #[cfg(test)]
 mod tests {
+    use std::path::PathBuf;
+
     use super::*;
+    use crate::error::Error;
 
     #[test]
     fn errors_cross_typed() {
@@ -252,8 +85,8 @@ mod tests {
             path: Some("/x".into()),
             source: nix::errno::Errno::EAGAIN,
         };
-        let text = serde_json::to_string(&WireError::from(e)).unwrap();
-        let back: Error = serde_json::from_str::<WireError>(&text).unwrap().into();
+        let text = serde_json::to_string(&e).unwrap();
+        let back: Error = serde_json::from_str(&text).unwrap();
         match back {
             Error::Sys { step, path, source } => {
                 assert_eq!(step, "clone init");
@@ -267,10 +100,17 @@ mod tests {
             path: "/y".into(),
             source: std::io::Error::from_raw_os_error(libc::ENOENT),
         };
-        let back: Error = WireError::from(e).into();
+        let back: Error = serde_json::from_str(&serde_json::to_string(&e).unwrap()).unwrap();
         assert!(
             matches!(&back, Error::Io { source, .. } if source.raw_os_error() == Some(libc::ENOENT))
         );
+        let e = Error::Io {
+            step: "read",
+            path: "/y".into(),
+            source: std::io::Error::other("no errno"),
+        };
+        let back: Error = serde_json::from_str(&serde_json::to_string(&e).unwrap()).unwrap();
+        assert_eq!(back.to_string(), e.to_string());
         assert!(std::ptr::eq(
             intern("a step".into()),
             intern("a step".into())

@@ -1,7 +1,7 @@
 //! process.user on the host: ids the kernel would not take as given are refused before anything
 //! is made.
 
-use oci_spec::runtime::User;
+use oci_spec::runtime::{LinuxIdMapping, Spec, User};
 
 use crate::Result;
 
@@ -32,4 +32,16 @@ pub fn validate(user: &User, field: &str) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// `linux.uidMappings` and `linux.gidMappings`, empty when absent.
+pub(crate) fn id_mappings(spec: &Spec) -> (&[LinuxIdMapping], &[LinuxIdMapping]) {
+    let linux = spec.linux().as_ref();
+    let uid_maps = linux
+        .and_then(|l| l.uid_mappings().as_deref())
+        .unwrap_or_default();
+    let gid_maps = linux
+        .and_then(|l| l.gid_mappings().as_deref())
+        .unwrap_or_default();
+    (uid_maps, gid_maps)
 }

@@ -36,7 +36,7 @@ pub struct Exec<'a> {
 /// Runs in the forked child; returns only on failure (the child's exit code).
 pub fn run(exec: Exec<'_>, sys: &dyn Syscall) -> i32 {
     let failure = match prepare(&exec, sys) {
-        Ok(executable) => executable.exec(seccomp_at_exec(exec.process, exec.seccomp)),
+        Ok(executable) => executable.exec(seccomp_at_exec(exec.process, exec.seccomp), sys),
         Err(failure) => failure,
     };
     let _ = exec.channel.send(&Message::Failed(failure));
@@ -44,13 +44,14 @@ pub fn run(exec: Exec<'_>, sys: &dyn Syscall) -> i32 {
 }
 
 /// The init sequence's process half, in the same order (the rootfs is already there).
-fn prepare(exec: &Exec<'_>, sys: &dyn Syscall) -> InitResult<Executable> {
+pub(super) fn prepare(exec: &Exec<'_>, sys: &dyn Syscall) -> InitResult<Executable> {
     let process = exec.process;
     // The runtime's binary must not be reachable by the container's processes before the exec.
-    nix::sys::prctl::set_dumpable(false).init(InitStep::Sync, "prctl(PR_SET_DUMPABLE)")?;
+    sys.set_dumpable(false)
+        .init(InitStep::Sync, "prctl(PR_SET_DUMPABLE)")?;
     // As the init: before any path is followed, and from the host's /proc (not yet joined the
     // container's mount namespace, whose /proc the container controls).
-    fds::sanitize(
+    sys.sanitize_fds(
         3 + exec.preserve_fds as RawFd,
         &[
             Some(exec.channel.as_fd()),
@@ -60,31 +61,31 @@ fn prepare(exec: &Exec<'_>, sys: &dyn Syscall) -> InitResult<Executable> {
     // Before the runtime moves us into the container's cgroup (which may reset the affinity to
     // its cpuset), then after: config.md's initial and final.
     let affinity = process.exec_cpu_affinity().as_ref();
-    process_attrs::apply_exec_cpu_affinity(affinity, AffinityStage::Initial)?;
+    process_attrs::apply_exec_cpu_affinity(affinity, AffinityStage::Initial, sys)?;
     await_cgroups(&exec.channel)?;
-    process_attrs::apply_exec_cpu_affinity(affinity, AffinityStage::Final)?;
+    process_attrs::apply_exec_cpu_affinity(affinity, AffinityStage::Final, sys)?;
     exec.plan.join(sys)?;
     // Else the process would hold its caller's (the shim's, conmon's) session keyring.
     if let Some(id) = exec.session_keyring {
-        lsm::set_key_label(process)?;
-        join_session_keyring(id)?;
+        lsm::set_key_label(process, sys)?;
+        join_session_keyring(id, sys)?;
     }
     if let Some(socket) = &exec.console_socket {
-        nix::unistd::setsid().init(InitStep::Console, "setsid")?;
+        sys.setsid().init(InitStep::Console, "setsid")?;
         let socket = socket
             .try_clone()
             .map_err(|e| io_failure(InitStep::Console, "socket", e))?;
         let _slave = tty::setup_console_with(socket, process.console_size().as_ref())?;
     }
-    rlimits::apply(process.rlimits().as_deref().unwrap_or_default())?;
-    process_attrs::apply_scheduler(process.scheduler().as_ref())?;
-    process_attrs::apply_io_priority(process.io_priority().as_ref())?;
-    fds::mark_cloexec_from(None, 3 + exec.preserve_fds as RawFd)?;
+    rlimits::apply(process.rlimits().as_deref().unwrap_or_default(), sys)?;
+    process_attrs::apply_scheduler(process.scheduler().as_ref(), sys)?;
+    process_attrs::apply_io_priority(process.io_priority().as_ref(), sys)?;
+    sys.mark_cloexec_from(3 + exec.preserve_fds as RawFd)?;
     take_identity(process, exec.seccomp, &exec.channel, sys)?;
     sys.chdir(process.cwd())
         .init(InitStep::Cwd, process.cwd().display())?;
     fds::check_cwd_inside_root(process.cwd())?;
     let executable = Executable::resolve(process)?;
-    load_seccomp_late(process, exec.seccomp, &exec.channel)?;
+    load_seccomp_late(process, exec.seccomp, &exec.channel, sys)?;
     Ok(executable)
 }

@@ -19,13 +19,7 @@ fn map_text(maps: &[LinuxIdMapping]) -> String {
 /// In the runtime: writes /proc/<pid>/uid_map and gid_map (and setgroups where needed) for an init
 /// that has just entered a new user namespace.
 pub fn write_id_mappings(pid: Pid, spec: &Spec) -> Result<()> {
-    let linux = spec.linux().as_ref();
-    let uid_maps = linux
-        .and_then(|l| l.uid_mappings().as_deref())
-        .unwrap_or_default();
-    let gid_maps = linux
-        .and_then(|l| l.gid_mappings().as_deref())
-        .unwrap_or_default();
+    let (uid_maps, gid_maps) = crate::plan::user::id_mappings(spec);
     let dir = PathBuf::from(pid.to_string());
     let proc = ProcFs::open().map_err(|e| e.host("open", PathBuf::from("/proc")))?;
     let write = |file: &str, text: &str, step: &'static str| {

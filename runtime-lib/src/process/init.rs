@@ -1,6 +1,8 @@
 //! The container's init: what the cloned child does between the clone and the exec of the user's
-//! process, one call per step, in the order runc applies the spec. Reaches the kernel through
-//! [`Syscall`] where a step is a plain system call, so the order can be checked without privileges.
+//! process, one call per step, in the order runc applies the spec. Changes the process and the
+//! kernel through [`Syscall`], so `seam_tests` run the sequence against a recorder and check its
+//! order without privileges. Still outside it, each a no-op unless the config asks for it:
+//! linux.netDevices, the console (process.terminal), the hooks, creating a missing cwd.
 //!
 //! The child is already in every namespace it was cloned with; see `channel` for the messages
 //! exchanged with the runtime along the way.
@@ -18,7 +20,7 @@ use oci_spec::runtime::{Hooks, LinuxNamespaceType, Process, Spec};
 use super::channel::{Channel, Message};
 use super::fds;
 use super::hooks;
-use super::steps::{capabilities, lsm, netdev, process_attrs, rlimits, sysctl, tty, user};
+use super::steps::{lsm, netdev, process_attrs, rlimits, sysctl, tty, user};
 use crate::error::{InitFailure, InitResult, InitStep, SysContext};
 use crate::hooks::HookKind;
 use crate::plan::namespaces::NamespacePlan;
@@ -67,7 +69,7 @@ pub fn run(init: Init<'_>, sys: &dyn Syscall) -> i32 {
         exec_done,
         ..
     } = init;
-    if let Err(failure) = wait_for_start(channel, &exec_fifo) {
+    if let Err(failure) = wait_for_start(channel, &exec_fifo, sys) {
         // The runtime is gone (create returned) by the time start is awaited: the container's
         // stderr is the only place left to say why.
         eprintln!("hull init: {failure}");
@@ -100,25 +102,20 @@ pub fn run(init: Init<'_>, sys: &dyn Syscall) -> i32 {
         );
         return 1;
     };
-    let failure = exec.exec(seccomp_last);
+    let failure = exec.exec(seccomp_last, sys);
     eprintln!("hull init: {failure}");
     255
 }
 
 /// The init sequence, spec order, up to the point where only the exec is left.
-fn prepare(
+pub(super) fn prepare(
     init: &Init<'_>,
     sys: &dyn Syscall,
 ) -> InitResult<(Option<Executable>, Option<crate::State>)> {
-    let spec = init.spec;
-    // None: config.md lets `process` wait until start; `start` refuses such a container.
-    let process = spec.process().as_ref();
-    let linux = spec.linux().as_ref();
-
-    guard_against_runtime_death()?;
+    guard_against_runtime_death(sys)?;
     // Before any path is followed for the container (see `fds`); the host's /proc still.
-    fds::sanitize(
-        3 + init.preserve_fds as RawFd,
+    sys.sanitize_fds(
+        first_unkept_fd(init.preserve_fds),
         &[
             Some(init.channel.as_fd()),
             Some(init.exec_fifo.as_fd()),
@@ -127,6 +124,30 @@ fn prepare(
         ],
     )?;
     await_cgroups(&init.channel)?;
+    let bind_sources = enter_namespaces(init, sys)?;
+    start_session(init, sys)?;
+    let (prepared, state) = build_rootfs(init, bind_sources, sys)?;
+    name_and_tune(init.spec, sys)?;
+    // After sysctl: finalize makes /proc/sys read-only (a readonlyPath of the default config).
+    rootfs::finalize(init.spec, &prepared, sys)?;
+    let Some(process) = init.spec.process().as_ref() else {
+        // config.md lets `process` wait until start; `start` refuses such a container.
+        idle(init, sys)?;
+        return Ok((None, state));
+    };
+    let exec = prepare_process(init, process, sys)?;
+    Ok((Some(exec), state))
+}
+
+/// The first descriptor neither stdio nor one of `process`'s preserved ones (`--preserve-fds`).
+fn first_unkept_fd(preserve_fds: u32) -> RawFd {
+    3 + preserve_fds as RawFd
+}
+
+/// `linux.namespaces`: those with a path joined, the rest unshared when the clone could not make
+/// them, the id mappings of a new user namespace written, root in it taken. Returns the bind
+/// mount sources, opened while the ids were still the caller's.
+fn enter_namespaces(init: &Init<'_>, sys: &dyn Syscall) -> InitResult<rootfs::BindSources> {
     init.plan.join(sys)?;
     if !init.unshare.is_empty() {
         sys.unshare(init.unshare)
@@ -140,33 +161,48 @@ fn prepare(
         .init(InitStep::Bundle, init.bundle.display())?;
     let new_userns = (init.plan.clone_flags | init.unshare).contains(CloneFlags::CLONE_NEWUSER);
     if new_userns {
-        await_id_mappings(&init.channel)?;
+        await_id_mappings(&init.channel, sys)?;
     }
     let joined_userns = init
         .plan
         .joins
         .iter()
         .any(|(t, _)| *t == LinuxNamespaceType::User);
-    // Like the bundle above: while our ids are still the caller's (see `BindSources`).
-    let bind_sources = if new_userns || joined_userns {
-        rootfs::BindSources::open(spec)?
-    } else {
-        rootfs::BindSources::default()
-    };
-    if new_userns || joined_userns {
-        become_root(sys)?;
+    if !(new_userns || joined_userns) {
+        return Ok(rootfs::BindSources::default());
     }
+    // Like the bundle above: while our ids are still the caller's (see `BindSources`).
+    let bind_sources = rootfs::BindSources::open(init.spec)?;
+    become_root(sys)?;
+    Ok(bind_sources)
+}
+
+/// `linux.netDevices` brought up in the new network namespace, a session of the init's own, and
+/// (unless `--no-new-keyring`) a session keyring of the container's own.
+fn start_session(init: &Init<'_>, sys: &dyn Syscall) -> InitResult<()> {
+    let linux = init.spec.linux().as_ref();
     if let Some(devices) = linux.and_then(|l| l.net_devices().as_ref()) {
         netdev::set_up(devices)?;
     }
-    nix::unistd::setsid().init(InitStep::Console, "setsid")?;
+    sys.setsid().init(InitStep::Console, "setsid")?;
     if !init.no_new_keyring {
-        if let Some(process) = process {
-            lsm::set_key_label(process)?;
+        if let Some(process) = init.spec.process().as_ref() {
+            lsm::set_key_label(process, sys)?;
         }
-        join_session_keyring(init.id)?;
+        join_session_keyring(init.id, sys)?;
     }
+    Ok(())
+}
 
+/// `root`, `mounts` and `linux.devices`, the createRuntime and createContainer hooks, pivot_root,
+/// then what must exist in the new root before it may become read-only: the cwd and the console.
+fn build_rootfs(
+    init: &Init<'_>,
+    bind_sources: rootfs::BindSources,
+    sys: &dyn Syscall,
+) -> InitResult<(rootfs::Prepared, Option<crate::State>)> {
+    let spec = init.spec;
+    let process = spec.process().as_ref();
     let prepared = rootfs::prepare(spec, init.rootfs, &bind_sources, sys)?;
     drop(bind_sources);
     let state = match spec.hooks() {
@@ -186,7 +222,11 @@ fn prepare(
         let slave = tty::setup_console_with(socket, size.as_ref())?;
         rootfs::mount_console(&slave, sys)?;
     }
+    Ok((prepared, state))
+}
 
+/// `hostname`, `domainname` and `linux.sysctl`.
+fn name_and_tune(spec: &Spec, sys: &dyn Syscall) -> InitResult<()> {
     if let Some(hostname) = spec.hostname() {
         sys.sethostname(hostname)
             .init(InitStep::Hostname, hostname)?;
@@ -195,28 +235,38 @@ fn prepare(
         sys.setdomainname(domainname)
             .init(InitStep::Domainname, domainname)?;
     }
-    if let Some(sysctl) = linux.and_then(|l| l.sysctl().as_ref()) {
+    if let Some(sysctl) = spec.linux().as_ref().and_then(|l| l.sysctl().as_ref()) {
         sysctl::apply(sysctl, sys)?;
     }
-    // After sysctl: finalize makes /proc/sys read-only (a readonlyPath of the default config).
-    rootfs::finalize(spec, &prepared, sys)?;
-    let Some(process) = process else {
-        // Nothing will ever be exec'd by this init: it waits in `created` for kill or delete,
-        // holding nothing a process exec'd into the container could use.
-        fds::mark_cloexec_from(None, 3 + init.preserve_fds as RawFd)?;
-        let none = capabilities::prepare(None)?;
-        capabilities::apply(&none)?;
-        nix::sys::prctl::set_no_new_privs().init(InitStep::NoNewPrivileges, "prctl")?;
-        return Ok((None, state));
-    };
-    rlimits::apply(process.rlimits().as_deref().unwrap_or_default())?;
+    Ok(())
+}
+
+/// With no `process`, nothing will ever be exec'd by this init: it waits in `created` for kill or
+/// delete, holding nothing a process exec'd into the container could use.
+fn idle(init: &Init<'_>, sys: &dyn Syscall) -> InitResult<()> {
+    sys.mark_cloexec_from(first_unkept_fd(init.preserve_fds))?;
+    let none = sys.drop_bounding_set(None)?;
+    sys.apply_capabilities(&none)?;
+    sys.set_no_new_privs()
+        .init(InitStep::NoNewPrivileges, "prctl")
+}
+
+/// `process`: rlimits, the scheduling attributes, the user and its privileges, the cwd, the
+/// executable found, the personality, a late seccomp filter.
+fn prepare_process(
+    init: &Init<'_>,
+    process: &Process,
+    sys: &dyn Syscall,
+) -> InitResult<Executable> {
+    let linux = init.spec.linux().as_ref();
+    rlimits::apply(process.rlimits().as_deref().unwrap_or_default(), sys)?;
     // While the init still has every capability (FIFO/RR/DEADLINE and RT I/O need CAP_SYS_NICE).
-    process_attrs::apply_scheduler(process.scheduler().as_ref())?;
-    process_attrs::apply_io_priority(process.io_priority().as_ref())?;
-    process_attrs::apply_memory_policy(linux.and_then(|l| l.memory_policy().as_ref()))?;
+    process_attrs::apply_scheduler(process.scheduler().as_ref(), sys)?;
+    process_attrs::apply_io_priority(process.io_priority().as_ref(), sys)?;
+    process_attrs::apply_memory_policy(linux.and_then(|l| l.memory_policy().as_ref()), sys)?;
 
     // Again, for anything opened since; before seccomp, which may deny close_range.
-    fds::mark_cloexec_from(None, 3 + init.preserve_fds as RawFd)?;
+    sys.mark_cloexec_from(first_unkept_fd(init.preserve_fds))?;
     take_identity(process, init.seccomp, &init.channel, sys)?;
     sys.chdir(Path::new(process.cwd()))
         .init(InitStep::Cwd, process.cwd().display())?;
@@ -224,11 +274,11 @@ fn prepare(
 
     let exec = Executable::resolve(process)?;
     // Last, as runc: a 32-bit personality changes how the kernel reports the machine from now on.
-    process_attrs::apply_personality(linux.and_then(|l| l.personality().as_ref()))?;
+    process_attrs::apply_personality(linux.and_then(|l| l.personality().as_ref()), sys)?;
     // A notify listener must reach its agent before `create` returns; any other filter with
     // no_new_privs waits until right before the execve (`Executable::exec`).
-    load_seccomp_late(process, init.seccomp, &init.channel)?;
-    Ok((Some(exec), state))
+    load_seccomp_late(process, init.seccomp, &init.channel, sys)?;
+    Ok(exec)
 }
 
 /// The mounts are made and pivot_root is next: the runtime's prestart and createRuntime hooks, then
@@ -292,17 +342,18 @@ pub(super) fn take_identity(
     channel: &Channel,
     sys: &dyn Syscall,
 ) -> InitResult<()> {
-    lsm::apply(process)?;
+    lsm::apply(process, sys)?;
     let no_new_privileges = process.no_new_privileges().unwrap_or(false);
-    let caps = capabilities::prepare(process.capabilities().as_ref())?;
+    let caps = sys.drop_bounding_set(process.capabilities().as_ref())?;
     let user = user::prepare(process.user(), sys)?;
     if let (Some(filter), false) = (filter, no_new_privileges) {
-        load_seccomp(filter, channel)?;
+        load_seccomp(filter, channel, sys)?;
     }
     user::set_user(process.user(), &user, sys)?;
-    capabilities::apply(&caps)?;
+    sys.apply_capabilities(&caps)?;
     if no_new_privileges {
-        nix::sys::prctl::set_no_new_privs().init(InitStep::NoNewPrivileges, "prctl")?;
+        sys.set_no_new_privs()
+            .init(InitStep::NoNewPrivileges, "prctl")?;
     }
     Ok(())
 }
@@ -314,10 +365,11 @@ pub(super) fn load_seccomp_late(
     process: &Process,
     filter: Option<&seccomp::Filter>,
     channel: &Channel,
+    sys: &dyn Syscall,
 ) -> InitResult<()> {
     match filter {
         Some(filter) if process.no_new_privileges().unwrap_or(false) && filter.needs_listener() => {
-            load_seccomp(filter, channel)
+            load_seccomp(filter, channel, sys)
         }
         _ => Ok(()),
     }
@@ -334,8 +386,8 @@ pub(super) fn seccomp_at_exec<'a>(
 
 /// Loads the filter; a notify listener goes to the runtime, which hands it to `listenerPath`
 /// before we go on (a notified syscall of ours would otherwise wait for an agent without it).
-fn load_seccomp(filter: &seccomp::Filter, channel: &Channel) -> InitResult<()> {
-    let Some(listener) = seccomp::install(filter)? else {
+fn load_seccomp(filter: &seccomp::Filter, channel: &Channel, sys: &dyn Syscall) -> InitResult<()> {
+    let Some(listener) = sys.load_seccomp(filter)? else {
         return Ok(());
     };
     channel
@@ -350,10 +402,11 @@ fn load_seccomp(filter: &seccomp::Filter, channel: &Channel) -> InitResult<()> {
 /// Until the runtime confirms, the init must not outlive it: a half-made container nobody knows of
 /// would leak. And no process in the container may read this one's memory or /proc/<pid>/exe (the
 /// runtime's binary) before the exec replaces both.
-fn guard_against_runtime_death() -> InitResult<()> {
-    nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
+fn guard_against_runtime_death(sys: &dyn Syscall) -> InitResult<()> {
+    sys.set_pdeathsig(Some(nix::sys::signal::Signal::SIGKILL))
         .init(InitStep::Sync, "prctl(PR_SET_PDEATHSIG)")?;
-    nix::sys::prctl::set_dumpable(false).init(InitStep::Sync, "prctl(PR_SET_DUMPABLE)")
+    sys.set_dumpable(false)
+        .init(InitStep::Sync, "prctl(PR_SET_DUMPABLE)")
 }
 
 pub(super) fn await_cgroups(channel: &Channel) -> InitResult<()> {
@@ -363,12 +416,13 @@ pub(super) fn await_cgroups(channel: &Channel) -> InitResult<()> {
     }
 }
 
-fn await_id_mappings(channel: &Channel) -> InitResult<()> {
+fn await_id_mappings(channel: &Channel, sys: &dyn Syscall) -> InitResult<()> {
     // Only this process lives in the new user namespace: being dumpable again lets it (as the
     // namespace's root) use its own /proc/self entries, which otherwise belong to the host's
     // root, and lets a runtime that is not root write its uid_map, gid_map and setgroups (runc
     // makes its child dumpable for that too).
-    nix::sys::prctl::set_dumpable(true).init(InitStep::IdMappings, "prctl(PR_SET_DUMPABLE)")?;
+    sys.set_dumpable(true)
+        .init(InitStep::IdMappings, "prctl(PR_SET_DUMPABLE)")?;
     channel
         .send(&Message::IdMapRequest)
         .init(InitStep::IdMappings, "request")?;
@@ -388,17 +442,13 @@ fn become_root(sys: &dyn Syscall) -> InitResult<()> {
 
 /// A session keyring of the container's own, so it cannot read the keys of the runtime's session
 /// (`exec` joins the same one by name, so every process of the container shares it).
-pub(crate) fn join_session_keyring(id: &str) -> InitResult<()> {
-    let name = CString::new(format!("_ses.{id}")).expect("ids have no NUL");
-    // SAFETY: KEYCTL_JOIN_SESSION_KEYRING reads one NUL-terminated string that outlives the call.
-    let ret = unsafe {
-        libc::syscall(
-            libc::SYS_keyctl,
-            libc::KEYCTL_JOIN_SESSION_KEYRING,
-            name.as_ptr(),
-        )
-    };
-    match nix::errno::Errno::result(ret) {
+pub(crate) fn join_session_keyring(id: &str, sys: &dyn Syscall) -> InitResult<()> {
+    let name = CString::new(format!("_ses.{id}")).map_err(|_| {
+        InitFailure::new(InitStep::Sync)
+            .subject(id)
+            .detail("the container id contains a NUL byte")
+    })?;
+    match sys.join_session_keyring(&name) {
         // Kernels without keyrings, and seccomp'd hosts that refuse keyctl: runc carries on too.
         Ok(_) | Err(nix::errno::Errno::ENOSYS) | Err(nix::errno::Errno::EPERM) => Ok(()),
         Err(e) => Err(InitFailure::sys(InitStep::Sync, "join session keyring", e)),
@@ -418,7 +468,7 @@ fn create_cwd(process: &Process) -> InitResult<()> {
     Ok(())
 }
 /// Tells the runtime we are ready, waits for its go-ahead, then blocks until `start`.
-fn wait_for_start(channel: Channel, exec_fifo: &OwnedFd) -> InitResult<()> {
+fn wait_for_start(channel: Channel, exec_fifo: &OwnedFd, sys: &dyn Syscall) -> InitResult<()> {
     channel
         .send(&Message::Ready)
         .init(InitStep::Sync, "ready")?;
@@ -427,7 +477,8 @@ fn wait_for_start(channel: Channel, exec_fifo: &OwnedFd) -> InitResult<()> {
         other => return Err(unexpected(InitStep::Sync, other)),
     }
     // The runtime recorded us: from now on the container lives on its own.
-    nix::sys::prctl::set_pdeathsig(None).init(InitStep::Sync, "prctl(PR_SET_PDEATHSIG)")?;
+    sys.set_pdeathsig(None)
+        .init(InitStep::Sync, "prctl(PR_SET_PDEATHSIG)")?;
     drop(channel);
     let mut byte = [0u8; 1];
     loop {
@@ -530,35 +581,20 @@ impl Executable {
 
     /// Execs the process; `filter` (with no_new_privs, see [`seccomp_at_exec`]) is loaded after
     /// the signals are reset, so that execve is the only call of ours the profile sees.
-    pub(super) fn exec(&self, filter: Option<&seccomp::Filter>) -> InitFailure {
-        reset_signals();
+    ///
+    /// The user's process starts with every signal at its default and none blocked, whatever the
+    /// runtime's caller left ignored or blocked (ignored signals survive execve: Rust ignores
+    /// SIGPIPE).
+    pub(super) fn exec(&self, filter: Option<&seccomp::Filter>, sys: &dyn Syscall) -> InitFailure {
+        sys.reset_signals();
         if let Some(filter) = filter {
-            if let Err(failure) = seccomp::install(filter) {
+            if let Err(failure) = sys.load_seccomp(filter) {
                 return failure;
             }
         }
-        match nix::unistd::execve(&self.cpath, &self.argv, &self.envp) {
-            Err(e) => InitFailure::sys(InitStep::Exec, self.path.display(), e),
-            Ok(never) => match never {},
-        }
+        let e = sys.execve(&self.cpath, &self.argv, &self.envp);
+        InitFailure::sys(InitStep::Exec, self.path.display(), e)
     }
-}
-
-/// The user's process starts with every signal at its default and none blocked, whatever the
-/// runtime's caller left ignored or blocked (ignored signals survive execve: Rust ignores SIGPIPE).
-fn reset_signals() {
-    for sig in 1..libc::SIGRTMAX() {
-        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
-            continue;
-        }
-        // SAFETY: SIG_DFL installs no handler code; invalid numbers only return an error.
-        unsafe { libc::signal(sig, libc::SIG_DFL) };
-    }
-    let _ = nix::sys::signal::sigprocmask(
-        nix::sys::signal::SigmaskHow::SIG_SETMASK,
-        Some(&nix::sys::signal::SigSet::empty()),
-        None,
-    );
 }
 
 /// What Go's exec.LookPath (and so runc) checks: a regular file we may execute.

@@ -9,5 +9,7 @@ pub(crate) mod hooks;
 pub(crate) mod id_maps;
 pub mod init;
 pub mod pidfd;
+#[cfg(test)]
+mod seam_tests;
 pub mod spawn;
 pub(crate) mod steps;

@@ -4,12 +4,12 @@
 //! itself); a device the config also lists is made as the config says; in a user namespace, or when
 //! mknod is refused, the host's device is bind-mounted onto an empty file instead.
 
+use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
-use nix::fcntl::AtFlags;
 use nix::mount::MsFlags;
-use nix::sys::stat::{FchmodatFlags, Mode, SFlag};
+use nix::sys::stat::{Mode, SFlag};
 use nix::unistd::{Gid, Uid, UnlinkatFlags};
 use oci_spec::runtime::{LinuxDeviceType, Spec};
 
@@ -160,9 +160,9 @@ fn create(dev: &Device, root: &Root, bind: bool, sys: &dyn Syscall) -> InitResul
         Err(e) => return Err(fail(e)),
     }
     // mknod applied the umask; the config's mode is exact.
-    nix::sys::stat::fchmodat(&dir, name, mode, FchmodatFlags::FollowSymlink).map_err(fail)?;
-    let (uid, gid) = (Some(Uid::from_raw(dev.uid)), Some(Gid::from_raw(dev.gid)));
-    nix::unistd::fchownat(&dir, name, uid, gid, AtFlags::AT_SYMLINK_NOFOLLOW).map_err(fail)
+    sys.fchmodat(dir.as_fd(), name, mode).map_err(fail)?;
+    let (uid, gid) = (Uid::from_raw(dev.uid), Gid::from_raw(dev.gid));
+    sys.fchownat(dir.as_fd(), name, uid, gid).map_err(fail)
 }
 
 fn check_existing(
@@ -171,7 +171,7 @@ fn check_existing(
     name: &std::ffi::OsStr,
     rdev: u64,
 ) -> InitResult<()> {
-    let st = nix::sys::stat::fstatat(dir, name, AtFlags::AT_SYMLINK_NOFOLLOW)
+    let st = nix::sys::stat::fstatat(dir, name, nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW)
         .map_err(|e| InitFailure::sys(InitStep::Devices, dev.path.display(), e))?;
     let kind = SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits());
     if kind == dev.kind && (kind == SFlag::S_IFIFO || st.st_rdev == rdev) {

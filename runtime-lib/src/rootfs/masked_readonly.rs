@@ -86,7 +86,7 @@ pub(super) struct Targets {
 }
 
 impl Targets {
-    pub(super) fn open(prepared: &Prepared) -> InitResult<Targets> {
+    pub(super) fn open(prepared: &Prepared, sys: &dyn Syscall) -> InitResult<Targets> {
         let fail = |e| InitFailure::sys(InitStep::Pivot, "/", e);
         let root = nix::fcntl::open(
             "/",
@@ -113,7 +113,7 @@ impl Targets {
             None => ProcFs::open_in(root.as_fd()).ok(),
         };
         if let Some(proc) = &proc {
-            nix::unistd::fchdir(proc.as_fd()).init(InitStep::Pivot, "/proc")?;
+            sys.fchdir(proc.as_fd()).init(InitStep::Pivot, "/proc")?;
         }
         Ok(Targets {
             root,

@@ -124,7 +124,7 @@ pub fn pivot(rootfs: &Path, no_pivot: bool, sys: &dyn Syscall) -> InitResult<()>
 /// default config makes /proc/sys read-only, so sysctl must be applied before this is called.
 pub fn finalize(spec: &Spec, prepared: &Prepared, sys: &dyn Syscall) -> InitResult<()> {
     // First: /proc is checked before anything is mounted by a path through it.
-    let targets = masked_readonly::Targets::open(prepared)?;
+    let targets = masked_readonly::Targets::open(prepared, sys)?;
     masked_readonly::remount_readonly_mounts(spec, &targets, sys)?;
     if spec
         .root()
@@ -215,7 +215,7 @@ pub fn mount_console(slave: &Path, sys: &dyn Syscall) -> InitResult<()> {
     // The fd is named from inside a verified procfs: a path through the container's /proc could
     // be swapped for a symlink by the rootfs's owner.
     let proc = ProcFs::open().map_err(|e| e.init(InitStep::Console, "/proc"))?;
-    nix::unistd::fchdir(proc.as_fd()).map_err(fail)?;
+    sys.fchdir(proc.as_fd()).map_err(fail)?;
     let target = PathBuf::from(format!("self/fd/{}", fd.as_raw_fd()));
     let mounted = sys
         .mount(Some(slave), &target, None, MsFlags::MS_BIND, None)

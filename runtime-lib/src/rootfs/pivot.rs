@@ -1,5 +1,6 @@
 //! Making the rootfs `/`: pivot_root, or MS_MOVE + chroot with `--no-pivot`.
 
+use std::os::fd::AsFd;
 use std::path::Path;
 
 use nix::errno::Errno;
@@ -22,7 +23,7 @@ pub(super) fn pivot_root(rootfs: &Path, sys: &dyn Syscall) -> InitResult<()> {
     sys.pivot_root(Path::new("."), Path::new("."))
         .init(step, rootfs.display())?;
     // The kernel leaves "." on the old root today; do not rely on it.
-    nix::unistd::fchdir(&old_root).init(step, "old root")?;
+    sys.fchdir(old_root.as_fd()).init(step, "old root")?;
     // Slave, not private: the unmount below must not propagate to the host, while mounts the host
     // still holds references to keep working (runc's reasoning).
     sys.mount(

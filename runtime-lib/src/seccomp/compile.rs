@@ -65,84 +65,16 @@ struct Section {
 }
 
 pub(super) fn compile(seccomp: &LinuxSeccomp) -> Result<Filter> {
-    let default = ret_value(
-        seccomp.default_action(),
-        seccomp.default_errno_ret(),
-        "linux.seccomp.defaultErrnoRet",
-    )?;
-    if seccomp.default_action() == Action::ScmpActNotify {
-        return Err(invalid(
-            "linux.seccomp.defaultAction",
-            "SCMP_ACT_NOTIFY cannot be used as default action",
-        ));
-    }
-    if seccomp.listener_metadata().is_some() && seccomp.listener_path().is_none() {
-        return Err(invalid(
-            "linux.seccomp.listenerMetadata",
-            "must not be set without listenerPath",
-        ));
-    }
+    let default = default_ret(seccomp)?;
     let mut sections = sections(seccomp);
     if sections.is_empty() {
         return Err(Error::Unsupported {
             feature: format!("seccomp on {}", std::env::consts::ARCH),
         });
     }
-
     let mut listener = false;
     for (i, entry) in seccomp.syscalls().iter().flatten().enumerate() {
-        let field = format!("linux.seccomp.syscalls[{i}]");
-        if entry.names().is_empty() {
-            return Err(invalid(
-                format!("{field}.names"),
-                "must contain at least one entry",
-            ));
-        }
-        let ret = ret_value(
-            entry.action(),
-            entry.errno_ret(),
-            &format!("{field}.errnoRet"),
-        )?;
-        if entry.action() == Action::ScmpActNotify {
-            listener = true;
-            if let Some(name) = entry
-                .names()
-                .iter()
-                .find(|n| NOT_NOTIFIABLE.contains(&n.as_str()))
-            {
-                return Err(invalid(
-                    format!("{field}.names"),
-                    format!("SCMP_ACT_NOTIFY cannot be used for the {name} syscall"),
-                ));
-            }
-        }
-        let rules = rules(entry.args().as_deref().unwrap_or_default(), &field)?;
-        // As runc: a rule that does what the default does is left out (it still counts below).
-        let redundant = ret == default;
-        for name in entry.names() {
-            let mut known = false;
-            for section in &mut sections {
-                let Some(nr) = section.abi.resolve(name) else {
-                    continue;
-                };
-                known = true;
-                section.highest = section.highest.max(Some(nr));
-                if redundant {
-                    continue;
-                }
-                let syscall = section.syscalls.entry(nr).or_default();
-                for conds in &rules {
-                    if conds.is_empty() {
-                        syscall.unconditional.get_or_insert(ret);
-                    } else {
-                        syscall.conditional.push((ret, conds.clone()));
-                    }
-                }
-            }
-            if !known {
-                log::debug!("seccomp: unknown syscall {name:?} skipped");
-            }
-        }
+        listener |= add_entry(&mut sections, i, entry, default)?;
     }
     if listener && seccomp.listener_path().is_none() {
         return Err(invalid(
@@ -173,6 +105,97 @@ pub(super) fn compile(seccomp: &LinuxSeccomp) -> Result<Filter> {
         flags: flags(seccomp.flags().as_deref().unwrap_or_default(), listener),
         listener,
     })
+}
+
+/// `defaultAction` as a return value, with the checks of the fields beside it.
+fn default_ret(seccomp: &LinuxSeccomp) -> Result<u32> {
+    let default = ret_value(
+        seccomp.default_action(),
+        seccomp.default_errno_ret(),
+        "linux.seccomp.defaultErrnoRet",
+    )?;
+    if seccomp.default_action() == Action::ScmpActNotify {
+        return Err(invalid(
+            "linux.seccomp.defaultAction",
+            "SCMP_ACT_NOTIFY cannot be used as default action",
+        ));
+    }
+    if seccomp.listener_metadata().is_some() && seccomp.listener_path().is_none() {
+        return Err(invalid(
+            "linux.seccomp.listenerMetadata",
+            "must not be set without listenerPath",
+        ));
+    }
+    Ok(default)
+}
+
+/// `syscalls[i]` added to every section whose ABI knows its names; whether it notifies.
+fn add_entry(
+    sections: &mut [Section],
+    i: usize,
+    entry: &oci_spec::runtime::LinuxSyscall,
+    default: u32,
+) -> Result<bool> {
+    let field = format!("linux.seccomp.syscalls[{i}]");
+    if entry.names().is_empty() {
+        return Err(invalid(
+            format!("{field}.names"),
+            "must contain at least one entry",
+        ));
+    }
+    let ret = ret_value(
+        entry.action(),
+        entry.errno_ret(),
+        &format!("{field}.errnoRet"),
+    )?;
+    let notify = entry.action() == Action::ScmpActNotify;
+    if notify {
+        if let Some(name) = entry
+            .names()
+            .iter()
+            .find(|n| NOT_NOTIFIABLE.contains(&n.as_str()))
+        {
+            return Err(invalid(
+                format!("{field}.names"),
+                format!("SCMP_ACT_NOTIFY cannot be used for the {name} syscall"),
+            ));
+        }
+    }
+    let rules = rules(entry.args().as_deref().unwrap_or_default(), &field)?;
+    // As runc: a rule that does what the default does is left out (it still counts below).
+    let ret = (ret != default).then_some(ret);
+    for name in entry.names() {
+        let mut known = false;
+        for section in sections.iter_mut() {
+            if let Some(nr) = section.abi.resolve(name) {
+                known = true;
+                section.add(nr, ret, &rules);
+            }
+        }
+        if !known {
+            log::debug!("seccomp: unknown syscall {name:?} skipped");
+        }
+    }
+    Ok(notify)
+}
+
+impl Section {
+    /// The rules of one entry for syscall `nr`; `ret` None when the entry does what the default
+    /// does (left out, but counted for the ENOSYS stub).
+    fn add(&mut self, nr: u32, ret: Option<u32>, rules: &[Vec<Cond>]) {
+        self.highest = self.highest.max(Some(nr));
+        let Some(ret) = ret else {
+            return;
+        };
+        let syscall = self.syscalls.entry(nr).or_default();
+        for conds in rules {
+            if conds.is_empty() {
+                syscall.unconditional.get_or_insert(ret);
+            } else {
+                syscall.conditional.push((ret, conds.clone()));
+            }
+        }
+    }
 }
 
 fn invalid(field: impl Into<String>, problem: impl Into<String>) -> Error {

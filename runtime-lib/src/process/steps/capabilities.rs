@@ -71,6 +71,18 @@ pub struct Prepared {
     bounding: CapsHashSet,
 }
 
+#[cfg(test)]
+impl Prepared {
+    /// What a recorded `drop_bounding_set` hands on: the sets asked for, a full bounding set.
+    pub(crate) fn recorded(caps: Option<&LinuxCapabilities>) -> Prepared {
+        let supported = supported();
+        Prepared {
+            sets: Sets::new(caps, &supported),
+            bounding: supported,
+        }
+    }
+}
+
 /// Before changing uid: keep the permitted set across setuid, and shrink the bounding set (which needs
 /// CAP_SETPCAP, so it must happen while the init is still root). Runs before the seccomp filter, so
 /// the profile need not allow it (the filter only needs CAP_SYS_ADMIN in the effective set, which

@@ -14,8 +14,9 @@ use oci_spec::runtime::{
 
 use crate::error::{InitFailure, InitResult, InitStep};
 use crate::plan::process_attrs::{
-    check_io_priority, check_memory_policy, check_scheduler, cpu_set, AffinityStage, WORD_BITS,
+    check_io_priority, check_memory_policy, check_scheduler, cpu_set, AffinityStage,
 };
+use crate::syscall::Syscall;
 
 // Placeholders until InitStep has Scheduler / IoPriority / Personality / MemoryPolicy.
 const STEP_SCHEDULER: InitStep = InitStep::Scheduler;
@@ -30,17 +31,17 @@ const STEP_CPU_AFFINITY: InitStep = InitStep::CpuAffinity;
 /// SCHED_FLAG_UTIL_CLAMP_* flags the spec lists are accepted (libc's struct stops at VER0).
 #[repr(C)]
 #[derive(Debug, Default, Clone, Copy)]
-struct SchedAttr {
-    size: u32,
-    sched_policy: u32,
-    sched_flags: u64,
-    sched_nice: i32,
-    sched_priority: u32,
-    sched_runtime: u64,
-    sched_deadline: u64,
-    sched_period: u64,
-    sched_util_min: u32,
-    sched_util_max: u32,
+pub(crate) struct SchedAttr {
+    pub(crate) size: u32,
+    pub(crate) sched_policy: u32,
+    pub(crate) sched_flags: u64,
+    pub(crate) sched_nice: i32,
+    pub(crate) sched_priority: u32,
+    pub(crate) sched_runtime: u64,
+    pub(crate) sched_deadline: u64,
+    pub(crate) sched_period: u64,
+    pub(crate) sched_util_min: u32,
+    pub(crate) sched_util_max: u32,
 }
 
 /// SCHED_ISO was never merged upstream; the number is the one the spec's users (-ck) gave it.
@@ -74,7 +75,7 @@ fn flag_number(f: LinuxSchedulerFlag) -> u64 {
 
 /// In the init, before the user and capabilities change (SCHED_FIFO/RR/DEADLINE need
 /// CAP_SYS_NICE): sched_setattr(2) on the init itself, inherited across execve.
-pub fn apply_scheduler(s: Option<&Scheduler>) -> InitResult<()> {
+pub fn apply_scheduler(s: Option<&Scheduler>, sys: &dyn Syscall) -> InitResult<()> {
     let Some(s) = s else { return Ok(()) };
     let fail = || InitFailure::new(STEP_SCHEDULER).subject("process.scheduler");
     check_scheduler(s).map_err(|(_, problem)| fail().detail(problem))?;
@@ -93,10 +94,7 @@ pub fn apply_scheduler(s: Option<&Scheduler>) -> InitResult<()> {
         sched_period: s.period().unwrap_or(0),
         ..SchedAttr::default()
     };
-    // SAFETY: sched_setattr(pid 0 = this thread, attr, flags 0) only reads `attr`, which is a
-    // live repr(C) sched_attr whose `size` field says how much of it the kernel may read.
-    let r = unsafe { libc::syscall(libc::SYS_sched_setattr, 0, &attr as *const SchedAttr, 0) };
-    Errno::result(r).map_err(|e| {
+    sys.sched_setattr(&attr).map_err(|e| {
         let f = fail().errno(e);
         match (e, *s.policy()) {
             (Errno::EINVAL, LinuxSchedulerPolicy::SchedIso) => {
@@ -118,6 +116,7 @@ pub fn apply_scheduler(s: Option<&Scheduler>) -> InitResult<()> {
 pub fn apply_exec_cpu_affinity(
     a: Option<&oci_spec::runtime::ExecCPUAffinity>,
     stage: AffinityStage,
+    sys: &dyn Syscall,
 ) -> InitResult<()> {
     let list = a.and_then(|a| match stage {
         AffinityStage::Initial => a.initial().as_deref(),
@@ -131,13 +130,12 @@ pub fn apply_exec_cpu_affinity(
             .subject(field)
             .detail(problem)
     })?;
-    nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set)
+    sys.sched_setaffinity(&set)
         .map_err(|e| InitFailure::sys(STEP_CPU_AFFINITY, stage.field(), e))
 }
 
 // ---- process.ioPriority ----
 
-const IOPRIO_WHO_PROCESS: libc::c_int = 1;
 const IOPRIO_CLASS_SHIFT: u32 = 13;
 
 fn io_priority_value(p: &LinuxIOPriority) -> libc::c_int {
@@ -151,20 +149,12 @@ fn io_priority_value(p: &LinuxIOPriority) -> libc::c_int {
 
 /// In the init, before the user and capabilities change (IOPRIO_CLASS_RT needs
 /// CAP_SYS_ADMIN or CAP_SYS_NICE): ioprio_set(2) on the init, inherited across fork and execve.
-pub fn apply_io_priority(p: Option<&LinuxIOPriority>) -> InitResult<()> {
+pub fn apply_io_priority(p: Option<&LinuxIOPriority>, sys: &dyn Syscall) -> InitResult<()> {
     let Some(p) = p else { return Ok(()) };
     let fail = || InitFailure::new(STEP_IO_PRIORITY).subject("process.ioPriority");
     check_io_priority(p).map_err(|(_, problem)| fail().detail(problem))?;
-    // SAFETY: ioprio_set takes only integers.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_ioprio_set,
-            IOPRIO_WHO_PROCESS,
-            0,
-            io_priority_value(p),
-        )
-    };
-    Errno::result(r).map_err(|e| fail().errno(e))?;
+    sys.ioprio_set(io_priority_value(p))
+        .map_err(|e| fail().errno(e))?;
     Ok(())
 }
 
@@ -175,15 +165,13 @@ const PER_LINUX32: libc::c_ulong = 0x0008;
 
 /// In the init, last before Ready (runc's place): personality(2) with the domain alone; the
 /// spec defines no flags (see [`validate`]). Survives execve.
-pub fn apply_personality(p: Option<&LinuxPersonality>) -> InitResult<()> {
+pub fn apply_personality(p: Option<&LinuxPersonality>, sys: &dyn Syscall) -> InitResult<()> {
     let Some(p) = p else { return Ok(()) };
     let persona = match p.domain() {
         LinuxPersonalityDomain::PerLinux => PER_LINUX,
         LinuxPersonalityDomain::PerLinux32 => PER_LINUX32,
     };
-    // SAFETY: personality takes an integer and changes only this process's execution domain.
-    let r = unsafe { libc::personality(persona) };
-    Errno::result(r).map_err(|e| {
+    sys.personality(persona).map_err(|e| {
         InitFailure::new(STEP_PERSONALITY)
             .subject(format!("linux.personality {}", p.domain()))
             .errno(e)
@@ -217,7 +205,7 @@ fn mode_flag_number(f: MemoryPolicyFlagType) -> libc::c_int {
 
 /// In the init, with the scheduler (runc sets it there too): set_mempolicy(2) for the init,
 /// inherited across fork and execve.
-pub fn apply_memory_policy(p: Option<&LinuxMemoryPolicy>) -> InitResult<()> {
+pub fn apply_memory_policy(p: Option<&LinuxMemoryPolicy>, sys: &dyn Syscall) -> InitResult<()> {
     let Some(p) = p else { return Ok(()) };
     let fail = || InitFailure::new(STEP_MEMORY_POLICY).subject("linux.memoryPolicy");
     let mask = check_memory_policy(p).map_err(|(_, problem)| fail().detail(problem))?;
@@ -226,17 +214,7 @@ pub fn apply_memory_policy(p: Option<&LinuxMemoryPolicy>) -> InitResult<()> {
         .iter()
         .flatten()
         .fold(mode_number(p.mode()), |m, f| m | mode_flag_number(*f));
-    // The kernel reads maxnode - 1 bits (a historical off-by-one every caller compensates for).
-    let maxnode = (mask.len() * WORD_BITS + 1) as libc::c_ulong;
-    let ptr = if mask.is_empty() {
-        std::ptr::null()
-    } else {
-        mask.as_ptr()
-    };
-    // SAFETY: `ptr` is null or points to `mask`, which holds at least maxnode - 1 bits and
-    // outlives the call; the kernel only reads it.
-    let r = unsafe { libc::syscall(libc::SYS_set_mempolicy, mode, ptr, maxnode) };
-    Errno::result(r).map_err(|e| {
+    sys.set_mempolicy(mode, &mask).map_err(|e| {
         let f = fail().errno(e);
         if e == Errno::EINVAL && !mask.is_empty() {
             f.detail(format!(

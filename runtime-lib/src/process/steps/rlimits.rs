@@ -1,10 +1,11 @@
 //! process.rlimits, set by the init (or an exec'd process) on itself.
 
 use nix::errno::Errno;
-use nix::sys::resource::{getrlimit, setrlimit, Resource};
+use nix::sys::resource::{getrlimit, Resource};
 use oci_spec::runtime::{PosixRlimit, PosixRlimitType};
 
 use crate::error::{InitFailure, InitResult, InitStep};
+use crate::syscall::Syscall;
 
 /// The kernel resource of a spec rlimit type.
 pub fn resource(typ: PosixRlimitType) -> Resource {
@@ -29,10 +30,10 @@ pub fn resource(typ: PosixRlimitType) -> Resource {
 }
 
 /// In the init: setrlimit(2) for each entry, in config order.
-pub fn apply(rlimits: &[PosixRlimit]) -> InitResult<()> {
+pub fn apply(rlimits: &[PosixRlimit], sys: &dyn Syscall) -> InitResult<()> {
     for r in rlimits {
         let res = resource(r.typ());
-        if let Err(e) = setrlimit(res, r.soft(), r.hard()) {
+        if let Err(e) = sys.setrlimit(res, r.soft(), r.hard()) {
             let mut f = InitFailure::sys(InitStep::Rlimits, r.typ(), e);
             // Say why when the reason is one of the two the kernel has.
             if r.soft() > r.hard() {
@@ -61,6 +62,8 @@ pub fn apply(rlimits: &[PosixRlimit]) -> InitResult<()> {
 mod tests {
     use super::*;
     use crate::process::steps::testing::in_child;
+    use crate::syscall::LinuxSyscall;
+    use nix::sys::resource::setrlimit;
     use oci_spec::runtime::PosixRlimitBuilder;
 
     fn rlimit(typ: PosixRlimitType, soft: u64, hard: u64) -> PosixRlimit {
@@ -86,10 +89,13 @@ mod tests {
     #[test]
     fn lowering_limits_works() {
         in_child(|| {
-            apply(&[
-                rlimit(PosixRlimitType::RlimitNofile, 100, 200),
-                rlimit(PosixRlimitType::RlimitCore, 0, 0),
-            ])
+            apply(
+                &[
+                    rlimit(PosixRlimitType::RlimitNofile, 100, 200),
+                    rlimit(PosixRlimitType::RlimitCore, 0, 0),
+                ],
+                &LinuxSyscall,
+            )
             .map_err(|e| e.to_string())?;
             let got = (
                 getrlimit(Resource::RLIMIT_NOFILE).map_err(|e| e.to_string())?,
@@ -113,8 +119,11 @@ mod tests {
                 caps::Capability::CAP_SYS_RESOURCE,
             );
             setrlimit(Resource::RLIMIT_NOFILE, 50, 60).map_err(|e| e.to_string())?;
-            let err = apply(&[rlimit(PosixRlimitType::RlimitNofile, 50, 70)])
-                .expect_err("raising the hard limit must fail");
+            let err = apply(
+                &[rlimit(PosixRlimitType::RlimitNofile, 50, 70)],
+                &LinuxSyscall,
+            )
+            .expect_err("raising the hard limit must fail");
             let msg = err.to_string();
             let want = "set rlimit \"RLIMIT_NOFILE\": raising the hard limit from 60 to 70 needs \
                         CAP_SYS_RESOURCE: operation not permitted";
@@ -129,8 +138,11 @@ mod tests {
     #[test]
     fn soft_above_hard_is_explained() {
         in_child(|| {
-            let err = apply(&[rlimit(PosixRlimitType::RlimitNofile, 70, 60)])
-                .expect_err("soft above hard must fail");
+            let err = apply(
+                &[rlimit(PosixRlimitType::RlimitNofile, 70, 60)],
+                &LinuxSyscall,
+            )
+            .expect_err("soft above hard must fail");
             if err.errno != Some(libc::EINVAL)
                 || err.detail.as_deref() != Some("soft limit 70 is above hard limit 60")
             {

@@ -98,6 +98,17 @@ mod tests {
     use std::io::{Read, Write};
     use std::os::fd::FromRawFd;
 
+    /// The console socket's two ends: the caller's and the init's.
+    fn stream_pair() -> (OwnedFd, OwnedFd) {
+        socketpair(
+            AddressFamily::Unix,
+            SockType::Stream,
+            None,
+            SockFlag::SOCK_CLOEXEC,
+        )
+        .unwrap()
+    }
+
     /// The caller's side: receives the master and its message data.
     fn receive_master(sock: &OwnedFd) -> (String, OwnedFd) {
         let mut data = [0u8; 64];
@@ -126,13 +137,7 @@ mod tests {
 
     #[test]
     fn the_master_reaches_the_socket_and_the_slave_is_the_controlling_terminal() {
-        let (ours, theirs) = socketpair(
-            AddressFamily::Unix,
-            SockType::Stream,
-            None,
-            SockFlag::SOCK_CLOEXEC,
-        )
-        .unwrap();
+        let (ours, theirs) = stream_pair();
         // The caller's side runs in a thread while the forked child sets up its console.
         let caller = std::thread::spawn(move || {
             let (name, master) = receive_master(&ours);
@@ -202,13 +207,7 @@ mod tests {
 
     #[test]
     fn a_closed_socket_is_a_console_failure() {
-        let (ours, theirs) = socketpair(
-            AddressFamily::Unix,
-            SockType::Stream,
-            None,
-            SockFlag::SOCK_CLOEXEC,
-        )
-        .unwrap();
+        let (ours, theirs) = stream_pair();
         drop(ours);
         in_child(move || {
             let err = setup_console_with(theirs, None).expect_err("nobody receives the master");

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use nix::errno::Errno;
 use nix::sys::stat::{fstat, stat, Mode};
-use nix::unistd::{fchown, Gid, Uid};
+use nix::unistd::{Gid, Uid};
 use oci_spec::runtime::User;
 
 use crate::error::{InitFailure, InitResult, InitStep};
@@ -25,7 +25,7 @@ pub struct Prepared {
 /// stdio is handed to the new uid (so the process can use its terminal), the umask set, and
 /// whether setgroups(2) is denied in this user namespace read.
 pub fn prepare(user: &User, sys: &dyn Syscall) -> InitResult<Prepared> {
-    fix_stdio_owner(user.uid())?;
+    fix_stdio_owner(user.uid(), sys)?;
     sys.umask(Mode::from_bits_truncate(
         user.umask().unwrap_or(DEFAULT_UMASK),
     ));
@@ -90,7 +90,7 @@ fn unmapped(f: InitFailure, e: Errno, kind: &str, syscall: &str) -> InitFailure 
 
 /// runc's fixStdioPermissions: stdio not owned by `uid` (and not /dev/null) is chowned to it, keeping
 /// its group. Refusals that mean "not ours to change" (EINVAL, EPERM, EROFS) leave it as it is.
-fn fix_stdio_owner(uid: u32) -> InitResult<()> {
+fn fix_stdio_owner(uid: u32, sys: &dyn Syscall) -> InitResult<()> {
     let null = stat("/dev/null").map_err(|e| InitFailure::sys(InitStep::User, "/dev/null", e))?;
     for (fd, name) in [(0, "stdin"), (1, "stdout"), (2, "stderr")] {
         // SAFETY: 0, 1 and 2 stay open for the whole init; the borrow ends with this iteration.
@@ -103,7 +103,7 @@ fn fix_stdio_owner(uid: u32) -> InitResult<()> {
         if st.st_uid == uid || st.st_rdev == null.st_rdev {
             continue;
         }
-        match fchown(fd, Some(Uid::from_raw(uid)), None) {
+        match sys.fchown(fd, Uid::from_raw(uid)) {
             Ok(()) | Err(Errno::EINVAL | Errno::EPERM | Errno::EROFS) => {}
             Err(e) => {
                 return Err(

@@ -3,6 +3,7 @@
 use super::*;
 use crate::plan::process_attrs::*;
 use crate::process::steps::testing::in_child;
+use crate::syscall::LinuxSyscall;
 use oci_spec::runtime::Spec;
 
 fn from_json<T: serde::de::DeserializeOwned>(json: &str) -> T {
@@ -37,7 +38,7 @@ fn expect<T: PartialEq + std::fmt::Debug>(what: &str, got: T, want: T) -> Result
 fn apply_in_child(json: &str, check: impl FnOnce(SchedAttr) -> Result<(), String>) {
     let s: Scheduler = from_json(json);
     in_child(|| {
-        apply_scheduler(Some(&s)).map_err(|e| e.to_string())?;
+        apply_scheduler(Some(&s), &LinuxSyscall).map_err(|e| e.to_string())?;
         check(get_sched_attr()?)
     })
     .unwrap();
@@ -129,7 +130,7 @@ fn scheduler_values_out_of_range_are_refused() {
         assert_eq!(f, field, "{json}");
         assert!(problem.contains(words), "{json}: {problem}");
         // The init refuses it too, before any system call.
-        let err = apply_scheduler(Some(&from_json(json))).expect_err(json);
+        let err = apply_scheduler(Some(&from_json(json)), &LinuxSyscall).expect_err(json);
         assert_eq!(err.errno, None, "{json}");
     }
     let spec: Spec = from_json(
@@ -186,9 +187,10 @@ fn io_priority_applied() {
     ] {
         let p: LinuxIOPriority = from_json(json);
         in_child(|| {
-            apply_io_priority(Some(&p)).map_err(|e| e.to_string())?;
+            apply_io_priority(Some(&p), &LinuxSyscall).map_err(|e| e.to_string())?;
+            // 1: IOPRIO_WHO_PROCESS.
             // SAFETY: ioprio_get takes integers.
-            let got = unsafe { libc::syscall(libc::SYS_ioprio_get, IOPRIO_WHO_PROCESS, 0) };
+            let got = unsafe { libc::syscall(libc::SYS_ioprio_get, 1, 0) };
             expect(json, got, want)
         })
         .unwrap();
@@ -198,7 +200,7 @@ fn io_priority_applied() {
 #[test]
 fn io_priority_out_of_range_is_refused() {
     let p: LinuxIOPriority = from_json(r#"{"class":"IOPRIO_CLASS_BE","priority":8}"#);
-    let err = apply_io_priority(Some(&p)).unwrap_err();
+    let err = apply_io_priority(Some(&p), &LinuxSyscall).unwrap_err();
     assert!(
         err.to_string().contains("priority 8 is out of range 0..7"),
         "{err}"
@@ -213,14 +215,15 @@ fn io_priority_out_of_range_is_refused() {
 fn personality_linux32_shows_i686() {
     let p: LinuxPersonality = from_json(r#"{"domain":"LINUX32","flags":[]}"#);
     in_child(|| {
-        apply_personality(Some(&p)).map_err(|e| e.to_string())?;
+        apply_personality(Some(&p), &LinuxSyscall).map_err(|e| e.to_string())?;
         // SAFETY: 0xffffffff only queries the current persona.
         let now = unsafe { libc::personality(0xffff_ffff) };
         expect("persona", now as libc::c_ulong & 0xff, PER_LINUX32)?;
         let machine = nix::sys::utsname::uname().map_err(|e| e.to_string())?;
         expect("uname -m", machine.machine().to_str(), Some("i686"))?;
         // And back.
-        apply_personality(Some(&from_json(r#"{"domain":"LINUX"}"#))).map_err(|e| e.to_string())?;
+        apply_personality(Some(&from_json(r#"{"domain":"LINUX"}"#)), &LinuxSyscall)
+            .map_err(|e| e.to_string())?;
         let machine = nix::sys::utsname::uname().map_err(|e| e.to_string())?;
         expect("uname -m", machine.machine().to_str(), Some("x86_64"))
     })
@@ -266,7 +269,7 @@ fn memory_policy_applied() {
     ] {
         let p: LinuxMemoryPolicy = from_json(json);
         in_child(|| {
-            apply_memory_policy(Some(&p)).map_err(|e| e.to_string())?;
+            apply_memory_policy(Some(&p), &LinuxSyscall).map_err(|e| e.to_string())?;
             expect(json, get_mempolicy()?, want)
         })
         .unwrap();
@@ -301,13 +304,13 @@ fn memory_policy_errors() {
             "mutually exclusive",
         ),
     ] {
-        let err = apply_memory_policy(Some(&from_json(json))).expect_err(json);
+        let err = apply_memory_policy(Some(&from_json(json)), &LinuxSyscall).expect_err(json);
         assert!(err.to_string().contains(words), "{json}: {err}");
         assert_eq!(err.errno, None, "{json}");
     }
     // A node this machine does not have: the kernel's EINVAL, with the nodes named.
     let p: LinuxMemoryPolicy = from_json(r#"{"mode":"MPOL_BIND","nodes":"1000"}"#);
-    let err = in_child(|| match apply_memory_policy(Some(&p)) {
+    let err = in_child(|| match apply_memory_policy(Some(&p), &LinuxSyscall) {
         Ok(()) => Ok(()),
         Err(e) => Err(e.to_string()),
     })
