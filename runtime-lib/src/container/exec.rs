@@ -15,10 +15,11 @@ use super::create::ChildIo;
 use super::Container;
 use crate::error::{Error, SysContext};
 use crate::namespaces::{type_name, NamespacePlan};
-use crate::process::channel::{self, Message, RecvError};
+use crate::process::channel;
+use crate::process::parent::{self, ExecSteps};
 use crate::process::{exec, pidfd, spawn};
 use crate::syscall::LinuxSyscall;
-use crate::{cgroups, state, tty, Result};
+use crate::{cgroups, state, Result};
 
 /// runc's `exec` flags that shape how the process is started (the process itself is a
 /// `oci_spec::runtime::Process`, from `--process` or built from the command line).
@@ -125,46 +126,35 @@ impl Container {
                 feature: "exec by an unprivileged user from a multi-threaded program".into(),
             });
         }
-        let oom_score_adj = process.oom_score_adj();
         let filter = record
             .seccomp
             .as_ref()
             .map(crate::seccomp::compile)
             .transpose()?;
         let filter_ref = filter.as_ref();
-        let console = match io.console {
-            Some(socket) => Some(socket),
-            None => opts
-                .console_socket
-                .as_deref()
-                .map(tty::connect_console_socket)
-                .transpose()?,
-        };
-        let pidfd_socket = opts
-            .pidfd_socket
-            .as_deref()
-            .map(|p| tty::connect_unix(p, "connect to pidfd socket"))
-            .transpose()?;
+        let (console, pidfd_socket) = parent::connect_sockets(
+            io.console,
+            opts.console_socket.as_deref(),
+            opts.pidfd_socket.as_deref(),
+        )?;
         let (runtime_end, child_end) = channel::pair().sys("create exec channel")?;
 
-        let cgroup_dir = record.cgroups.as_ref().and_then(v2_dir);
+        // Unopenable: the process is moved after the clone, which reports the error if any.
+        let cgroup_dir = record
+            .cgroups
+            .as_ref()
+            .and_then(|paths| parent::open_cgroup_v2(paths).ok().flatten());
         let runtime_only = [
             Some(lock.as_raw_fd()),
             Some(runtime_end.as_fd().as_raw_fd()),
             pidfd_socket.as_ref().map(|s| s.as_raw_fd()),
-            // Only the clone needs it: in the process it is a way into the host's cgroupfs.
             cgroup_dir.as_ref().map(|d| d.as_raw_fd()),
         ];
         let plan_ref = &plan;
         let session_keyring = (!record.no_new_keyring).then(|| record.state.id.clone());
         let cgroup_fd = cgroup_dir.as_ref().map(|d| d.as_fd());
         let child = move || {
-            for fd in runtime_only.into_iter().flatten() {
-                // SAFETY: the child's copies of fds owned by the runtime's frames, which the child
-                // leaves through `_exit` without dropping them.
-                unsafe { libc::close(fd) };
-            }
-            if !super::create::take_stdio(&stdio_raw) {
+            if !parent::child_prologue(&runtime_only, &stdio_raw) {
                 return 1;
             }
             exec::run(
@@ -188,69 +178,65 @@ impl Container {
         };
         drop((lock, cgroup_dir));
         let pid = spawned.pid;
-        let joined = match &record.cgroups {
-            Some(paths) if !spawned.in_cgroup => cgroups::load(paths).join(pid),
-            _ => Ok(()),
+        let mut steps = ExecProcessSteps {
+            record: &record,
+            pid,
+            in_cgroup: spawned.in_cgroup,
+            oom_score_adj: process.oom_score_adj(),
         };
-        let joined =
-            joined.and_then(|()| crate::process_attrs::set_oom_score_adj(pid, oom_score_adj));
-        if let Err(e) = joined {
+        let listener = filter_ref.is_some_and(|f| f.needs_listener());
+        let driven = parent::drive_exec(&runtime_end, pid, listener, &mut steps).and_then(|()| {
+            if let Some(socket) = &pidfd_socket {
+                pidfd::send_to_socket(socket, pid, pidfd::EXEC_KIND)?;
+            }
+            if let Some(pid_file) = &opts.pid_file {
+                state::write_atomic(pid_file, pid.to_string().as_bytes(), 0o644)?;
+            }
+            Ok(())
+        });
+        if let Err(e) = driven {
+            // The caller never learns the pid: the process is not left behind, nor unreaped.
             let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
             let _ = waitpid(pid, None);
             return Err(e);
         }
-        runtime_end
-            .send(&Message::CgroupsApplied)
-            .sys("send cgroups applied")?;
-
-        loop {
-            match runtime_end.recv_with_fd() {
-                // End-of-file: the exec closed the child's end (or it died, which its waiter sees).
-                Err(RecvError::Closed) => break,
-                Ok((Message::SeccompListener, Some(fd))) => {
-                    let config = record.seccomp.as_ref();
-                    let path = config
-                        .and_then(|c| c.listener_path().clone())
-                        .unwrap_or_default();
-                    let metadata = config.and_then(|c| c.listener_metadata().clone());
-                    let mut state = record.state.clone();
-                    state.status = crate::Status::Running;
-                    crate::seccomp::send_process_listener(
-                        &path,
-                        metadata.as_deref(),
-                        &state,
-                        pid.as_raw(),
-                        fd.as_fd(),
-                    )?;
-                    runtime_end
-                        .send(&Message::ListenerSent)
-                        .sys("send listener sent")?;
-                }
-                Ok((Message::Failed(failure), _)) => {
-                    let _ = waitpid(pid, None);
-                    return Err(Error::Init(failure));
-                }
-                Ok((other, _)) => {
-                    return Err(Error::InitLost {
-                        step: "exec",
-                        detail: format!("unexpected message {other:?}"),
-                    })
-                }
-                Err(e) => {
-                    return Err(Error::InitLost {
-                        step: "exec",
-                        detail: e.to_string(),
-                    })
-                }
-            }
-        }
-        if let Some(socket) = &pidfd_socket {
-            pidfd::send_to_socket(socket, pid, pidfd::EXEC_KIND)?;
-        }
-        if let Some(pid_file) = &opts.pid_file {
-            state::write_atomic(pid_file, pid.to_string().as_bytes(), 0o644)?;
-        }
         Ok(pid)
+    }
+}
+
+/// What the runtime does at each step of an exec'd process's protocol (see `process::parent`).
+struct ExecProcessSteps<'a> {
+    record: &'a state::Record,
+    pid: Pid,
+    in_cgroup: bool,
+    oom_score_adj: Option<i32>,
+}
+
+impl ExecSteps for ExecProcessSteps<'_> {
+    fn place(&mut self, pid: Pid) -> Result<()> {
+        match &self.record.cgroups {
+            Some(paths) if !self.in_cgroup => cgroups::load(paths).join(pid)?,
+            _ => {}
+        }
+        crate::process_attrs::set_oom_score_adj(pid, self.oom_score_adj)
+    }
+
+    /// runc sends the process's pid with the container's state, `running`.
+    fn send_listener(&mut self, listener: OwnedFd) -> Result<()> {
+        let config = self.record.seccomp.as_ref();
+        let path = config
+            .and_then(|c| c.listener_path().clone())
+            .unwrap_or_default();
+        let metadata = config.and_then(|c| c.listener_metadata().clone());
+        let mut state = self.record.state.clone();
+        state.status = crate::Status::Running;
+        crate::seccomp::send_process_listener(
+            &path,
+            metadata.as_deref(),
+            &state,
+            self.pid.as_raw(),
+            listener.as_fd(),
+        )
     }
 }
 
@@ -403,20 +389,4 @@ fn join_plan(init: i32) -> Result<NamespacePlan> {
         }
     }
     Ok(plan)
-}
-
-/// The container's cgroup v2 directory, opened for clone3(CLONE_INTO_CGROUP); `None` on v1 and
-/// hybrid hosts, or when it cannot be opened (the process is then moved after the clone, which
-/// reports the error if there is one).
-fn v2_dir(paths: &cgroups::CgroupPaths) -> Option<OwnedFd> {
-    let dir = paths
-        .unified
-        .as_ref()
-        .filter(|_| paths.mode == cgroups::Mode::V2)?;
-    open(
-        &dir.path,
-        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    )
-    .ok()
 }
