@@ -243,40 +243,18 @@ impl Container {
                 pidfd_socket.as_ref().map(|s| s.as_raw_fd()),
                 cgroup_dir.as_ref().map(|d| d.as_raw_fd()),
             ];
-            let (spec, rootfs, plan_ref) = (&bundle.spec, bundle.rootfs.as_path(), &plan);
-            let bundle_path = bundle.path.as_path();
-            let spawned = spawn::spawn(
-                &plan,
-                clone_flags,
-                spec.linux()
-                    .as_ref()
-                    .and_then(|l| l.time_offsets().as_ref()),
-                cgroup_dir.as_ref().map(|d| d.as_fd()),
-                move || {
-                    if !parent::child_prologue(&runtime_only, &stdio_raw) {
-                        return 1;
-                    }
-                    init::run(
-                        init::Init {
-                            id,
-                            spec,
-                            bundle: bundle_path,
-                            rootfs,
-                            plan: plan_ref,
-                            unshare,
-                            channel: init_end,
-                            exec_fifo: fifo,
-                            exec_done: done_fifo,
-                            seccomp: seccomp_ref,
-                            console_socket: console,
-                            no_pivot: opts.no_pivot,
-                            no_new_keyring: opts.no_new_keyring,
-                            preserve_fds: opts.listen_fds + opts.preserve_fds,
-                        },
-                        &LinuxSyscall,
-                    )
-                },
-            )?;
+            let child = InitChild {
+                id,
+                bundle: &bundle,
+                plan: &plan,
+                unshare,
+                seccomp: seccomp_ref,
+                console,
+                stdio: stdio_raw,
+                opts,
+            };
+            let fifos = (fifo, done_fifo);
+            let spawned = child.spawn(clone_flags, init_end, fifos, &cgroup_dir, runtime_only)?;
             drop(cgroup_dir);
             let pid = spawned.pid;
             init_pid = Some(pid);
@@ -345,6 +323,63 @@ impl Container {
                 Err(e)
             }
         }
+    }
+}
+
+/// What the forked init takes with it.
+struct InitChild<'a> {
+    id: &'a str,
+    bundle: &'a Bundle,
+    plan: &'a NamespacePlan,
+    /// Namespaces the init unshares itself (see [`split_flags`]).
+    unshare: CloneFlags,
+    seccomp: Option<&'a seccomp::Filter>,
+    console: Option<OwnedFd>,
+    stdio: [Option<RawFd>; 3],
+    opts: &'a CreateOptions,
+}
+
+impl InitChild<'_> {
+    /// Clones the init with `clone_flags` (into `cgroup_dir` when there is one); the runtime's
+    /// `runtime_only` descriptors are closed in it first.
+    fn spawn(
+        self,
+        clone_flags: CloneFlags,
+        channel: channel::Channel,
+        (exec_fifo, exec_done): (OwnedFd, OwnedFd),
+        cgroup_dir: &Option<OwnedFd>,
+        runtime_only: [Option<RawFd>; 4],
+    ) -> Result<spawn::Spawned> {
+        let (spec, opts, stdio) = (&self.bundle.spec, self.opts, self.stdio);
+        let time_offsets = spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.time_offsets().as_ref());
+        let cgroup_fd = cgroup_dir.as_ref().map(|d| d.as_fd());
+        spawn::spawn(self.plan, clone_flags, time_offsets, cgroup_fd, move || {
+            if !parent::child_prologue(&runtime_only, &stdio) {
+                return 1;
+            }
+            init::run(
+                init::Init {
+                    id: self.id,
+                    spec,
+                    bundle: &self.bundle.path,
+                    rootfs: &self.bundle.rootfs,
+                    plan: self.plan,
+                    unshare: self.unshare,
+                    channel,
+                    exec_fifo,
+                    exec_done,
+                    seccomp: self.seccomp,
+                    console_socket: self.console,
+                    no_pivot: opts.no_pivot,
+                    no_new_keyring: opts.no_new_keyring,
+                    preserve_fds: opts.listen_fds + opts.preserve_fds,
+                },
+                &LinuxSyscall,
+            )
+        })
     }
 }
 

@@ -1,6 +1,6 @@
 //! `exec`: another process in a created or running container.
 
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 
@@ -15,7 +15,7 @@ use super::create::ChildIo;
 use super::Container;
 use crate::error::{Error, SysContext};
 use crate::namespaces::{type_name, NamespacePlan};
-use crate::process::channel;
+use crate::process::channel::{self, Channel};
 use crate::process::parent::{self, ExecSteps};
 use crate::process::{exec, pidfd, spawn};
 use crate::syscall::LinuxSyscall;
@@ -106,7 +106,6 @@ impl Container {
             process,
             opts.console_socket.is_some() || io.console.is_some(),
         )?;
-        let stdio_raw = io.raw();
         let lock = self.dir.lock()?;
         let record = self.dir.read()?;
         let _init = self.open_init(&record, "exec")?;
@@ -117,7 +116,79 @@ impl Container {
                 status: crate::Status::Paused,
             });
         }
-        let mut plan = join_plan(record.state.pid)?;
+        let filter = record
+            .seccomp
+            .as_ref()
+            .map(crate::seccomp::compile)
+            .transpose()?;
+        let stdio = io.raw();
+        let (console, pidfd_socket) = parent::connect_sockets(
+            io.console,
+            opts.console_socket.as_deref(),
+            opts.pidfd_socket.as_deref(),
+        )?;
+        let (runtime_end, child_end) = channel::pair().sys("create exec channel")?;
+        let child = ExecChild {
+            process,
+            opts,
+            record: &record,
+            filter: filter.as_ref(),
+            console,
+            stdio,
+        };
+        let runtime_only = [
+            Some(lock.as_raw_fd()),
+            Some(runtime_end.as_fd().as_raw_fd()),
+            pidfd_socket.as_ref().map(|s| s.as_raw_fd()),
+        ];
+        let spawned = child.spawn(child_end, runtime_only)?;
+        drop(lock);
+        let pid = spawned.pid;
+        let mut steps = ExecProcessSteps {
+            record: &record,
+            pid,
+            in_cgroup: spawned.in_cgroup,
+            oom_score_adj: process.oom_score_adj(),
+        };
+        let listener = filter.as_ref().is_some_and(|f| f.needs_listener());
+        let driven = parent::drive_exec(&runtime_end, pid, listener, &mut steps)
+            .and_then(|()| report(pid, pidfd_socket.as_ref(), opts));
+        if let Err(e) = driven {
+            // The caller never learns the pid: the process is not left behind, nor unreaped.
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+            let _ = waitpid(pid, None);
+            return Err(e);
+        }
+        Ok(pid)
+    }
+}
+
+/// The process has exec'd: its pidfd to `--pidfd-socket`, its pid to `--pid-file`.
+fn report(pid: Pid, pidfd_socket: Option<&OwnedFd>, opts: &ExecOptions) -> Result<()> {
+    if let Some(socket) = pidfd_socket {
+        pidfd::send_to_socket(socket, pid, pidfd::EXEC_KIND)?;
+    }
+    if let Some(pid_file) = &opts.pid_file {
+        state::write_atomic(pid_file, pid.to_string().as_bytes(), 0o644)?;
+    }
+    Ok(())
+}
+
+/// What the forked process takes with it.
+struct ExecChild<'a> {
+    process: &'a Process,
+    opts: &'a ExecOptions,
+    record: &'a state::Record,
+    filter: Option<&'a crate::seccomp::Filter>,
+    console: Option<OwnedFd>,
+    stdio: [Option<RawFd>; 3],
+}
+
+impl ExecChild<'_> {
+    /// Forks the process into the container's namespaces (and, on v2, its cgroup); the runtime's
+    /// `runtime_only` descriptors are closed in it first.
+    fn spawn(self, channel: Channel, runtime_only: [Option<RawFd>; 3]) -> Result<spawn::Spawned> {
+        let mut plan = join_plan(self.record.state.pid)?;
         let user_first = user_namespace_first(&mut plan);
         if user_first.is_some() && super::clone_parent() {
             // The fork that joins the user namespace would be the process's parent, and it
@@ -126,81 +197,42 @@ impl Container {
                 feature: "exec by an unprivileged user from a multi-threaded program".into(),
             });
         }
-        let filter = record
-            .seccomp
-            .as_ref()
-            .map(crate::seccomp::compile)
-            .transpose()?;
-        let filter_ref = filter.as_ref();
-        let (console, pidfd_socket) = parent::connect_sockets(
-            io.console,
-            opts.console_socket.as_deref(),
-            opts.pidfd_socket.as_deref(),
-        )?;
-        let (runtime_end, child_end) = channel::pair().sys("create exec channel")?;
-
         // Unopenable: the process is moved after the clone, which reports the error if any.
-        let cgroup_dir = record
-            .cgroups
-            .as_ref()
+        let cgroup_dir = (self.record.cgroups.as_ref())
             .and_then(|paths| parent::open_cgroup_v2(paths).ok().flatten());
+        let [lock, runtime_end, pidfd] = runtime_only;
         let runtime_only = [
-            Some(lock.as_raw_fd()),
-            Some(runtime_end.as_fd().as_raw_fd()),
-            pidfd_socket.as_ref().map(|s| s.as_raw_fd()),
+            lock,
+            runtime_end,
+            pidfd,
             cgroup_dir.as_ref().map(|d| d.as_raw_fd()),
         ];
-        let plan_ref = &plan;
-        let session_keyring = (!record.no_new_keyring).then(|| record.state.id.clone());
-        let cgroup_fd = cgroup_dir.as_ref().map(|d| d.as_fd());
+        let session_keyring = (!self.record.no_new_keyring).then(|| self.record.state.id.clone());
+        let (stdio, plan_ref) = (self.stdio, &plan);
         let child = move || {
-            if !parent::child_prologue(&runtime_only, &stdio_raw) {
+            if !parent::child_prologue(&runtime_only, &stdio) {
                 return 1;
             }
             exec::run(
                 exec::Exec {
-                    process,
+                    process: self.process,
                     plan: plan_ref,
-                    channel: child_end,
-                    console_socket: console,
-                    preserve_fds: opts.preserve_fds,
-                    seccomp: filter_ref,
+                    channel,
+                    console_socket: self.console,
+                    preserve_fds: self.opts.preserve_fds,
+                    seccomp: self.filter,
                     session_keyring: session_keyring.as_deref(),
                 },
                 &LinuxSyscall,
             )
         };
-        let spawned = match user_first {
-            None => spawn::spawn(&plan, CloneFlags::empty(), None, cgroup_fd, child)?,
+        let cgroup_fd = cgroup_dir.as_ref().map(|d| d.as_fd());
+        match user_first {
+            None => spawn::spawn(&plan, CloneFlags::empty(), None, cgroup_fd, child),
             Some(user_ns) => spawn_from_user_namespace(user_ns, |flags| {
                 spawn::spawn(&plan, flags, None, cgroup_fd, child)
-            })?,
-        };
-        drop((lock, cgroup_dir));
-        let pid = spawned.pid;
-        let mut steps = ExecProcessSteps {
-            record: &record,
-            pid,
-            in_cgroup: spawned.in_cgroup,
-            oom_score_adj: process.oom_score_adj(),
-        };
-        let listener = filter_ref.is_some_and(|f| f.needs_listener());
-        let driven = parent::drive_exec(&runtime_end, pid, listener, &mut steps).and_then(|()| {
-            if let Some(socket) = &pidfd_socket {
-                pidfd::send_to_socket(socket, pid, pidfd::EXEC_KIND)?;
-            }
-            if let Some(pid_file) = &opts.pid_file {
-                state::write_atomic(pid_file, pid.to_string().as_bytes(), 0o644)?;
-            }
-            Ok(())
-        });
-        if let Err(e) = driven {
-            // The caller never learns the pid: the process is not left behind, nor unreaped.
-            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
-            let _ = waitpid(pid, None);
-            return Err(e);
+            }),
         }
-        Ok(pid)
     }
 }
 

@@ -1,7 +1,7 @@
 //! The driver against a fake child: a thread on the other end of a real socketpair, sending what
 //! an init (or exec'd process) would, in-process and unprivileged.
 
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::thread::JoinHandle;
 
 use nix::unistd::Pid;
