@@ -40,6 +40,14 @@ fn limited(resources: Value) -> Bundle {
     b
 }
 
+/// [`limited`], in a cgroup of its own at the absolute cgroupsPath `/<name>`: the bundle and name.
+fn limited_at_own_path(resources: Value) -> (Bundle, String) {
+    let name = unique_cgroup_name();
+    let mut b = limited(resources);
+    b.set("/linux/cgroupsPath", json!(format!("/{name}")));
+    (b, name)
+}
+
 /// Creates and starts a container; returns its id, init pid and every cgroup directory of it.
 fn running(rt: &Runtime, b: &Bundle) -> (String, i32, Vec<PathBuf>) {
     let id = rt.new_id();
@@ -56,6 +64,11 @@ fn sh(rt: &Runtime, id: &str, script: &str) -> String {
         .ok()
         .out()
         .to_string()
+}
+
+/// `exec <id> sh -c <script>`, failing or not.
+fn exec_sh(rt: &Runtime, id: &str, script: &str) -> integration_tests::Output {
+    rt.exec(["exec", id, "sh", "-c", script])
 }
 
 /// Deletes the container and checks nothing is left, its cgroups included.
@@ -548,9 +561,7 @@ fn pause_of_a_stopped_container_fails() {
 /// and leave nothing behind, no cgroup either.
 fn bad_resources(resources: Value, what: &[&str]) {
     let rt = Runtime::new();
-    let name = unique_cgroup_name();
-    let mut b = limited(resources);
-    b.set("/linux/cgroupsPath", json!(format!("/{name}")));
+    let (b, name) = limited_at_own_path(resources);
     let out = rt.create_fails(&b);
     out.stderr_has(what);
     cgroupfs::assert_removed(&[], &[&name]);
@@ -1225,9 +1236,8 @@ fn the_limits_are_set_before_the_create_runtime_and_create_container_hooks() {
         return;
     }
     let rt = Runtime::new();
-    let name = unique_cgroup_name();
-    let mut b = limited(json!({"pids": {"limit": 64}, "memory": {"limit": 128 << 20}}));
-    b.set("/linux/cgroupsPath", json!(format!("/{name}")));
+    let (mut b, name) =
+        limited_at_own_path(json!({"pids": {"limit": 64}, "memory": {"limit": 128 << 20}}));
     let log = b.path().join("hooklog");
     std::fs::create_dir(&log).unwrap();
     let pids = host_knob(&name, "pids", "pids.max", "pids.max");
@@ -1260,9 +1270,7 @@ fn the_init_s_setup_runs_under_the_pids_limit() {
     // pids.max 1: the init alone fills it, so its fork of the createContainer hook fails, and so
     // does create, leaving nothing behind (set after the init's setup, the limit let it fork).
     let rt = Runtime::new();
-    let name = unique_cgroup_name();
-    let mut b = limited(json!({"pids": {"limit": 1}}));
-    b.set("/linux/cgroupsPath", json!(format!("/{name}")));
+    let (mut b, name) = limited_at_own_path(json!({"pids": {"limit": 1}}));
     b.set("/hooks", json!({"createContainer": [sh_hook("true")]}));
     let out = rt.create_fails(&b);
     if integration_tests::runtime::is_hull() {
@@ -1335,13 +1343,11 @@ fn a_block_device_mount_needs_no_device_rule_which_still_holds_after() {
     let rt = Runtime::new();
     let (b, _dev) = block_device_bundle();
     let (id, _, dirs) = running(&rt, &b);
-    let out = rt.exec([
-        "exec",
-        id.as_str(),
-        "sh",
-        "-c",
+    let out = exec_sh(
+        &rt,
+        &id,
         "cat /blk/hello; head -c1 /dev/blk >/dev/null && echo opened",
-    ]);
+    );
     assert_eq!(out.out(), "from the block device", "{out}");
     out.stderr_has(&["/dev/blk", "operation not permitted"]);
     finish(&rt, &b, &id, &dirs, &[]);
@@ -1366,13 +1372,7 @@ fn a_device_rule_added_by_a_prestart_hook_stays() {
     let allow = format!("echo 'b 7:{minor} r' > /sys/fs/cgroup/devices/{name}/devices.allow");
     b.set("/hooks", json!({"prestart": [sh_hook(&allow)]}));
     let (id, _, dirs) = running(&rt, &b);
-    let out = rt.exec([
-        "exec",
-        id.as_str(),
-        "sh",
-        "-c",
-        "head -c1 /dev/blk >/dev/null && echo opened",
-    ]);
+    let out = exec_sh(&rt, &id, "head -c1 /dev/blk >/dev/null && echo opened");
     assert_eq!(out.out(), "opened", "{out}");
     finish(&rt, &b, &id, &dirs, &[&name]);
 }

@@ -101,9 +101,7 @@ pub(crate) fn drive_init(
         talk.send(&Message::HooksDone { created })?;
     }
     if calls.listener {
-        let listener = talk.expect_listener()?;
-        steps.send_listener(listener)?;
-        talk.send(&Message::ListenerSent)?;
+        talk.pass_listener(|fd| steps.send_listener(fd))?;
     }
     talk.expect(Message::Ready)?;
     steps.ready()?;
@@ -125,9 +123,7 @@ pub(crate) fn drive_exec(
     steps.place(pid)?;
     talk.send(&Message::CgroupsApplied)?;
     if listener {
-        let listener = talk.expect_listener()?;
-        steps.send_listener(listener)?;
-        talk.send(&Message::ListenerSent)?;
+        talk.pass_listener(|fd| steps.send_listener(fd))?;
     }
     talk.expect_end()
 }
@@ -195,9 +191,13 @@ impl<'a> Talk<'a> {
         }
     }
 
-    fn expect_listener(&self) -> Result<OwnedFd> {
-        self.expect(Message::SeccompListener)?
-            .ok_or_else(|| self.lost("SeccompListener came without its descriptor".into()))
+    /// `SeccompListener` with its descriptor, handed to `pass`, then `ListenerSent`.
+    fn pass_listener(&self, pass: impl FnOnce(OwnedFd) -> Result<()>) -> Result<()> {
+        let listener = self
+            .expect(Message::SeccompListener)?
+            .ok_or_else(|| self.lost("SeccompListener came without its descriptor".into()))?;
+        pass(listener)?;
+        self.send(&Message::ListenerSent)
     }
 
     /// End-of-file: the child closed its end (exec'd, or detached).
