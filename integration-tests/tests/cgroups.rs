@@ -1340,6 +1340,12 @@ fn block_device_bundle() -> (Bundle, LoopDevice) {
 fn a_block_device_mount_needs_no_device_rule_which_still_holds_after() {
     // The device rules come after the init's mounts (as with runc), yet before anything of the
     // container runs: the mount works, opening the device does not.
+    if !cgroupfs_driver(
+        "hull's systemd scope starts with its DevicePolicy/DeviceAllow properties, so there the \
+         rules already hold for the init's mounts (runc sends them later, with its Set)",
+    ) {
+        return;
+    }
     let rt = Runtime::new();
     let (b, _dev) = block_device_bundle();
     let (id, _, dirs) = running(&rt, &b);
