@@ -40,6 +40,14 @@ fn limited(resources: Value) -> Bundle {
     b
 }
 
+/// [`limited`], in a cgroup of its own at the absolute cgroupsPath `/<name>`: the bundle and name.
+fn limited_at_own_path(resources: Value) -> (Bundle, String) {
+    let name = unique_cgroup_name();
+    let mut b = limited(resources);
+    b.set("/linux/cgroupsPath", json!(format!("/{name}")));
+    (b, name)
+}
+
 /// Creates and starts a container; returns its id, init pid and every cgroup directory of it.
 fn running(rt: &Runtime, b: &Bundle) -> (String, i32, Vec<PathBuf>) {
     let id = rt.new_id();
@@ -56,6 +64,11 @@ fn sh(rt: &Runtime, id: &str, script: &str) -> String {
         .ok()
         .out()
         .to_string()
+}
+
+/// `exec <id> sh -c <script>`, failing or not.
+fn exec_sh(rt: &Runtime, id: &str, script: &str) -> integration_tests::Output {
+    rt.exec(["exec", id, "sh", "-c", script])
 }
 
 /// Deletes the container and checks nothing is left, its cgroups included.
@@ -548,9 +561,7 @@ fn pause_of_a_stopped_container_fails() {
 /// and leave nothing behind, no cgroup either.
 fn bad_resources(resources: Value, what: &[&str]) {
     let rt = Runtime::new();
-    let name = unique_cgroup_name();
-    let mut b = limited(resources);
-    b.set("/linux/cgroupsPath", json!(format!("/{name}")));
+    let (b, name) = limited_at_own_path(resources);
     let out = rt.create_fails(&b);
     out.stderr_has(what);
     cgroupfs::assert_removed(&[], &[&name]);
@@ -582,8 +593,8 @@ fn cpu_shares_below_the_minimum_fail_create() {
 
 #[test]
 fn memory_limit_below_the_usage_fails_create() {
-    // v1 refuses the limit; v2 takes it and OOM-kills the init, which runc reports in the same
-    // words.
+    // v1 refuses a limit below the usage; v2 takes it and OOM-kills the init, which runc reports
+    // in the same words.
     let what = if systemd_cgroup() && cgroupfs::is_v2() {
         // Under systemd the OOM kill ends the scope with its cgroup, and runc 1.1.5 fails on the
         // missing directory: only the failure and that nothing is left are common ground.
@@ -593,7 +604,10 @@ fn memory_limit_below_the_usage_fails_create() {
         // scope starts: the init is OOM-killed if it is still below 4096 bytes then, or hull's
         // later file write is refused as runc's is; which one depends on the init's pace.
         ""
-    } else if cgroupfs::is_v2() {
+    } else if cgroupfs::is_v2() || integration_tests::runtime::is_hull() {
+        // hull sets the limit before the init runs a step, so on v1 too the kernel takes it (the
+        // cgroup is still empty) and OOM-kills the init; runc 1.1.5 sets it after the init's
+        // mounts, when v1 refuses a limit below the usage.
         "container init was OOM-killed"
     } else {
         "unable to set memory limit to 4096"
@@ -1191,4 +1205,189 @@ fn an_empty_cpuset_parent_made_by_someone_else_is_filled() {
     rt.assert_no_leaks(&b, &[&id]);
     integration_tests::clients::remove_cgroup_tree(&format!("/{parent}"));
     cgroupfs::assert_removed(&dirs, &[parent]);
+}
+
+// Resources before the init's setup and before the hooks: the init is placed in its cgroup with
+// every limit set before it runs a step; the device rules follow once its mounts are made,
+// before the prestart and createRuntime hooks (runc's order).
+
+/// A hook run by the host's busybox sh.
+fn sh_hook(script: &str) -> Value {
+    json!({
+        "path": "/usr/bin/busybox",
+        "args": ["sh", "-c", script],
+        "env": ["PATH=/usr/sbin:/usr/bin:/sbin:/bin"],
+    })
+}
+
+/// `file` of the cgroup at the absolute cgroupsPath `/<name>`, in `controller`'s hierarchy (v1)
+/// or the unified one (v2), as the host (and a hook before pivot_root) sees it.
+fn host_knob(name: &str, controller: &str, v1: &str, v2: &str) -> String {
+    if cgroupfs::is_v2() {
+        format!("/sys/fs/cgroup/{name}/{v2}")
+    } else {
+        format!("/sys/fs/cgroup/{controller}/{name}/{v1}")
+    }
+}
+
+#[test]
+fn the_limits_are_set_before_the_create_runtime_and_create_container_hooks() {
+    if !cgroupfs_driver("the hooks read the cgroup at the absolute cgroupsPath the test chose") {
+        return;
+    }
+    let rt = Runtime::new();
+    let (mut b, name) =
+        limited_at_own_path(json!({"pids": {"limit": 64}, "memory": {"limit": 128 << 20}}));
+    let log = b.path().join("hooklog");
+    std::fs::create_dir(&log).unwrap();
+    let pids = host_knob(&name, "pids", "pids.max", "pids.max");
+    let memory = host_knob(&name, "memory", "memory.limit_in_bytes", "memory.max");
+    let procs = host_knob(&name, "pids", "cgroup.procs", "cgroup.procs");
+    // createRuntime runs on the host; createContainer in the container's namespaces and cgroup,
+    // before pivot_root (the host's /sys/fs/cgroup still in view): it checks the cgroup is its own
+    // ($$ as its pid namespace sees it, as cgroup.procs shows it to it).
+    let runtime = format!("cat {pids} {memory} > {}/createRuntime", log.display());
+    let container = format!(
+        "{{ grep -qx $$ {procs} && echo own-cgroup; cat {pids} {memory}; }} > {}/createContainer",
+        log.display()
+    );
+    b.set(
+        "/hooks",
+        json!({"createRuntime": [sh_hook(&runtime)], "createContainer": [sh_hook(&container)]}),
+    );
+    let id = rt.new_id();
+    rt.create(&b, &id).ok();
+    let init = rt.state(&id)["pid"].as_i64().expect("pid") as i32;
+    let dirs: Vec<PathBuf> = cgroupfs::dirs(init).into_iter().map(|(_, d)| d).collect();
+    let read = |kind: &str| std::fs::read_to_string(log.join(kind)).unwrap();
+    assert_eq!(read("createRuntime"), "64\n134217728\n");
+    assert_eq!(read("createContainer"), "own-cgroup\n64\n134217728\n");
+    finish(&rt, &b, &id, &dirs, &[&name]);
+}
+
+#[test]
+fn the_init_s_setup_runs_under_the_pids_limit() {
+    // pids.max 1: the init alone fills it, so its fork of the createContainer hook fails, and so
+    // does create, leaving nothing behind (set after the init's setup, the limit let it fork).
+    let rt = Runtime::new();
+    let (mut b, name) = limited_at_own_path(json!({"pids": {"limit": 1}}));
+    b.set("/hooks", json!({"createContainer": [sh_hook("true")]}));
+    let out = rt.create_fails(&b);
+    if integration_tests::runtime::is_hull() {
+        out.stderr_has(&["createContainer hook", "cannot run it: try again"]);
+    } else {
+        out.stderr_has(&["hook", "resource temporarily unavailable"]);
+    }
+    cgroupfs::assert_removed(&[], &[&name]);
+}
+
+/// An ext4 image holding `hello`, attached to a free loop device: its (path, minor); detached
+/// on drop. `None` on a kernel without loop devices (the cgroup-v2 guest's).
+struct LoopDevice(String);
+
+impl LoopDevice {
+    fn new(dir: &Path) -> Option<(LoopDevice, u64)> {
+        let content = dir.join("ext4-content");
+        std::fs::create_dir(&content).unwrap();
+        std::fs::write(content.join("hello"), "from the block device\n").unwrap();
+        let image = dir.join("ext4.img");
+        let mkfs = std::process::Command::new("mkfs.ext4")
+            .args(["-q", "-d"])
+            .arg(&content)
+            .arg(&image)
+            .arg("4M")
+            .status()
+            .expect("mkfs.ext4");
+        assert!(mkfs.success(), "mkfs.ext4 failed");
+        let out = std::process::Command::new("losetup")
+            .args(["--find", "--show"])
+            .arg(&image)
+            .output()
+            .expect("losetup");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        if stderr.contains("cannot find an unused loop device") {
+            eprintln!("skipped: no loop device on this kernel ({stderr})");
+            return None;
+        }
+        assert!(out.status.success(), "losetup: {out:?}");
+        let dev = String::from_utf8(out.stdout).unwrap().trim().to_string();
+        let minor = dev
+            .trim_start_matches("/dev/loop")
+            .parse()
+            .expect("loop minor");
+        Some((LoopDevice(dev), minor))
+    }
+}
+
+impl Drop for LoopDevice {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("losetup")
+            .args(["-d", &self.0])
+            .status();
+    }
+}
+
+/// A container that mounts an ext4 loop device at /blk (no device rule for it) and has its node
+/// at /dev/blk.
+fn block_device_bundle() -> Option<(Bundle, LoopDevice)> {
+    let mut b = limited(json!({}));
+    let (dev, minor) = LoopDevice::new(b.path())?;
+    std::fs::create_dir_all(b.rootfs().join("blk")).unwrap();
+    b.mount(json!({"destination": "/blk", "type": "ext4", "source": dev.0, "options": ["ro"]}));
+    b.push(
+        "/linux/devices",
+        json!({"path": "/dev/blk", "type": "b", "major": 7, "minor": minor}),
+    );
+    Some((b, dev))
+}
+
+#[test]
+fn a_block_device_mount_needs_no_device_rule_which_still_holds_after() {
+    // The device rules come after the init's mounts (as with runc), yet before anything of the
+    // container runs: the mount works, opening the device does not.
+    if !cgroupfs_driver(
+        "hull's systemd scope starts with its DevicePolicy/DeviceAllow properties, so there the \
+         rules already hold for the init's mounts (runc sends them later, with its Set)",
+    ) {
+        return;
+    }
+    let rt = Runtime::new();
+    let Some((b, _dev)) = block_device_bundle() else {
+        return;
+    };
+    let (id, _, dirs) = running(&rt, &b);
+    let out = exec_sh(
+        &rt,
+        &id,
+        "cat /blk/hello; head -c1 /dev/blk >/dev/null && echo opened",
+    );
+    assert_eq!(out.out(), "from the block device", "{out}");
+    out.stderr_has(&["/dev/blk", "operation not permitted"]);
+    finish(&rt, &b, &id, &dirs, &[]);
+}
+
+#[test]
+fn a_device_rule_added_by_a_prestart_hook_stays() {
+    // runc sets the device rules before the prestart hooks so that a hook may add its own (as
+    // GPU hooks do); set after, they would wipe the hook's rule.
+    if cgroupfs::is_v2() {
+        eprintln!("skipped on cgroup v2: the rules are an eBPF program, no file to add one to");
+        return;
+    }
+    if !cgroupfs_driver("the hook writes to the absolute cgroupsPath the test chose") {
+        return;
+    }
+    let rt = Runtime::new();
+    let name = unique_cgroup_name();
+    let Some((mut b, dev)) = block_device_bundle() else {
+        return;
+    };
+    let minor = dev.0.trim_start_matches("/dev/loop");
+    b.set("/linux/cgroupsPath", json!(format!("/{name}")));
+    let allow = format!("echo 'b 7:{minor} r' > /sys/fs/cgroup/devices/{name}/devices.allow");
+    b.set("/hooks", json!({"prestart": [sh_hook(&allow)]}));
+    let (id, _, dirs) = running(&rt, &b);
+    let out = exec_sh(&rt, &id, "head -c1 /dev/blk >/dev/null && echo opened");
+    assert_eq!(out.out(), "opened", "{out}");
+    finish(&rt, &b, &id, &dirs, &[&name]);
 }

@@ -10,9 +10,10 @@
 //! With `--systemd-cgroup` the cgroup is a systemd scope ([`systemd::Systemd`]), which wraps the
 //! manager of the host's kind for everything but making and removing it.
 //!
-//! Lifecycle, as runc does it: `apply(pid)` right after the init is cloned (before it runs any
-//! user code), `set(resources)` once the init reports ready, `destroy()` in delete after the
-//! processes are gone.
+//! Lifecycle: `apply(pid)` right after the init is cloned, then `set(resources)` before the init
+//! runs a step, so its own setup and every hook run under the limits; the device rules alone are
+//! set later, once the init's mounts are made and before the prestart hooks, as runc sets them
+//! (see `process::channel`); `destroy()` in delete after the processes are gone.
 
 mod blkio;
 mod cpu;

@@ -1,5 +1,7 @@
-//! `create`: the runtime's side of the init protocol (see `process::channel`), which reads side by
-//! side with `process::init`.
+//! `create`: from the bundle to a container whose init waits for `start`. The plan
+//! (`crate::plan`) has made every check; here it is carried out under one rollback guard
+//! ([`Creation`]), and what the runtime does at each step of the init's protocol is
+//! [`CreateSteps`]; `process::parent` holds the order, side by side with `process::init`.
 
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
@@ -15,10 +17,10 @@ use super::{Container, CreateOptions};
 use crate::bundle::Bundle;
 use crate::error::{Error, SysContext};
 use crate::hooks::HookKind;
-use crate::plan::{netdev, process_attrs, tty, CreatePlan};
-use crate::process::channel::{self, Channel, Message, RecvError};
-use crate::process::hooks;
-use crate::process::id_maps;
+use crate::plan::{netdev, process_attrs, CreatePlan};
+use crate::process::channel::{self, Channel};
+use crate::process::parent::{self, InitCalls, InitSteps};
+use crate::process::{hooks, id_maps};
 use crate::process::{init, pidfd, spawn};
 use crate::state::{self, Lock, Record, StateDir, Status};
 use crate::syscall::LinuxSyscall;
@@ -113,18 +115,12 @@ struct Sockets {
 
 impl Sockets {
     fn connect(opts: &CreateOptions, mut io: ChildIo) -> Result<Sockets> {
-        if io.console.is_none() {
-            io.console = opts
-                .console_socket
-                .as_deref()
-                .map(tty::connect_console_socket)
-                .transpose()?;
-        }
-        let pidfd = opts
-            .pidfd_socket
-            .as_deref()
-            .map(|p| tty::connect_unix(p, "connect to pidfd socket"))
-            .transpose()?;
+        let (console, pidfd) = parent::connect_sockets(
+            io.console.take(),
+            opts.console_socket.as_deref(),
+            opts.pidfd_socket.as_deref(),
+        )?;
+        io.console = console;
         Ok(Sockets { io, pidfd })
     }
 }
@@ -213,22 +209,26 @@ impl Creation {
         self.init = Some(pid);
         self.record.state.pid = pid.as_raw();
         self.pid_file = opts.pid_file.clone();
-        let cgroup = CgroupSetup {
-            manager: &mut *self.plan.cgroup,
-            resources: &self.plan.resources,
-            net_devices: &self.plan.net_devices,
-            in_cgroup: spawned.in_cgroup,
-        };
-        let record = self.record.clone();
-        self.record = follow_init(
-            &runtime_end,
-            pid,
-            record,
-            &self.plan.bundle,
+        let plan = &mut self.plan;
+        let calls = InitCalls::of(&plan.bundle.spec, &plan.namespaces, plan.seccomp.as_ref());
+        let mut steps = CreateSteps {
+            cgroup: CgroupSetup {
+                manager: &mut *plan.cgroup,
+                resources: &plan.resources,
+                net_devices: &plan.net_devices,
+                in_cgroup: spawned.in_cgroup,
+            },
+            bundle: &plan.bundle,
             opts,
-            &self.dir,
-            cgroup,
-        )?;
+            dir: &self.dir,
+            record: self.record.clone(),
+            pid,
+            device_rules: None,
+        };
+        let driven = parent::drive_init(&runtime_end, pid, calls, &mut steps);
+        // What the steps recorded (the init's start time) is what a rollback must know too.
+        self.record = steps.record;
+        driven?;
         if let Some(socket) = &pidfd {
             pidfd::send_to_socket(socket, pid, pidfd::INIT_KIND)?;
         }
@@ -274,8 +274,7 @@ impl Creation {
             time_offsets,
             cgroup_fd,
             move || {
-                close_inherited(&runtime_only);
-                if !take_stdio(&ends.stdio) {
+                if !parent::child_prologue(&runtime_only, &ends.stdio) {
                     return 1;
                 }
                 init::run(
@@ -363,124 +362,119 @@ impl Drop for Creation {
     }
 }
 
-/// The runtime's half of the protocol, message by message.
-fn follow_init(
-    channel: &Channel,
+/// What the runtime does at each step of the init's protocol (see `process::parent`).
+struct CreateSteps<'a> {
+    cgroup: CgroupSetup<'a>,
+    bundle: &'a Bundle,
+    opts: &'a CreateOptions,
+    dir: &'a StateDir,
+    record: Record,
     pid: Pid,
-    mut record: Record,
-    bundle: &Bundle,
-    opts: &CreateOptions,
-    dir: &StateDir,
-    cgroup: CgroupSetup<'_>,
-) -> Result<Record> {
-    // Before the init runs a step: its cgroup holds it (and its namespace is made from it).
-    if !cgroup.in_cgroup {
-        cgroup.manager.apply(pid, Some(cgroup.resources))?;
-    }
-    if !cgroup.net_devices.is_empty() {
-        let path = format!("/proc/{pid}/ns/net");
-        let netns = nix::fcntl::open(
-            path.as_str(),
-            OFlag::O_RDONLY | OFlag::O_CLOEXEC,
-            Mode::empty(),
-        )
-        .sys_path("open network namespace", &path)?;
-        netdev::move_into(cgroup.net_devices, netns.as_fd())?;
-    }
-    let process = bundle.spec.process().as_ref();
-    process_attrs::set_oom_score_adj(pid, process.and_then(|p| p.oom_score_adj()))?;
-    channel
-        .send(&Message::CgroupsApplied)
-        .sys("send cgroups applied")?;
-    // While the init sets itself up: so `state` shows the init of a container being created, and
-    // a delete after a killed create finds it (it dies with us anyway: PR_SET_PDEATHSIG, or
-    // end-of-file on the channel before it set that).
-    record.init_start_time = state::start_time(pid.as_raw())?;
-    dir.write(&record)?;
-    let hooks = bundle.spec.hooks().clone().unwrap_or_default();
-    let seccomp_config = bundle
-        .spec
-        .linux()
-        .as_ref()
-        .and_then(|l| l.seccomp().as_ref());
-    loop {
-        match channel.recv_with_fd() {
-            Ok((Message::SeccompListener, fd)) => {
-                let (Some(fd), Some(config)) = (fd, seccomp_config) else {
-                    return Err(Error::InitLost {
-                        step: "wait for init",
-                        detail: "seccomp listener message without a listener".into(),
-                    });
-                };
-                let path = config.listener_path().clone().unwrap_or_default();
-                seccomp::send_listener(
-                    &path,
-                    config.listener_metadata().as_deref(),
-                    &record.state,
-                    fd.as_fd(),
-                )?;
-                channel
-                    .send(&Message::ListenerSent)
-                    .sys("send listener sent")?;
-            }
-            Ok((Message::CreateRuntime, _)) => {
-                for kind in [HookKind::Prestart, HookKind::CreateRuntime] {
-                    hooks::run(kind, hooks::of_kind(&hooks, kind), &record.state)?;
-                }
-                channel
-                    .send(&Message::HooksDone {
-                        created: record.state.created.clone(),
-                    })
-                    .sys("send hooks done")?;
-            }
-            Ok((Message::IdMapRequest, _)) => {
-                id_maps::write_id_mappings(pid, &bundle.spec)?;
-                channel
-                    .send(&Message::IdMapsWritten)
-                    .sys("send id maps written")?;
-            }
-            Ok((Message::Ready, _)) => break,
-            Ok((Message::Failed(failure), _)) => return Err(Error::Init(failure)),
-            Ok((other, _)) => {
-                return Err(Error::InitLost {
-                    step: "wait for init",
-                    detail: format!("unexpected message {other:?}"),
-                })
-            }
-            Err(RecvError::Closed) => return Err(init_lost(pid)),
-            Err(e) => {
-                return Err(Error::InitLost {
-                    step: "wait for init",
-                    detail: e.to_string(),
-                })
-            }
+    /// The device rules, set once the rootfs is ready: at `CreateRuntime`, or `Ready` without
+    /// hooks (see `place`).
+    device_rules: Option<LinuxResources>,
+}
+
+impl CreateSteps<'_> {
+    fn set_device_rules(&mut self) -> Result<()> {
+        match self.device_rules.take() {
+            Some(rules) => self.cgroup.manager.set(&rules),
+            None => Ok(()),
         }
     }
+}
 
-    cgroup.manager.set(cgroup.resources)?;
-    record.state.status = Status::Created;
-    record.cgroups = Some(cgroup.manager.paths().clone());
-    record.creator = None;
-    dir.write(&record)?;
-    if let Some(pid_file) = &opts.pid_file {
-        state::write_atomic(pid_file, pid.to_string().as_bytes(), 0o644)?;
+impl InitSteps for CreateSteps<'_> {
+    /// The cgroup holds the init before it runs a step (and its namespace is made from it), with
+    /// every limit in force: its own setup and every hook run under them. But for the device
+    /// rules: as runc, the mounts come first (a block device mounted by the config needs no rule
+    /// of its own, and the init only mknods, which runc's default rules allow anyway).
+    fn place(&mut self, pid: Pid) -> Result<()> {
+        let cg = &mut self.cgroup;
+        let (limits, devices) = split_device_rules(cg.resources);
+        if !cg.in_cgroup {
+            cg.manager.apply(pid, Some(cg.resources))?;
+        }
+        cg.manager.set(&limits)?;
+        self.device_rules = devices;
+        if !cg.net_devices.is_empty() {
+            let path = format!("/proc/{pid}/ns/net");
+            let netns = open(
+                path.as_str(),
+                OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+                Mode::empty(),
+            )
+            .sys_path("open network namespace", &path)?;
+            netdev::move_into(cg.net_devices, netns.as_fd())?;
+        }
+        let process = self.bundle.spec.process().as_ref();
+        process_attrs::set_oom_score_adj(pid, process.and_then(|p| p.oom_score_adj()))
     }
-    channel
-        .send(&Message::Proceed)
-        .sys("send proceed to init")?;
-    // The init closes its end once it no longer dies with us (PR_SET_PDEATHSIG cleared): returning
-    // earlier would let our exit kill a container we just reported as created.
-    match channel.recv() {
-        Err(RecvError::Closed) => Ok(record),
-        Ok(other) => Err(Error::InitLost {
-            step: "wait for init to detach",
-            detail: format!("unexpected message {other:?}"),
-        }),
-        Err(e) => Err(Error::InitLost {
-            step: "wait for init to detach",
-            detail: e.to_string(),
-        }),
+
+    /// So `state` shows the init of a container being created, and a delete after a killed create
+    /// finds it (it dies with us anyway: PR_SET_PDEATHSIG, or end-of-file on the channel before
+    /// it set that).
+    fn placed(&mut self, pid: Pid) -> Result<()> {
+        self.record.init_start_time = state::start_time(pid.as_raw())?;
+        self.dir.write(&self.record)
     }
+
+    fn write_id_maps(&mut self, pid: Pid) -> Result<()> {
+        id_maps::write_id_mappings(pid, &self.bundle.spec)
+    }
+
+    /// Device rules before the hooks, as runc: a prestart hook may add rules of its own (a GPU's).
+    fn create_runtime(&mut self) -> Result<String> {
+        self.set_device_rules()?;
+        let hooks = self.bundle.spec.hooks().clone().unwrap_or_default();
+        for kind in [HookKind::Prestart, HookKind::CreateRuntime] {
+            hooks::run(
+                kind,
+                crate::hooks::of_kind(&hooks, kind),
+                &self.record.state,
+            )?;
+        }
+        Ok(self.record.state.created.clone())
+    }
+
+    fn send_listener(&mut self, listener: OwnedFd) -> Result<()> {
+        let linux = self.bundle.spec.linux().as_ref();
+        let Some(config) = linux.and_then(|l| l.seccomp().as_ref()) else {
+            return Ok(());
+        };
+        let path = config.listener_path().clone().unwrap_or_default();
+        seccomp::send_listener(
+            &path,
+            config.listener_metadata().as_deref(),
+            &self.record.state,
+            listener.as_fd(),
+        )
+    }
+
+    fn ready(&mut self) -> Result<()> {
+        self.set_device_rules()?;
+        let record = &mut self.record;
+        record.state.status = Status::Created;
+        record.cgroups = Some(self.cgroup.manager.paths().clone());
+        record.creator = None;
+        self.dir.write(record)?;
+        if let Some(pid_file) = &self.opts.pid_file {
+            state::write_atomic(pid_file, self.pid.to_string().as_bytes(), 0o644)?;
+        }
+        Ok(())
+    }
+}
+
+/// `resources` without its device rules, and the device rules alone (`None`: none to set).
+fn split_device_rules(resources: &LinuxResources) -> (LinuxResources, Option<LinuxResources>) {
+    let mut limits = resources.clone();
+    let rules = limits.devices().clone().map(|rules| {
+        let mut only = LinuxResources::default();
+        only.set_devices(Some(rules));
+        only
+    });
+    limits.set_devices(None);
+    (limits, rules)
 }
 
 /// The container's cgroup and what to put in it.
@@ -494,43 +488,18 @@ struct CgroupSetup<'a> {
 }
 
 /// On a pure cgroup v2 host: makes the container's cgroup now and opens it, so the init can be
-/// cloned into it. `None` elsewhere: v1 and hybrid hosts need one move per hierarchy anyway.
+/// cloned into it. `None` elsewhere (see `parent::open_cgroup_v2`), and with systemd, whose
+/// scope exists only once systemd has put a process in it.
 fn born_in(
     manager: &mut dyn cgroups::Manager,
     resources: &LinuxResources,
 ) -> Result<Option<OwnedFd>> {
     let paths = manager.paths();
-    // A systemd scope exists only once systemd has put a process in it.
-    let Some(dir) = paths
-        .unified
-        .as_ref()
-        .filter(|_| paths.mode == cgroups::Mode::V2 && paths.systemd.is_none())
-    else {
+    if paths.systemd.is_some() || paths.mode != cgroups::Mode::V2 || paths.unified.is_none() {
         return Ok(None);
-    };
-    let path = dir.path.clone();
-    manager.create(Some(resources))?;
-    let fd = open(
-        &path,
-        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    )
-    .sys_path("open cgroup", &path)?;
-    Ok(Some(fd))
-}
-
-/// The init closed the channel without a word: say how it ended.
-fn init_lost(pid: Pid) -> Error {
-    let detail = match waitpid(pid, None) {
-        Ok(nix::sys::wait::WaitStatus::Exited(_, code)) => format!("exited with status {code}"),
-        Ok(nix::sys::wait::WaitStatus::Signaled(_, sig, _)) => format!("killed by {sig}"),
-        Ok(other) => format!("{other:?}"),
-        Err(e) => e.desc().to_lowercase(),
-    };
-    Error::InitLost {
-        step: "wait for init",
-        detail,
     }
+    manager.create(Some(resources))?;
+    parent::open_cgroup_v2(manager.paths())
 }
 
 /// The copy of a spec given in memory, in its state directory.
@@ -542,28 +511,4 @@ pub(crate) const CONFIG_FILE: &str = "config.json";
 fn make_fifo(path: &Path) -> Result<OwnedFd> {
     mkfifo(path, Mode::from_bits_truncate(0o600)).sys_path("create fifo", path)?;
     open(path, OFlag::O_RDWR | OFlag::O_CLOEXEC, Mode::empty()).sys_path("open fifo", path)
-}
-
-/// In the fresh child: make `fds` its stdin, stdout and stderr (dup2 clears their close-on-exec
-/// flag; the originals, numbered 3 and up, close at the exec). False if that failed: the child
-/// then exits, and the runtime reports the closed channel.
-pub(crate) fn take_stdio(fds: &[Option<RawFd>; 3]) -> bool {
-    for (target, fd) in fds.iter().enumerate() {
-        if let Some(fd) = *fd {
-            // SAFETY: dup2 on descriptor numbers this child holds; no memory is touched.
-            if unsafe { libc::dup2(fd, target as RawFd) } < 0 {
-                return false;
-            }
-        }
-    }
-    true
-}
-
-/// In the fresh child: close its copies of descriptors only the runtime may hold.
-fn close_inherited(fds: &[Option<RawFd>]) {
-    for &fd in fds.iter().flatten() {
-        // SAFETY: each fd is this child's copy of one owned by a value in the runtime's frames;
-        // the child leaves through `_exit`, so those values are never dropped here (no double close).
-        unsafe { libc::close(fd) };
-    }
 }

@@ -1,6 +1,6 @@
 //! `exec`: another process in a created or running container.
 
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 
@@ -15,8 +15,8 @@ use super::create::ChildIo;
 use super::Container;
 use crate::error::{Error, SysContext};
 use crate::plan::namespaces::{type_name, NamespacePlan};
-use crate::plan::tty;
-use crate::process::channel::{self, Channel, Message, RecvError};
+use crate::process::channel::{self, Channel};
+use crate::process::parent::{self, ExecSteps};
 use crate::process::{exec, pidfd, spawn};
 use crate::seccomp::Filter;
 use crate::syscall::LinuxSyscall;
@@ -107,49 +107,48 @@ impl Container {
             process,
             opts.console_socket.is_some() || io.console.is_some(),
         )?;
-        let stdio = io.raw();
         let lock = self.dir.lock()?;
         let record = self.dir.read()?;
         let _init = self.open_init(&record, "exec")?;
         self.check_not_paused(&record, opts)?;
-        let (plan, user_first) = namespaces_to_join(record.state.pid)?;
         let filter = self.seccomp_filter(&record)?;
-        let (console, pidfd_socket) = connect_sockets(opts, io.console)?;
+        let stdio = io.raw();
+        let (console, pidfd_socket) = parent::connect_sockets(
+            io.console,
+            opts.console_socket.as_deref(),
+            opts.pidfd_socket.as_deref(),
+        )?;
         let (runtime_end, child_end) = channel::pair().sys("create exec channel")?;
-        let cgroup_dir = record.cgroups.as_ref().and_then(v2_dir);
-        let session_keyring = (!record.no_new_keyring).then(|| record.state.id.clone());
         let child = ExecChild {
-            exec: exec::Exec {
-                process,
-                plan: &plan,
-                channel: child_end,
-                console_socket: console,
-                preserve_fds: opts.preserve_fds,
-                seccomp: filter.as_ref(),
-                session_keyring: session_keyring.as_deref(),
-            },
+            process,
+            opts,
+            record: &record,
+            filter: filter.as_ref(),
+            console,
             stdio,
-            runtime_only: [
-                Some(lock.as_raw_fd()),
-                Some(runtime_end.as_fd().as_raw_fd()),
-                pidfd_socket.as_ref().map(|s| s.as_raw_fd()),
-                // Only the clone needs it: in the process it is a way into the host's cgroupfs.
-                cgroup_dir.as_ref().map(|d| d.as_raw_fd()),
-            ],
         };
-        let spawned = spawn_process(child, user_first, cgroup_dir.as_ref().map(|d| d.as_fd()))?;
-        drop((lock, cgroup_dir));
+        let runtime_only = [
+            Some(lock.as_raw_fd()),
+            Some(runtime_end.as_fd().as_raw_fd()),
+            pidfd_socket.as_ref().map(|s| s.as_raw_fd()),
+        ];
+        let spawned = child.spawn(child_end, runtime_only)?;
+        drop(lock);
         let pid = spawned.pid;
-        join_cgroup(&record, &spawned, process.oom_score_adj())?;
-        runtime_end
-            .send(&Message::CgroupsApplied)
-            .sys("send cgroups applied")?;
-        follow_process(&runtime_end, &record, pid)?;
-        if let Some(socket) = &pidfd_socket {
-            pidfd::send_to_socket(socket, pid, pidfd::EXEC_KIND)?;
-        }
-        if let Some(pid_file) = &opts.pid_file {
-            state::write_atomic(pid_file, pid.to_string().as_bytes(), 0o644)?;
+        let mut steps = ExecProcessSteps {
+            record: &record,
+            pid,
+            in_cgroup: spawned.in_cgroup,
+            oom_score_adj: process.oom_score_adj(),
+        };
+        let listener = filter.as_ref().is_some_and(|f| f.needs_listener());
+        let driven = parent::drive_exec(&runtime_end, pid, listener, &mut steps)
+            .and_then(|()| report(pid, pidfd_socket.as_ref(), opts));
+        if let Err(e) = driven {
+            // The caller never learns the pid: the process is not left behind, nor unreaped.
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+            let _ = waitpid(pid, None);
+            return Err(e);
         }
         Ok(pid)
     }
@@ -205,147 +204,113 @@ impl Container {
     }
 }
 
-/// The process-to-be in its fresh child: what `process::exec` needs, its stdio, and the
-/// runtime's descriptors it must close at once.
+/// The process has exec'd: its pidfd to `--pidfd-socket`, its pid to `--pid-file`.
+fn report(pid: Pid, pidfd_socket: Option<&OwnedFd>, opts: &ExecOptions) -> Result<()> {
+    if let Some(socket) = pidfd_socket {
+        pidfd::send_to_socket(socket, pid, pidfd::EXEC_KIND)?;
+    }
+    if let Some(pid_file) = &opts.pid_file {
+        state::write_atomic(pid_file, pid.to_string().as_bytes(), 0o644)?;
+    }
+    Ok(())
+}
+
+/// What the forked process takes with it.
 struct ExecChild<'a> {
-    exec: exec::Exec<'a>,
-    stdio: [Option<RawFd>; 3],
-    runtime_only: [Option<RawFd>; 4],
-}
-
-/// The container's namespaces, opened, and (without privileges) its user namespace taken out to
-/// be joined first (see [`user_namespace_first`]).
-fn namespaces_to_join(init: i32) -> Result<(NamespacePlan, Option<OwnedFd>)> {
-    let mut plan = join_plan(init)?;
-    let user_first = user_namespace_first(&mut plan);
-    if user_first.is_some() && super::clone_parent() {
-        // The fork that joins the user namespace would be the process's parent, and it
-        // exits: the caller could never wait for the process.
-        return Err(Error::Unsupported {
-            feature: "exec by an unprivileged user from a multi-threaded program".into(),
-        });
-    }
-    Ok((plan, user_first))
-}
-
-/// The console socket (unless the caller gave one) and the pidfd socket, connected.
-fn connect_sockets(
-    opts: &ExecOptions,
+    process: &'a Process,
+    opts: &'a ExecOptions,
+    record: &'a state::Record,
+    filter: Option<&'a crate::seccomp::Filter>,
     console: Option<OwnedFd>,
-) -> Result<(Option<OwnedFd>, Option<OwnedFd>)> {
-    let console = match console {
-        Some(socket) => Some(socket),
-        None => opts
-            .console_socket
-            .as_deref()
-            .map(tty::connect_console_socket)
-            .transpose()?,
-    };
-    let pidfd_socket = opts
-        .pidfd_socket
-        .as_deref()
-        .map(|p| tty::connect_unix(p, "connect to pidfd socket"))
-        .transpose()?;
-    Ok((console, pidfd_socket))
+    stdio: [Option<RawFd>; 3],
 }
 
-/// Clones the process (from the container's user namespace when it must be joined first).
-fn spawn_process(
-    child: ExecChild<'_>,
-    user_first: Option<OwnedFd>,
-    cgroup_fd: Option<BorrowedFd<'_>>,
-) -> Result<spawn::Spawned> {
-    let ExecChild {
-        exec,
-        stdio,
-        runtime_only,
-    } = child;
-    let plan = exec.plan;
-    let run = move || {
-        for fd in runtime_only.into_iter().flatten() {
-            // SAFETY: the child's copies of fds owned by the runtime's frames, which the child
-            // leaves through `_exit` without dropping them.
-            unsafe { libc::close(fd) };
+impl ExecChild<'_> {
+    /// Forks the process into the container's namespaces (and, on v2, its cgroup); the runtime's
+    /// `runtime_only` descriptors are closed in it first.
+    fn spawn(self, channel: Channel, runtime_only: [Option<RawFd>; 3]) -> Result<spawn::Spawned> {
+        let mut plan = join_plan(self.record.state.pid)?;
+        let user_first = user_namespace_first(&mut plan);
+        if user_first.is_some() && super::clone_parent() {
+            // The fork that joins the user namespace would be the process's parent, and it
+            // exits: the caller could never wait for the process.
+            return Err(Error::Unsupported {
+                feature: "exec by an unprivileged user from a multi-threaded program".into(),
+            });
         }
-        if !super::create::take_stdio(&stdio) {
-            return 1;
+        // Unopenable: the process is moved after the clone, which reports the error if any.
+        let cgroup_dir = (self.record.cgroups.as_ref())
+            .and_then(|paths| parent::open_cgroup_v2(paths).ok().flatten());
+        let [lock, runtime_end, pidfd] = runtime_only;
+        let runtime_only = [
+            lock,
+            runtime_end,
+            pidfd,
+            cgroup_dir.as_ref().map(|d| d.as_raw_fd()),
+        ];
+        let session_keyring = (!self.record.no_new_keyring).then(|| self.record.state.id.clone());
+        let (stdio, plan_ref) = (self.stdio, &plan);
+        let child = move || {
+            if !parent::child_prologue(&runtime_only, &stdio) {
+                return 1;
+            }
+            exec::run(
+                exec::Exec {
+                    process: self.process,
+                    plan: plan_ref,
+                    channel,
+                    console_socket: self.console,
+                    preserve_fds: self.opts.preserve_fds,
+                    seccomp: self.filter,
+                    session_keyring: session_keyring.as_deref(),
+                },
+                &LinuxSyscall,
+            )
+        };
+        let cgroup_fd = cgroup_dir.as_ref().map(|d| d.as_fd());
+        match user_first {
+            None => spawn::spawn(&plan, CloneFlags::empty(), None, cgroup_fd, child),
+            Some(user_ns) => spawn_from_user_namespace(user_ns, |flags| {
+                spawn::spawn(&plan, flags, None, cgroup_fd, child)
+            }),
         }
-        exec::run(exec, &LinuxSyscall)
-    };
-    match user_first {
-        None => spawn::spawn(plan, CloneFlags::empty(), None, cgroup_fd, run),
-        Some(user_ns) => spawn_from_user_namespace(user_ns, |flags| {
-            spawn::spawn(plan, flags, None, cgroup_fd, run)
-        }),
     }
 }
 
-/// Puts the process in the container's cgroup (unless it was born there) and sets its
-/// oomScoreAdj; on failure it is killed and reaped.
-fn join_cgroup(
-    record: &state::Record,
-    spawned: &spawn::Spawned,
+/// What the runtime does at each step of an exec'd process's protocol (see `process::parent`).
+struct ExecProcessSteps<'a> {
+    record: &'a state::Record,
+    pid: Pid,
+    in_cgroup: bool,
     oom_score_adj: Option<i32>,
-) -> Result<()> {
-    let pid = spawned.pid;
-    let joined = match &record.cgroups {
-        Some(paths) if !spawned.in_cgroup => cgroups::load(paths).join(pid),
-        _ => Ok(()),
-    };
-    let joined =
-        joined.and_then(|()| crate::plan::process_attrs::set_oom_score_adj(pid, oom_score_adj));
-    if let Err(e) = joined {
-        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
-        let _ = waitpid(pid, None);
-        return Err(e);
-    }
-    Ok(())
 }
 
-/// The runtime's half of exec's protocol, until the process has exec'd (or failed).
-fn follow_process(runtime_end: &Channel, record: &state::Record, pid: Pid) -> Result<()> {
-    loop {
-        match runtime_end.recv_with_fd() {
-            // End-of-file: the exec closed the child's end (or it died, which its waiter sees).
-            Err(RecvError::Closed) => break,
-            Ok((Message::SeccompListener, Some(fd))) => {
-                let config = record.seccomp.as_ref();
-                let path = config
-                    .and_then(|c| c.listener_path().clone())
-                    .unwrap_or_default();
-                let metadata = config.and_then(|c| c.listener_metadata().clone());
-                let mut state = record.state.clone();
-                state.status = crate::Status::Running;
-                crate::seccomp::send_process_listener(
-                    &path,
-                    metadata.as_deref(),
-                    &state,
-                    pid.as_raw(),
-                    fd.as_fd(),
-                )?;
-                runtime_end
-                    .send(&Message::ListenerSent)
-                    .sys("send listener sent")?;
-            }
-            Ok((Message::Failed(failure), _)) => {
-                let _ = waitpid(pid, None);
-                return Err(Error::Init(failure));
-            }
-            Ok((other, _)) => {
-                return Err(Error::InitLost {
-                    step: "exec",
-                    detail: format!("unexpected message {other:?}"),
-                })
-            }
-            Err(e) => {
-                return Err(Error::InitLost {
-                    step: "exec",
-                    detail: e.to_string(),
-                })
-            }
+impl ExecSteps for ExecProcessSteps<'_> {
+    fn place(&mut self, pid: Pid) -> Result<()> {
+        match &self.record.cgroups {
+            Some(paths) if !self.in_cgroup => cgroups::load(paths).join(pid)?,
+            _ => {}
         }
+        crate::plan::process_attrs::set_oom_score_adj(pid, self.oom_score_adj)
     }
-    Ok(())
+
+    /// runc sends the process's pid with the container's state, `running`.
+    fn send_listener(&mut self, listener: OwnedFd) -> Result<()> {
+        let config = self.record.seccomp.as_ref();
+        let path = config
+            .and_then(|c| c.listener_path().clone())
+            .unwrap_or_default();
+        let metadata = config.and_then(|c| c.listener_metadata().clone());
+        let mut state = self.record.state.clone();
+        state.status = crate::Status::Running;
+        crate::seccomp::send_process_listener(
+            &path,
+            metadata.as_deref(),
+            &state,
+            self.pid.as_raw(),
+            listener.as_fd(),
+        )
+    }
 }
 
 /// Waits for a process this process started (`exec`'s) and returns its exit code, 128+signal if
@@ -488,20 +453,4 @@ fn join_plan(init: i32) -> Result<NamespacePlan> {
         }
     }
     Ok(plan)
-}
-
-/// The container's cgroup v2 directory, opened for clone3(CLONE_INTO_CGROUP); `None` on v1 and
-/// hybrid hosts, or when it cannot be opened (the process is then moved after the clone, which
-/// reports the error if there is one).
-fn v2_dir(paths: &cgroups::CgroupPaths) -> Option<OwnedFd> {
-    let dir = paths
-        .unified
-        .as_ref()
-        .filter(|_| paths.mode == cgroups::Mode::V2)?;
-    open(
-        &dir.path,
-        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    )
-    .ok()
 }

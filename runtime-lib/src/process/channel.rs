@@ -4,26 +4,36 @@
 //! never sees half a message, and the kernel reports the other end's death as end-of-file. Messages
 //! are JSON (serde) so an init failure crosses as a typed [`InitFailure`], never as a string.
 //!
-//! The protocol, in order (`init` → runtime unless marked ←):
+//! The protocol, in order (`init` → runtime unless marked ←). Both sides follow it step by step:
+//! `init` (and `exec`) on the child's side, `parent` on the runtime's, which refuses a message out
+//! of this order or one the config does not call for.
 //!
-//! 0. ← `CgroupsApplied` — the runtime put the init (or exec'd process) in the container's cgroups;
-//!    nothing happens in the child before this.
+//! 0. ← `CgroupsApplied` — the runtime put the init (or exec'd process) in the container's cgroups
+//!    and set their resources, but for the device rules (see 2); nothing happens in the child
+//!    before this.
 //! 1. `IdMapRequest` — only when the init made a new user namespace: it has done so and waits.
 //!    ← `IdMapsWritten` — the runtime wrote `/proc/<init>/uid_map` and `gid_map`.
-//! 2. `CreateRuntime` — only when the config has hooks: the mounts are made, pivot_root is next.
-//!    ← `HooksDone { created }` — the runtime ran the prestart and createRuntime hooks; the init
-//!    builds the state its own hooks (createContainer, startContainer) get from its spec and this
-//!    creation time (the whole state could outgrow a datagram: annotations are unbounded).
-//!    `SeccompListener` — only with SCMP_ACT_NOTIFY: the filter is loaded, its listener fd rides with
-//!    the message (SCM_RIGHTS). ← `ListenerSent` — the runtime handed it to `listenerPath`.
-//! 3. `Ready` — the init ran the whole init sequence up to the exec; the user's executable exists.
-//!    ← `Proceed` — the runtime wrote state.json and the pid file; the init may outlive it now.
-//!    The init clears its parent-death signal, then closes the channel: the runtime waits for that
-//!    end-of-file before `create` returns. It then blocks on the exec fifo until `start`.
+//! 2. `CreateRuntime` — only when the config has hooks: the mounts and device nodes are made,
+//!    pivot_root is next. ← `HooksDone { created }` — the runtime set the cgroup's device rules
+//!    (after the mounts, as runc: a block device mount needs no rule; before the hooks, which may
+//!    add rules of their own) and ran the prestart and createRuntime hooks; the init builds the
+//!    state its own hooks (createContainer, startContainer) get from its spec and this creation
+//!    time (the whole state could outgrow a datagram: annotations are unbounded).
+//! 3. `SeccompListener` — only with SCMP_ACT_NOTIFY (and a process): the filter is loaded, its
+//!    listener fd rides with the message (SCM_RIGHTS). ← `ListenerSent` — the runtime handed it to
+//!    `listenerPath`.
+//! 4. `Ready` — the init ran the whole init sequence up to the exec; the user's executable exists.
+//!    ← `Proceed` — the runtime set the device rules if 2 did not, wrote state.json and the pid
+//!    file; the init may outlive it now. The init clears its parent-death signal, then closes the
+//!    channel: the runtime waits for that end-of-file before `create` returns. It then blocks on
+//!    the exec fifo until `start`.
 //!
-//! At any point the init may send `Failed` instead of the next message, and exits. If either side
-//! dies the other reads end-of-file: the runtime reports [`crate::Error::InitLost`], the init exits
-//! (and is killed anyway by its parent-death signal until `Proceed`).
+//! `exec`'s process takes 0 and 3 (its own listener), then execs: its end of the channel is
+//! close-on-exec, so the runtime's end-of-file is the exec.
+//!
+//! At any point the child may send `Failed` instead of the next message, and exits. If either side
+//! dies the other reads end-of-file: the runtime reports [`crate::Error::InitLost`] (with how the
+//! child ended), the init exits (and is killed anyway by its parent-death signal until `Proceed`).
 
 use std::io::{IoSlice, IoSliceMut};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
@@ -49,6 +59,30 @@ pub enum Message {
     Ready,
     Proceed,
     Failed(InitFailure),
+}
+
+impl Message {
+    /// The message's name, without what it carries (for errors).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Message::CgroupsApplied => "CgroupsApplied",
+            Message::IdMapRequest => "IdMapRequest",
+            Message::IdMapsWritten => "IdMapsWritten",
+            Message::CreateRuntime => "CreateRuntime",
+            Message::HooksDone { .. } => "HooksDone",
+            Message::SeccompListener => "SeccompListener",
+            Message::ListenerSent => "ListenerSent",
+            Message::Ready => "Ready",
+            Message::Proceed => "Proceed",
+            Message::Failed(_) => "Failed",
+        }
+    }
+
+    /// Serialising a plain enum of strings cannot fail; were it to, the peer gets nothing and the
+    /// sender reports EINVAL rather than panicking in the init.
+    fn encode(&self) -> nix::Result<Vec<u8>> {
+        serde_json::to_vec(self).map_err(|_| Errno::EINVAL)
+    }
 }
 
 /// Why a receive produced no message.
@@ -90,7 +124,7 @@ pub fn pair() -> nix::Result<(Channel, Channel)> {
 
 impl Channel {
     pub fn send(&self, msg: &Message) -> nix::Result<()> {
-        let data = serde_json::to_vec(msg).expect("messages serialise");
+        let data = msg.encode()?;
         // MSG_NOSIGNAL: a dead peer is an EPIPE to report, not a SIGPIPE that kills the runtime.
         match send(self.fd.as_raw_fd(), &data, MsgFlags::MSG_NOSIGNAL) {
             // The init's Ready runs under a seccomp filter (no_new_privs false) whose profile may
@@ -103,7 +137,7 @@ impl Channel {
 
     /// Sends `msg` with `fd` attached (SCM_RIGHTS).
     pub fn send_with_fd(&self, msg: &Message, fd: BorrowedFd<'_>) -> nix::Result<()> {
-        let data = serde_json::to_vec(msg).expect("messages serialise");
+        let data = msg.encode()?;
         let fds = [fd.as_raw_fd()];
         sendmsg::<()>(
             self.fd.as_raw_fd(),
@@ -123,6 +157,7 @@ impl Channel {
     pub fn recv_with_fd(&self) -> Result<(Message, Option<OwnedFd>), RecvError> {
         let mut buf = [0u8; 8192];
         let mut space = nix::cmsg_space!([RawFd; 1]);
+        let mut reset = false;
         let (n, fd) = loop {
             let mut iov = [IoSliceMut::new(&mut buf)];
             match recvmsg::<()>(
@@ -132,6 +167,12 @@ impl Channel {
                 MsgFlags::MSG_CMSG_CLOEXEC,
             ) {
                 Err(Errno::EINTR) => continue,
+                // The peer closed with a message of ours unread: the kernel says so once, and
+                // what the peer sent before (its `Failed`) is still queued behind it.
+                Err(Errno::ECONNRESET) if !reset => {
+                    reset = true;
+                    continue;
+                }
                 // Refused by the init's seccomp profile (see `send`): read(2) takes the same
                 // datagram; no descriptor comes to the init after its filter is loaded.
                 Err(Errno::EPERM | Errno::ENOSYS) => match nix::unistd::read(&self.fd, &mut buf) {
