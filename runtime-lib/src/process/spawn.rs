@@ -268,3 +268,61 @@ fn note_spawned(pid: Pid) {
 pub(crate) fn take_spawned() -> Vec<i32> {
     std::mem::take(&mut *SPAWNED.lock().unwrap_or_else(|e| e.into_inner()))
 }
+
+/// Runs `spawn` in a short-lived fork that first joins `user_ns` (the owner of a user namespace
+/// may always join it), asking for CLONE_PARENT so the process is still this runtime's child, to
+/// wait for. The runtime itself stays out: it could never come back to the host's user and pid
+/// namespaces, and no thread could be started with another pid_for_children.
+pub(crate) fn spawn_from_user_namespace(
+    user_ns: OwnedFd,
+    spawn: impl FnOnce(CloneFlags) -> Result<Spawned>,
+) -> Result<Spawned> {
+    use std::io::{Read, Write};
+    let (read_end, write_end) =
+        nix::unistd::pipe2(OFlag::O_CLOEXEC).sys("create user namespace pipe")?;
+    // SAFETY: the library's callers are single-threaded (see `spawn::spawn`), so the child is a
+    // whole copy of the process; it leaves through `_exit`.
+    match unsafe { nix::unistd::fork() }.sys("fork to join the user namespace")? {
+        nix::unistd::ForkResult::Child => {
+            drop(read_end);
+            let outcome = nix::sched::setns(user_ns.as_fd(), CloneFlags::CLONE_NEWUSER)
+                .sys("join the container's user namespace")
+                .and_then(|()| spawn(CloneFlags::CLONE_PARENT));
+            let report = match outcome {
+                Ok(s) => format!("ok {} {}", s.pid, u8::from(s.in_cgroup)),
+                Err(e) => format!("err {e}"),
+            };
+            let mut w = std::fs::File::from(write_end);
+            let code = i32::from(w.write_all(report.as_bytes()).is_err());
+            // SAFETY: ends the fork without running the runtime's exit handlers or flushing
+            // buffers it shares with the runtime.
+            unsafe { libc::_exit(code) }
+        }
+        nix::unistd::ForkResult::Parent { child } => {
+            drop(write_end);
+            // The fork's report is in the pipe once it has exited (one small write); the process
+            // it cloned holds the write end too, so reading until end-of-file would wait for it.
+            let _ = nix::sys::wait::waitpid(child, None);
+            let lost = |detail: String| Error::InitLost {
+                step: "spawn from the container's user namespace",
+                detail,
+            };
+            nix::fcntl::fcntl(&read_end, nix::fcntl::FcntlArg::F_SETFL(OFlag::O_NONBLOCK))
+                .sys("set user namespace pipe non-blocking")?;
+            let mut buf = [0u8; 4096];
+            let n = std::fs::File::from(read_end)
+                .read(&mut buf)
+                .map_err(|e| lost(e.to_string()))?;
+            let report = String::from_utf8_lossy(&buf[..n]).into_owned();
+            let mut words = report.splitn(3, ' ');
+            match (words.next(), words.next(), words.next()) {
+                (Some("ok"), Some(pid), Some(in_cgroup)) => Ok(Spawned {
+                    pid: Pid::from_raw(pid.parse().map_err(|_| lost(report.clone()))?),
+                    in_cgroup: in_cgroup == "1",
+                }),
+                (Some("err"), ..) => Err(lost(report["err ".len()..].to_string())),
+                _ => Err(lost(format!("no word from the fork ({report:?})"))),
+            }
+        }
+    }
+}
