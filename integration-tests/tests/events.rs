@@ -66,3 +66,42 @@ fn events_stream_reports_stats_then_an_oom_kill() {
     assert!(done.success(), "{done}");
     rt.assert_no_leaks(&b, &[&id]);
 }
+
+/// The cgroup removed while `events` was not looking (systemd removes a scope's cgroup as soon
+/// as it empties; `delete` removes a cgroupfs one): the wait that wakes on the removal ends the
+/// stream with status 0. On v2 the removal wakes memory.events as well, whose read then fails
+/// with ENODEV; CI's systemd lane saw that end the stream with status 1.
+#[test]
+fn events_stream_ends_cleanly_when_the_cgroup_is_removed_under_it() {
+    let rt = Runtime::new();
+    let mut b = Bundle::new();
+    b.set("/linux/resources/memory", json!({"limit": 64 << 20}))
+        .args(&["sleep", "1000"]);
+    let id = rt.new_id();
+    rt.create(&b, &id).ok();
+    rt.start(&id).ok();
+    let out_file = rt.scratch().join("events.out");
+    let events = rt
+        .cmd(["events", "--interval", "100ms", id.as_str()])
+        .stdout(std::fs::File::create(&out_file).unwrap().into())
+        .spawn();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !std::fs::read_to_string(&out_file)
+        .unwrap_or_default()
+        .contains("\"stats\"")
+    {
+        assert!(Instant::now() < deadline, "no stats event from events");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Stopped, the stream is in (or about to enter) its wait: every wake-up is pending at once
+    // when it goes on.
+    let pid = nix::unistd::Pid::from_raw(events.pid() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGSTOP).unwrap();
+    rt.kill(&id, "KILL").ok();
+    rt.wait_status(&id, "stopped");
+    rt.delete(&id).ok();
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGCONT).unwrap();
+    let done = events.wait();
+    assert!(done.success(), "{done}");
+    rt.assert_no_leaks(&b, &[&id]);
+}

@@ -120,13 +120,13 @@ impl OomWatcher {
             memory_events,
             cgroup_events,
             oom_kills,
-            ..
+            dir,
         } = &mut w.kind
         {
             if let Some(f) = memory_events {
-                *oom_kills = key(&reread(f)?, "oom_kill");
+                *oom_kills = key(&reread(f, dir, "memory.events")?, "oom_kill");
             }
-            reread(cgroup_events)?;
+            reread(cgroup_events, dir, "cgroup.events")?;
         }
         Ok(w)
     }
@@ -184,7 +184,15 @@ impl OomWatcher {
                 };
                 if mem_ready {
                     if let Some(f) = memory_events {
-                        let n = key(&reread(f)?, "oom_kill");
+                        // Removing the cgroup wakes memory.events too, and a read of a removed
+                        // kernfs file fails with ENODEV: systemd removes a scope's cgroup as
+                        // soon as it empties, often before cgroup.events has been read.
+                        let content = match reread(f, dir, "memory.events") {
+                            Ok(c) => c,
+                            Err(_) if !dir.exists() => return Ok(OomEvent::Gone),
+                            Err(e) => return Err(e),
+                        };
+                        let n = key(&content, "oom_kill");
                         if n > *oom_kills {
                             *oom_kills = n;
                             return Ok(OomEvent::Oom);
@@ -192,7 +200,7 @@ impl OomWatcher {
                     }
                 }
                 if cg_ready {
-                    let gone = match reread(cgroup_events) {
+                    let gone = match reread(cgroup_events, dir, "cgroup.events") {
                         Ok(c) => key(&c, "populated") == 0,
                         Err(_) => true,
                     };
@@ -215,11 +223,11 @@ fn poll_retry(fds: &mut [PollFd], timeout: PollTimeout) -> Result<i32> {
     }
 }
 
-fn reread(f: &mut File) -> Result<String> {
+fn reread(f: &mut File, dir: &Path, name: &str) -> Result<String> {
     let mut s = String::new();
     f.seek(SeekFrom::Start(0))
         .and_then(|_| f.read_to_string(&mut s))
-        .io("read", "cgroup events file")?;
+        .io("read", dir.join(name))?;
     Ok(s)
 }
 
