@@ -10,7 +10,8 @@
 //!     cargo bench -p integration-tests --bench run -- --quick # a minute, before a commit
 //!     HULL_BENCH_BASELINE=/path/to/older/hull cargo bench ...  # a "baseline" row beside hull
 //!
-//! The runtimes take turns in a new shuffled order every iteration, with the floor beside them:
+//! The runtimes take turns in an order that changes every round and is balanced (each follows
+//! every other equally often: see `Rounds`), with the floor beside them:
 //! `unshare --pid --mount --net --uts --ipc --fork chroot ROOTFS /bin/true`, the namespaces and
 //! the exec with no runtime at all. Then (see `scale`): `exec` into a running container, `create`
 //! and `list` as containers pile up, and lifecycles per second with many at once.
@@ -309,6 +310,74 @@ fn ms(d: Duration) -> String {
     format!("{:.2}", d.as_secs_f64() * 1000.0)
 }
 
+/// Orders of rounds balanced for carry-over: the rows of a Williams design (a Latin square in
+/// which every runtime is followed by every other exactly once; twice that many rows, the square
+/// and its mirror, for an odd number), taken in turn, the runtimes' places drawn once from a
+/// fixed seed. Over each full cycle of rows every runtime runs in every position and right after
+/// every other runtime as often as the rest. Between rows, where the design's balance ends (the
+/// last of one row is followed by the first of the next at a fixed offset: one pair would meet
+/// twice as often as the others), the machine settles for [`SETTLE`] first.
+/// Long enough for the kernel's deferred teardown of the last run's namespaces.
+const SETTLE: Duration = Duration::from_millis(50);
+
+#[derive(Default)]
+struct Rounds {
+    /// Per number of runtimes: the rows and the next row's index.
+    designs: std::collections::HashMap<usize, (Vec<Vec<usize>>, usize)>,
+}
+
+impl Rounds {
+    fn next(&mut self, len: usize) -> Vec<usize> {
+        let (rows, next) = self
+            .designs
+            .entry(len)
+            .or_insert_with(|| (williams(len), 0));
+        let row = rows[*next % rows.len()].clone();
+        *next += 1;
+        std::thread::sleep(SETTLE);
+        row
+    }
+}
+
+fn williams(n: usize) -> Vec<Vec<usize>> {
+    if n < 2 {
+        return vec![(0..n).collect()];
+    }
+    // 0, 1, n-1, 2, n-2, ...: consecutive differences are all different modulo n.
+    let first: Vec<usize> = (0..n)
+        .map(|j| match j {
+            0 => 0,
+            j if j % 2 == 1 => j.div_ceil(2),
+            j => n - j / 2,
+        })
+        .collect();
+    let mut rows: Vec<Vec<usize>> = (0..n)
+        .map(|r| first.iter().map(|a| (a + r) % n).collect())
+        .collect();
+    if n % 2 == 1 {
+        let mirrored: Vec<Vec<usize>> = rows
+            .iter()
+            .map(|r| r.iter().rev().copied().collect())
+            .collect();
+        rows.extend(mirrored);
+    }
+    // Which runtime takes which place in the design: shuffled once (xorshift, fixed seed).
+    let mut label: Vec<usize> = (0..n).collect();
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    for k in (1..n).rev() {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        label.swap(k, (seed % (k as u64 + 1)) as usize);
+    }
+    for row in &mut rows {
+        for a in row.iter_mut() {
+            *a = label[*a];
+        }
+    }
+    rows
+}
+
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
     let iterations: usize = std::env::args()
@@ -389,19 +458,13 @@ fn main() {
         n += 1;
         format!("bench-{}-{n}", std::process::id())
     };
-    // A new order every iteration: in a fixed or cyclic one, whichever runtime follows runc always
-    // pays for runc's aftermath (its exit, its cgroup's removal).
-    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
-    let mut order = |len: usize| {
-        let mut idx: Vec<usize> = (0..len).collect();
-        for k in (1..len).rev() {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            idx.swap(k, (seed % (k as u64 + 1)) as usize);
-        }
-        idx
-    };
+    // The order of each round: whichever runtime follows another pays for its aftermath (the
+    // kernel tears a network namespace down after the runtime has exited, runc's cgroups go
+    // last), so each must follow every other equally often. A shuffle does not promise that: the
+    // fixed seed this used put hull after runc 15 times in 53 rounds and a copy of hull 7 times,
+    // and the copy ran 14% faster (see `Rounds`).
+    let mut rounds = Rounds::default();
+    let mut order = |len: usize| rounds.next(len);
     // The floor takes its turn as one more "runtime" (the last index).
     let mut floor = Vec::new();
     for i in 0..WARMUP + iterations {
