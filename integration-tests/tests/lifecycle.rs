@@ -316,6 +316,62 @@ fn list_table_json_and_quiet() {
     assert!(matches!(empty.ok().out().trim(), "null" | "[]"), "{empty}");
 }
 
+/// Enough containers for `list` to split them between threads (64 per thread, on a machine with
+/// more than one CPU): every one is listed once, in order, with its own status.
+#[test]
+fn list_of_many_containers_has_each_once_with_its_status() {
+    let rt = Runtime::new();
+    let mut b = Bundle::new();
+    b.args(&["sleep", "1000"]);
+    let ids: Vec<String> = (0..140).map(|_| rt.new_id()).collect();
+    for id in &ids {
+        rt.create(&b, id).ok();
+    }
+    // One of each status, spread over the list (the ids sort in creation order).
+    let (running, paused, stopped) = (&ids[3], &ids[70], &ids[137]);
+    rt.start(running).ok();
+    rt.start(paused).ok();
+    rt.exec(["pause", paused.as_str()]).ok();
+    rt.start(stopped).ok();
+    rt.kill(stopped, "KILL").ok();
+    rt.wait_status(stopped, "stopped");
+
+    let json = rt.exec(["list", "--format", "json"]);
+    let v: serde_json::Value = serde_json::from_str(&json.ok().stdout).expect("list json");
+    let listed: Vec<(String, String)> = v
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|e| {
+            (
+                e["id"].as_str().unwrap().into(),
+                e["status"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    let mut want: Vec<(String, String)> = ids
+        .iter()
+        .map(|id| {
+            let status = match id {
+                id if id == running => "running",
+                id if id == paused => "paused",
+                id if id == stopped => "stopped",
+                _ => "created",
+            };
+            (id.clone(), status.to_string())
+        })
+        .collect();
+    want.sort();
+    assert_eq!(listed, want);
+
+    rt.exec(["resume", paused.as_str()]).ok();
+    for id in &ids {
+        rt.delete_force(id).ok();
+    }
+    let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+    rt.assert_no_leaks(&b, &refs);
+}
+
 #[test]
 fn run_returns_the_exit_status() {
     let rt = Runtime::new();

@@ -360,6 +360,26 @@ fn parse_stat(data: &[u8]) -> Option<(char, u64)> {
     Some((state, started))
 }
 
+/// [`read_unsized`] for a file read whole by its first `read(2)` when it fits: a regular file (a
+/// short read is its end) or a one-value kernfs file (rendered whole on the first read). Saves
+/// the read that only finds the end: `list` reads state.json and freezer.state of every
+/// container. A file that fills the buffer is read on to its end.
+pub(crate) fn read_small(f: &mut fs::File) -> std::io::Result<Vec<u8>> {
+    let mut out = vec![0u8; 4096];
+    let n = loop {
+        match f.read(&mut out) {
+            Ok(n) => break n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    };
+    out.truncate(n);
+    if n == 4096 {
+        out.extend(read_unsized(f)?);
+    }
+    Ok(out)
+}
+
 /// The whole content of a small file in fixed-size reads. `fs::read` and `read_to_string` first
 /// ask the file's size (statx, and lseek), which procfs and cgroupfs report as 0 anyway: two
 /// calls per file wasted on every status check and cgroup read.
@@ -392,6 +412,19 @@ mod tests {
 
     fn dirfd(p: &Path) -> OwnedFd {
         nix::fcntl::open(p, OFlag::O_PATH | OFlag::O_DIRECTORY, Mode::empty()).unwrap()
+    }
+
+    #[test]
+    fn read_small_reads_a_file_that_fills_its_first_read_to_the_end() {
+        let d = tmp("small");
+        for len in [0, 7, 4095, 4096, 4097, 10_000] {
+            let data: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+            let p = d.join(format!("f{len}"));
+            std::fs::write(&p, &data).unwrap();
+            let got = read_small(&mut fs::File::open(&p).unwrap()).unwrap();
+            assert_eq!(got, data, "{len} bytes");
+        }
+        std::fs::remove_dir_all(&d).unwrap();
     }
 
     #[test]

@@ -38,7 +38,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Context, Error, Result, SysContext};
 // Where a process's identity (pid and start time) is read; state records it.
-pub(crate) use crate::proc_handle::{init_alive, read_unsized, start_time, ProcessId};
+pub(crate) use crate::proc_handle::{init_alive, read_small, start_time, ProcessId};
 
 /// The state root when none is given (`--root`), for a caller with root privileges; a rootless
 /// caller's default is [`crate::rootless::default_root`].
@@ -432,7 +432,7 @@ impl StateDir {
     /// The record; `None` when state.json is not there (see [`Record::placeholder`]).
     pub(crate) fn read_opt(&self) -> Result<Option<Record>> {
         let p = self.path.join(STATE_FILE);
-        let data = match fs::File::open(&p).and_then(|mut f| read_unsized(&mut f)) {
+        let data = match fs::File::open(&p).and_then(|mut f| read_small(&mut f)) {
             Ok(data) => data,
             // NotADirectory: the entry `list` saw as a directory was replaced by a file.
             Err(e)

@@ -60,7 +60,7 @@ pub(super) fn thaw_v1(dir: &Path) -> Result<()> {
 
 pub(super) fn state_v1(dir: &Path) -> Result<FreezerState> {
     loop {
-        let Some(state) = fs::read_opt(dir, "freezer.state")? else {
+        let Some(state) = fs::read_value(dir, "freezer.state")? else {
             return Ok(FreezerState::Undefined);
         };
         match state.trim() {

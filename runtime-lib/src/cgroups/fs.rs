@@ -87,9 +87,27 @@ pub(crate) fn write(dir: &Path, file: &str, value: &str) -> Result<()> {
 
 /// The content of `dir/file`.
 pub(crate) fn read(dir: &Path, file: &str) -> Result<String> {
+    read_with(dir, file, crate::proc_handle::read_unsized)
+}
+
+/// [`read`] of a file with one short value (freezer.state): one `read(2)`, see
+/// [`crate::proc_handle::read_small`].
+pub(crate) fn read_value(dir: &Path, file: &str) -> Result<Option<String>> {
+    match read_with(dir, file, crate::proc_handle::read_small) {
+        Ok(s) => Ok(Some(s)),
+        Err(Error::Io { source, .. }) if source.kind() == ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+fn read_with(
+    dir: &Path,
+    file: &str,
+    read: fn(&mut std::fs::File) -> std::io::Result<Vec<u8>>,
+) -> Result<String> {
     let path = dir.join(file);
     open_cgroup_file(&path, false)
-        .and_then(|mut f| crate::proc_handle::read_unsized(&mut f))
+        .and_then(|mut f| read(&mut f))
         .and_then(|data| {
             String::from_utf8(data)
                 .map_err(|e| std::io::Error::new(ErrorKind::InvalidData, e.utf8_error()))
