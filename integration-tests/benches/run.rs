@@ -378,6 +378,27 @@ fn williams(n: usize) -> Vec<Vec<usize>> {
     rows
 }
 
+/// A copy of `bin` in its own directory beside the target directory (same filesystem), as a
+/// package manager installs it. Every hull row runs from such a copy: the file the linker wrote
+/// ran hull's `create`, `start` and `delete` 10-20% slower than a `cp` of it in the same
+/// directory (its page cache is laid out differently), so the build's own file against a copied
+/// baseline was not a fair pair.
+fn installed(bin: &Path, name: &str) -> PathBuf {
+    let dir = hull_binary()
+        .parent()
+        .and_then(Path::parent)
+        .unwrap_or(Path::new("."))
+        .join("bench-bin")
+        .join(name);
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("mkdir {}: {e}", dir.display()));
+    let to = dir.join("hull");
+    // A new file each run (not an overwrite of one a previous run may still map).
+    let _ = std::fs::remove_file(&to);
+    std::fs::copy(bin, &to)
+        .unwrap_or_else(|e| panic!("copy {} to {}: {e}", bin.display(), to.display()));
+    to
+}
+
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
     let iterations: usize = std::env::args()
@@ -399,15 +420,16 @@ fn main() {
     }
 
     println!("building hull (release)...");
-    let mut rts = vec![Rt::new("hull", hull_binary().to_path_buf())];
+    let hull = installed(hull_binary(), "hull");
+    let mut rts = vec![Rt::new("hull", hull.clone())];
     // hull re-executes from a sealed copy of itself (hull::exe): a read-only overlay where the
     // host allows it, else a sealed memfd copy; this row forces the copy to show what it costs.
-    let mut memfd = Rt::new("hull-memfd", hull_binary().to_path_buf());
+    let mut memfd = Rt::new("hull-memfd", hull);
     memfd.env.push(("HULL_EXE_SEAL", "memfd"));
     rts.push(memfd);
     // Another hull binary beside this one (an older build), to measure what a change cost.
     if let Some(p) = std::env::var_os("HULL_BENCH_BASELINE") {
-        rts.push(Rt::new("baseline", PathBuf::from(p)));
+        rts.push(Rt::new("baseline", installed(Path::new(&p), "baseline")));
     }
     match which("runc") {
         Some(p) => rts.push(Rt::new("runc", p)),
