@@ -2,25 +2,33 @@
 //! kernel's OOM killer acts in the container (as containerd's shim reads them), and the end of
 //! the stream when the container is gone.
 
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use integration_tests::runtime::Running;
 use integration_tests::{Bundle, Runtime};
 use serde_json::{json, Value};
 
-#[test]
-fn events_stream_reports_stats_then_an_oom_kill() {
-    let rt = Runtime::new();
+/// A running `sleep` under a memory limit, and `hull events --interval` on it writing to a file.
+fn watched(rt: &Runtime, memory_limit: i64, interval: &str) -> (Bundle, String, PathBuf, Running) {
     let mut b = Bundle::new();
-    b.set("/linux/resources/memory", json!({"limit": 32 << 20}))
+    b.set("/linux/resources/memory", json!({ "limit": memory_limit }))
         .args(&["sleep", "1000"]);
     let id = rt.new_id();
     rt.create(&b, &id).ok();
     rt.start(&id).ok();
     let out_file = rt.scratch().join("events.out");
     let events = rt
-        .cmd(["events", "--interval", "200ms", id.as_str()])
+        .cmd(["events", "--interval", interval, id.as_str()])
         .stdout(std::fs::File::create(&out_file).unwrap().into())
         .spawn();
+    (b, id, out_file, events)
+}
+
+#[test]
+fn events_stream_reports_stats_then_an_oom_kill() {
+    let rt = Runtime::new();
+    let (b, id, out_file, events) = watched(&rt, 32 << 20, "200ms");
     let read_events = || -> Vec<Value> {
         std::fs::read_to_string(&out_file)
             .unwrap_or_default()
@@ -74,17 +82,7 @@ fn events_stream_reports_stats_then_an_oom_kill() {
 #[test]
 fn events_stream_ends_cleanly_when_the_cgroup_is_removed_under_it() {
     let rt = Runtime::new();
-    let mut b = Bundle::new();
-    b.set("/linux/resources/memory", json!({"limit": 64 << 20}))
-        .args(&["sleep", "1000"]);
-    let id = rt.new_id();
-    rt.create(&b, &id).ok();
-    rt.start(&id).ok();
-    let out_file = rt.scratch().join("events.out");
-    let events = rt
-        .cmd(["events", "--interval", "100ms", id.as_str()])
-        .stdout(std::fs::File::create(&out_file).unwrap().into())
-        .spawn();
+    let (b, id, out_file, events) = watched(&rt, 64 << 20, "100ms");
     let deadline = Instant::now() + Duration::from_secs(20);
     while !std::fs::read_to_string(&out_file)
         .unwrap_or_default()
