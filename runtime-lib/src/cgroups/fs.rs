@@ -93,11 +93,7 @@ pub(crate) fn read(dir: &Path, file: &str) -> Result<String> {
 /// [`read`] of a file with one short value (freezer.state): one `read(2)`, see
 /// [`crate::proc_handle::read_small`].
 pub(crate) fn read_value(dir: &Path, file: &str) -> Result<Option<String>> {
-    match read_with(dir, file, crate::proc_handle::read_small) {
-        Ok(s) => Ok(Some(s)),
-        Err(Error::Io { source, .. }) if source.kind() == ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e),
-    }
+    missing_is_none(read_with(dir, file, crate::proc_handle::read_small))
 }
 
 fn read_with(
@@ -117,7 +113,11 @@ fn read_with(
 
 /// `read`, but a missing file is `None` (an absent controller or a kernel without the knob).
 pub(crate) fn read_opt(dir: &Path, file: &str) -> Result<Option<String>> {
-    match read(dir, file) {
+    missing_is_none(read(dir, file))
+}
+
+fn missing_is_none(read: Result<String>) -> Result<Option<String>> {
+    match read {
         Ok(s) => Ok(Some(s)),
         Err(Error::Io { source, .. }) if source.kind() == ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e),
