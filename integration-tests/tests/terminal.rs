@@ -166,34 +166,37 @@ fn set_window_size(fd: &std::os::fd::OwnedFd, rows: u16, cols: u16) {
     assert_eq!(r, 0, "TIOCSWINSZ: {}", std::io::Error::last_os_error());
 }
 
-/// The foreground relay follows the caller's terminal: its size at start, and a resize later
-/// (SIGWINCH to the runtime, which copies the new size to the container's pty), as runc does.
-#[test]
-fn foreground_run_follows_the_callers_window_size() {
+/// What the container's terminal reports while `args` (a foreground `run` or `exec -t` of
+/// [`RESIZE_SCRIPT`]) runs under a caller's terminal of 30x100 that becomes 40x120: the first
+/// `stty size` must already see 30x100 (the size is copied before the process runs, never after,
+/// a race CI once lost), and the resize must follow (SIGWINCH to the runtime, which copies the new
+/// size to the container's pty), as runc does. Returns the runtime's exit status.
+fn follows_the_callers_window_size(rt: &Runtime, args: &[&std::ffi::OsStr]) -> i32 {
     use std::io::Read;
     use std::os::unix::process::CommandExt;
-    if !only_hull("runc opens /dev/tty, which this test's pty is not for its process group") {
-        return;
-    }
-    let rt = Runtime::new();
-    let b = terminal_bundle(
-        "stty size; i=0; while [ $i -lt 100 ]; do s=$(stty size); \
-         if [ \"$s\" != '30 100' ]; then echo \"resized $s\"; exit 0; fi; sleep 0.1; i=$((i+1)); done; exit 9",
-    );
     // The caller's terminal: the runtime's stdio is its slave, and its controlling terminal.
     let pty = nix::pty::openpty(None, None).expect("openpty");
     set_window_size(&pty.master, 30, 100);
     let slave = std::fs::File::from(pty.slave);
-    let id = rt.new_id();
-    let mut cmd = std::process::Command::new(rt.binary());
-    cmd.arg("--root")
-        .arg(rt.root())
-        .args(["run", "--bundle"])
-        .arg(b.path())
-        .arg(&id)
-        .stdin(slave.try_clone().unwrap())
-        .stdout(slave.try_clone().unwrap())
-        .stderr(slave);
+    // Under strace, every ioctl of the runtime's main thread (the terminal's own included) takes
+    // 300 ms more: a runtime that copies the size only after the process runs loses the race
+    // every time, where unslowed it loses it only under load.
+    let mut cmd = std::process::Command::new("strace");
+    cmd.args([
+        "-o",
+        "/dev/null",
+        "-e",
+        "trace=ioctl",
+        "-e",
+        "inject=ioctl:delay_enter=300000",
+    ])
+    .arg(rt.binary())
+    .arg("--root")
+    .arg(rt.root())
+    .args(args)
+    .stdin(slave.try_clone().unwrap())
+    .stdout(slave.try_clone().unwrap())
+    .stderr(slave);
     // SAFETY: setsid and ioctl are async-signal-safe.
     unsafe {
         cmd.pre_exec(|| {
@@ -230,11 +233,62 @@ fn foreground_run_follows_the_callers_window_size() {
                 Err(_) => panic!("never saw {what:?}; the terminal showed {seen:?}"),
             }
         }
+        seen.clone()
     };
-    wait_for("30 100");
+    let first = wait_for("\n");
+    assert_eq!(
+        first.lines().next().map(str::trim),
+        Some("30 100"),
+        "{first:?}"
+    );
     set_window_size(&pty.master, 40, 120);
-    wait_for("resized 40 120");
+    let seen = wait_for("resized 40 120");
     let status = child.wait().expect("wait for the runtime");
     assert_eq!(status.code(), Some(0), "{seen:?}");
+    status.code().unwrap_or(-1)
+}
+
+/// Prints the terminal's size, then waits for it to change and prints the new one.
+const RESIZE_SCRIPT: &str = "stty size; i=0; while [ $i -lt 100 ]; do s=$(stty size); \
+     if [ \"$s\" != '30 100' ]; then echo \"resized $s\"; exit 0; fi; sleep 0.1; i=$((i+1)); done; exit 9";
+
+#[test]
+fn foreground_run_follows_the_callers_window_size() {
+    if !only_hull("runc opens /dev/tty, which this test's pty is not for its process group") {
+        return;
+    }
+    let rt = Runtime::new();
+    let b = terminal_bundle(RESIZE_SCRIPT);
+    let id = rt.new_id();
+    let args = [
+        "run".as_ref(),
+        "--bundle".as_ref(),
+        b.path().as_os_str(),
+        id.as_ref(),
+    ];
+    assert_eq!(follows_the_callers_window_size(&rt, &args), 0);
+    rt.assert_no_leaks(&b, &[&id]);
+}
+
+/// exec's process runs as soon as its pty exists, before the runtime holds the master: the
+/// caller's size goes in as its process.consoleSize.
+#[test]
+fn foreground_exec_follows_the_callers_window_size() {
+    if !only_hull("runc opens /dev/tty, which this test's pty is not for its process group") {
+        return;
+    }
+    let rt = Runtime::new();
+    let b = Bundle::sleeping();
+    let id = rt.started(&b);
+    let args = [
+        "exec".as_ref(),
+        "-t".as_ref(),
+        id.as_ref(),
+        "sh".as_ref(),
+        "-c".as_ref(),
+        RESIZE_SCRIPT.as_ref(),
+    ];
+    assert_eq!(follows_the_callers_window_size(&rt, &args), 0);
+    rt.delete_force(&id).ok();
     rt.assert_no_leaks(&b, &[&id]);
 }

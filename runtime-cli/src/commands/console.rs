@@ -149,13 +149,32 @@ impl Drop for Relay {
 }
 
 pub fn copy_window_size(from: std::os::fd::BorrowedFd<'_>, to: std::os::fd::BorrowedFd<'_>) {
-    // SAFETY: winsize is plain data; TIOCGWINSZ/TIOCSWINSZ read or write exactly one.
+    if let Some(ws) = window_size(from) {
+        // SAFETY: TIOCSWINSZ reads exactly one winsize, which `ws` is.
+        unsafe { libc::ioctl(to.as_raw_fd(), libc::TIOCSWINSZ, &ws) };
+    }
+}
+
+/// The size of the terminal `fd` is, if it is one.
+fn window_size(fd: std::os::fd::BorrowedFd<'_>) -> Option<libc::winsize> {
+    // SAFETY: winsize is plain data; TIOCGWINSZ writes exactly one.
     unsafe {
         let mut ws: libc::winsize = std::mem::zeroed();
-        if libc::ioctl(from.as_raw_fd(), libc::TIOCGWINSZ, &mut ws) == 0 {
-            libc::ioctl(to.as_raw_fd(), libc::TIOCSWINSZ, &ws);
-        }
+        (libc::ioctl(fd.as_raw_fd(), libc::TIOCGWINSZ, &mut ws) == 0).then_some(ws)
     }
+}
+
+/// The caller's window size as a process.consoleSize, for a foreground `exec` that relays its own
+/// terminal: its process runs as soon as its pty exists, before hull holds the master, so a size
+/// copied afterwards would come too late for a first `stty size`. `None` when stdin is no
+/// terminal or reports no size.
+pub fn callers_console_size() -> Option<hull::oci_spec::runtime::Box> {
+    let ws = window_size(std::io::stdin().as_fd()).filter(|ws| ws.ws_row != 0 && ws.ws_col != 0)?;
+    hull::oci_spec::runtime::BoxBuilder::default()
+        .height(u64::from(ws.ws_row))
+        .width(u64::from(ws.ws_col))
+        .build()
+        .ok()
 }
 
 /// What a foreground `run` or `exec` sets up before its process exists: runc's own terminal (a

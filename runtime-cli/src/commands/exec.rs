@@ -6,7 +6,7 @@ use hull::oci_spec::runtime::{Capability, Process};
 use hull::Container;
 use nix::sys::signal::{kill, Signal};
 
-use super::console::{prepare_foreground, ConsoleSocket, Relay};
+use super::console::{callers_console_size, prepare_foreground, ConsoleSocket, Relay};
 use super::{absolute, Ctx, Outcome};
 use crate::log::Failure;
 
@@ -81,7 +81,7 @@ pub fn run(ctx: &Ctx, args: Exec) -> Outcome {
         .into());
     }
     let container = Container::load(&ctx.root, &args.id)?;
-    let process = process(&container, &args)?;
+    let mut process = process(&container, &args)?;
     let mut opts = ExecOptions {
         pid_file: args.pid_file.as_deref().map(absolute).transpose()?,
         console_socket: args.console_socket.as_deref().map(absolute).transpose()?,
@@ -97,6 +97,9 @@ pub fn run(ctx: &Ctx, args: Exec) -> Outcome {
         &mut opts.console_socket,
     )
     .map_err(|e| e.during("exec"))?;
+    if console.is_some() && process.console_size().is_none() {
+        process.set_console_size(callers_console_size());
+    }
     let pid = container
         .exec(&process, &opts)
         .map_err(|e| Failure::from(e).during("exec"))?;

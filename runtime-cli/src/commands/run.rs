@@ -2,7 +2,9 @@ use clap::Args;
 use hull::Container;
 use nix::unistd::Pid;
 
-use super::console::{prepare_foreground, ConsoleSocket, Relay};
+use std::os::fd::AsFd;
+
+use super::console::{copy_window_size, prepare_foreground, ConsoleSocket, Relay};
 use super::create::CreateArgs;
 use super::{Ctx, Outcome};
 use crate::log::Failure;
@@ -42,6 +44,10 @@ pub fn run(ctx: &Ctx, args: Run) -> Outcome {
         }
     };
     drop(console);
+    // Before start: the container's first `stty size` must already see the caller's size.
+    if let Some(master) = &master {
+        copy_window_size(std::io::stdin().as_fd(), master.as_fd());
+    }
     ctx.log.debug(&format!(
         "created container {} with init pid {}",
         args.id,
