@@ -337,6 +337,9 @@ pub enum InitStep {
     /// The exchange with the runtime (the channel, `start`'s exec fifo) and the init's own
     /// preparation around it.
     Sync,
+    /// Joining the container's v1 cgroups (the init or exec'd process writes itself to their
+    /// `tasks` files); the subject is the file.
+    Cgroups,
 }
 
 impl std::fmt::Display for InitStep {
@@ -375,6 +378,7 @@ impl std::fmt::Display for InitStep {
             InitStep::Executable => "exec",
             InitStep::Exec => "exec",
             InitStep::Sync => "sync with runtime",
+            InitStep::Cgroups => "join cgroup",
         };
         f.write_str(s)
     }

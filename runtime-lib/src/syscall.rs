@@ -90,6 +90,9 @@ pub trait Syscall {
     fn execve(&self, path: &CStr, argv: &[CString], envp: &[CString]) -> nix::Error;
     /// The step `fds::sanitize`: closes the caller's descriptors from `first` up but `keep`.
     fn sanitize_fds(&self, first: RawFd, keep: &[Option<BorrowedFd<'_>>]) -> InitResult<()>;
+    /// Writes `0` to `tasks`, a v1 cgroup's `tasks` file: this thread (the whole process, which
+    /// has no other) moves into that cgroup (see `cgroups::SelfJoin`).
+    fn join_cgroup(&self, tasks: BorrowedFd<'_>) -> nix::Result<()>;
     /// The step `fds::mark_cloexec_from`: every descriptor from `first` up close-on-exec.
     fn mark_cloexec_from(&self, first: RawFd) -> InitResult<()>;
     /// The step `capabilities::prepare`: the bounding set shrunk, keepcaps set.
@@ -286,6 +289,9 @@ impl Syscall for LinuxSyscall {
     }
     fn sanitize_fds(&self, first: RawFd, keep: &[Option<BorrowedFd<'_>>]) -> InitResult<()> {
         fds::sanitize(first, keep)
+    }
+    fn join_cgroup(&self, tasks: BorrowedFd<'_>) -> nix::Result<()> {
+        nix::unistd::write(tasks, b"0").map(drop)
     }
     fn mark_cloexec_from(&self, first: RawFd) -> InitResult<()> {
         fds::mark_cloexec_from(None, first)
@@ -533,6 +539,9 @@ pub(crate) mod recorder {
         fn sanitize_fds(&self, first: RawFd, keep: &[Option<BorrowedFd<'_>>]) -> InitResult<()> {
             let kept = keep.iter().flatten().count();
             self.step(format!("sanitize_fds {first} keep {kept}"), InitStep::Sync)
+        }
+        fn join_cgroup(&self, _tasks: BorrowedFd<'_>) -> nix::Result<()> {
+            self.call("join_cgroup".into())
         }
         fn mark_cloexec_from(&self, first: RawFd) -> InitResult<()> {
             self.step(format!("mark_cloexec_from {first}"), InitStep::Sync)

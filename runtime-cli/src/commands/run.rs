@@ -81,18 +81,8 @@ pub fn run(ctx: &Ctx, args: Run) -> Outcome {
         }
         return Ok(0);
     }
-    // In the foreground this process is the service's main process, as with runc; READY is
-    // passed on whenever it comes, while the container runs.
     if let Some(proxy) = notify {
-        let init = c.pid();
-        let log = ctx.log.clone();
-        let _ = std::thread::Builder::new()
-            .name("notify-proxy".into())
-            .spawn(move || {
-                if let Err(e) = proxy.forward_ready(init, std::process::id() as i32) {
-                    log.error(&format!("NOTIFY_SOCKET: {e}"));
-                }
-            });
+        forward_ready_while_running(ctx, proxy, c.pid());
     }
     let relay = master.map(Relay::start).transpose().map_err(in_run)?;
     let status = c.wait().map_err(|e| in_run(e.into()));
@@ -108,6 +98,19 @@ pub fn run(ctx: &Ctx, args: Run) -> Outcome {
         c.delete(true).map_err(|e| in_run(e.into()))?;
     }
     Ok(status)
+}
+
+/// In the foreground this process is the service's main process, as with runc; READY is passed
+/// on whenever it comes, while the container runs.
+fn forward_ready_while_running(ctx: &Ctx, proxy: hull::sd_notify::NotifyProxy, init: i32) {
+    let log = ctx.log.clone();
+    let _ = std::thread::Builder::new()
+        .name("notify-proxy".into())
+        .spawn(move || {
+            if let Err(e) = proxy.forward_ready(init, std::process::id() as i32) {
+                log.error(&format!("NOTIFY_SOCKET: {e}"));
+            }
+        });
 }
 
 /// process.terminal from the bundle's config.json (create validates the rest).

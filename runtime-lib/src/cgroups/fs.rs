@@ -44,6 +44,11 @@ fn open_cgroup_file(path: &Path, write: bool) -> std::io::Result<File> {
     Ok(f)
 }
 
+/// `path`, a cgroup file, open for writing (close-on-exec, not through a symlink).
+pub(crate) fn open_for_write(path: &Path) -> std::io::Result<std::os::fd::OwnedFd> {
+    open_cgroup_file(path, true).map(std::os::fd::OwnedFd::from)
+}
+
 /// Writes `value` to `dir/file` in one write(2), as cgroupfs wants. `Err(errno)` is kept apart
 /// from other failures so callers can react to EBUSY/EINVAL as runc does.
 pub(crate) fn try_write(dir: &Path, file: &str, value: &str) -> std::result::Result<(), WriteFail> {

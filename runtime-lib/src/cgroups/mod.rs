@@ -10,8 +10,10 @@
 //! With `--systemd-cgroup` the cgroup is a systemd scope ([`systemd::Systemd`]), which wraps the
 //! manager of the host's kind for everything but making and removing it.
 //!
-//! Lifecycle: `apply(pid)` right after the init is cloned, then `set(resources)` before the init
-//! runs a step, so its own setup and every hook run under the limits; the device rules alone are
+//! Lifecycle: `create()` before the init is cloned (into the v2 or unified directory where the
+//! kernel can, its v1 `tasks` files open for it to join itself: see [`SelfJoin`]), or `apply(pid)`
+//! right after (systemd, whose scope is started with the pid), then `set(resources)` before the
+//! init runs a step, so its own setup and every hook run under the limits; the device rules alone are
 //! set later, once the init's mounts are made and before the prestart hooks, as runc sets them
 //! (see `process::channel`); `destroy()` in delete after the processes are gone.
 
@@ -30,6 +32,7 @@ pub(crate) mod probe;
 mod rdma;
 mod resources;
 pub(crate) mod rootless;
+mod self_join;
 pub(crate) mod stats;
 pub(crate) mod systemd;
 mod unified;
@@ -54,6 +57,7 @@ pub use devices::container_resources;
 pub use oom::{OomEvent, OomWatcher};
 pub use probe::Mode;
 pub use resources::{merge_update, warnings};
+pub use self_join::SelfJoin;
 pub use stats::{Event, Stats};
 
 /// What a container's cgroup can do. Small on purpose: each verb needs one or two of these.
@@ -71,6 +75,24 @@ pub trait Manager: std::fmt::Debug {
 
     /// Moves `pid` into the container's existing cgroups (a process `exec`'d into the container).
     fn join(&self, pid: Pid) -> Result<()>;
+
+    /// The container's v1 `tasks` files, open, for a single-threaded child to join itself (see
+    /// [`SelfJoin`]); the directories must exist ([`Manager::create`]). Empty where a child cannot
+    /// join that way (v2, or a file that cannot be opened: the runtime then moves it).
+    fn self_join(&self) -> Result<SelfJoin> {
+        Ok(SelfJoin::default())
+    }
+
+    /// [`Manager::join`] of what `pid` has not joined yet: nothing of the v2 (or hybrid's unified)
+    /// directory when it was cloned into it (`born_in_unified`), nothing of the v1 hierarchies
+    /// when it joins them itself (`joins_v1_itself`, from a non-empty [`Manager::self_join`]).
+    fn join_rest(&self, pid: Pid, born_in_unified: bool, joins_v1_itself: bool) -> Result<()> {
+        let _ = joins_v1_itself;
+        if born_in_unified && self.paths().mode == Mode::V2 {
+            return Ok(());
+        }
+        self.join(pid)
+    }
 
     /// Writes every field of `resources` that is set. Device rules are written only when
     /// `resources.devices` is present, exactly as given (see [`container_resources`]).

@@ -13,7 +13,7 @@ use super::probe::{Host, Mode, V1_CONTROLLERS};
 use super::{
     blkio, cpu, devices, freezer, fs, hugetlb, memory, network, pids, rdma, stats, unified,
 };
-use super::{CgroupPaths, Dir, FreezerState, Manager, OomWatcher, Stats};
+use super::{CgroupPaths, Dir, FreezerState, Manager, OomWatcher, SelfJoin, Stats};
 use crate::error::{Error, Result};
 
 #[derive(Debug)]
@@ -243,13 +243,34 @@ impl Manager for V1 {
     }
 
     fn join(&self, pid: Pid) -> Result<()> {
+        self.join_rest(pid, false, false)
+    }
+
+    fn self_join(&self) -> Result<SelfJoin> {
+        let mut join = SelfJoin::default();
         for (c, d) in self.ordered() {
-            let r = fs::write_procs(&d.path, pid.as_raw());
-            if c != "name=systemd" {
-                r?;
+            let path = d.path.join("tasks");
+            let optional = c == "name=systemd";
+            match fs::open_for_write(&path) {
+                Ok(fd) => join.push(path, fd, optional),
+                Err(_) if optional => {}
+                // The runtime moves the child instead, and reports what fails then.
+                Err(_) => return Ok(SelfJoin::default()),
             }
         }
-        if let Some(u) = &self.paths.unified {
+        Ok(join)
+    }
+
+    fn join_rest(&self, pid: Pid, born_in_unified: bool, joins_v1_itself: bool) -> Result<()> {
+        if !joins_v1_itself {
+            for (c, d) in self.ordered() {
+                let r = fs::write_procs(&d.path, pid.as_raw());
+                if c != "name=systemd" {
+                    r?;
+                }
+            }
+        }
+        if let Some(u) = self.paths.unified.as_ref().filter(|_| !born_in_unified) {
             fs::write_procs(&u.path, pid.as_raw())?;
         }
         Ok(())

@@ -132,6 +132,8 @@ struct InitEnds {
     exec_done: OwnedFd,
     console: Option<OwnedFd>,
     stdio: [Option<RawFd>; 3],
+    /// The v1 cgroups it joins itself.
+    cgroups: cgroups::SelfJoin,
 }
 
 /// A create under way: the plan, and what carrying it out has made so far. Dropped before
@@ -194,7 +196,12 @@ impl Creation {
         }
         let (runtime_end, init_end) = channel::pair().sys("create init channel")?;
         self.cgroup_made = true;
-        let cgroup_dir = born_in(&mut *self.plan.cgroup, &self.plan.resources)?;
+        let Birth {
+            made,
+            dir: cgroup_dir,
+            self_join,
+        } = born_in(&mut *self.plan.cgroup, &self.plan.resources)?;
+        let joins_v1_itself = !self_join.is_empty();
         let Sockets { mut io, pidfd } = sockets;
         let ends = InitEnds {
             channel: init_end,
@@ -202,6 +209,7 @@ impl Creation {
             exec_done,
             console: io.console.take(),
             stdio: io.raw(),
+            cgroups: self_join,
         };
         let spawned = self.spawn_init(id, opts, ends, &runtime_end, pidfd.as_ref(), &cgroup_dir)?;
         drop((cgroup_dir, io));
@@ -216,7 +224,9 @@ impl Creation {
                 manager: &mut *plan.cgroup,
                 resources: &plan.resources,
                 net_devices: &plan.net_devices,
+                made,
                 in_cgroup: spawned.in_cgroup,
+                joins_v1_itself,
             },
             bundle: &plan.bundle,
             opts,
@@ -293,6 +303,7 @@ impl Creation {
                         no_pivot: opts.no_pivot,
                         no_new_keyring: opts.no_new_keyring,
                         preserve_fds: opts.listen_fds + opts.preserve_fds,
+                        cgroups: std::cell::Cell::new(ends.cgroups),
                     },
                     &LinuxSyscall,
                 )
@@ -392,7 +403,10 @@ impl InitSteps for CreateSteps<'_> {
     fn place(&mut self, pid: Pid) -> Result<()> {
         let cg = &mut self.cgroup;
         let (limits, devices) = split_device_rules(cg.resources);
-        if !cg.in_cgroup {
+        if cg.made {
+            cg.manager
+                .join_rest(pid, cg.in_cgroup, cg.joins_v1_itself)?;
+        } else {
             cg.manager.apply(pid, Some(cg.resources))?;
         }
         cg.manager.set(&limits)?;
@@ -483,23 +497,35 @@ struct CgroupSetup<'a> {
     resources: &'a LinuxResources,
     /// linux.netDevices: (host name, container name), moved in once the init exists.
     net_devices: &'a [(String, String)],
-    /// The init was cloned into its cgroup (v2): nothing to move.
+    /// The cgroup was made before the clone ([`born_in`]); else `apply` makes it.
+    made: bool,
+    /// The init was cloned into its v2 (or hybrid's unified) cgroup: nothing to move there.
     in_cgroup: bool,
+    /// The init joins the v1 hierarchies itself.
+    joins_v1_itself: bool,
 }
 
-/// On a pure cgroup v2 host: makes the container's cgroup now and opens it, so the init can be
-/// cloned into it. `None` elsewhere (see `parent::open_cgroup_v2`), and with systemd, whose
-/// scope exists only once systemd has put a process in it.
-fn born_in(
-    manager: &mut dyn cgroups::Manager,
-    resources: &LinuxResources,
-) -> Result<Option<OwnedFd>> {
-    let paths = manager.paths();
-    if paths.systemd.is_some() || paths.mode != cgroups::Mode::V2 || paths.unified.is_none() {
-        return Ok(None);
+/// Where the init is born: the container's cgroup made before the clone, its v2 (or hybrid's
+/// unified) directory opened to clone the init into, and its v1 `tasks` files opened for the init
+/// to join itself, so that no pid is written to a cgroup (see `cgroups::SelfJoin`). Nothing with
+/// systemd, whose scope exists only once systemd has put a process in it.
+#[derive(Default)]
+struct Birth {
+    made: bool,
+    dir: Option<OwnedFd>,
+    self_join: cgroups::SelfJoin,
+}
+
+fn born_in(manager: &mut dyn cgroups::Manager, resources: &LinuxResources) -> Result<Birth> {
+    if manager.paths().systemd.is_some() {
+        return Ok(Birth::default());
     }
     manager.create(Some(resources))?;
-    parent::open_cgroup_v2(manager.paths())
+    Ok(Birth {
+        made: true,
+        dir: parent::open_cgroup_v2(manager.paths())?,
+        self_join: manager.self_join()?,
+    })
 }
 
 /// The copy of a spec given in memory, in its state directory.

@@ -119,6 +119,11 @@ impl Container {
             opts.pidfd_socket.as_deref(),
         )?;
         let (runtime_end, child_end) = channel::pair().sys("create exec channel")?;
+        let self_join = match &record.cgroups {
+            Some(paths) => cgroups::load(paths).self_join()?,
+            None => cgroups::SelfJoin::default(),
+        };
+        let joins_v1_itself = !self_join.is_empty();
         let child = ExecChild {
             process,
             opts,
@@ -126,6 +131,7 @@ impl Container {
             filter: filter.as_ref(),
             console,
             stdio,
+            cgroups: self_join,
         };
         let runtime_only = [
             Some(lock.as_raw_fd()),
@@ -139,6 +145,7 @@ impl Container {
             record: &record,
             pid,
             in_cgroup: spawned.in_cgroup,
+            joins_v1_itself,
             oom_score_adj: process.oom_score_adj(),
         };
         let listener = filter.as_ref().is_some_and(|f| f.needs_listener());
@@ -223,6 +230,8 @@ struct ExecChild<'a> {
     filter: Option<&'a crate::seccomp::Filter>,
     console: Option<OwnedFd>,
     stdio: [Option<RawFd>; 3],
+    /// The container's v1 cgroups, which the process joins itself.
+    cgroups: cgroups::SelfJoin,
 }
 
 impl ExecChild<'_> {
@@ -263,6 +272,7 @@ impl ExecChild<'_> {
                     preserve_fds: self.opts.preserve_fds,
                     seccomp: self.filter,
                     session_keyring: session_keyring.as_deref(),
+                    cgroups: std::cell::Cell::new(self.cgroups),
                 },
                 &LinuxSyscall,
             )
@@ -281,15 +291,17 @@ impl ExecChild<'_> {
 struct ExecProcessSteps<'a> {
     record: &'a state::Record,
     pid: Pid,
+    /// Cloned into the v2 (or hybrid's unified) cgroup.
     in_cgroup: bool,
+    /// Joins the v1 hierarchies itself.
+    joins_v1_itself: bool,
     oom_score_adj: Option<i32>,
 }
 
 impl ExecSteps for ExecProcessSteps<'_> {
     fn place(&mut self, pid: Pid) -> Result<()> {
-        match &self.record.cgroups {
-            Some(paths) if !self.in_cgroup => cgroups::load(paths).join(pid)?,
-            _ => {}
+        if let Some(paths) = &self.record.cgroups {
+            cgroups::load(paths).join_rest(pid, self.in_cgroup, self.joins_v1_itself)?;
         }
         crate::plan::process_attrs::set_oom_score_adj(pid, self.oom_score_adj)
     }

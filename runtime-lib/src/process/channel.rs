@@ -8,9 +8,10 @@
 //! `init` (and `exec`) on the child's side, `parent` on the runtime's, which refuses a message out
 //! of this order or one the config does not call for.
 //!
-//! 0. ← `CgroupsApplied` — the runtime put the init (or exec'd process) in the container's cgroups
-//!    and set their resources, but for the device rules (see 2); nothing happens in the child
-//!    before this.
+//! 0. ← `CgroupsApplied` — the runtime set the container's resources, but for the device rules
+//!    (see 2), and put the child in the cgroups it was not born in nor joins itself; the child then
+//!    joins the v1 hierarchies whose `tasks` files it was given (`cgroups::SelfJoin`) and closes
+//!    them. Nothing else happens in the child before this.
 //! 1. `IdMapRequest` — only when the init made a new user namespace: it has done so and waits.
 //!    ← `IdMapsWritten` — the runtime wrote `/proc/<init>/uid_map` and `gid_map`.
 //! 2. `CreateRuntime` — only when the config has hooks: the mounts and device nodes are made,

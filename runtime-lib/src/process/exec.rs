@@ -16,6 +16,7 @@ use super::init::{
     take_identity, Executable,
 };
 use super::steps::{lsm, process_attrs, rlimits, tty};
+use crate::cgroups::SelfJoin;
 use crate::error::{InitResult, InitStep, SysContext};
 use crate::plan::namespaces::NamespacePlan;
 use crate::plan::process_attrs::AffinityStage;
@@ -31,6 +32,8 @@ pub struct Exec<'a> {
     /// The container's id, whose session keyring the process joins as the init did; `None` when
     /// the container was created with `--no-new-keyring`.
     pub session_keyring: Option<&'a str>,
+    /// The container's v1 cgroups, which the process joins itself (see `init::await_cgroups`).
+    pub cgroups: std::cell::Cell<SelfJoin>,
 }
 
 /// Runs in the forked child; returns only on failure (the child's exit code).
@@ -51,18 +54,19 @@ pub(super) fn prepare(exec: &Exec<'_>, sys: &dyn Syscall) -> InitResult<Executab
         .init(InitStep::Sync, "prctl(PR_SET_DUMPABLE)")?;
     // As the init: before any path is followed, and from the host's /proc (not yet joined the
     // container's mount namespace, whose /proc the container controls).
-    sys.sanitize_fds(
-        3 + exec.preserve_fds as RawFd,
-        &[
-            Some(exec.channel.as_fd()),
-            exec.console_socket.as_ref().map(|s| s.as_fd()),
-        ],
-    )?;
+    let cgroups = exec.cgroups.take();
+    let mut keep = vec![
+        Some(exec.channel.as_fd()),
+        exec.console_socket.as_ref().map(|s| s.as_fd()),
+    ];
+    keep.extend(cgroups.fds().map(Some));
+    sys.sanitize_fds(3 + exec.preserve_fds as RawFd, &keep)?;
+    drop(keep);
     // Before the runtime moves us into the container's cgroup (which may reset the affinity to
     // its cpuset), then after: config.md's initial and final.
     let affinity = process.exec_cpu_affinity().as_ref();
     process_attrs::apply_exec_cpu_affinity(affinity, AffinityStage::Initial, sys)?;
-    await_cgroups(&exec.channel)?;
+    await_cgroups(&exec.channel, cgroups, sys)?;
     process_attrs::apply_exec_cpu_affinity(affinity, AffinityStage::Final, sys)?;
     exec.plan.join(sys)?;
     // Else the process would hold its caller's (the shim's, conmon's) session keyring.

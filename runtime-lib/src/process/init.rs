@@ -21,6 +21,7 @@ use super::channel::{Channel, Message};
 use super::fds;
 use super::hooks;
 use super::steps::{lsm, netdev, process_attrs, rlimits, sysctl, tty, user};
+use crate::cgroups::SelfJoin;
 use crate::error::{InitFailure, InitResult, InitStep, SysContext};
 use crate::hooks::HookKind;
 use crate::plan::namespaces::NamespacePlan;
@@ -47,6 +48,8 @@ pub struct Init<'a> {
     pub no_pivot: bool,
     pub no_new_keyring: bool,
     pub preserve_fds: u32,
+    /// The container's v1 cgroups, which the init joins itself (taken, then closed, at once).
+    pub cgroups: std::cell::Cell<SelfJoin>,
 }
 
 /// Runs the init to the exec; returns only on failure (with the exit code for the child).
@@ -113,17 +116,18 @@ pub(super) fn prepare(
     sys: &dyn Syscall,
 ) -> InitResult<(Option<Executable>, Option<crate::State>)> {
     guard_against_runtime_death(sys)?;
+    let cgroups = init.cgroups.take();
     // Before any path is followed for the container (see `fds`); the host's /proc still.
-    sys.sanitize_fds(
-        first_unkept_fd(init.preserve_fds),
-        &[
-            Some(init.channel.as_fd()),
-            Some(init.exec_fifo.as_fd()),
-            Some(init.exec_done.as_fd()),
-            init.console_socket.as_ref().map(|s| s.as_fd()),
-        ],
-    )?;
-    await_cgroups(&init.channel)?;
+    let mut keep = vec![
+        Some(init.channel.as_fd()),
+        Some(init.exec_fifo.as_fd()),
+        Some(init.exec_done.as_fd()),
+        init.console_socket.as_ref().map(|s| s.as_fd()),
+    ];
+    keep.extend(cgroups.fds().map(Some));
+    sys.sanitize_fds(first_unkept_fd(init.preserve_fds), &keep)?;
+    drop(keep);
+    await_cgroups(&init.channel, cgroups, sys)?;
     let bind_sources = enter_namespaces(init, sys)?;
     start_session(init, sys)?;
     let (prepared, state) = build_rootfs(init, bind_sources, sys)?;
@@ -409,11 +413,32 @@ fn guard_against_runtime_death(sys: &dyn Syscall) -> InitResult<()> {
         .init(InitStep::Sync, "prctl(PR_SET_DUMPABLE)")
 }
 
-pub(super) fn await_cgroups(channel: &Channel) -> InitResult<()> {
+/// Step 0 of the protocol: the runtime made the cgroups and set their limits (and moved this
+/// process into those it does not join itself); then this process joins the v1 hierarchies of
+/// `cgroups` and closes their files, before anything else.
+pub(super) fn await_cgroups(
+    channel: &Channel,
+    cgroups: SelfJoin,
+    sys: &dyn Syscall,
+) -> InitResult<()> {
     match channel.recv() {
-        Ok(Message::CgroupsApplied) => Ok(()),
-        other => Err(unexpected(InitStep::Sync, other)),
+        Ok(Message::CgroupsApplied) => {}
+        other => return Err(unexpected(InitStep::Sync, other)),
     }
+    for (path, tasks, optional) in cgroups.files() {
+        match sys.join_cgroup(tasks) {
+            Ok(()) => {}
+            Err(_) if optional => {}
+            Err(e) => {
+                return Err(InitFailure::sys(
+                    InitStep::Cgroups,
+                    path.to_string_lossy(),
+                    e,
+                ))
+            }
+        }
+    }
+    Ok(())
 }
 
 fn await_id_mappings(channel: &Channel, sys: &dyn Syscall) -> InitResult<()> {

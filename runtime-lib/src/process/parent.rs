@@ -22,7 +22,7 @@ use nix::unistd::Pid;
 use oci_spec::runtime::Spec;
 
 use super::channel::{Channel, Message, RecvError};
-use crate::cgroups::{self, CgroupPaths};
+use crate::cgroups::CgroupPaths;
 use crate::error::{Error, SysContext};
 use crate::plan::namespaces::NamespacePlan;
 use crate::plan::tty;
@@ -57,7 +57,8 @@ impl InitCalls {
 
 /// What `create` does at each step of the init's protocol.
 pub(crate) trait InitSteps {
-    /// Before the init runs a step: it is in its cgroups, under their resources.
+    /// Before the init runs a step: the resources set, the init in the cgroups it does not join
+    /// itself (see `channel`, step 0).
     fn place(&mut self, pid: Pid) -> Result<()>;
     /// While the init sets itself up.
     fn placed(&mut self, pid: Pid) -> Result<()>;
@@ -73,7 +74,7 @@ pub(crate) trait InitSteps {
 
 /// What `exec` does at each step of its process's protocol.
 pub(crate) trait ExecSteps {
-    /// Before the process runs a step: it is in the container's cgroups.
+    /// Before the process runs a step: it is in the container's cgroups it does not join itself.
     fn place(&mut self, pid: Pid) -> Result<()>;
     /// `SeccompListener`: the process's notify listener, for `listenerPath`.
     fn send_listener(&mut self, listener: OwnedFd) -> Result<()>;
@@ -240,14 +241,10 @@ pub(crate) fn connect_sockets(
     Ok((console, pidfd))
 }
 
-/// The container's cgroup v2 directory, opened for clone3(CLONE_INTO_CGROUP); `None` on v1 and
-/// hybrid hosts, which need one move per hierarchy anyway.
+/// The container's cgroup v2 directory (on a hybrid host, its directory in the unified
+/// hierarchy), opened for clone3(CLONE_INTO_CGROUP); `None` on a v1 host without one.
 pub(crate) fn open_cgroup_v2(paths: &CgroupPaths) -> Result<Option<OwnedFd>> {
-    let Some(dir) = paths
-        .unified
-        .as_ref()
-        .filter(|_| paths.mode == cgroups::Mode::V2)
-    else {
+    let Some(dir) = paths.unified.as_ref() else {
         return Ok(None);
     };
     let fd = open(

@@ -12,6 +12,7 @@ use oci_spec::runtime::Spec;
 use super::channel::{self, Channel, Message};
 use super::exec::{self, Exec};
 use super::init::{self, Init};
+use crate::cgroups::SelfJoin;
 use crate::error::{InitFailure, InitStep};
 use crate::plan::namespaces::NamespacePlan;
 use crate::seccomp::{self, Filter};
@@ -119,6 +120,20 @@ fn runtime(channel: Channel) -> std::thread::JoinHandle<Vec<Message>> {
     })
 }
 
+/// Two v1 hierarchies to join, the second `name=systemd`'s (the recorder writes nothing).
+fn cgroups() -> SelfJoin {
+    let mut join = SelfJoin::default();
+    for (name, optional) in [("pids", false), ("systemd", true)] {
+        let fd = std::fs::File::open("/dev/null").unwrap().into();
+        join.push(
+            format!("/sys/fs/cgroup/{name}/seam/tasks").into(),
+            fd,
+            optional,
+        );
+    }
+    join
+}
+
 fn fifo_pair() -> (OwnedFd, OwnedFd) {
     nix::unistd::pipe().unwrap()
 }
@@ -181,6 +196,7 @@ fn run_init_with(
         no_pivot: false,
         no_new_keyring: false,
         preserve_fds: 0,
+        cgroups: std::cell::Cell::new(cgroups()),
     };
     let result = init::prepare(&init, rec);
     drop(init);
@@ -227,6 +243,8 @@ fn init_runs_the_spec_steps_in_order() {
             ("prctl PR_SET_PDEATHSIG Some(SIGKILL)", ""),
             ("prctl PR_SET_DUMPABLE false", ""),
             ("sanitize_fds 3", ""),
+            // The v1 cgroups joined, before any other step (the runtime's CgroupsApplied first).
+            ("join_cgroup", ""),
             // linux.namespaces: the one with a path joined, then the new user namespace mapped.
             ("setns", "CLONE_NEWNET)"),
             ("chdir /", ""),
@@ -380,6 +398,7 @@ fn a_failing_call_stops_the_init_with_its_step() {
         ("mount None / None", false, InitStep::RootfsPropagation),
         ("mount Some(\"", false, InitStep::RootfsBind),
         ("mount Some(\"tmpfs\")", false, InitStep::Mount),
+        ("join_cgroup", false, InitStep::Cgroups),
         ("mknod", false, InitStep::Devices),
         ("fchownat", false, InitStep::Devices),
         ("pivot_root", false, InitStep::Pivot),
@@ -459,6 +478,7 @@ fn run_exec(rec: &Recorder, filter: Option<&Filter>) -> Result<Vec<String>, Init
         preserve_fds: 0,
         seccomp: filter,
         session_keyring: Some("seam"),
+        cgroups: std::cell::Cell::new(cgroups()),
     };
     let result = exec::prepare(&exec, rec);
     drop(exec);
@@ -475,6 +495,7 @@ fn exec_runs_the_process_steps_in_the_init_order() {
         &[
             ("prctl PR_SET_DUMPABLE false", ""),
             ("sanitize_fds 3", ""),
+            ("join_cgroup", ""),
             ("setns", "CLONE_NEWNS)"),
             ("setns", "CLONE_NEWNET)"),
             ("keyctl JOIN_SESSION_KEYRING _ses.seam", ""),
@@ -500,6 +521,7 @@ fn exec_runs_the_process_steps_in_the_init_order() {
 #[test]
 fn a_failing_call_stops_exec_with_its_step() {
     let cases: &[(&'static str, InitStep)] = &[
+        ("join_cgroup", InitStep::Cgroups),
         ("setns", InitStep::JoinNamespace),
         ("setrlimit", InitStep::Rlimits),
         ("sched_setattr", InitStep::Scheduler),

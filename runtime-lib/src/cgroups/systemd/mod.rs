@@ -396,6 +396,15 @@ impl Manager for Systemd {
         self.inner.join(pid)
     }
 
+    /// For `exec`: the scope's directories exist.
+    fn self_join(&self) -> Result<super::SelfJoin> {
+        self.inner.self_join()
+    }
+
+    fn join_rest(&self, pid: Pid, born_in_unified: bool, joins_v1_itself: bool) -> Result<()> {
+        self.inner.join_rest(pid, born_in_unified, joins_v1_itself)
+    }
+
     fn set(&self, resources: &LinuxResources) -> Result<()> {
         if !self.started_with_resources.replace(false) {
             self.set_properties(resources)?;
