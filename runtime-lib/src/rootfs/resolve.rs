@@ -57,16 +57,61 @@ impl Root {
         let how = OpenHow::new()
             .flags(OFlag::O_PATH | OFlag::O_CLOEXEC)
             .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
-        if let Ok(fd) = openat2(&self.fd, &join(&components(path).collect::<Vec<_>>()), how) {
-            return Ok(fd);
+        let parts: Vec<OsString> = components(path).collect();
+        match openat2(&self.fd, &join(&parts), how) {
+            Ok(fd) => return Ok(fd),
+            Err(Errno::ENOENT) if create != Create::Nothing => {
+                if let Some(fd) = self.create_last(&parts, create)? {
+                    return Ok(fd);
+                }
+            }
+            Err(_) => {}
         }
         let resolved = self.resolve(path, create)?;
         self.open_resolved(&resolved, OFlag::empty())
     }
 
+    /// The common missing destination, a new entry in an existing directory (`/dev/pts`, each
+    /// hierarchy under a cgroup mount's tmpfs): the parent resolved by the kernel in one call as in
+    /// `open_in`, the last component made there and opened beneath it without following anything.
+    /// `None` (the walk decides) when the parent is missing too, or the last component is `..` or
+    /// exists after all (a dangling symlink, which the walk follows inside the root).
+    fn create_last(&self, parts: &[OsString], create: Create) -> nix::Result<Option<OwnedFd>> {
+        let Some((last, parent)) = parts.split_last() else {
+            return Ok(None);
+        };
+        if last == ".." {
+            return Ok(None);
+        }
+        let how = OpenHow::new()
+            .flags(OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC)
+            .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
+        let Ok(dir) = openat2(&self.fd, &join(parent), how) else {
+            return Ok(None);
+        };
+        if nix::fcntl::readlinkat(&dir, last.as_os_str()) != Err(Errno::ENOENT) {
+            return Ok(None);
+        }
+        make(dir.as_fd(), last, create == Create::File)?;
+        let how = OpenHow::new()
+            .flags(OFlag::O_PATH | OFlag::O_CLOEXEC)
+            .resolve(
+                ResolveFlag::RESOLVE_BENEATH
+                    | ResolveFlag::RESOLVE_NO_SYMLINKS
+                    | ResolveFlag::RESOLVE_NO_MAGICLINKS,
+            );
+        openat2(&dir, last.as_os_str(), how).map(Some)
+    }
+
     /// The path inside the root that `path` leads to (symlinks followed inside the root), as
     /// components. Missing components are created when `create` says so, else kept as written.
     pub fn resolve(&self, path: &Path, create: Create) -> nix::Result<Vec<OsString>> {
+        if create == Create::Nothing {
+            let parts: Vec<OsString> = components(path).collect();
+            if let Some(resolved) = self.without_symlinks(parts) {
+                return Ok(resolved);
+            }
+        }
         let mut pending: VecDeque<OsString> = components(path).collect();
         let mut resolved: Vec<OsString> = Vec::new();
         let mut links = 0;
@@ -111,6 +156,36 @@ impl Root {
             }
         }
         Ok(resolved)
+    }
+
+    /// `parts` as the walk would resolve them (creating nothing) when no symlink lies on the way:
+    /// all exist as written, or all but a missing last one, which one openat2 that refuses
+    /// symlinks proves (two when the last is missing), where the walk costs three calls per
+    /// component. `None` when that is not shown (a symlink, a `..`, more missing, no openat2): the
+    /// walk decides.
+    fn without_symlinks(&self, parts: Vec<OsString>) -> Option<Vec<OsString>> {
+        if parts.iter().any(|c| c == "..") {
+            return None;
+        }
+        let how = |extra: OFlag| {
+            OpenHow::new()
+                .flags(OFlag::O_PATH | OFlag::O_CLOEXEC | extra)
+                .resolve(
+                    ResolveFlag::RESOLVE_IN_ROOT
+                        | ResolveFlag::RESOLVE_NO_SYMLINKS
+                        | ResolveFlag::RESOLVE_NO_MAGICLINKS,
+                )
+        };
+        match openat2(&self.fd, &join(&parts), how(OFlag::empty())) {
+            Ok(_) => Some(parts),
+            Err(Errno::ENOENT) => {
+                let (last, parent) = parts.split_last()?;
+                let dir = openat2(&self.fd, &join(parent), how(OFlag::O_DIRECTORY)).ok()?;
+                let missing = nix::fcntl::readlinkat(&dir, last.as_os_str()) == Err(Errno::ENOENT);
+                missing.then_some(parts)
+            }
+            Err(_) => None,
+        }
     }
 
     /// Opens already-resolved components; fails rather than follow a symlink or leave the root.

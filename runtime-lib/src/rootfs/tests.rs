@@ -262,12 +262,15 @@ fn symlinked_destinations_stay_inside_the_rootfs() {
         link("/etc", "evil").unwrap();
         link(&format!("../../../../../..{}", escape.display()), "evil2").unwrap();
         link("/nonexistent/deep", "dangling").unwrap();
+        // The last component itself a dangling symlink: no shortcut may mount on the link.
+        link("/made/here", "dangling_last").unwrap();
         std::fs::write(dir.0.join("file"), b"bound").unwrap();
         let mounts = json!([
             {"destination": "/evil", "type": "tmpfs", "source": "tmpfs"},
             {"destination": "/evil2/x", "type": "bind", "source": dir.0.join("file"),
              "options": ["ro"]},
             {"destination": "/dangling/y", "type": "tmpfs", "source": "tmpfs"},
+            {"destination": "/dangling_last", "type": "tmpfs", "source": "tmpfs"},
         ]);
         let spec = spec(mounts, json!({}), false);
         prepare(&spec, &rootfs, &BindSources::default(), &LinuxSyscall)
@@ -290,6 +293,11 @@ fn symlinked_destinations_stay_inside_the_rootfs() {
         ensure(
             mount_at(y.to_str().unwrap()).is_ok(),
             "dangling symlink not followed inside",
+        )?;
+        let here = rootfs.join("made/here");
+        ensure(
+            mount_at(here.to_str().unwrap())?.fs_type == "tmpfs",
+            "dangling last component not followed inside",
         )
     });
     assert!(!escape.exists(), "{} created on the host", escape.display());
