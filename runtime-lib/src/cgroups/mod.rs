@@ -86,8 +86,7 @@ pub trait Manager: std::fmt::Debug {
     /// [`Manager::join`] of what `pid` has not joined yet: nothing of the v2 (or hybrid's unified)
     /// directory when it was cloned into it (`born_in_unified`), nothing of the v1 hierarchies
     /// when it joins them itself (`joins_v1_itself`, from a non-empty [`Manager::self_join`]).
-    fn join_rest(&self, pid: Pid, born_in_unified: bool, joins_v1_itself: bool) -> Result<()> {
-        let _ = joins_v1_itself;
+    fn join_rest(&self, pid: Pid, born_in_unified: bool, _joins_v1_itself: bool) -> Result<()> {
         if born_in_unified && self.paths().mode == Mode::V2 {
             return Ok(());
         }

@@ -287,6 +287,63 @@ fn v1_lifecycle_apply_set_freeze_stats_destroy() {
     assert_nothing_left(&dirs, &id);
 }
 
+/// `self_join` hands out one `tasks` file per v1 hierarchy, and a child writing `0` to each (as
+/// the init does) lands in the container's cgroup everywhere; `join_rest` adds the unified one.
+#[test]
+fn v1_a_child_joins_its_v1_cgroups_itself() {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::process::CommandExt;
+    if !v1_host() {
+        return;
+    }
+    let id = unique("selfjoin");
+    let mut m = Cg(new(Some(Path::new(&format!("/{id}"))), &id).unwrap());
+    m.create(None).unwrap();
+    let dirs = all_dirs(&*m);
+    let join = m.self_join().unwrap();
+    let files: Vec<PathBuf> = join.files().map(|(p, ..)| p.to_path_buf()).collect();
+    let wanted: Vec<PathBuf> = m
+        .paths()
+        .v1
+        .values()
+        .map(|d| d.path.join("tasks"))
+        .collect();
+    for w in &wanted {
+        assert!(files.contains(w), "{w:?} not handed out: {files:?}");
+    }
+    let fds: Vec<i32> = join.fds().map(|fd| fd.as_raw_fd()).collect();
+    let mut cmd = Command::new("/usr/bin/busybox");
+    cmd.args(["sleep", "30"]).stdin(Stdio::null());
+    // SAFETY: write(2) is async-signal-safe; the descriptors stay open in the child until exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            for &fd in &fds {
+                if libc::write(fd, b"0".as_ptr().cast(), 1) != 1 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        });
+    }
+    let child = Child(cmd.spawn().expect("spawn busybox"));
+    drop(join);
+    m.join_rest(child.pid(), false, true).unwrap();
+    let cgs = procfs::process::Process::new(child.pid().as_raw())
+        .unwrap()
+        .cgroups()
+        .unwrap();
+    let h = host().unwrap();
+    for cg in cgs.0.iter() {
+        let ours = cg.hierarchy == 0 || cg.controllers.iter().any(|c| h.v1.contains_key(c));
+        if ours && (cg.hierarchy != 0 || h.mode == Mode::Hybrid) {
+            assert_eq!(cg.pathname, format!("/{id}"), "{cg:?}");
+        }
+    }
+    drop(child);
+    drop(m);
+    assert_nothing_left(&dirs, &id);
+}
+
 #[test]
 fn v1_bad_values_name_file_and_value_and_leave_nothing() {
     if !v1_host() {
