@@ -399,6 +399,33 @@ fn installed(bin: &Path, name: &str) -> PathBuf {
     to
 }
 
+/// Says how many of the functions runtime-cli/hot-symbols.txt lists (laid out together at the
+/// start of the code: runtime-cli/build.rs) this build of hull still has. Their names carry
+/// hashes that change with a dependency or toolchain update; a list gone stale packs less and
+/// shows as a higher peak RSS and more page faults.
+fn hot_list_coverage(bin: &Path) {
+    let list = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../runtime-cli/hot-symbols.txt"
+    );
+    let listed = std::fs::read_to_string(list).unwrap_or_default();
+    let Ok(nm) = Command::new("nm").arg("--defined-only").arg(bin).output() else {
+        println!("note: nm not found: cannot tell how much of {list} applies");
+        return;
+    };
+    let have: std::collections::HashSet<&str> = std::str::from_utf8(&nm.stdout)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(2))
+        .collect();
+    let total = listed.lines().count();
+    let found = listed.lines().filter(|n| have.contains(n)).count();
+    println!("hot-symbols.txt: {found} of its {total} functions are in this build");
+    if found * 10 < total * 9 {
+        println!("note: regenerate it (sh runtime-cli/hot-symbols.sh): peak RSS suffers");
+    }
+}
+
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
     let iterations: usize = std::env::args()
@@ -421,6 +448,7 @@ fn main() {
 
     println!("building hull (release)...");
     let hull = installed(hull_binary(), "hull");
+    hot_list_coverage(&hull);
     let mut rts = vec![Rt::new("hull", hull.clone())];
     // hull re-executes from a sealed copy of itself (hull::exe): a read-only overlay where the
     // host allows it, else a sealed memfd copy; this row forces the copy to show what it costs.

@@ -258,3 +258,67 @@ fn warnings_and_debug_lines_reach_the_log() {
         rt.assert_no_leaks(&b, &[&id]);
     }
 }
+
+/// The functions runtime-cli/hot-symbols.txt lists are laid out together at the start of the
+/// binary's code (runtime-cli/build.rs): the kernel maps code 64 KiB around each page a process
+/// touches, so a spread-out hot path makes every command map most of the binary. This build's
+/// profile is not the release one the list was made from, so only the symbols both share are
+/// checked (the standard library's and the C library's, at least): all but a few of them must
+/// sit in a span at the start of the code not much larger than their own size, where without
+/// the order they spread over all of it.
+#[test]
+fn hot_functions_come_first_in_the_binary() {
+    let list = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../runtime-cli/hot-symbols.txt"
+    );
+    let listed: Vec<String> = std::fs::read_to_string(list)
+        .unwrap_or_else(|e| panic!("{list}: {e}"))
+        .lines()
+        .map(str::to_string)
+        .collect();
+    let bin = integration_tests::runtime::hull_binary();
+    let nm = std::process::Command::new("nm")
+        .args(["--defined-only", "-S"])
+        .arg(bin)
+        .output()
+        .expect("run nm");
+    assert!(nm.status.success(), "nm {}", bin.display());
+    // name -> (address, size) of every function.
+    let mut functions = std::collections::HashMap::new();
+    for line in String::from_utf8_lossy(&nm.stdout).lines() {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        if let [addr, size, kind, name] = f[..] {
+            if matches!(kind, "t" | "T" | "W" | "i") {
+                let addr = u64::from_str_radix(addr, 16).unwrap();
+                let size = u64::from_str_radix(size, 16).unwrap();
+                functions.insert(name.to_string(), (addr, size));
+            }
+        }
+    }
+    let text_start = functions.values().map(|f| f.0).min().unwrap();
+    let text_end = functions.values().map(|f| f.0 + f.1).max().unwrap();
+    let found: Vec<(u64, u64)> = listed
+        .iter()
+        .filter_map(|n| functions.get(n))
+        .copied()
+        .collect();
+    assert!(
+        found.len() >= 300,
+        "only {} of the {} listed functions are in {}",
+        found.len(),
+        listed.len(),
+        bin.display()
+    );
+    let size: u64 = found.iter().map(|f| f.1).sum();
+    let span = text_start + 2 * size + (64 << 10);
+    let outside = found.iter().filter(|f| f.0 >= span).count();
+    assert!(
+        outside * 20 <= found.len(),
+        "{outside} of the {} listed functions found lie beyond the first {} KiB of the code \
+         ({} KiB in all): the order was not applied",
+        found.len(),
+        (span - text_start) >> 10,
+        (text_end - text_start) >> 10
+    );
+}
