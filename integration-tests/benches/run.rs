@@ -1,9 +1,10 @@
 //! Benchmark (not a test): `<runtime> run` of /bin/true on one busybox bundle, for hull (also as
 //! hull-memfd: with its executable sealed in a memfd copy instead of a read-only overlay), runc
 //! and crun, taking turns so drift in machine load hits all alike. Prints the median and p90 wall
-//! time, the ratios to runc and crun, peak RSS of the runtime process (wait4's ru_maxrss, which
-//! covers the process and the descendants it waited for), and the medians of create / start /
-//! state / delete timed separately.
+//! time, the ratios to runc and crun, peak RSS of `run` (wait4's ru_maxrss, which covers the
+//! process and the descendants it waited for, measured in untimed runs through the small
+//! `peak_rss` tool: see src/bin/peak_rss.rs), and the medians of create / start / state / delete
+//! timed separately.
 //!
 //!     cargo bench -p integration-tests --bench run            # 50 iterations
 //!     cargo bench -p integration-tests --bench run -- 200     # or HULL_BENCH_ITERATIONS=200
@@ -25,13 +26,15 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use integration_tests::runtime::hull_binary;
+use integration_tests::runtime::{hull_binary, tool_binary};
 use integration_tests::{Bundle, TempDir};
 
 #[path = "run/scale.rs"]
 mod scale;
 
 const WARMUP: usize = 3;
+/// `run`s per runtime that measure peak RSS, untimed (see `peak_rss_of_run`).
+const RSS_RUNS: usize = 10;
 
 struct Rt {
     name: &'static str,
@@ -51,7 +54,6 @@ struct Rt {
 struct Done {
     took: Duration,
     ok: bool,
-    maxrss_kib: i64,
     stdout: String,
 }
 
@@ -115,10 +117,10 @@ impl Rt {
         });
         cmd.stderr(std::fs::File::create(&stderr).expect("stderr file"));
         let t0 = Instant::now();
-        // Reaped by wait4 below, which std's Child::wait cannot do: it gives no rusage.
+        // Reaped by waitpid below, which gives the raw status.
         #[allow(clippy::zombie_processes)]
         let child = cmd.spawn().expect("spawn runtime");
-        let (status, rusage) = wait4(child.id() as i32);
+        let status = waitpid(child.id() as i32);
         let took = t0.elapsed();
         let ok = libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
         if !ok && self.failure.is_none() {
@@ -136,7 +138,6 @@ impl Rt {
         Done {
             took,
             ok,
-            maxrss_kib: rusage.ru_maxrss,
             stdout: if capture {
                 std::fs::read_to_string(&stdout).unwrap_or_default()
             } else {
@@ -158,7 +159,34 @@ impl Rt {
         reap_orphans();
         if record && d.ok {
             self.run.push(d.took);
-            self.rss_kib.push(d.maxrss_kib);
+        }
+    }
+
+    /// One untimed `run` through the `peak_rss` tool (see its comment for why not straight from
+    /// here), which records the runtime's peak RSS.
+    fn peak_rss_of_run(&mut self, tool: &Path, bundle: &Path, id: &str) {
+        let out = self.root.path().join("peak-rss");
+        let status = Command::new(tool)
+            .arg(&out)
+            .arg(&self.bin)
+            .arg("--root")
+            .arg(self.root.path())
+            .args([OsStr::new("run"), OsStr::new("--bundle"), bundle.as_os_str()])
+            .arg(id)
+            .envs(self.env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("spawn peak_rss");
+        reap_orphans();
+        let kib = std::fs::read_to_string(&out).ok().and_then(|s| s.parse().ok());
+        match kib {
+            Some(kib) if status.success() => self.rss_kib.push(kib),
+            _ if self.failure.is_none() => {
+                self.failure = Some(format!("`{} run` under peak_rss failed: {status}", self.name));
+            }
+            _ => {}
         }
     }
 
@@ -207,18 +235,16 @@ impl Rt {
     }
 }
 
-fn wait4(pid: i32) -> (i32, libc::rusage) {
+fn waitpid(pid: i32) -> i32 {
     let mut status = 0;
-    // SAFETY: rusage is plain old data that wait4 fills in; zeroed is a valid value of it.
-    let mut rusage: libc::rusage = unsafe { std::mem::zeroed() };
     loop {
-        // SAFETY: pid is our own child; the out-pointers are valid for the call.
-        let r = unsafe { libc::wait4(pid, &mut status, 0, &mut rusage) };
+        // SAFETY: pid is our own child; the out-pointer is valid for the call.
+        let r = unsafe { libc::waitpid(pid, &mut status, 0) };
         if r == pid {
-            return (status, rusage);
+            return status;
         }
         let err = std::io::Error::last_os_error();
-        assert_eq!(err.raw_os_error(), Some(libc::EINTR), "wait4: {err}");
+        assert_eq!(err.raw_os_error(), Some(libc::EINTR), "waitpid: {err}");
     }
 }
 
@@ -534,6 +560,13 @@ fn main() {
         for k in order(rts.len()) {
             let id = next_id();
             rts[k].bench_lifecycle(bundle.path(), &id, i >= WARMUP);
+        }
+    }
+    let peak_rss = tool_binary("peak_rss");
+    for _ in 0..RSS_RUNS {
+        for k in order(rts.len()) {
+            let id = next_id();
+            rts[k].peak_rss_of_run(&peak_rss, bundle.path(), &id);
         }
     }
 
