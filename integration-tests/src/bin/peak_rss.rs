@@ -27,7 +27,12 @@ fn main() {
     // SAFETY: wait4 writes only through the two pointers, both to live locals; reaping the child
     // here (not through `child.wait()`) is what gives its rusage.
     let pid = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
-    assert_eq!(pid, child.id() as i32, "wait4: {}", std::io::Error::last_os_error());
+    assert_eq!(
+        pid,
+        child.id() as i32,
+        "wait4: {}",
+        std::io::Error::last_os_error()
+    );
     std::fs::write(out, usage.ru_maxrss.to_string()).unwrap_or_else(|e| panic!("{out}: {e}"));
     std::process::exit(if libc::WIFEXITED(status) {
         libc::WEXITSTATUS(status)
