@@ -15,7 +15,14 @@ set -eu
 cd "$(dirname "$0")/.."
 rounds=${HOT_ROUNDS:-20}
 work=$(mktemp -d /tmp/hull-hot.XXXXXX)
-trap 'hull --root "$work/root" delete -f hot-live >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
+# Every container of the run goes, also when a round fails midway (set -e).
+cleanup() {
+    for c in $(hull --root "$work/root" list -q 2>/dev/null); do
+        hull --root "$work/root" delete -f "$c" >/dev/null 2>&1 || true
+    done
+    rm -rf "$work"
+}
+trap cleanup EXIT
 
 # Without the current order, so that ties keep the compiler's layout.
 HULL_NO_SYMBOL_ORDER=1 cargo rustc --quiet --release -p hull-cli --bin hull -- \
