@@ -103,3 +103,86 @@ pub fn run_booting_again_on_lockup(
         again = true;
     }
 }
+
+/// The start of a guest script run by [`suite_line`]'s lines: the shell function that reports,
+/// when a suite ran out of time, what every process was doing (a hang in the guest otherwise
+/// shows only the test that never printed `ok`).
+pub const SCRIPT_PRELUDE: &str = r#"hung_report() {
+    echo "=== suite $1 timed out; the guest's processes (but the kernel's threads):"
+    ps -eo pid,ppid,stat,etimes,wchan:32,args | awk '$1 != 2 && $2 != 2' | cut -c1-200
+    for d in /proc/[0-9]*; do
+        if grep -q '^State:.D' "$d/status" 2>/dev/null; then
+            echo "--- kernel stack of $(basename "$d") ($(cat "$d/comm" 2>/dev/null)), in D state:"
+            cat "$d/stack" 2>/dev/null
+        fi
+    done
+}
+"#;
+
+/// A guest script running `suites` (name, environment, executable, arguments) one after
+/// another, each as [`suite_line`] has it, after [`SCRIPT_PRELUDE`].
+pub fn suites_script<'a>(
+    suites: impl IntoIterator<Item = (&'a str, &'a str, &'a Path, &'a [String])>,
+    budget: Duration,
+) -> String {
+    let mut script = SCRIPT_PRELUDE.to_string();
+    for (name, env, path, args) in suites {
+        script.push_str(&suite_line(name, env, path, args, budget));
+    }
+    script
+}
+
+/// One line of a guest script: the test suite `path` (one test at a time, `args` after the
+/// harness's own) with `env` before it, killed after `budget` so that one hung test costs its
+/// suite's time, not the whole boot's, and the suites after it still run. Its output is framed
+/// by `=== suite NAME` and `=== suite NAME exit STATUS in SECS s`; a timeout (status 124) is
+/// followed by [`SCRIPT_PRELUDE`]'s report.
+fn suite_line(name: &str, env: &str, path: &Path, args: &[String], budget: Duration) -> String {
+    format!(
+        "echo '=== suite {name}'; t=$SECONDS; {env} timeout -k 10 {secs} '{}' --test-threads 1 --color never {} 2>&1; rc=$?; echo \"=== suite {name} exit $rc in $((SECONDS - t)) s\"; [ $rc -ne 124 ] || hung_report {name}\n",
+        path.display(),
+        args.join(" "),
+        secs = budget.as_secs(),
+    )
+}
+
+/// If suite `name` ran out of its budget in the guest whose output is `text`: the test it was
+/// running and what the guest's processes were doing then ([`SCRIPT_PRELUDE`]'s report).
+pub fn timed_out(text: &str, name: &str) -> Option<String> {
+    let report = text.split(&format!("=== suite {name} timed out")).nth(1)?;
+    let section = text
+        .split(&format!("=== suite {name}\n"))
+        .nth(1)
+        .and_then(|rest| rest.split(&format!("=== suite {name} exit ")).next())
+        .unwrap_or_default();
+    let running = section
+        .lines()
+        .rfind(|l| l.starts_with("test "))
+        .unwrap_or("(no test had started)");
+    let report: String = report
+        .lines()
+        .take_while(|l| !l.starts_with("=== "))
+        .collect::<Vec<_>>()
+        .join("\n");
+    Some(format!(
+        "suite {name} ran out of its time in the guest at `{running}`{report}"
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_timed_out_suite_names_its_running_test_and_the_report() {
+        let text = "=== suite a\ntest one ... ok\n=== suite a exit 0 in 3 s\n\
+                    === suite b\ntest two ... ok\ntest three ... \n=== suite b exit 124 in 420 s\n\
+                    === suite b timed out; the guest's processes (but the kernel's threads):\n\
+                    7 1 D 400 p9_client_rpc hull create\n=== suite c\n";
+        assert_eq!(timed_out(text, "a"), None);
+        let hung = timed_out(text, "b").expect("b timed out");
+        assert!(hung.contains("`test three ... `"), "{hung}");
+        assert!(hung.contains("p9_client_rpc hull create"), "{hung}");
+        assert!(!hung.contains("suite c"), "{hung}");
+    }
+}

@@ -36,6 +36,10 @@ const GUEST_SUITES: &[&str] = &[
     "cri",
 ];
 
+/// How long one suite may run in the guest before it is killed (and reported as hung, with what
+/// the guest's processes were blocked in), so that the suites after it still run.
+const SUITE_BUDGET: Duration = Duration::from_secs(420);
+
 /// What of a host suite runs in the guest when not all of it: environment and test names. Docker's
 /// whole scenario list takes about 19 minutes under TCG; the guest runs what cgroup v2 changes (the
 /// limits `docker update` sets, the freezer of pause), --userns-remap, and a live-restore. Of the
@@ -125,14 +129,12 @@ fn cgroup_v2_guest() {
     // One boot for everything; tests run one at a time (two vCPUs under TCG, and two tests at
     // once once locked up the 6.1 guest kernel).
     let dir = integration_tests::tmp::TempDir::new("v2-lane");
-    let mut script = String::new();
-    for (name, path, env, args) in &suites {
-        script.push_str(&format!(
-            "echo '=== suite {name}'; {env} '{}' --test-threads 1 --color never {} 2>&1; echo \"=== suite {name} exit $?\"\n",
-            path.display(),
-            args.join(" ")
-        ));
-    }
+    let script = integration_tests::guest::suites_script(
+        suites
+            .iter()
+            .map(|(name, path, env, args)| (name.as_str(), *env, path.as_path(), args.as_slice())),
+        SUITE_BUDGET,
+    );
     let script_path = dir.join("suites.sh");
     std::fs::write(&script_path, script).expect("write the guest script");
     let (out, took, _) = integration_tests::guest::run_booting_again_on_lockup(|| {
@@ -163,6 +165,9 @@ fn cgroup_v2_guest() {
             .nth(1)
             .and_then(|rest| rest.split(&format!("=== suite {name} exit ")).next())
             .unwrap_or_else(|| panic!("suite {name} did not run in the guest: {report}"));
+        if let Some(hung) = integration_tests::guest::timed_out(&text, name) {
+            panic!("{hung}\n{report}");
+        }
         let failed: Vec<&str> = section
             .lines()
             .filter(|l| l.starts_with("test ") && l.ends_with("FAILED"))

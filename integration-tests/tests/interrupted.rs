@@ -7,9 +7,9 @@
 
 use std::path::PathBuf;
 use std::process::{Child, Command};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use integration_tests::runtime::{is_hull, log_messages};
+use integration_tests::runtime::{is_hull, log_messages, COMMAND_TIMEOUT};
 use integration_tests::{cgroupfs, only_hull, Bundle, Runtime};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
@@ -134,7 +134,14 @@ fn delete_force_during_create_never_reports_a_container_gone_that_lives() {
         // The delete comes once the create has made the state directory: from then on a
         // container of that id is being created (before, there is none to delete).
         let dir = rt.root().join(&id);
+        let deadline = Instant::now() + COMMAND_TIMEOUT;
         while !dir.exists() && !exited(create.pid()) {
+            assert!(
+                Instant::now() < deadline,
+                "trial {trial}: the create neither made {} nor exited in {COMMAND_TIMEOUT:?}; {}",
+                dir.display(),
+                where_blocked(create.pid())
+            );
             std::thread::sleep(Duration::from_micros(100));
         }
         std::thread::sleep(rng.micros_below(Duration::from_millis(20)));
@@ -155,6 +162,21 @@ fn delete_force_during_create_never_reports_a_container_gone_that_lives() {
     }
     // Hull waits for the create's lock instead of refusing: every delete must have worked.
     assert!(refused.is_empty(), "{}", refused.join("\n"));
+}
+
+/// What `pid` is doing: its state, the kernel function it sleeps in and its kernel stack.
+fn where_blocked(pid: u32) -> String {
+    let read = |f: &str| std::fs::read_to_string(format!("/proc/{pid}/{f}")).unwrap_or_default();
+    let state = read("status")
+        .lines()
+        .find(|l| l.starts_with("State:"))
+        .unwrap_or_default()
+        .to_string();
+    format!(
+        "{pid}: {state}, in {}, stack:\n{}",
+        read("wchan"),
+        read("stack")
+    )
 }
 
 /// True once `pid` (our child, not reaped yet) has exited.

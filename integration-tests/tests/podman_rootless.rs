@@ -79,7 +79,8 @@ impl RootlessPodman {
     }
 
     /// No container left in the runtime's state root (the user's `$XDG_RUNTIME_DIR/hull`), and
-    /// only podman's own long-lived pause process running as the user.
+    /// only podman's own long-lived pause process running as the user: podman itself (`podman
+    /// pause`), or `catatonit -P` where catatonit is installed (podman prefers it).
     fn assert_clean(&self) {
         let root = self.user.default_root(runtime_binary());
         let left = self.user.leftovers(&root);
@@ -91,14 +92,27 @@ impl RootlessPodman {
             self.user
                 .processes()
                 .into_iter()
+                .filter(|p| !is_pause_process(*p))
                 .filter_map(|p| std::fs::read_to_string(format!("/proc/{p}/comm")).ok())
-                .filter(|c| c.trim() != "podman pause")
                 .collect()
         };
         while !others().is_empty() && std::time::Instant::now() < deadline {
             std::thread::sleep(std::time::Duration::from_millis(10));
         }
         assert!(others().is_empty(), "left running: {:?}", others());
+    }
+}
+
+/// Rootless podman's pause process, which keeps its user namespace for the next command: a
+/// podman process it names `podman pause`, or `catatonit -P` where catatonit is installed.
+fn is_pause_process(pid: i32) -> bool {
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    let mut args = cmdline.split(|b| *b == 0);
+    match comm.trim() {
+        "podman pause" => true,
+        "catatonit" => args.nth(1) == Some(b"-P".as_slice()),
+        _ => false,
     }
 }
 

@@ -13,7 +13,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use integration_tests::runtime::{is_hull, only_hull, runtime_binary, SYSTEMD_CGROUP_ENV};
 use integration_tests::tmp::unique;
@@ -25,6 +25,10 @@ const GUEST_ENV: &str = "HULL_IN_SYSTEMD_GUEST";
 
 /// The host's suites that run in the guest in systemd mode, whole.
 const GUEST_SUITES: &[&str] = &["lifecycle", "cgroups", "exec", "events"];
+
+/// How long one suite may run in the guest before it is killed (and reported as hung, with what
+/// the guest's processes were blocked in), so that the suites after it still run.
+const SUITE_BUDGET: Duration = Duration::from_secs(420);
 
 /// Suites of which the unified boot runs a part, with `--systemd-cgroup` given by their clients:
 /// (suite, environment, test arguments). Docker with `native.cgroupdriver=systemd` (the limits of
@@ -110,13 +114,12 @@ fn systemd_guest() {
     let script = |suites: &[(String, PathBuf, Vec<String>)], envs: &[String]| {
         // How long systemd took to reach the command (guest time; TCG is ~10x slower).
         let mut script = String::from("echo \"=== booted in $(cut -d' ' -f1 /proc/uptime) s\"\n");
-        for ((name, path, args), env) in suites.iter().zip(envs) {
-            script.push_str(&format!(
-                "echo '=== suite {name}'; {env} '{}' --test-threads 1 --color never {} 2>&1; echo \"=== suite {name} exit $?\"\n",
-                path.display(),
-                args.join(" ")
-            ));
-        }
+        script.push_str(&integration_tests::guest::suites_script(
+            suites.iter().zip(envs).map(|((name, path, args), env)| {
+                (name.as_str(), env.as_str(), path.as_path(), args.as_slice())
+            }),
+            SUITE_BUDGET,
+        ));
         // Whatever a suite left in systemd: the leak checks name the test, this the lane.
         // What the guest had left: a global OOM in this 2 GiB guest panics it (TMPDIR is a tmpfs).
         script.push_str("echo '=== memory'; free -m; df -m \"${TMPDIR:-/tmp}\"\n");
@@ -201,6 +204,10 @@ fn systemd_guest() {
                 failures.push(format!("{hierarchy}: suite {name} did not run"));
                 continue;
             };
+            if let Some(hung) = integration_tests::guest::timed_out(&text, name) {
+                failures.push(format!("{hierarchy}: {hung}"));
+                continue;
+            }
             for l in section.lines() {
                 if l.starts_with("test ") && l.ends_with("FAILED") {
                     failures.push(format!("{hierarchy}, {name}: {l}"));
