@@ -56,13 +56,24 @@ pub fn io_max_line(key: &str, t: &LinuxThrottleDevice) -> String {
 }
 
 pub(super) fn set_v1(dir: &Path, b: &LinuxBlockIo) -> Result<()> {
-    // CFQ's files, or BFQ's on kernels without CFQ.
-    let (weight_file, weight_device_file) = if dir.join("blkio.weight").exists() {
-        ("blkio.weight", "blkio.weight_device")
+    // CFQ's files, or BFQ's on kernels without CFQ; a kernel with neither scheduler (one
+    // built without BFQ: only none, mq-deadline, kyber) has no weight to set, and says so as the
+    // field that asked for one, not as a file that is missing.
+    let weight_files = if dir.join("blkio.weight").exists() {
+        Ok(("blkio.weight", "blkio.weight_device"))
+    } else if dir.join("blkio.bfq.weight").exists() {
+        Ok(("blkio.bfq.weight", "blkio.bfq.weight_device"))
     } else {
-        ("blkio.bfq.weight", "blkio.bfq.weight_device")
+        Err(|field: &str| Error::InvalidConfig {
+            field: format!("linux.resources.blockIO.{field}"),
+            problem: "cannot set blkio weight: this kernel's blkio cgroups have no weight file \
+                      (blkio.weight of CFQ, blkio.bfq.weight of BFQ): no I/O scheduler that \
+                      takes cgroup weights"
+                .into(),
+        })
     };
     if let Some(w) = b.weight().filter(|w| *w != 0) {
+        let (weight_file, _) = weight_files.map_err(|e| e("weight"))?;
         fs::write(dir, weight_file, &w.to_string())?;
     }
     if let Some(w) = b.leaf_weight().filter(|w| *w != 0) {
@@ -70,6 +81,7 @@ pub(super) fn set_v1(dir: &Path, b: &LinuxBlockIo) -> Result<()> {
     }
     for wd in b.weight_device().as_deref().unwrap_or_default() {
         if let Some(w) = wd.weight().filter(|w| *w != 0) {
+            let (_, weight_device_file) = weight_files.map_err(|e| e("weightDevice"))?;
             let line = format!("{}:{} {w}", wd.major(), wd.minor());
             fs::write(dir, weight_device_file, &line)?;
         }
