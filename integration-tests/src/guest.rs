@@ -1,4 +1,4 @@
-//! What the qemu guest lanes (tests/cgroup_v2_guest.rs, tests/systemd_guest.rs) share: where the
+//! What the qemu guest lanes (tests/guest_lanes/cgroup_v2.rs, tests/guest_lanes/systemd.rs) share: where the
 //! guest kernel is cached, the host's test binaries the guest runs, and booting a guest again
 //! when its kernel locked up.
 
@@ -101,6 +101,15 @@ pub fn run_booting_again_on_lockup(
             String::from_utf8_lossy(&out.stdout)
         );
         again = true;
+    }
+}
+
+/// The name libtest gives test `test` of the module `module_path` (its `module_path!()`): the
+/// path without the crate's name, as `--exact` and the `test NAME ... ok` lines have it.
+pub fn test_name(module_path: &str, test: &str) -> String {
+    match module_path.split_once("::") {
+        Some((_, module)) => format!("{module}::{test}"),
+        None => test.to_string(),
     }
 }
 

@@ -56,7 +56,7 @@ pub fn log_messages(log: &Path, level: &str) -> Vec<String> {
         .collect()
 }
 
-/// Set (to `1`) only in the systemd guest's lane (tests/systemd_guest.rs): every runtime command
+/// Set (to `1`) only in the systemd guest's lane (tests/guest_lanes/systemd.rs): every runtime command
 /// gets the global `--systemd-cgroup`, and bundles a systemd `slice:prefix:name` cgroupsPath
 /// where they would have a cgroupfs one (see [`crate::bundle::systemd_cgroups_path`]).
 pub const SYSTEMD_CGROUP_ENV: &str = "HULL_IT_SYSTEMD_CGROUP";

@@ -219,7 +219,7 @@ fn pids_limit_stops_a_fork_loop() {
     if systemd_cgroup()
         && !integration_tests::only_hull(
             "with runc 1.1.5's systemd driver the exec of the fork loop never returns (seen in \
-             the systemd guest); TasksMax is checked in systemd_guest.rs",
+             the systemd guest); TasksMax is checked in guest_lanes/systemd.rs",
         )
     {
         return;
@@ -638,7 +638,7 @@ fn systemd_create_fails(rt: &Runtime, cgroups_path: &str) -> integration_tests::
 
 #[test]
 fn systemd_cgroup_without_systemd_fails_naming_the_unit_and_leaves_nothing() {
-    if !cgroupfs_driver("a host without systemd; tests/systemd_guest.rs has the systemd host") {
+    if !cgroupfs_driver("a host without systemd; tests/guest_lanes/systemd.rs has the systemd host") {
         return;
     }
     let rt = Runtime::new();
@@ -842,7 +842,7 @@ fn walkdir_dirs(dir: &Path) -> Vec<PathBuf> {
 
 #[test]
 fn nested_cgroups_path_makes_the_parents() {
-    if !cgroupfs_driver("nested cgroupfs parents; systemd_guest.rs checks nested slices") {
+    if !cgroupfs_driver("nested cgroupfs parents; guest_lanes/systemd.rs checks nested slices") {
         return;
     }
     let rt = Runtime::new();

@@ -1,7 +1,7 @@
 //! Descriptor hygiene (CVE-2024-21626 class): no descriptor of the caller's or of the runtime's
 //! own (the cgroup v2 directory used for clone3 CLONE_INTO_CGROUP, state files, channel ends) may
 //! give the container a way to a host directory, as `process.cwd`, `exec --cwd`, or a path through
-//! `/proc/self/fd/N`. Runs on the cgroup-v2 guest too (cgroup_v2_guest.rs), where the runtime
+//! `/proc/self/fd/N`. Runs on the cgroup-v2 guest too (guest_lanes/cgroup_v2.rs), where the runtime
 //! holds the cgroup directory fd at the clone.
 
 use std::os::fd::OwnedFd;

@@ -106,7 +106,11 @@ fn systemd_guest() {
         .map(|(name, path)| (name.clone(), path.clone(), Vec::new()))
         .collect();
     let mut own = vec!["--ignored".to_string(), "--exact".to_string()];
-    own.extend(IN_GUEST.iter().map(|t| t.to_string()));
+    own.extend(
+        IN_GUEST
+            .iter()
+            .map(|t| integration_tests::guest::test_name(module_path!(), t)),
+    );
     suites.push(("systemd_guest".into(), exe, own));
 
     let dir = integration_tests::tmp::TempDir::new("systemd-lane");
@@ -224,7 +228,8 @@ fn systemd_guest() {
             }
         }
         for name in IN_GUEST {
-            if !text.contains(&format!("test {name} ... ok")) {
+            let full = integration_tests::guest::test_name(module_path!(), name);
+            if !text.contains(&format!("test {full} ... ok")) {
                 failures.push(format!("{hierarchy}: {name} did not pass"));
             }
         }

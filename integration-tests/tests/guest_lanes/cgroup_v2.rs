@@ -123,7 +123,11 @@ fn cgroup_v2_guest() {
             })
             .collect();
     let mut own = vec!["--ignored".to_string(), "--exact".to_string()];
-    own.extend(IN_GUEST.iter().map(|t| t.to_string()));
+    own.extend(
+        IN_GUEST
+            .iter()
+            .map(|t| integration_tests::guest::test_name(module_path!(), t)),
+    );
     suites.push(("cgroup_v2_guest".into(), exe, "", own));
 
     // One boot for everything; tests run one at a time (two vCPUs under TCG, and two tests at
@@ -190,7 +194,10 @@ fn cgroup_v2_guest() {
     }
     for name in IN_GUEST {
         assert!(
-            text.contains(&format!("test {name} ... ok")),
+            text.contains(&format!(
+                "test {} ... ok",
+                integration_tests::guest::test_name(module_path!(), name)
+            )),
             "{name} did not pass in the guest: {report}"
         );
     }
