@@ -638,7 +638,7 @@ fn systemd_create_fails(rt: &Runtime, cgroups_path: &str) -> integration_tests::
 
 #[test]
 fn systemd_cgroup_without_systemd_fails_naming_the_unit_and_leaves_nothing() {
-    if !cgroupfs_driver("a host without systemd; tests/guest_lanes/systemd.rs has the systemd host") {
+    if !cgroupfs_driver("a host without systemd; guest_lanes/systemd.rs has the systemd host") {
         return;
     }
     let rt = Runtime::new();
