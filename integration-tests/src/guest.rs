@@ -1,6 +1,6 @@
-//! What the qemu guest lanes (tests/guest_lanes/cgroup_v2.rs, tests/guest_lanes/systemd.rs) share: where the
-//! guest kernel is cached, the host's test binaries the guest runs, and booting a guest again
-//! when its kernel locked up.
+//! What the qemu guest lanes (tests/guest_lanes/cgroup_v2.rs, tests/guest_lanes/systemd.rs)
+//! share: where the guest kernel is cached, the host's test binaries the guest runs, the script
+//! that runs them there, and booting a guest again when its kernel locked up.
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
@@ -19,6 +19,25 @@ pub fn vm_cache() -> PathBuf {
         dir.pop();
     }
     dir.parent().expect("target dir").join("hull-vm")
+}
+
+/// Whether the guest of `script` (a run-in-*-guest.sh) can boot here: its `--prepare` installs
+/// qemu and fetches the kernel. When it cannot, the lane (`lane`, for the message) fails if
+/// `required`, and otherwise says on stderr why it does nothing.
+pub fn prepared(script: &Path, lane: &str, required: bool) -> bool {
+    let prep = Command::new(script)
+        .arg("--prepare")
+        .env("HULL_VM_CACHE", vm_cache())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("run {} --prepare: {e}", script.display()));
+    if prep.status.success() {
+        return true;
+    }
+    let why = String::from_utf8_lossy(&prep.stderr);
+    assert!(!required, "the {lane} guest cannot be prepared:\n{why}");
+    eprintln!("SKIPPED the {lane} guest: qemu or the guest kernel cannot be installed:\n{why}");
+    false
 }
 
 /// The integration test suites `names`, built by the cargo running this test, in its profile and
@@ -113,7 +132,7 @@ pub fn test_name(module_path: &str, test: &str) -> String {
     }
 }
 
-/// The start of a guest script run by [`suite_line`]'s lines: the shell function that reports,
+/// The start of every [`suites_script`]: the shell function that reports,
 /// when a suite ran out of time, what every process was doing (a hang in the guest otherwise
 /// shows only the test that never printed `ok`).
 pub const SCRIPT_PRELUDE: &str = r#"hung_report() {
@@ -129,7 +148,7 @@ pub const SCRIPT_PRELUDE: &str = r#"hung_report() {
 "#;
 
 /// A guest script running `suites` (name, environment, executable, arguments) one after
-/// another, each as [`suite_line`] has it, after [`SCRIPT_PRELUDE`].
+/// another, each framed and timed as `suite_line` has it, after [`SCRIPT_PRELUDE`].
 pub fn suites_script<'a>(
     suites: impl IntoIterator<Item = (&'a str, &'a str, &'a Path, &'a [String])>,
     budget: Duration,

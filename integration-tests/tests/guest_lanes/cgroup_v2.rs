@@ -9,7 +9,7 @@
 //! and passes, unless `HULL_REQUIRE_V2_GUEST=1` (CI), which makes it fail instead.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use integration_tests::runtime::runtime_binary;
@@ -93,16 +93,7 @@ fn cgroup_v2_guest() {
         return;
     }
     let required = std::env::var("HULL_REQUIRE_V2_GUEST").is_ok_and(|v| v == "1");
-    let prep = Command::new(vm_script())
-        .arg("--prepare")
-        .env("HULL_VM_CACHE", integration_tests::guest::vm_cache())
-        .stdin(Stdio::null())
-        .output()
-        .expect("run run-in-v2-guest.sh --prepare");
-    if !prep.status.success() {
-        let why = String::from_utf8_lossy(&prep.stderr);
-        assert!(!required, "the cgroup-v2 guest cannot be prepared:\n{why}");
-        eprintln!("SKIPPED cgroup_v2_guest: qemu or the guest kernel cannot be installed:\n{why}");
+    if !integration_tests::guest::prepared(&vm_script(), "cgroup-v2", required) {
         return;
     }
 

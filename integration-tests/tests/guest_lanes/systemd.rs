@@ -84,16 +84,7 @@ fn systemd_guest() {
         eprintln!("SKIPPED systemd_guest: {missing:?} not installed");
         return;
     }
-    let prep = Command::new(vm_script())
-        .arg("--prepare")
-        .env("HULL_VM_CACHE", integration_tests::guest::vm_cache())
-        .stdin(Stdio::null())
-        .output()
-        .expect("run run-in-systemd-guest.sh --prepare");
-    if !prep.status.success() {
-        let why = String::from_utf8_lossy(&prep.stderr);
-        assert!(!required, "the systemd guest cannot be prepared:\n{why}");
-        eprintln!("SKIPPED systemd_guest: qemu or the guest kernel cannot be installed:\n{why}");
+    if !integration_tests::guest::prepared(&vm_script(), "systemd", required) {
         return;
     }
 
