@@ -16,6 +16,8 @@ use integration_tests::runtime::runtime_binary;
 use integration_tests::{Bundle, Runtime};
 use serde_json::json;
 
+use crate::read;
+
 /// Set in the guest: the `in_guest_*` tests run only there.
 const GUEST_ENV: &str = "HULL_IN_V2_GUEST";
 
@@ -195,22 +197,9 @@ fn cgroup_v2_guest() {
     eprintln!("{total} tests passed in the cgroup-v2 guest in {took:.1?}");
 }
 
-/// True in the guest; elsewhere says why the test does nothing (`cargo test -- --ignored` on the
-/// host must not fail for want of a v2 host).
+/// True in this lane's guest (see [`crate::in_guest`]).
 fn in_guest(test: &str) -> bool {
-    let yes = std::env::var_os(GUEST_ENV).is_some();
-    if !yes {
-        eprintln!("skipped {test}: runs inside the cgroup-v2 guest only (see cgroup_v2_guest)");
-    }
-    yes
-}
-
-fn read(path: impl AsRef<Path>) -> String {
-    let path = path.as_ref();
-    std::fs::read_to_string(path)
-        .unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
-        .trim_end()
-        .to_string()
+    crate::in_guest(GUEST_ENV, "cgroup_v2", test)
 }
 
 /// The container's cgroup as the host sees it (`/sys/fs/cgroup/<path>`), from its init's

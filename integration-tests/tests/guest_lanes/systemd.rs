@@ -20,6 +20,8 @@ use integration_tests::tmp::unique;
 use integration_tests::{cgroupfs, leaks, Bundle, Runtime};
 use serde_json::{json, Value};
 
+use crate::read;
+
 /// Set in the guest: the `in_guest_*` tests run only there.
 const GUEST_ENV: &str = "HULL_IN_SYSTEMD_GUEST";
 
@@ -286,21 +288,9 @@ fn all_suites() -> Vec<&'static str> {
     all
 }
 
-/// True in the guest; elsewhere says why the test does nothing.
+/// True in this lane's guest (see [`crate::in_guest`]).
 fn in_guest(test: &str) -> bool {
-    let yes = std::env::var_os(GUEST_ENV).is_some();
-    if !yes {
-        eprintln!("skipped {test}: runs inside the systemd guest only (see systemd_guest)");
-    }
-    yes
-}
-
-fn read(path: impl AsRef<Path>) -> String {
-    let path = path.as_ref();
-    std::fs::read_to_string(path)
-        .unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
-        .trim_end()
-        .to_string()
+    crate::in_guest(GUEST_ENV, "systemd", test)
 }
 
 /// A name unique on the guest for slices and scopes (no `-`: in a slice name it means nesting).
